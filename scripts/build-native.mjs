@@ -1,7 +1,7 @@
 // Builds the native addon with node-gyp. Serialised with a lock file so that parallel
 // invocations (several terminals, test watchers) never race on the same build folder.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,16 +18,25 @@ for (let i = 0; ; i++) {
     sleep(500);
   }
 }
+let status = 1;
 try {
   // npm tells its lifecycle scripts where its bundled node-gyp is; run directly, look beside npm.
   const gyp = process.env.npm_config_node_gyp
     ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   const cmd = process.execPath;
   const base = [gyp];
-  const configure = spawnSync(cmd, [...base, 'configure'], { cwd: root, stdio: 'inherit' });
-  if (configure.status !== 0) process.exit(configure.status ?? 1);
-  const build = spawnSync(cmd, [...base, 'build', '-j', '2'], { cwd: root, stdio: 'inherit' });
-  process.exit(build.status ?? 1);
+  // Build against the headers of the running Node when they are installed beside it, so no
+  // header download is needed (this machine has no network besides the package registries).
+  const localHeaders = join(dirname(process.execPath), '..', 'include', 'node', 'node_api.h');
+  const nodedir = process.env.npm_config_nodedir ?? (existsSync(localHeaders) ? join(dirname(process.execPath), '..') : undefined);
+  const configureArgs = nodedir ? ['configure', `--nodedir=${nodedir}`] : ['configure'];
+  const configure = spawnSync(cmd, [...base, ...configureArgs], { cwd: root, stdio: 'inherit' });
+  status = configure.status ?? 1;
+  if (status === 0) {
+    const build = spawnSync(cmd, [...base, 'build', '-j', '2'], { cwd: root, stdio: 'inherit' });
+    status = build.status ?? 1;
+  }
 } finally {
   rmSync(lock, { recursive: true, force: true });
 }
+process.exit(status);

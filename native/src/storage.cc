@@ -1,0 +1,261 @@
+// Native memory: buffers are allocated here, handed to JS as opaque externals and freed
+// explicitly by the engine's memory scopes (the GC finaliser is only a safety net).
+#include "common.h"
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace sw {
+
+static std::atomic<int64_t> g_liveBytes{0};
+static std::atomic<int64_t> g_liveBuffers{0};
+static std::atomic<int64_t> g_peakBytes{0};
+
+static void releaseData(Buffer* b) {
+  if (b->data) {
+    std::free(b->data);
+    b->data = nullptr;
+    g_liveBytes -= static_cast<int64_t>(b->bytes);
+    g_liveBuffers -= 1;
+  }
+}
+
+static void finalizeBuffer(napi_env, void* data, void*) {
+  Buffer* b = static_cast<Buffer*>(data);
+  releaseData(b);
+  delete b;
+}
+
+Args::Args(napi_env e, napi_callback_info info, const char* name) : env(e), kernel(name) {
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) throw KernelError("cannot read arguments");
+}
+
+bool Args::isNullish(size_t i) const {
+  if (i >= argc) return true;
+  napi_valuetype t;
+  napi_typeof(env, argv[i], &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+Buffer* Args::buffer(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a buffer)");
+  void* p = nullptr;
+  if (napi_get_value_external(env, argv[i], &p) != napi_ok || p == nullptr)
+    throw KernelError("argument " + std::to_string(i) + " is not a native buffer");
+  Buffer* b = static_cast<Buffer*>(p);
+  if (b->freed) throw KernelError("argument " + std::to_string(i) + " is a freed buffer");
+  return b;
+}
+
+float* Args::f32OrNull(size_t i) const { return isNullish(i) ? nullptr : f32(i); }
+int32_t* Args::i32OrNull(size_t i) const { return isNullish(i) ? nullptr : i32(i); }
+
+int64_t Args::integer(size_t i) const {
+  double v = number(i);
+  return static_cast<int64_t>(v);
+}
+
+double Args::number(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a number)");
+  double v;
+  if (napi_get_value_double(env, argv[i], &v) != napi_ok) throw KernelError("argument " + std::to_string(i) + " is not a number");
+  return v;
+}
+
+bool Args::boolean(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a boolean)");
+  bool v;
+  if (napi_get_value_bool(env, argv[i], &v) != napi_ok) throw KernelError("argument " + std::to_string(i) + " is not a boolean");
+  return v;
+}
+
+std::vector<int64_t> Args::ints(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected an array)");
+  uint32_t n;
+  if (napi_get_array_length(env, argv[i], &n) != napi_ok) throw KernelError("argument " + std::to_string(i) + " is not an array");
+  std::vector<int64_t> out(n);
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value e;
+    napi_get_element(env, argv[i], k, &e);
+    double v;
+    if (napi_get_value_double(env, e, &v) != napi_ok) throw KernelError("argument " + std::to_string(i) + " holds a non-number");
+    out[k] = static_cast<int64_t>(v);
+  }
+  return out;
+}
+
+std::string Args::str(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a string)");
+  char buf[256];
+  size_t len;
+  if (napi_get_value_string_utf8(env, argv[i], buf, sizeof buf, &len) != napi_ok) throw KernelError("argument " + std::to_string(i) + " is not a string");
+  return std::string(buf, len);
+}
+
+napi_value undefinedValue(napi_env env) {
+  napi_value v;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
+napi_value numberValue(napi_env env, double x) {
+  napi_value v;
+  napi_create_double(env, x, &v);
+  return v;
+}
+
+void exportFunction(napi_env env, napi_value exports, const char* name, napi_callback fn) {
+  napi_value f;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
+  napi_set_named_property(env, exports, name, f);
+}
+
+// Typed-array access for copies between JS and native memory.
+static void typedArrayBytes(napi_env env, napi_value v, void** data, size_t* bytes) {
+  napi_typedarray_type type;
+  size_t length;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, data, &ab, &offset) != napi_ok)
+    throw KernelError("expected a typed array");
+  size_t item = 1;
+  switch (type) {
+    case napi_float32_array: case napi_int32_array: case napi_uint32_array: item = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: item = 8; break;
+    case napi_int16_array: case napi_uint16_array: item = 2; break;
+    default: item = 1;
+  }
+  *bytes = length * item;
+}
+
+}  // namespace sw
+
+using namespace sw;
+
+// alloc(bytes) -> buffer. Memory is zero-filled so nothing reads garbage by accident.
+static napi_value Alloc(napi_env env, napi_callback_info info) {
+  return guard(env, "alloc", [&]() -> napi_value {
+    Args a(env, info, "alloc");
+    int64_t bytes = a.integer(0);
+    if (bytes < 0) throw KernelError("negative size");
+    Buffer* b = new Buffer{nullptr, static_cast<size_t>(bytes), false};
+    if (bytes > 0) {
+      size_t rounded = (static_cast<size_t>(bytes) + 63) & ~static_cast<size_t>(63);
+      b->data = std::aligned_alloc(64, rounded);
+      if (!b->data) { delete b; throw KernelError("out of memory allocating " + std::to_string(bytes) + " bytes"); }
+      std::memset(b->data, 0, rounded);
+      int64_t live = (g_liveBytes += bytes);
+      g_liveBuffers += 1;
+      int64_t peak = g_peakBytes.load();
+      while (live > peak && !g_peakBytes.compare_exchange_weak(peak, live)) {}
+    }
+    napi_value ext;
+    napi_create_external(env, b, finalizeBuffer, nullptr, &ext);
+    return ext;
+  });
+}
+
+// free(buffer): releases the memory now; the handle stays valid but reports "freed".
+static napi_value Free(napi_env env, napi_callback_info info) {
+  return guard(env, "free", [&]() -> napi_value {
+    Args a(env, info, "free");
+    void* p = nullptr;
+    if (napi_get_value_external(env, a.argv[0], &p) != napi_ok || !p) throw KernelError("not a native buffer");
+    Buffer* b = static_cast<Buffer*>(p);
+    releaseData(b);
+    b->freed = true;
+    return undefinedValue(env);
+  });
+}
+
+// write(buffer, typedArray, byteOffset)
+static napi_value Write(napi_env env, napi_callback_info info) {
+  return guard(env, "write", [&]() -> napi_value {
+    Args a(env, info, "write");
+    Buffer* b = a.buffer(0);
+    void* src; size_t n;
+    typedArrayBytes(env, a.argv[1], &src, &n);
+    int64_t off = a.argc > 2 ? a.integer(2) : 0;
+    if (off < 0 || static_cast<size_t>(off) + n > b->bytes) throw KernelError("write of " + std::to_string(n) + " bytes at " + std::to_string(off) + " overflows a buffer of " + std::to_string(b->bytes));
+    if (n) std::memcpy(static_cast<char*>(b->data) + off, src, n);
+    return undefinedValue(env);
+  });
+}
+
+// read(buffer, typedArray, byteOffset): copies native memory into the typed array.
+static napi_value Read(napi_env env, napi_callback_info info) {
+  return guard(env, "read", [&]() -> napi_value {
+    Args a(env, info, "read");
+    Buffer* b = a.buffer(0);
+    void* dst; size_t n;
+    typedArrayBytes(env, a.argv[1], &dst, &n);
+    int64_t off = a.argc > 2 ? a.integer(2) : 0;
+    if (off < 0 || static_cast<size_t>(off) + n > b->bytes) throw KernelError("read of " + std::to_string(n) + " bytes at " + std::to_string(off) + " overflows a buffer of " + std::to_string(b->bytes));
+    if (n) std::memcpy(dst, static_cast<char*>(b->data) + off, n);
+    return undefinedValue(env);
+  });
+}
+
+// copy(src, dst, srcByteOffset, dstByteOffset, bytes)
+static void copy_body(Args& a) {
+  Buffer* s = a.buffer(0);
+  Buffer* d = a.buffer(1);
+  int64_t so = a.integer(2), dof = a.integer(3), n = a.integer(4);
+  if (so < 0 || dof < 0 || n < 0 || static_cast<size_t>(so + n) > s->bytes || static_cast<size_t>(dof + n) > d->bytes)
+    throw KernelError("copy out of range");
+  if (n) std::memmove(static_cast<char*>(d->data) + dof, static_cast<char*>(s->data) + so, n);
+}
+SW_KERNEL(copy, "copy")
+
+// fill(buffer, value, count) for float32 buffers
+static void fill_body(Args& a) {
+  float* p = a.f32(0);
+  float v = static_cast<float>(a.number(1));
+  int64_t n = a.integer(2);
+  parallelFor(n, n, [&](int64_t i) { p[i] = v; });
+}
+SW_KERNEL(fill, "fill")
+
+// fillInt(buffer, value, count) for int32 buffers
+static void fillInt_body(Args& a) {
+  int32_t* p = a.i32(0);
+  int32_t v = static_cast<int32_t>(a.integer(1));
+  int64_t n = a.integer(2);
+  for (int64_t i = 0; i < n; i++) p[i] = v;
+}
+SW_KERNEL(fillInt, "fillInt")
+
+// memory() -> [liveBytes, liveBuffers, peakBytes]
+static napi_value Memory(napi_env env, napi_callback_info) {
+  napi_value arr;
+  napi_create_array_with_length(env, 3, &arr);
+  napi_set_element(env, arr, 0, numberValue(env, static_cast<double>(g_liveBytes.load())));
+  napi_set_element(env, arr, 1, numberValue(env, static_cast<double>(g_liveBuffers.load())));
+  napi_set_element(env, arr, 2, numberValue(env, static_cast<double>(g_peakBytes.load())));
+  return arr;
+}
+
+// castF32ToI32 / castI32ToF32(src, dst, n)
+static void castF32ToI32_body(Args& a) {
+  const float* s = a.f32(0); int32_t* d = a.i32(1); int64_t n = a.integer(2);
+  for (int64_t i = 0; i < n; i++) d[i] = static_cast<int32_t>(s[i]);
+}
+SW_KERNEL(castF32ToI32, "castF32ToI32")
+static void castI32ToF32_body(Args& a) {
+  const int32_t* s = a.i32(0); float* d = a.f32(1); int64_t n = a.integer(2);
+  for (int64_t i = 0; i < n; i++) d[i] = static_cast<float>(s[i]);
+}
+SW_KERNEL(castI32ToF32, "castI32ToF32")
+
+void RegisterStorage(napi_env env, napi_value exports) {
+  exportFunction(env, exports, "alloc", Alloc);
+  exportFunction(env, exports, "free", Free);
+  exportFunction(env, exports, "write", Write);
+  exportFunction(env, exports, "read", Read);
+  exportFunction(env, exports, "copy", copy);
+  exportFunction(env, exports, "fill", fill);
+  exportFunction(env, exports, "fillInt", fillInt);
+  exportFunction(env, exports, "memory", Memory);
+  exportFunction(env, exports, "castF32ToI32", castF32ToI32);
+  exportFunction(env, exports, "castI32ToF32", castI32ToF32);
+}

@@ -1,0 +1,131 @@
+// Saving and loading tokenizers as JSON files, with validation that names the file and field.
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-write.js';
+import { BPE_FORMAT, BPE_FORMAT_VERSION, BPE_SPECIAL_TOKENS, BpeTokenizer, FIRST_MERGE_ID } from './bpe.js';
+import { GPT2_FORMAT, GPT2_FORMAT_VERSION, Gpt2Tokenizer } from './gpt2-tokenizer.js';
+import { SPECIAL_TOKEN_NAMES, type Tokenizer } from './tokenizer.js';
+
+/** Writes the tokenizer's JSON atomically (temporary file + rename). */
+export function saveTokenizer(tokenizer: Tokenizer, path: string): void {
+  writeFileAtomic(path, JSON.stringify(tokenizer.toJSON(), null, 1) + '\n');
+}
+
+export class TokenizerFileError extends Error {
+  constructor(
+    readonly source: string,
+    readonly field: string,
+    detail: string,
+  ) {
+    super(`tokenizer file ${source}: ${field === '' ? '' : `field "${field}" `}${detail}`);
+    this.name = 'TokenizerFileError';
+  }
+}
+
+/** Reads a tokenizer saved by saveTokenizer; any problem is a TokenizerFileError. */
+export function loadTokenizer(path: string): Tokenizer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new TokenizerFileError(path, '', `cannot be read: ${(error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new TokenizerFileError(path, '', `is not valid JSON: ${(error as Error).message}`);
+  }
+  return tokenizerFromJSON(json, path);
+}
+
+/** Rebuilds a tokenizer from its toJSON() form. `source` names it in error messages. */
+export function tokenizerFromJSON(json: unknown, source = '<json>'): Tokenizer {
+  if (!isRecord(json)) throw new TokenizerFileError(source, '', 'must hold a JSON object');
+  const format = json['format'];
+  if (format === BPE_FORMAT) return bpeFromJSON(json, source);
+  if (format === GPT2_FORMAT) return gpt2FromJSON(json, source);
+  throw new TokenizerFileError(
+    source,
+    'format',
+    `is ${describe(format)}; expected "${BPE_FORMAT}" or "${GPT2_FORMAT}"`,
+  );
+}
+
+function bpeFromJSON(json: Record<string, unknown>, source: string): BpeTokenizer {
+  checkVersion(json, BPE_FORMAT_VERSION, source);
+  if (json['pretokenizer'] !== 'gpt2') {
+    throw new TokenizerFileError(source, 'pretokenizer', `is ${describe(json['pretokenizer'])}; expected "gpt2"`);
+  }
+  const merges = json['merges'];
+  if (!Array.isArray(merges)) throw new TokenizerFileError(source, 'merges', `is ${describe(merges)}; expected an array`);
+  const flat: number[] = [];
+  merges.forEach((pair: unknown, k) => {
+    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((id) => Number.isInteger(id))) {
+      throw new TokenizerFileError(source, `merges[${k}]`, `is ${describe(pair)}; expected [left id, right id]`);
+    }
+    for (const id of pair as number[]) {
+      if (id < 0 || id >= FIRST_MERGE_ID + k || (id >= 256 && id < FIRST_MERGE_ID)) {
+        throw new TokenizerFileError(
+          source,
+          `merges[${k}]`,
+          `refers to id ${id}, which is neither a byte nor an earlier merge (< ${FIRST_MERGE_ID + k})`,
+        );
+      }
+    }
+    flat.push(pair[0] as number, pair[1] as number);
+  });
+  checkSpecialTokens(json, BPE_SPECIAL_TOKENS, source);
+  let tokenizer: BpeTokenizer;
+  try {
+    tokenizer = new BpeTokenizer(flat);
+  } catch (error) {
+    throw new TokenizerFileError(source, 'merges', (error as Error).message);
+  }
+  checkVocabSize(json, tokenizer.vocabSize, source);
+  return tokenizer;
+}
+
+function gpt2FromJSON(json: Record<string, unknown>, source: string): Gpt2Tokenizer {
+  checkVersion(json, GPT2_FORMAT_VERSION, source);
+  if (json['encoding'] !== 'r50k_base') {
+    throw new TokenizerFileError(source, 'encoding', `is ${describe(json['encoding'])}; expected "r50k_base"`);
+  }
+  const tokenizer = new Gpt2Tokenizer();
+  checkSpecialTokens(json, tokenizer.special, source);
+  checkVocabSize(json, tokenizer.vocabSize, source);
+  return tokenizer;
+}
+
+function checkVersion(json: Record<string, unknown>, supported: number, source: string): void {
+  const version = json['version'];
+  if (version !== supported) {
+    throw new TokenizerFileError(source, 'version', `is ${describe(version)}; this build reads version ${supported}`);
+  }
+}
+
+/** The special ids are fixed by each format; a file that disagrees was not written by us. */
+function checkSpecialTokens(json: Record<string, unknown>, expected: Readonly<Record<string, number>>, source: string): void {
+  const found = json['specialTokens'];
+  if (!isRecord(found)) throw new TokenizerFileError(source, 'specialTokens', `is ${describe(found)}; expected an object`);
+  for (const name of SPECIAL_TOKEN_NAMES) {
+    if (found[name] !== expected[name]) {
+      throw new TokenizerFileError(source, `specialTokens.${name}`, `is ${describe(found[name])}; expected ${expected[name]}`);
+    }
+  }
+}
+
+function checkVocabSize(json: Record<string, unknown>, actual: number, source: string): void {
+  if (json['vocabSize'] !== actual) {
+    throw new TokenizerFileError(source, 'vocabSize', `is ${describe(json['vocabSize'])}; expected ${actual}`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'missing';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

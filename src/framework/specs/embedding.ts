@@ -1,0 +1,65 @@
+// EmbeddingSpec: the token (and optionally position / token-type) embedding in front of the rack.
+
+import {
+  FieldReader,
+  NON_NEGATIVE_INT,
+  POSITIVE_INT,
+  parseSpecJSON,
+  specToJSON,
+  throwIfIssues,
+  type SpecIssue,
+} from './fields.js';
+
+/**
+ * Where positions come from:
+ * - learned: a position table of `max_positions` rows added to the tokens (GPT-2, BERT);
+ * - rope: no position vector here, the rack rotates q and k (LLaMA);
+ * - none: no positional information at all.
+ */
+export const EMBEDDING_POSITIONALS = ['learned', 'rope', 'none'] as const;
+export type EmbeddingPositional = (typeof EMBEDDING_POSITIONALS)[number];
+
+export interface EmbeddingSpec {
+  vocab_size: number;
+  d_model: number;
+  positional: EmbeddingPositional;
+  /** Required for learned positions (the table size); for rope an optional context limit. */
+  max_positions?: number;
+  /** Number of token types (BERT segments); 0 means no token-type embedding. */
+  type_vocab_size: number;
+}
+
+export function readEmbeddingSpec(value: unknown, path: string, issues: SpecIssue[]): EmbeddingSpec {
+  const r = new FieldReader(value, path, issues);
+  const spec: EmbeddingSpec = {
+    vocab_size: r.number('vocab_size', POSITIVE_INT),
+    d_model: r.number('d_model', POSITIVE_INT),
+    positional: r.choice('positional', EMBEDDING_POSITIONALS),
+    type_vocab_size: r.number('type_vocab_size', NON_NEGATIVE_INT, 0),
+  };
+  if (r.has('max_positions')) {
+    spec.max_positions = r.number('max_positions', POSITIVE_INT);
+  } else if (spec.positional === 'learned' && r.valid) {
+    r.issue('max_positions', 'a positive integer (learned positions need a table size)', undefined);
+  }
+  if (spec.positional === 'none' && spec.max_positions !== undefined) {
+    r.issue('max_positions', "nothing when positional is 'none'", spec.max_positions);
+  }
+  if (r.valid) r.finish();
+  return spec;
+}
+
+export function validateEmbeddingSpec(value: unknown, path = 'embedding'): EmbeddingSpec {
+  const issues: SpecIssue[] = [];
+  const spec = readEmbeddingSpec(value, path, issues);
+  throwIfIssues(issues);
+  return spec;
+}
+
+export function embeddingSpecToJSON(spec: EmbeddingSpec): EmbeddingSpec {
+  return specToJSON(spec);
+}
+
+export function embeddingSpecFromJSON(json: unknown): EmbeddingSpec {
+  return validateEmbeddingSpec(parseSpecJSON(json, 'embedding'));
+}

@@ -1,0 +1,3 @@
+// Public face of the io layer.
+
+export * from './safetensors.js';

@@ -1,0 +1,24 @@
+// Public face of the optim layer. The engine-backed optimizers (AdamW, SGD, clipping) will be
+// exported from here too; the lr schedules are pure and need no engine.
+export {
+  LR_SCHEDULE_KINDS,
+  WSD_DECAY_SHAPES,
+  LrScheduleError,
+  formatLrScheduleIssue,
+  makeLrSchedule,
+  peakLr,
+  readLrSchedule,
+  validateLrSchedule,
+} from './lr-schedule.js';
+export type {
+  ConstantLrSchedule,
+  CosineLrSchedule,
+  LinearLrSchedule,
+  LrSchedule,
+  LrScheduleIssue,
+  LrScheduleKind,
+  LrScheduleSpec,
+  WarmupLrSchedule,
+  WsdDecayShape,
+  WsdLrSchedule,
+} from './lr-schedule.js';

@@ -1,0 +1,54 @@
+// Shared helpers for the io tests (not a test file itself).
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+import { SafetensorsError } from '../../src/io/index.js';
+
+/**
+ * The repository root: the nearest folder above this file whose package.json is "stackwise".
+ * Found by walking up so it works both from test/io/ (ts loaders) and dist/test/io/ (compiled).
+ */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'stackwise') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('repository root (package.json of stackwise) not found');
+    dir = parent;
+  }
+}
+
+/** Golden Hugging Face fixtures: <repo>/../shared/fixtures/hf. */
+export const FIXTURES_DIR = join(repoRoot(), '..', 'shared', 'fixtures', 'hf');
+
+/** A file made of an 8-byte length prefix, `header` as given (no padding) and `data`. */
+export function rawFile(header: string | Uint8Array, data: Uint8Array | number = 0): Uint8Array {
+  const headerBytes = typeof header === 'string' ? new TextEncoder().encode(header) : header;
+  const dataBytes = typeof data === 'number' ? new Uint8Array(data) : data;
+  const out = new Uint8Array(8 + headerBytes.length + dataBytes.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  out.set(dataBytes, 8 + headerBytes.length);
+  return out;
+}
+
+/** rawFile with a JSON header built from an object. */
+export function jsonFile(header: unknown, data: Uint8Array | number = 0): Uint8Array {
+  return rawFile(JSON.stringify(header), data);
+}
+
+/** Asserts `action` throws a SafetensorsError whose message contains every one of `parts`. */
+export function assertRefused(action: () => unknown, ...parts: Array<string | RegExp>): void {
+  assert.throws(action, (err: unknown) => {
+    assert.ok(err instanceof SafetensorsError, `expected a SafetensorsError, got ${String(err)}`);
+    for (const part of parts) {
+      if (typeof part === 'string') assert.ok(err.message.includes(part), `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(part)}`);
+      else assert.match(err.message, part);
+    }
+    return true;
+  });
+}
