@@ -1,13 +1,14 @@
 // Elementwise kernels: binary ops with broadcasting, unary ops (activations included) and
 // their gradients, fused SwiGLU. Op codes are shared with src/engine/backends/native.
 #include "common.h"
+#include <algorithm>
 #include <cmath>
 
 using namespace sw;
 
 namespace {
 
-enum Binary { ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAX = 4, MIN = 5 };
+enum Binary { ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAX = 4, MIN = 5, EQ = 6 };
 enum Unary {
   NEG = 0, EXP = 1, LOG = 2, SQRT = 3, RSQRT = 4, TANH = 5, SIGMOID = 6, RELU = 7, ABS = 8, SQUARE = 9,
   GELU_TANH = 10, GELU_ERF = 11, SILU = 12, AFFINE = 13, POW = 14, RECIPROCAL = 15
@@ -20,7 +21,8 @@ inline float binop(float x, float y) {
   else if constexpr (OP == MUL) return x * y;
   else if constexpr (OP == DIV) return x / y;
   else if constexpr (OP == MAX) return x > y || std::isnan(x) ? x : y;
-  else return x < y || std::isnan(x) ? x : y;
+  else if constexpr (OP == MIN) return x < y || std::isnan(x) ? x : y;
+  else return x == y ? 1.f : 0.f;
 }
 
 // Iterates the output row by row; each row's operand offsets come from the broadcast strides
@@ -160,6 +162,7 @@ static void binary_body(Args& a) {
     case DIV: binaryKernel<DIV>(A, B, C, shape, sa, sb); break;
     case MAX: binaryKernel<MAX>(A, B, C, shape, sa, sb); break;
     case MIN: binaryKernel<MIN>(A, B, C, shape, sa, sb); break;
+    case EQ: binaryKernel<EQ>(A, B, C, shape, sa, sb); break;
     default: throw KernelError("unknown binary op code " + std::to_string(op));
   }
 }
@@ -239,10 +242,109 @@ static void swigluGrad_body(Args& a) {
 }
 SW_KERNEL(swigluGrad, "swigluGrad")
 
+void RegisterElementwiseExtra(napi_env env, napi_value exports);
+
 void RegisterElementwise(napi_env env, napi_value exports) {
+  RegisterElementwiseExtra(env, exports);
   exportFunction(env, exports, "binary", binary);
   exportFunction(env, exports, "unary", unary);
   exportFunction(env, exports, "unaryGrad", unaryGrad);
   exportFunction(env, exports, "swiglu", swiglu);
   exportFunction(env, exports, "swigluGrad", swigluGrad);
+}
+
+// ---- Broadcast helpers used by gradients ----
+
+namespace {
+// Sums `in` (shape `shape`) into `out`, whose strides over `shape` are `so` (0 = reduced).
+void sumToShapeKernel(const float* in, float* out, const std::vector<int64_t>& shape, const std::vector<int64_t>& so, int64_t outSize) {
+  int64_t nd = static_cast<int64_t>(shape.size());
+  int64_t total = 1;
+  for (auto d : shape) total *= d;
+  for (int64_t i = 0; i < outSize; i++) out[i] = 0.f;
+  if (total == 0) return;
+  // Common case: only leading dimensions are reduced ([rows, cols] -> [cols]).
+  int64_t lead = 0;
+  while (lead < nd && so[lead] == 0) lead++;
+  bool suffixKept = true;
+  for (int64_t d = lead; d < nd; d++) if (so[d] == 0 && shape[d] != 1) suffixKept = false;
+  if (suffixKept) {
+    int64_t rows = 1;
+    for (int64_t d = 0; d < lead; d++) rows *= shape[d];
+    int64_t cols = total / rows;
+    const int64_t CB = 256;
+    parallelFor((cols + CB - 1) / CB, total, [&](int64_t blk) {
+      int64_t c0 = blk * CB, c1 = std::min(cols, c0 + CB);
+      for (int64_t r = 0; r < rows; r++) {
+        const float* row = in + r * cols;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; c++) out[c] += row[c];
+      }
+    });
+    return;
+  }
+  // General case: one pass in input order (sequential keeps it deterministic).
+  std::vector<int64_t> idx(nd, 0);
+  int64_t off = 0;
+  for (int64_t i = 0; i < total; i++) {
+    out[off] += in[i];
+    for (int64_t d = nd - 1; d >= 0; d--) {
+      idx[d]++;
+      off += so[d];
+      if (idx[d] < shape[d]) break;
+      off -= so[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+}  // namespace
+
+// sumToShape(in, out, inShape, outStridesOverInShape, outSize)
+static void sumToShape_body(Args& a) {
+  const float* in = a.f32(0);
+  float* out = a.f32(1);
+  auto shape = a.ints(2), so = a.ints(3);
+  int64_t outSize = a.integer(4);
+  if (so.size() != shape.size()) throw KernelError("stride rank differs from shape rank");
+  sumToShapeKernel(in, out, shape, so, outSize);
+}
+SW_KERNEL(sumToShape, "sumToShape")
+
+// broadcastTo(in, out, outShape, inStridesOverOutShape)
+static void broadcastTo_body(Args& a) {
+  const float* in = a.f32(0);
+  float* out = a.f32(1);
+  auto shape = a.ints(2), si = a.ints(3);
+  int64_t nd = static_cast<int64_t>(shape.size());
+  int64_t total = 1;
+  for (auto d : shape) total *= d;
+  if (total == 0) return;
+  if (nd == 0) { out[0] = in[0]; return; }
+  int64_t inner = shape[nd - 1], outer = total / inner, is = si[nd - 1];
+  parallelFor(outer, total, [&](int64_t r) {
+    int64_t off = 0, rem = r;
+    for (int64_t d = nd - 2; d >= 0; d--) { off += (rem % shape[d]) * si[d]; rem /= shape[d]; }
+    float* o = out + r * inner;
+    for (int64_t j = 0; j < inner; j++) o[j] = in[off + j * is];
+  });
+}
+SW_KERNEL(broadcastTo, "broadcastTo")
+
+// addRowVector(Y, b, rows, cols): Y[r, :] += b (the bias of a Linear)
+static void addRowVector_body(Args& a) {
+  float* y = a.f32(0);
+  const float* b = a.f32(1);
+  int64_t rows = a.integer(2), cols = a.integer(3);
+  parallelFor(rows, rows * cols, [&](int64_t r) {
+    float* row = y + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; c++) row[c] += b[c];
+  });
+}
+SW_KERNEL(addRowVector, "addRowVector")
+
+void RegisterElementwiseExtra(napi_env env, napi_value exports) {
+  exportFunction(env, exports, "sumToShape", sumToShape);
+  exportFunction(env, exports, "broadcastTo", broadcastTo);
+  exportFunction(env, exports, "addRowVector", addRowVector);
 }

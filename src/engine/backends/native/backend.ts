@@ -1,0 +1,52 @@
+/** The native backend: memory and kernels in the C++ addon (OpenBLAS GEMM, fused OpenMP
+ * kernels). float32 compute and int32 ids. */
+import type { Backend, MemoryInfo, Storage } from '../../backend.js';
+import { BYTES_PER_ELEMENT, typedArrayFor, type DType, type TypedArray } from '../../dtype.js';
+import type { Tensor } from '../../tensor.js';
+import type { NativeAddon } from './addon.js';
+
+export class NativeStorage implements Storage {
+  refs = 0;
+  constructor(public handle: object, public readonly bytes: number) {}
+}
+
+export class NativeBackend implements Backend {
+  readonly name = 'native';
+  readonly dtypes: readonly DType[] = ['float32', 'int32'];
+  constructor(readonly addon: NativeAddon) {}
+
+  alloc(size: number, dtype: DType): Storage {
+    const bytes = size * BYTES_PER_ELEMENT[dtype];
+    return new NativeStorage(this.addon.alloc(bytes), bytes);
+  }
+
+  free(storage: Storage): void {
+    this.addon.free((storage as NativeStorage).handle);
+  }
+
+  upload(storage: Storage, data: TypedArray): void {
+    if (data.byteLength !== storage.bytes) throw new Error(`native upload: expected ${storage.bytes} bytes, got ${data.byteLength}`);
+    this.addon.write((storage as NativeStorage).handle, data, 0);
+  }
+
+  download(storage: Storage, dtype: DType, size: number): TypedArray {
+    const out = typedArrayFor(dtype, size);
+    this.addon.read((storage as NativeStorage).handle, out, 0);
+    return out;
+  }
+
+  memory(): MemoryInfo {
+    const [bytes, buffers, peakBytes] = this.addon.memory();
+    return { bytes, buffers, peakBytes };
+  }
+}
+
+/** The native handle of a tensor's storage (throws if the tensor was disposed). */
+export function h(t: Tensor): object {
+  return (t.storage as NativeStorage).handle;
+}
+
+/** The handle of an optional tensor, or null. */
+export function hOrNull(t: Tensor | null | undefined): object | null {
+  return t ? h(t) : null;
+}

@@ -1,0 +1,2 @@
+// Native kernels of the attention family (being written).
+export {};

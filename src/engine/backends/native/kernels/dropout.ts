@@ -1,0 +1,2 @@
+// Native kernels of the dropout family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Native kernels of the embedding family (being written).
+export {};

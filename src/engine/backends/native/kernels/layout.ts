@@ -1,0 +1,2 @@
+// Native kernels of the layout family (being written).
+export {};

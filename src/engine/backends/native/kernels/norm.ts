@@ -1,0 +1,2 @@
+// Native kernels of the norm family (being written).
+export {};

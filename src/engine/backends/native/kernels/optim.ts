@@ -1,0 +1,2 @@
+// Native kernels of the optim family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Native kernels of the reduce family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Native kernels of the rope family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Native kernels of the softmax family (being written).
+export {};

@@ -1,0 +1,1 @@
+export { referenceBackend, ReferenceStorage, data, floats, ints } from './backend.js';

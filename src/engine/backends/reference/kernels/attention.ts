@@ -1,0 +1,2 @@
+// Reference kernels of the attention family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Reference kernels of the dropout family (being written).
+export {};

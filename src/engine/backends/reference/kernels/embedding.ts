@@ -1,0 +1,2 @@
+// Reference kernels of the embedding family (being written).
+export {};

@@ -1,0 +1,11 @@
+// Registers every reference kernel (import for side effects).
+import './core.js';
+import './reduce.js';
+import './layout.js';
+import './softmax.js';
+import './optim.js';
+import './norm.js';
+import './rope.js';
+import './embedding.js';
+import './dropout.js';
+import './attention.js';

@@ -1,0 +1,2 @@
+// Reference kernels of the layout family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Reference kernels of the norm family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Reference kernels of the optim family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Reference kernels of the reduce family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Reference kernels of the rope family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Reference kernels of the softmax family (being written).
+export {};

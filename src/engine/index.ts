@@ -1,0 +1,14 @@
+/** The tensor engine: tensors, ops, tape autograd, memory scopes and backends. */
+import './setup.js';
+export type { DType, TypedArray } from './dtype.js';
+export type { Shape } from './shape.js';
+export { sizeOf, formatShape, broadcastShapes, sameShape } from './shape.js';
+export type { Backend, Storage, MemoryInfo } from './backend.js';
+export { Tensor, isTensor } from './tensor.js';
+export { tidy, keep, scopeDepth } from './scope.js';
+export { noGrad, isGradEnabled, backward, type TapeNode } from './autograd.js';
+export { registerKernel, registerGradient, getKernel, hasKernel, registeredOps, kernelBackends, type Kernel, type GradientFn, type GradContext } from './registry.js';
+export { runOp } from './run-op.js';
+export { getBackend, getDefaultBackend, setDefaultBackend, availableBackends } from './backend-registry.js';
+export { engineInfo, setNumThreads, memoryInfo, type EngineInfo } from './info.js';
+export * from './ops/index.js';

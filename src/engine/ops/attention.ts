@@ -1,0 +1,2 @@
+// Ops of the attention family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the dropout family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the embedding family (being written).
+export {};

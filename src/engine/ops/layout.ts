@@ -1,0 +1,2 @@
+// Ops of the layout family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the norm family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the optim family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the reduce family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the rope family (being written).
+export {};

@@ -1,0 +1,2 @@
+// Ops of the softmax family (being written).
+export {};

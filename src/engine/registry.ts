@@ -1,0 +1,59 @@
+/**
+ * The op registry, in the tfjs-core spirit: a kernel is registered per (op name, backend), a
+ * gradient per op name. Ops never call a backend directly; they go through `runOp`.
+ */
+import type { Backend } from './backend.js';
+import type { Tensor } from './tensor.js';
+
+/** A kernel computes every output of an op (visible outputs first, then auxiliary outputs that
+ * its gradient needs, e.g. the row statistics of a norm). */
+export type Kernel<A = unknown> = (inputs: Tensor[], attrs: A, backend: Backend) => Tensor[];
+
+export interface GradContext<A = unknown> {
+  inputs: readonly Tensor[];
+  /** All outputs, auxiliary ones included. */
+  outputs: readonly Tensor[];
+  attrs: A;
+}
+
+/** Returns one gradient per input (null where an input gets none). `dys` has one entry per
+ * output; null where no gradient reached that output. */
+export type GradientFn<A = unknown> = (dys: (Tensor | null)[], ctx: GradContext<A>) => (Tensor | null)[];
+
+const kernels = new Map<string, Map<string, Kernel<never>>>();
+const gradients = new Map<string, GradientFn<never>>();
+
+export function registerKernel<A>(op: string, backend: string, kernel: Kernel<A>): void {
+  let byBackend = kernels.get(op);
+  if (!byBackend) kernels.set(op, (byBackend = new Map()));
+  byBackend.set(backend, kernel as Kernel<never>);
+}
+
+export function getKernel<A>(op: string, backend: string): Kernel<A> {
+  const k = kernels.get(op)?.get(backend);
+  if (!k) {
+    const have = [...(kernels.get(op)?.keys() ?? [])];
+    throw new Error(`op '${op}': no kernel registered for backend '${backend}'` + (have.length ? ` (registered for: ${have.join(', ')})` : ' (unknown op)'));
+  }
+  return k as unknown as Kernel<A>;
+}
+
+export function hasKernel(op: string, backend: string): boolean {
+  return kernels.get(op)?.has(backend) ?? false;
+}
+
+export function registerGradient<A>(op: string, fn: GradientFn<A>): void {
+  gradients.set(op, fn as GradientFn<never>);
+}
+
+export function getGradient<A>(op: string): GradientFn<A> | undefined {
+  return gradients.get(op) as GradientFn<A> | undefined;
+}
+
+export function registeredOps(): string[] {
+  return [...kernels.keys()].sort();
+}
+
+export function kernelBackends(op: string): string[] {
+  return [...(kernels.get(op)?.keys() ?? [])];
+}

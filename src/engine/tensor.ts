@@ -1,0 +1,115 @@
+import type { Backend, Storage } from './backend.js';
+import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './dtype.js';
+import { formatShape, sizeOf, type Shape } from './shape.js';
+import { setTensorCheck, track } from './scope.js';
+import type { TapeNode } from './autograd.js';
+import { backward } from './autograd.js';
+
+let nextId = 1;
+
+/** A contiguous, row-major n-d array living in a backend's memory. */
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly backend: Backend;
+  readonly size: number;
+  /** Whether gradients flow to/through this tensor. */
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf tensor after `backward()`. */
+  grad: Tensor | null = null;
+  /** The tape entry that produced this tensor (null for leaves). */
+  node: TapeNode | null = null;
+  /** Optional label used in error messages (parameters carry their dotted name). */
+  name: string | undefined;
+  /** @internal the scope set that owns this tensor. */
+  scope: Set<Tensor> | null = null;
+  private store: Storage | null;
+
+  constructor(backend: Backend, storage: Storage, shape: Shape, dtype: DType) {
+    this.backend = backend;
+    this.store = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = sizeOf(shape);
+    track(this);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.store === null;
+  }
+
+  /** The backend storage; throws if the tensor was disposed. */
+  get storage(): Storage {
+    if (this.store === null) throw new Error(`tensor ${this.describe()} was used after it was disposed`);
+    return this.store;
+  }
+
+  get bytes(): number {
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  describe(): string {
+    return `${this.name ? `'${this.name}' ` : ''}#${this.id} ${this.dtype}${formatShape(this.shape)}`;
+  }
+
+  /** Frees the tensor's memory now (shared view storage is freed with its last user). */
+  dispose(): void {
+    if (this.store === null) return;
+    const s = this.store;
+    this.store = null;
+    if (this.scope) { this.scope.delete(this); this.scope = null; }
+    s.refs -= 1;
+    if (s.refs === 0) this.backend.free(s);
+  }
+
+  /** A copy of the elements in a typed array of the tensor's dtype. */
+  toArray(): TypedArray {
+    return this.backend.download(this.storage, this.dtype, this.size);
+  }
+
+  /** Plain nested number arrays, for printing and tests. */
+  toList(): number[] {
+    return Array.from(this.toArray());
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new Error(`item(): tensor ${this.describe()} has ${this.size} elements, expected 1`);
+    return this.toArray()[0];
+  }
+
+  /** Back-propagates from this (scalar) tensor; see autograd.backward. */
+  backward(gradient?: Tensor): void {
+    backward(this, gradient);
+  }
+
+  toString(): string {
+    return `Tensor(${this.describe()})`;
+  }
+
+  /** @internal a new tensor object over this one's storage (reshape). */
+  viewAs(shape: Shape): Tensor {
+    const s = this.storage;
+    s.refs += 1;
+    return new Tensor(this.backend, s, shape, this.dtype);
+  }
+}
+
+export function isTensor(v: unknown): v is Tensor {
+  return v instanceof Tensor;
+}
+setTensorCheck(isTensor);
+
+/** Allocates an uninitialised (zero-filled) tensor on a backend. */
+export function allocTensor(backend: Backend, shape: Shape, dtype: DType): Tensor {
+  if (!backend.dtypes.includes(dtype)) {
+    throw new Error(`backend '${backend.name}' does not support dtype ${dtype} (supported: ${backend.dtypes.join(', ')})`);
+  }
+  const storage = backend.alloc(sizeOf(shape), dtype);
+  storage.refs = 1;
+  return new Tensor(backend, storage, shape, dtype);
+}
