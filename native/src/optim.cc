@@ -1,4 +1,142 @@
-// Kernels of the optim group (not yet written).
+// Optimizer kernels: fused in-place AdamW and SGD (one pass over memory, parallel over fixed
+// blocks, vectorised), in-place scaling, and a deterministic float64 sum of squares (fixed block
+// partials combined in order, so the result does not depend on the thread count).
 #include "common.h"
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
 
-void RegisterOptim(napi_env env, napi_value exports) { (void)env; (void)exports; }
+using namespace sw;
+
+namespace {
+
+constexpr int64_t BLOCK = 8192;
+
+void needElems(const Args& a, size_t i, int64_t n, const char* what) {
+  if (n < 0 || a.buffer(i)->bytes < static_cast<size_t>(n) * 4)
+    throw KernelError(std::string(what) + " buffer holds " + std::to_string(a.buffer(i)->bytes / 4) + " elements, expected " + std::to_string(n));
+}
+
+template <typename F>
+void blocks(int64_t n, int64_t workPerElem, F&& fn) {
+  const int64_t nb = (n + BLOCK - 1) / BLOCK;
+  parallelFor(nb, n * workPerElem, [&](int64_t b) {
+    int64_t s = b * BLOCK, e = std::min(n, s + BLOCK);
+    fn(s, e);
+  });
+}
+
+}  // namespace
+
+// adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, biasCorrection1, biasCorrection2)
+// PyTorch AdamW: p *= 1 - lr·wd; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+// p -= lr/bc1 · m / (√v / √bc2 + eps).
+static void adamw_body(Args& a) {
+  float* p = a.f32(0);
+  const float* g = a.f32(1);
+  float* m = a.f32(2);
+  float* v = a.f32(3);
+  int64_t n = a.integer(4);
+  double lr = a.number(5), b1 = a.number(6), b2 = a.number(7), eps = a.number(8), wd = a.number(9);
+  double bc1 = a.number(10), bc2 = a.number(11);
+  if (!(bc1 > 0) || !(bc2 > 0)) throw KernelError("bias corrections must be positive (step >= 1, betas < 1)");
+  needElems(a, 0, n, "param");
+  needElems(a, 1, n, "grad");
+  needElems(a, 2, n, "m");
+  needElems(a, 3, n, "v");
+  const float decay = static_cast<float>(1.0 - lr * wd);
+  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
+  const float c1 = static_cast<float>(1.0 - b1), c2 = static_cast<float>(1.0 - b2);
+  const float stepSize = static_cast<float>(lr / bc1);
+  const float bc2Sqrt = static_cast<float>(std::sqrt(bc2));
+  const float feps = static_cast<float>(eps);
+  blocks(n, 12, [&](int64_t s, int64_t e) {
+#pragma omp simd
+    for (int64_t i = s; i < e; i++) {
+      float gi = g[i];
+      float mi = fb1 * m[i] + c1 * gi;
+      float vi = fb2 * v[i] + c2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      float pi = p[i] * decay;
+      p[i] = pi - stepSize * (mi / (std::sqrt(vi) / bc2Sqrt + feps));
+    }
+  });
+}
+SW_KERNEL(adamw, "adamw")
+
+// sgd(p, g, buf | null, n, lr, momentum, dampening, nesterov, weightDecay, firstStep)
+static void sgd_body(Args& a) {
+  float* p = a.f32(0);
+  const float* g = a.f32(1);
+  float* buf = a.f32OrNull(2);
+  int64_t n = a.integer(3);
+  const float lr = static_cast<float>(a.number(4)), mu = static_cast<float>(a.number(5));
+  const float damp = static_cast<float>(1.0 - a.number(6));
+  const bool nesterov = a.boolean(7);
+  const float wd = static_cast<float>(a.number(8));
+  const bool first = a.boolean(9);
+  needElems(a, 0, n, "param");
+  needElems(a, 1, n, "grad");
+  if (mu > 0.f && !buf) throw KernelError("momentum > 0 needs a momentum buffer");
+  if (buf) needElems(a, 2, n, "momentum buffer");
+  blocks(n, 6, [&](int64_t s, int64_t e) {
+    if (mu > 0.f) {
+#pragma omp simd
+      for (int64_t i = s; i < e; i++) {
+        float d = g[i] + wd * p[i];
+        float b = first ? d : mu * buf[i] + damp * d;
+        buf[i] = b;
+        d = nesterov ? d + mu * b : b;
+        p[i] -= lr * d;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = s; i < e; i++) p[i] -= lr * (g[i] + wd * p[i]);
+    }
+  });
+}
+SW_KERNEL(sgd, "sgd")
+
+// scaleInPlace(x, n, s)
+static void scaleInPlace_body(Args& a) {
+  float* x = a.f32(0);
+  int64_t n = a.integer(1);
+  const float s = static_cast<float>(a.number(2));
+  needElems(a, 0, n, "tensor");
+  blocks(n, 2, [&](int64_t b, int64_t e) {
+#pragma omp simd
+    for (int64_t i = b; i < e; i++) x[i] *= s;
+  });
+}
+SW_KERNEL(scaleInPlace, "scaleInPlace")
+
+// sumSquares(x, n) -> number: Σ x² in double over fixed blocks, combined in block order.
+static napi_value sumSquares(napi_env env, napi_callback_info info) {
+  return guard(env, "sumSquares", [&]() -> napi_value {
+    Args a(env, info, "sumSquares");
+    const float* x = a.f32(0);
+    int64_t n = a.integer(1);
+    needElems(a, 0, n, "tensor");
+    const int64_t nb = (n + BLOCK - 1) / BLOCK;
+    std::vector<double> part(static_cast<size_t>(nb), 0.0);
+    parallelFor(nb, n * 2, [&](int64_t b) {
+      int64_t s = b * BLOCK, e = std::min(n, s + BLOCK);
+      double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = s; i < e; i++) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+      part[b] = acc;
+    });
+    double total = 0.0;
+    for (double v : part) total += v;
+    return numberValue(env, total);
+  });
+}
+
+void RegisterOptim(napi_env env, napi_value exports) {
+  exportFunction(env, exports, "adamw", adamw);
+  exportFunction(env, exports, "sgd", sgd);
+  exportFunction(env, exports, "scaleInPlace", scaleInPlace);
+  exportFunction(env, exports, "sumSquares", sumSquares);
+}

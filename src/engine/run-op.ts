@@ -6,6 +6,7 @@ import type { Tensor } from './tensor.js';
 import { isGradEnabled } from './autograd.js';
 import { formatShape } from './shape.js';
 import type { Backend } from './backend.js';
+import { profilingActive, recordOp } from './profiler.js';
 
 export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backend): Tensor[] {
   let be = backend;
@@ -17,7 +18,14 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
   }
   be ??= getDefaultBackend();
   const kernel = getKernel<A>(op, be.name);
-  const outputs = kernel(inputs, attrs, be);
+  let outputs: Tensor[];
+  if (profilingActive()) {
+    const t0 = performance.now();
+    outputs = kernel(inputs, attrs, be);
+    recordOp(op, performance.now() - t0);
+  } else {
+    outputs = kernel(inputs, attrs, be);
+  }
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     const node = { op, inputs, outputs, attrs };
     for (const o of outputs) {

@@ -1,2 +1,79 @@
-// Ops of the norm family (being written).
-export {};
+/**
+ * Normalisation over the last dimension: LayerNorm (PyTorch semantics, biased variance) and
+ * RMSNorm (Hugging Face LlamaRMSNorm). The forward kernel saves per-row statistics as auxiliary
+ * outputs (mean and rstd, or rstd alone); the backward is one fused kernel op that returns the
+ * input gradient and the weight/bias gradients (deterministic column sums).
+ */
+import { registerGradient } from '../registry.js';
+import { runOp } from '../run-op.js';
+import { formatShape } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+
+export interface LayerNormAttrs { eps: number; hasWeight: boolean; hasBias: boolean }
+export interface RmsNormAttrs { eps: number; hasWeight: boolean }
+
+function checkNormInputs(op: string, x: Tensor, params: [string, Tensor | null][], eps: number): number {
+  if (x.dtype === 'int32') throw new Error(`op '${op}': expected a float tensor, got ${x.describe()}`);
+  if (x.rank < 1) throw new Error(`op '${op}': input must have at least 1 dimension (normalised over the last), got ${x.describe()}`);
+  const D = x.shape[x.rank - 1];
+  if (D < 1) throw new Error(`op '${op}': the normalised (last) dimension of ${formatShape(x.shape)} is empty`);
+  for (const [what, p] of params) {
+    if (!p) continue;
+    if (p.rank !== 1 || p.shape[0] !== D) throw new Error(`op '${op}': ${what} ${formatShape(p.shape)} must be [${D}] to match the last dimension of input ${formatShape(x.shape)}`);
+    if (p.dtype !== x.dtype) throw new Error(`op '${op}': ${what} dtype ${p.dtype} differs from input dtype ${x.dtype} (${p.describe()} vs ${x.describe()})`);
+  }
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new Error(`op '${op}': eps must be a finite number >= 0, got ${eps}`);
+  return D;
+}
+
+/** Drops the saved statistics when no tape node will need them. */
+function visible(outs: Tensor[]): Tensor {
+  const y = outs[0];
+  if (!y.node) for (let i = 1; i < outs.length; i++) outs[i].dispose();
+  return y;
+}
+
+/**
+ * LayerNorm over the last dimension of x [..., D]: (x − mean) / sqrt(var + eps) · weight + bias,
+ * with the biased variance (PyTorch). weight and bias are [D] or null.
+ */
+export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  checkNormInputs('layerNorm', x, [['weight', weight], ['bias', bias]], eps);
+  const inputs = [x];
+  if (weight) inputs.push(weight);
+  if (bias) inputs.push(bias);
+  return visible(runOp<LayerNormAttrs>('layerNorm', inputs, { eps, hasWeight: !!weight, hasBias: !!bias }));
+}
+
+/**
+ * RMSNorm over the last dimension (Hugging Face LlamaRMSNorm):
+ * y = x · rsqrt(mean(x²) + eps) · weight, weight [D] or null.
+ */
+export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
+  checkNormInputs('rmsNorm', x, [['weight', weight]], eps);
+  const inputs = weight ? [x, weight] : [x];
+  return visible(runOp<RmsNormAttrs>('rmsNorm', inputs, { eps, hasWeight: !!weight }));
+}
+
+// layerNormGrad inputs: [x, mean, rstd, dy, weight?]; outputs: [dx, dweight?, dbias?].
+registerGradient<LayerNormAttrs>('layerNorm', (dys, { inputs, outputs, attrs }) => {
+  const dy = dys[0];
+  if (!dy) return inputs.map(() => null);
+  const [x] = inputs;
+  const weight = attrs.hasWeight ? inputs[1] : null;
+  const [, mean, rstd] = outputs;
+  const gins = weight ? [x, mean, rstd, dy, weight] : [x, mean, rstd, dy];
+  const g = runOp<LayerNormAttrs>('layerNormGrad', gins, attrs);
+  return g;
+});
+
+// rmsNormGrad inputs: [x, rstd, dy, weight?]; outputs: [dx, dweight?].
+registerGradient<RmsNormAttrs>('rmsNorm', (dys, { inputs, outputs, attrs }) => {
+  const dy = dys[0];
+  if (!dy) return inputs.map(() => null);
+  const [x] = inputs;
+  const weight = attrs.hasWeight ? inputs[1] : null;
+  const rstd = outputs[1];
+  const gins = weight ? [x, rstd, dy, weight] : [x, rstd, dy];
+  return runOp<RmsNormAttrs>('rmsNormGrad', gins, attrs);
+});

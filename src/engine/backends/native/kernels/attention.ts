@@ -1,2 +1,42 @@
-// Native kernels of the attention family (being written).
-export {};
+/** Native kernels of the attention family: fused, tiled forward and backward (native/src/attention.cc). */
+import { registerKernel } from '../../../registry.js';
+import { allocTensor, type Tensor } from '../../../tensor.js';
+import type { AttentionAttrs } from '../../../ops/attention.js';
+import { h, hOrNull } from '../backend.js';
+import { addonOf } from './core.js';
+
+declare module '../addon.js' {
+  interface NativeAddon {
+    attentionForward(q: object, k: object, v: object, keyMask: object | null, maskIsInt: boolean, out: object, lse: object,
+      B: number, S: number, Sk: number, H: number, Hkv: number, D: number, causal: boolean, scale: number): void;
+    attentionBackward(q: object, k: object, v: object, out: object, lse: object, dOut: object, keyMask: object | null, maskIsInt: boolean,
+      dq: object, dk: object, dv: object, B: number, S: number, Sk: number, H: number, Hkv: number, D: number, causal: boolean, scale: number): void;
+  }
+}
+
+const B_ = 'native';
+
+function checkF32(op: string, ts: Tensor[]): void {
+  for (const t of ts) if (t.dtype !== 'float32') throw new Error(`op '${op}': native backend computes float32, got ${t.describe()}`);
+}
+
+registerKernel<AttentionAttrs>('attention', B_, ([q, k, v, keyMask], { causal, scale }, be) => {
+  checkF32('attention', [q, k, v]);
+  const [B, S, H, D] = q.shape;
+  const [, Sk, Hkv] = k.shape;
+  const out = allocTensor(be, q.shape, 'float32');
+  const lse = allocTensor(be, [B, H, S], 'float32');
+  addonOf(be).attentionForward(h(q), h(k), h(v), hOrNull(keyMask), keyMask?.dtype === 'int32', h(out), h(lse),
+    B, S, Sk, H, Hkv, D, causal, scale);
+  return [out, lse];
+});
+
+registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, out, lse, dOut, keyMask], { causal, scale }, be) => {
+  checkF32('attentionGrad', [q, k, v, out, lse, dOut]);
+  const [B, S, H, D] = q.shape;
+  const [, Sk, Hkv] = k.shape;
+  const dq = allocTensor(be, q.shape, 'float32'), dk = allocTensor(be, k.shape, 'float32'), dv = allocTensor(be, v.shape, 'float32');
+  addonOf(be).attentionBackward(h(q), h(k), h(v), h(out), h(lse), h(dOut), hOrNull(keyMask), keyMask?.dtype === 'int32',
+    h(dq), h(dk), h(dv), B, S, Sk, H, Hkv, D, causal, scale);
+  return [dq, dk, dv];
+});

@@ -1,2 +1,41 @@
-// Native kernels of the optim family (being written).
-export {};
+/** Native kernels for the in-place optimizer updates and gradient-norm helpers (native/src/optim.cc). */
+import { registerKernel } from '../../../registry.js';
+import type { AdamWAttrs, ScaleAttrs, SgdAttrs, SumOfSquaresAttrs } from '../../../ops/optim.js';
+import { h, hOrNull } from '../backend.js';
+import { addonOf } from './core.js';
+
+declare module '../addon.js' {
+  interface NativeAddon {
+    /** Fused in-place AdamW over n float32 elements. */
+    adamw(p: object, g: object, m: object, v: object, n: number, lr: number, beta1: number, beta2: number, eps: number,
+      weightDecay: number, biasCorrection1: number, biasCorrection2: number): void;
+    /** Fused in-place SGD (momentum buffer null when momentum is 0). */
+    sgd(p: object, g: object, buf: object | null, n: number, lr: number, momentum: number, dampening: number, nesterov: boolean,
+      weightDecay: number, firstStep: boolean): void;
+    scaleInPlace(x: object, n: number, scale: number): void;
+    /** Σ x² accumulated in double, deterministic. */
+    sumSquares(x: object, n: number): number;
+  }
+}
+
+const B = 'native';
+
+registerKernel<AdamWAttrs>('adamwUpdate', B, ([p, g, m, v], a, be) => {
+  addonOf(be).adamw(h(p), h(g), h(m), h(v), p.size, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.biasCorrection1, a.biasCorrection2);
+  return [];
+});
+
+registerKernel<SgdAttrs>('sgdUpdate', B, ([p, g, buf], a, be) => {
+  addonOf(be).sgd(h(p), h(g), hOrNull(buf), p.size, a.lr, a.momentum, a.dampening, a.nesterov, a.weightDecay, a.firstStep);
+  return [];
+});
+
+registerKernel<SumOfSquaresAttrs>('sumOfSquares', B, ([t], attrs, be) => {
+  attrs.result = addonOf(be).sumSquares(h(t), t.size);
+  return [];
+});
+
+registerKernel<ScaleAttrs>('scaleInPlace', B, ([t], { scale }, be) => {
+  addonOf(be).scaleInPlace(h(t), t.size, scale);
+  return [];
+});

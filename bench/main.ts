@@ -1,0 +1,24 @@
+/** Benchmark entry point: `npm run bench -- <name> [--steps N] [--threads N]`. Each measurement
+ * is one JSON line on stdout. */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchMatmul } from './matmul.js';
+import { benchTrainStep } from './train-step.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const [name, ...rest] = process.argv.slice(2);
+const flag = (f: string): number | undefined => {
+  const i = rest.indexOf(f);
+  return i >= 0 ? Number(rest[i + 1]) : undefined;
+};
+
+const benches: Record<string, () => void | Promise<void>> = {
+  matmul: () => benchMatmul(root),
+  'train-step': () => benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: flag('--threads') }),
+};
+
+if (!name || !(name in benches)) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N]\n`);
+  process.exit(name ? 2 : 0);
+}
+await benches[name]();

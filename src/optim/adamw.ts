@@ -1,0 +1,80 @@
+/** AdamW with decoupled weight decay (Loshchilov & Hutter; PyTorch semantics). */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions } from './optimizer.js';
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+export class AdamW extends Optimizer {
+  readonly kind = 'adamw';
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  private m = new Map<Tensor, Tensor>();
+  private v = new Map<Tensor, Tensor>();
+  private steps = new Map<Tensor, number>();
+
+  constructor(params: ParamGroupOptions[] | Tensor[], opts: AdamWOptions) {
+    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0.01 });
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    for (const [name, b] of [['beta1', this.beta1], ['beta2', this.beta2]] as const) {
+      if (!(b >= 0 && b < 1)) throw new Error(`AdamW: ${name} must be in [0, 1), found ${b}`);
+    }
+    if (!(this.eps > 0)) throw new Error(`AdamW: eps must be > 0, found ${this.eps}`);
+  }
+
+  protected update(p: Tensor, grad: Tensor, group: ParamGroup): void {
+    let m = this.m.get(p), v = this.v.get(p);
+    if (!m || !v) {
+      m = zeroStateLike(p);
+      v = zeroStateLike(p);
+      this.m.set(p, m);
+      this.v.set(p, v);
+    }
+    // Per-parameter step count: a parameter that joins later (a new stack) starts its own bias correction.
+    const step = (this.steps.get(p) ?? 0) + 1;
+    this.steps.set(p, step);
+    E.adamwUpdate(p, grad, m, v, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay, step });
+  }
+
+  protected stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+      const m = this.m.get(p), v = this.v.get(p);
+      if (m && v) {
+        out.set(`${gi}.${pi}.m`, m);
+        out.set(`${gi}.${pi}.v`, v);
+        out.set(`${gi}.${pi}.step`, E.keep(E.tensor([this.steps.get(p) ?? 0], [1], { dtype: 'float32', backend: p.backend })));
+      }
+    }));
+    return out;
+  }
+
+  protected loadStateTensors(tensors: Map<string, Tensor>): void {
+    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+      const key = `${gi}.${pi}`;
+      const m = tensors.get(`${key}.m`), v = tensors.get(`${key}.v`), s = tensors.get(`${key}.step`);
+      if (!m && !v) return;
+      if (!m || !v || !s) throw new Error(`optimizer state: parameter ${key} (${p.describe()}) has incomplete AdamW state (needs m, v and step)`);
+      this.m.get(p)?.dispose();
+      this.v.get(p)?.dispose();
+      this.m.set(p, adoptState(m, p, `${key}.m`));
+      this.v.set(p, adoptState(v, p, `${key}.v`));
+      this.steps.set(p, s.item());
+    }));
+  }
+
+  override dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}

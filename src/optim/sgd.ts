@@ -1,0 +1,66 @@
+/** SGD with optional momentum, dampening, Nesterov and L2 weight decay (PyTorch semantics). */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions } from './optimizer.js';
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  nesterov?: boolean;
+  weightDecay?: number;
+}
+
+export class SGD extends Optimizer {
+  readonly kind = 'sgd';
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly nesterov: boolean;
+  private buffers = new Map<Tensor, Tensor>();
+
+  constructor(params: ParamGroupOptions[] | Tensor[], opts: SGDOptions) {
+    super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
+    this.momentum = opts.momentum ?? 0;
+    this.dampening = opts.dampening ?? 0;
+    this.nesterov = opts.nesterov ?? false;
+    if (this.momentum < 0) throw new Error(`SGD: momentum must be ≥ 0, found ${this.momentum}`);
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) throw new Error('SGD: nesterov needs momentum > 0 and dampening = 0');
+  }
+
+  protected update(p: Tensor, grad: Tensor, group: ParamGroup): void {
+    let buf: Tensor | null = null;
+    let firstStep = false;
+    if (this.momentum > 0) {
+      buf = this.buffers.get(p) ?? null;
+      if (!buf) {
+        buf = zeroStateLike(p);
+        this.buffers.set(p, buf);
+        firstStep = true;
+      }
+    }
+    E.sgdUpdate(p, grad, buf, { lr: group.lr, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov, weightDecay: group.weightDecay, firstStep });
+  }
+
+  protected stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+      const b = this.buffers.get(p);
+      if (b) out.set(`${gi}.${pi}.momentum`, b);
+    }));
+    return out;
+  }
+
+  protected loadStateTensors(tensors: Map<string, Tensor>): void {
+    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+      const b = tensors.get(`${gi}.${pi}.momentum`);
+      if (!b) return;
+      this.buffers.get(p)?.dispose();
+      this.buffers.set(p, adoptState(b, p, `${gi}.${pi}.momentum`));
+    }));
+  }
+
+  override dispose(): void {
+    for (const t of this.buffers.values()) t.dispose();
+    this.buffers.clear();
+  }
+}
