@@ -11,7 +11,8 @@
 // to 20x slower than A·B for these small shapes with power-of-two leading dimensions.
 //
 // Backward: per (batch, kv head, chunk) the probabilities are recomputed tile by tile from q, k
-// and the logsumexp; dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = dS·K·scale,
+// and the logsumexp; dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) (rowsum(P ⊙ dP) =
+// rowsum(dO ⊙ O), from the tile in cache), dQ = dS·K·scale,
 // dK += dSᵀ·Q·scale. A task owns its kv head's dK/dV rows (or a private partial buffer when the
 // heads of one group are split into several chunks, summed afterwards in chunk order), so the
 // result is race-free and independent of the thread count.
@@ -65,7 +66,7 @@ inline f16 expNeg(f16 x) {
            1.6666665459e-1f) * r + 5.0000001201e-1f;
   y = y * z + r + 1.f;
   const i16 bits = (__builtin_convertvector(fx, i16) + 127) << 23;
-  const f16 res = y * reinterpret_cast<const f16&>(bits);
+  const f16 res = y * (f16)bits;  // bit reinterpretation (same-size vector cast)
   return under ? splat(0.f) : res;
 }
 
@@ -153,29 +154,56 @@ inline int64_t panelLd(int64_t Sk) {
   return std::max<int64_t>(ld, 16);
 }
 
-// XT[bg][d][j] = X[b, j, g, d] for the kv head bg = b * Hkv + g, by 16×16 blocks through a
-// local tile (contiguous reads and writes).
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define SW_HAVE_SHUFFLEVECTOR 1
+// In-register transpose of 16 rows of 16 floats: four butterfly stages that swap the
+// off-diagonal blocks of size 8, 4, 2 and 1.
+inline void transpose16(f16* a) {
+  for (int r = 0; r < 8; r++) {
+    const f16 x = a[r], y = a[r + 8];
+    a[r] = __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    a[r + 8] = __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  }
+  for (int r = 0; r < 16; r++) {
+    if (r & 4) continue;
+    const f16 x = a[r], y = a[r + 4];
+    a[r] = __builtin_shufflevector(x, y, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    a[r + 4] = __builtin_shufflevector(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  }
+  for (int r = 0; r < 16; r++) {
+    if (r & 2) continue;
+    const f16 x = a[r], y = a[r + 2];
+    a[r] = __builtin_shufflevector(x, y, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    a[r + 2] = __builtin_shufflevector(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+  }
+  for (int r = 0; r < 16; r += 2) {
+    const f16 x = a[r], y = a[r + 1];
+    a[r] = __builtin_shufflevector(x, y, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    a[r + 1] = __builtin_shufflevector(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  }
+}
+#endif
+
+// XT[bg][d][j] = X[b, j, g, d] for the kv head bg = b * Hkv + g, by 16×16 blocks.
 inline void transposePanel(const Problem& p, const float* X, float* XT, int64_t bg) {
   const int64_t b = bg / p.Hkv, g = bg % p.Hkv, ld = panelLd(p.Sk), ldk = p.ldk();
   const float* x = X + b * p.Sk * ldk + g * p.D;
   float* xt = XT + bg * p.D * ld;
-  constexpr int64_t TB = 16;
-  alignas(64) float tile[TB][TB];
-  for (int64_t j0 = 0; j0 < p.Sk; j0 += TB) {
-    const int64_t jn = std::min(TB, p.Sk - j0);
-    for (int64_t d0 = 0; d0 < p.D; d0 += TB) {
-      const int64_t dn = std::min(TB, p.D - d0);
-      if (jn == TB && dn == TB) {
-        for (int64_t j = 0; j < TB; j++)
-#pragma omp simd
-          for (int64_t d = 0; d < TB; d++) tile[d][j] = x[(j0 + j) * ldk + d0 + d];
-        for (int64_t d = 0; d < TB; d++)
-#pragma omp simd
-          for (int64_t j = 0; j < TB; j++) xt[(d0 + d) * ld + j0 + j] = tile[d][j];
-      } else {
-        for (int64_t d = 0; d < dn; d++)
-          for (int64_t j = 0; j < jn; j++) xt[(d0 + d) * ld + j0 + j] = x[(j0 + j) * ldk + d0 + d];
+  for (int64_t j0 = 0; j0 < p.Sk; j0 += VL) {
+    const int64_t jn = std::min(VL, p.Sk - j0);
+    for (int64_t d0 = 0; d0 < p.D; d0 += VL) {
+      const int64_t dn = std::min(VL, p.D - d0);
+#ifdef SW_HAVE_SHUFFLEVECTOR
+      if (jn == VL && dn == VL) {
+        f16 t[VL];
+        for (int64_t j = 0; j < VL; j++) t[j] = loadv(x + (j0 + j) * ldk + d0);
+        transpose16(t);
+        for (int64_t d = 0; d < VL; d++) storev(xt + (d0 + d) * ld + j0, t[d]);
+        continue;
       }
+#endif
+      for (int64_t d = 0; d < dn; d++)
+        for (int64_t j = 0; j < jn; j++) xt[(d0 + d) * ld + j0 + j] = x[(j0 + j) * ldk + d0 + d];
     }
   }
 }
@@ -228,20 +256,27 @@ inline float softmaxRow(float* s, int64_t w, int64_t end, const uint8_t* keep) {
 }
 
 // One row of the backward over its padded width w: the probabilities p = exp(s − lse) (hidden
-// keys 0) replace the scores in `pr`, and dS = p ⊙ (dP − delta) replaces dP in `dpr`.
+// keys 0) replace the scores in `pr`, and dS = p ⊙ (dP − Σ p·dP) replaces dP in `dpr`.
+// (Σ_j p_j·dP_j equals rowsum(dO ⊙ O) and is computed from the tile in cache instead of
+// re-reading the output.)
 template <bool MASK>
-inline void gradRow(float* pr, float* dpr, int64_t w, int64_t end, const uint8_t* keep, float lse, float delta) {
+inline void gradRow(float* pr, float* dpr, int64_t w, int64_t end, const uint8_t* keep, float lse) {
   if (lse == -INFINITY) {
     std::memset(pr, 0, sizeof(float) * w);
     std::memset(dpr, 0, sizeof(float) * w);
     return;
   }
+  d8 lo = {}, hi = {};
   for (int64_t j = 0; j < w; j += VL) {
     f16 p = expNeg(loadv(pr + j) - lse);
     p = visible<MASK>(j, end, keep) ? p : splat(0.f);
     storev(pr + j, p);
-    storev(dpr + j, p * (loadv(dpr + j) - delta));
+    accumulate(lo, hi, p * loadv(dpr + j));
   }
+  double delta = 0;
+  for (int l = 0; l < 8; l++) delta += lo[l] + hi[l];
+  const float dl = static_cast<float>(delta);
+  for (int64_t j = 0; j < w; j += VL) storev(dpr + j, loadv(pr + j) * (loadv(dpr + j) - dl));
 }
 
 }  // namespace
@@ -268,7 +303,7 @@ static void attentionForward_body(Args& a) {
 
 #pragma omp parallel if (items > 1 && work >= 32768 && !omp_in_parallel())
   {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t bg = 0; bg < kvHeads; bg++) transposePanel(p, K, KT, bg);
     float* sc = scratch(tScoresA, BR * padded(p.Sk));
 #pragma omp for schedule(dynamic)
@@ -305,31 +340,29 @@ static void attentionForward_body(Args& a) {
 }
 SW_KERNEL(attentionForward, "attentionForward")
 
-// attentionBackward(q, k, v, out, lse, dOut, keyMask | null, maskIsInt, dq, dk, dv,
+// attentionBackward(q, k, v, lse, dOut, keyMask | null, maskIsInt, dq, dk, dv,
 //                   B, S, Sk, H, Hkv, D, causal, scale)
 static void attentionBackward_body(Args& a) {
   Problem p;
-  readDims(a, 11, p);
+  readDims(a, 10, p);
   const float* Q = a.f32(0);
   const float* K = a.f32(1);
   const float* V = a.f32(2);
-  const float* O = a.f32(3);
-  const float* LSE = a.f32(4);
-  const float* DO = a.f32(5);
-  float* DQ = a.f32(8);
-  float* DK = a.f32(9);
-  float* DV = a.f32(10);
+  const float* LSE = a.f32(3);
+  const float* DO = a.f32(4);
+  float* DQ = a.f32(7);
+  float* DK = a.f32(8);
+  float* DV = a.f32(9);
   const int64_t nq = p.B * p.S * p.H * p.D, nk = p.B * p.Sk * p.Hkv * p.D;
   needBytes(a, 0, nq, "q");
   needBytes(a, 1, nk, "k");
   needBytes(a, 2, nk, "v");
-  needBytes(a, 3, nq, "out");
-  needBytes(a, 4, p.B * p.H * p.S, "lse");
-  needBytes(a, 5, nq, "dOut");
-  needBytes(a, 8, nq, "dq");
-  needBytes(a, 9, nk, "dk");
-  needBytes(a, 10, nk, "dv");
-  readMask(a, 6, 7, p);
+  needBytes(a, 3, p.B * p.H * p.S, "lse");
+  needBytes(a, 4, nq, "dOut");
+  needBytes(a, 7, nq, "dq");
+  needBytes(a, 8, nk, "dk");
+  needBytes(a, 9, nk, "dv");
+  readMask(a, 5, 6, p);
   const int64_t T = p.tiles(), group = p.H / p.Hkv, perGroup = group * T;
   const int64_t ldq = p.ldq(), ldk = p.ldk(), D = p.D, Sk = p.Sk;
   const int64_t work = p.B * p.H * p.S * p.Sk * p.D;
@@ -347,7 +380,7 @@ static void attentionBackward_body(Args& a) {
 
 #pragma omp parallel if (tasks > 1 && work >= 32768 && !omp_in_parallel())
   {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t bg = 0; bg < kvTasks; bg++) {
       transposePanel(p, K, KT, bg);
       transposePanel(p, V, VT, bg);
@@ -378,7 +411,7 @@ static void attentionBackward_body(Args& a) {
         const int64_t h = g * group + item / T, t = item % T;
         const int64_t i0 = t * BR, rows = std::min(BR, p.S - i0);
         const int64_t off = (b * p.S + i0) * ldq + h * D;
-        const float *q = Q + off, *o = O + off, *dO = DO + off;
+        const float *q = Q + off, *dO = DO + off;
         float* dq = DQ + off;
         const float* lse = LSE + (b * p.H + h) * p.S + i0;
         int64_t kb, ke;
@@ -396,16 +429,9 @@ static void attentionBackward_body(Args& a) {
         gemm(false, false, rows, n, D, p.scale, q, ldq, kt, ldt, 0.f, P, w);
         gemm(false, false, rows, n, D, 1.f, dO, ldq, vt, ldt, 0.f, dP, w);
         for (int64_t r = 0; r < rows; r++) {
-          const float l = lse[r];
           const int64_t end = p.rowEnd(i0 + r, kb, ke);
-          // delta = rowsum(dO ⊙ O): D terms, float accumulation over 16 lanes.
-          float delta = 0.f;
-          const float* orow = o + r * ldq;
-          const float* dorow = dO + r * ldq;
-#pragma omp simd reduction(+ : delta)
-          for (int64_t d = 0; d < D; d++) delta += orow[d] * dorow[d];
-          if (keep) gradRow<true>(P + r * w, dP + r * w, w, end, keep, l, delta);
-          else gradRow<false>(P + r * w, dP + r * w, w, end, nullptr, l, delta);
+          if (keep) gradRow<true>(P + r * w, dP + r * w, w, end, keep, lse[r]);
+          else gradRow<false>(P + r * w, dP + r * w, w, end, nullptr, lse[r]);
         }
         gemm(true, false, n, D, rows, 1.f, P, w, dO, ldq, 1.f, dv + kb * ld, ld);
         gemm(false, false, rows, D, n, p.scale, dP, w, k, ldk, 0.f, dq, ldq);

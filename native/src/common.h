@@ -98,3 +98,4 @@ void RegisterDropout(napi_env env, napi_value exports);
 void RegisterAttention(napi_env env, napi_value exports);
 void RegisterOptim(napi_env env, napi_value exports);
 void RegisterLayout(napi_env env, napi_value exports);
+void RegisterQuant(napi_env env, napi_value exports);

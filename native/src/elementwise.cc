@@ -1,6 +1,7 @@
 // Elementwise kernels: binary ops with broadcasting, unary ops (activations included) and
 // their gradients, fused SwiGLU. Op codes are shared with src/engine/backends/native.
 #include "common.h"
+#include "vmath.h"
 #include <algorithm>
 #include <cmath>
 
@@ -68,28 +69,28 @@ void binaryKernel(const float* A, const float* B, float* C, const std::vector<in
 
 inline float geluTanh(float x) {
   const float k = 0.7978845608028654f;  // sqrt(2/pi)
-  return 0.5f * x * (1.f + std::tanh(k * (x + 0.044715f * x * x * x)));
+  return 0.5f * x * (1.f + vtanhf(k * (x + 0.044715f * x * x * x)));
 }
 inline float geluTanhGrad(float x) {
   const float k = 0.7978845608028654f;
   float u = k * (x + 0.044715f * x * x * x);
-  float t = std::tanh(u);
+  float t = vtanhf(u);
   return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * k * (1.f + 3.f * 0.044715f * x * x);
 }
 inline float geluErf(float x) { return 0.5f * x * (1.f + std::erf(x * 0.7071067811865476f)); }
 inline float geluErfGrad(float x) {
   return 0.5f * (1.f + std::erf(x * 0.7071067811865476f)) + x * 0.3989422804014327f * std::exp(-0.5f * x * x);
 }
-inline float sigmoidf(float x) { return 1.f / (1.f + std::exp(-x)); }
+inline float sigmoidf(float x) { return vsigmoidf(x); }
 
 template <int OP>
 inline float unop(float x, float p1, float p2) {
   if constexpr (OP == NEG) return -x;
-  else if constexpr (OP == EXP) return std::exp(x);
+  else if constexpr (OP == EXP) return vexpf(x);
   else if constexpr (OP == LOG) return std::log(x);
   else if constexpr (OP == SQRT) return std::sqrt(x);
   else if constexpr (OP == RSQRT) return 1.f / std::sqrt(x);
-  else if constexpr (OP == TANH) return std::tanh(x);
+  else if constexpr (OP == TANH) return vtanhf(x);
   else if constexpr (OP == SIGMOID) return sigmoidf(x);
   else if constexpr (OP == RELU) return x > 0.f ? x : 0.f;
   else if constexpr (OP == ABS) return std::fabs(x);
@@ -216,7 +217,7 @@ static void swiglu_body(Args& a) {
   parallelFor((n + chunk - 1) / chunk, n * 8, [&](int64_t blk) {
     int64_t s = blk * chunk, e = std::min(n, s + chunk);
 #pragma omp simd
-    for (int64_t i = s; i < e; i++) y[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+    for (int64_t i = s; i < e; i++) y[i] = g[i] * vsigmoidf(g[i]) * u[i];
   });
 }
 SW_KERNEL(swiglu, "swiglu")
@@ -234,7 +235,7 @@ static void swigluGrad_body(Args& a) {
     int64_t s = blk * chunk, e = std::min(n, s + chunk);
 #pragma omp simd
     for (int64_t i = s; i < e; i++) {
-      float sg = 1.f / (1.f + std::exp(-g[i]));
+      float sg = vsigmoidf(g[i]);
       du[i] = dy[i] * g[i] * sg;
       dg[i] = dy[i] * u[i] * sg * (1.f + g[i] * (1.f - sg));
     }

@@ -5,6 +5,7 @@
 #include "common.h"
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -59,8 +60,13 @@ void sumStage(const T* in, double* out, int64_t outer, int64_t R, int64_t inner)
   // inner > 1: tasks over (outer, chunk of reduced rows, block of columns); vectorised over columns.
   const int64_t CB = 2048;
   const int64_t ncb = (inner + CB - 1) / CB;
+  // Split the reduced rows into chunks only when (outer, column block) tasks are too few to
+  // share out: aim at about 64 tasks, each with at least 64K elements (shape-only rule).
   int64_t nch = 1;
-  if (outer * ncb < 64) nch = std::max<int64_t>(1, std::min<int64_t>({R, (R * inner) / 65536, 64}));
+  if (outer * ncb < 64) {
+    const int64_t want = (64 + outer * ncb - 1) / (outer * ncb);
+    nch = std::max<int64_t>(1, std::min<int64_t>({R, want, (R * inner) / 65536}));
+  }
   std::vector<double> partBuf;
   double* part = out;
   if (nch > 1) {
@@ -93,6 +99,48 @@ void sumStage(const T* in, double* out, int64_t outer, int64_t R, int64_t inner)
       }
     }
   }
+}
+
+// Index of the first maximum of row[0..n) (n >= 1); the first NaN when there is one. One pass
+// with 16 explicit lanes, each keeping its running maximum and the first index reaching it (a
+// strict > keeps the first); among lanes holding the overall maximum the smallest index wins.
+// A running Σ x·0 turns NaN exactly when some x is NaN or infinite (then checked precisely).
+int64_t firstMax(const float* row, int64_t n) {
+  constexpr int W = 16;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  float acc[W], chk[W];
+  int32_t ai[W];
+  for (int k = 0; k < W; k++) { acc[k] = ninf; chk[k] = 0.f; ai[k] = -1; }
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const int32_t base = static_cast<int32_t>(j);
+#pragma omp simd
+    for (int k = 0; k < W; k++) {
+      float v = row[j + k];
+      bool gt = v > acc[k];
+      acc[k] = gt ? v : acc[k];
+      ai[k] = gt ? base + k : ai[k];
+      chk[k] += v * 0.f;
+    }
+  }
+  float best = ninf, c = 0.f;
+  int64_t at = -1;
+  for (; j < n; j++) {
+    if (row[j] > best) { best = row[j]; at = j; }
+    c += row[j] * 0.f;
+  }
+  for (int k = 0; k < W; k++) {
+    c += chk[k];
+    if (ai[k] < 0) continue;
+    if (acc[k] > best || (acc[k] == best && (at < 0 || ai[k] < at))) { best = acc[k]; at = ai[k]; }
+  }
+  if (c != c) {
+    for (int64_t i = 0; i < n; i++) if (row[i] != row[i]) return i;
+  }
+  if (at < 0) {  // every element is -inf
+    at = 0;
+  }
+  return at;
 }
 
 }  // namespace
@@ -142,19 +190,7 @@ static void maxAxis_body(Args& a) {
   if (inner == 1) {
     parallelFor(outer, total, [&](int64_t o) {
       const float* row = x + o * R;
-      float m = row[0];
-      int anyNan = 0;
-#pragma omp simd reduction(max : m) reduction(| : anyNan)
-      for (int64_t r = 0; r < R; r++) {
-        m = std::max(m, row[r]);
-        anyNan |= (row[r] != row[r]);
-      }
-      int64_t at = 0;
-      if (anyNan) {
-        while (row[at] == row[at]) at++;
-      } else {
-        while (row[at] != m) at++;
-      }
+      int64_t at = firstMax(row, R);
       if (vals) vals[o] = row[at];
       idx[o] = static_cast<int32_t>(at);
     });

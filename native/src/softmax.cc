@@ -3,6 +3,7 @@
 // fused backward. Rows run in parallel; inner loops are vectorised with a polynomial expf that
 // GCC can vectorise (std::exp is not vectorised without -ffast-math); sums accumulate in double.
 #include "common.h"
+#include "vmath.h"
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,47 +20,31 @@ void needElems(const Args& a, size_t i, int64_t n, const char* what) {
     throw KernelError(std::string(what) + " buffer holds " + std::to_string(a.buffer(i)->bytes / 4) + " elements, the shapes need " + std::to_string(n));
 }
 
-// exp(x) to about 1 ulp (Cephes expf): x = n·ln2 + r, |r| ≤ ln2/2, exp(r) by a degree-6
-// polynomial, 2^n as the product of two exactly built powers of two, so results underflow
-// gracefully to subnormals and 0 (exp(-inf) = 0) and overflow to inf; NaN stays NaN. No
-// branches or selects, so GCC vectorises it inside `omp simd` loops.
-inline float vexpf(float x) {
-  float xc = std::min(std::max(x, -104.0f), 89.0f);
-  xc = x != x ? x : xc;
-  // Round to nearest with the 1.5·2^23 trick (floorf does not vectorise without -ffast-math);
-  // the integer n sits in the low mantissa bits of t.
-  const float magic = 12582912.0f;
-  float t = xc * 1.44269504088896341f + magic;
-  int32_t tb;
-  std::memcpy(&tb, &t, sizeof tb);
-  int32_t ni = tb - 0x4B400000;
-  float n = t - magic;
-  float r = xc - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float e = p * r * r + r + 1.0f;
-  int32_t n1 = ni >> 1, n2 = ni - n1;
-  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, sizeof s1);
-  std::memcpy(&s2, &b2, sizeof s2);
-  return e * s1 * s2;
-}
 
+// Row maximum; NaN when the row holds a NaN (as the reference does). GCC does not vectorise an
+// `omp simd reduction(max)` loop here, so the lanes are explicit: 16 running maxima, plus a
+// running Σ x·0 that is NaN exactly when some x is NaN or infinite (checked precisely then).
 inline float rowMax(const float* x, int64_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < n; j++) m = std::max(m, x[j]);
-  // A NaN anywhere makes the row NaN (as the reference does); max() above ignores NaN.
-  int anyNan = 0;
-#pragma omp simd reduction(| : anyNan)
-  for (int64_t j = 0; j < n; j++) anyNan |= (x[j] != x[j]);
-  return anyNan ? std::numeric_limits<float>::quiet_NaN() : m;
+  constexpr int W = 16;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  float acc[W], chk[W];
+  for (int k = 0; k < W; k++) { acc[k] = ninf; chk[k] = 0.f; }
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+#pragma omp simd
+    for (int k = 0; k < W; k++) {
+      float v = x[j + k];
+      acc[k] = v > acc[k] ? v : acc[k];
+      chk[k] += v * 0.f;
+    }
+  }
+  float m = ninf, c = 0.f;
+  for (; j < n; j++) { m = x[j] > m ? x[j] : m; c += x[j] * 0.f; }
+  for (int k = 0; k < W; k++) { m = acc[k] > m ? acc[k] : m; c += chk[k]; }
+  if (c != c) {
+    for (int64_t i = 0; i < n; i++) if (x[i] != x[i]) return std::numeric_limits<float>::quiet_NaN();
+  }
+  return m;
 }
 
 // Σ exp(x - m) in double.
@@ -88,9 +73,10 @@ static void softmax_body(Args& a) {
       float* yr = y + o * R;
       float m = rowMax(xr, R);
       if (log) {
-        float lse = static_cast<float>(static_cast<double>(m) + std::log(sumExp(xr, R, m)));
+        // (x − m) − log Σ: exact for the largest entries even when the logits are large.
+        float ls = static_cast<float>(std::log(sumExp(xr, R, m)));
 #pragma omp simd
-        for (int64_t j = 0; j < R; j++) yr[j] = xr[j] - lse;
+        for (int64_t j = 0; j < R; j++) yr[j] = (xr[j] - m) - ls;
       } else {
         double s = 0.0;
 #pragma omp simd reduction(+ : s)
@@ -134,13 +120,13 @@ static void softmax_body(Args& a) {
       }
     }
     float k[CB];
-    for (int64_t j = 0; j < w; j++) k[j] = log ? static_cast<float>(static_cast<double>(m[j]) + std::log(s[j])) : static_cast<float>(1.0 / s[j]);
+    for (int64_t j = 0; j < w; j++) k[j] = log ? static_cast<float>(std::log(s[j])) : static_cast<float>(1.0 / s[j]);
     for (int64_t r = 0; r < R; r++) {
       const float* xr = xb + r * inner;
       float* yr = yb + r * inner;
       if (log) {
 #pragma omp simd
-        for (int64_t j = 0; j < w; j++) yr[j] = xr[j] - k[j];
+        for (int64_t j = 0; j < w; j++) yr[j] = (xr[j] - m[j]) - k[j];
       } else {
 #pragma omp simd
         for (int64_t j = 0; j < w; j++) yr[j] *= k[j];
@@ -261,9 +247,9 @@ static void crossEntropy_body(Args& a) {
     if (t[i] == ignore) { lse[i] = 0.f; return; }
     const float* xr = x + i * V;
     float m = rowMax(xr, V);
-    float l = static_cast<float>(static_cast<double>(m) + std::log(sumExp(xr, V, m)));
-    lse[i] = l;
-    nll[i] = static_cast<double>(l) - static_cast<double>(xr[t[i]]);
+    double ls = std::log(sumExp(xr, V, m));
+    lse[i] = static_cast<float>(static_cast<double>(m) + ls);
+    nll[i] = (static_cast<double>(m) - static_cast<double>(xr[t[i]])) + ls;
   });
   double S = 0.0;
   for (int64_t i = 0; i < N; i++) if (t[i] != ignore) S += (w ? static_cast<double>(w[i]) : 1.0) * nll[i];

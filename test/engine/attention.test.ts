@@ -41,6 +41,7 @@ test('attention: native matches reference (MHA / GQA / MQA, causal, masks, parti
     { B: 2, S: 130, Sk: 130, H: 2, Hkv: 1, D: 64 }, // partial second / third tile
     { B: 4, S: 33, Sk: 70, H: 4, Hkv: 2, D: 16 },  // S < Sk (KV cache)
     { B: 2, S: 40, Sk: 20, H: 2, Hkv: 2, D: 8 },   // S > Sk: early causal rows see no key
+    { B: 1, S: 70, Sk: 70, H: 4, Hkv: 1, D: 16 },  // one kv head: backward splits its group into chunks
   ];
   for (const c of cases) {
     for (const causal of [true, false]) {

@@ -102,6 +102,20 @@ test('argmax: int32 indices of the first maximum, no gradient', () => {
       const nat = E.toBackend(vals, 'native');
       assert.deepEqual(E.argmax(nat, axis).toList(), E.argmax(vals, axis).toList(), `argmax ${shape} axis ${axis}`);
     }
+    // Many ties: the first maximum must win on both backends, in every lane arrangement.
+    const rand = E.seededRandom(5);
+    const ties = Array.from({ length: 7 * 1001 }, () => Math.floor(rand() * 3));
+    for (const [shape, axis] of [[[7, 1001], 1], [[1001, 7], 0], [[7, 1001], 0]] as [number[], number][]) {
+      const [r, n] = ['reference', 'native'].map((backend) => E.tensor(ties, shape, { backend }));
+      assert.deepEqual(E.argmax(n, axis).toList(), E.argmax(r, axis).toList(), `argmax ties ${shape} axis ${axis}`);
+      crossCheck(`max ties ${shape} axis ${axis}`, [{ shape, values: ties }], (x) => E.max(x, axis));
+    }
+  }
+  for (const backend of BACKENDS) {
+    const row = (fill: number, at: [number, number][]) => { const a = new Array<number>(40).fill(fill); for (const [i, v] of at) a[i] = v; return a; };
+    const x = E.tensor([...row(-Infinity, []), ...row(0, [[1, Infinity], [33, Infinity]]), ...row(-1, [[35, -Infinity], [37, 2], [20, 2]])], [3, 40], { backend });
+    assert.deepEqual(E.argmax(x, 1).toList(), [0, 1, 20], `${backend}: -inf rows, inf values, late ties`);
+    assert.deepEqual(E.max(x, 1).toList(), [-Infinity, Infinity, 2]);
   }
 });
 

@@ -82,6 +82,7 @@ test('crossEntropy: every target ignored gives 0 and zero gradients', () => {
     assert.equal(loss.item(), 0);
     loss.backward();
     assert.ok(L.grad!.toList().every((v) => v === 0));
+    assert.equal(E.crossEntropy(E.zeros([0, 5], { backend }), E.zeros([0], { backend, dtype: 'int32' })).item(), 0, 'no rows');
     const W = E.zeros([3], { backend });
     assert.equal(E.crossEntropy(L, E.tensor([0, 1, 2], [3], { backend, dtype: 'int32' }), { weights: W }).item(), 0);
   }

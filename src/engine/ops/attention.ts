@@ -23,7 +23,7 @@ export interface AttentionOptions {
 }
 
 /** Attrs of 'attention' and 'attentionGrad'; inputs are [q, k, v] or [q, k, v, keyMask]
- * (attentionGrad: [q, k, v, out, lse, dOut] or [..., keyMask]). */
+ * (attentionGrad: [q, k, v, lse, dOut] or [..., keyMask]; outputs [dq, dk, dv]). */
 export interface AttentionAttrs {
   causal: boolean;
   scale: number;
@@ -81,7 +81,7 @@ registerGradient<AttentionAttrs>('attention', (dys, { inputs, outputs, attrs }) 
   const dOut = dys[0];
   const [q, k, v, keyMask] = inputs;
   if (!dOut) return inputs.map(() => null);
-  const ins = [q, k, v, outputs[0], outputs[1], dOut];
+  const ins = [q, k, v, outputs[1], dOut];
   if (keyMask) ins.push(keyMask);
   const [dq, dk, dv] = runOp<AttentionAttrs>('attentionGrad', ins, attrs);
   return keyMask ? [dq, dk, dv, null] : [dq, dk, dv];

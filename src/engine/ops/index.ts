@@ -13,3 +13,4 @@ export * from './rope.js';
 export * from './embedding.js';
 export * from './dropout.js';
 export * from './attention.js';
+export * from './quant.js';

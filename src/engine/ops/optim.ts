@@ -30,7 +30,7 @@ export interface SgdOptions {
 
 /** Kernel attrs of 'adamwUpdate': the options plus the precomputed bias corrections. */
 export interface AdamWAttrs extends AdamWOptions { biasCorrection1: number; biasCorrection2: number }
-export interface SgdAttrs extends Required<SgdOptions> {}
+export type SgdAttrs = Required<SgdOptions>;
 export interface ScaleAttrs { scale: number }
 /** The kernel of 'sumOfSquares' returns no tensor; it writes the (float64) result here. */
 export interface SumOfSquaresAttrs { result: number }

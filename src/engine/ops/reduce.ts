@@ -105,7 +105,8 @@ function reduceSum(op: 'sum' | 'mean', x: Tensor, axes: number | number[] | unde
   return runOp<SumAttrs>('sum', [x], { axes: list, keepDims, scale })[0];
 }
 
-/** Sum over `axes` (all axes when omitted: a scalar of shape []). */
+/** Sum over `axes` (all axes when omitted: a scalar of shape []; an empty list reduces nothing,
+ * as in NumPy). Accumulates in float64 on both backends. */
 export function sum(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
   return reduceSum('sum', x, axes, keepDims);
 }

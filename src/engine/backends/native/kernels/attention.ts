@@ -9,7 +9,7 @@ declare module '../addon.js' {
   interface NativeAddon {
     attentionForward(q: object, k: object, v: object, keyMask: object | null, maskIsInt: boolean, out: object, lse: object,
       B: number, S: number, Sk: number, H: number, Hkv: number, D: number, causal: boolean, scale: number): void;
-    attentionBackward(q: object, k: object, v: object, out: object, lse: object, dOut: object, keyMask: object | null, maskIsInt: boolean,
+    attentionBackward(q: object, k: object, v: object, lse: object, dOut: object, keyMask: object | null, maskIsInt: boolean,
       dq: object, dk: object, dv: object, B: number, S: number, Sk: number, H: number, Hkv: number, D: number, causal: boolean, scale: number): void;
   }
 }
@@ -31,12 +31,12 @@ registerKernel<AttentionAttrs>('attention', B_, ([q, k, v, keyMask], { causal, s
   return [out, lse];
 });
 
-registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, out, lse, dOut, keyMask], { causal, scale }, be) => {
-  checkF32('attentionGrad', [q, k, v, out, lse, dOut]);
+registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, lse, dOut, keyMask], { causal, scale }, be) => {
+  checkF32('attentionGrad', [q, k, v, lse, dOut]);
   const [B, S, H, D] = q.shape;
   const [, Sk, Hkv] = k.shape;
   const dq = allocTensor(be, q.shape, 'float32'), dk = allocTensor(be, k.shape, 'float32'), dv = allocTensor(be, v.shape, 'float32');
-  addonOf(be).attentionBackward(h(q), h(k), h(v), h(out), h(lse), h(dOut), hOrNull(keyMask), keyMask?.dtype === 'int32',
+  addonOf(be).attentionBackward(h(q), h(k), h(v), h(lse), h(dOut), hOrNull(keyMask), keyMask?.dtype === 'int32',
     h(dq), h(dk), h(dv), B, S, Sk, H, Hkv, D, causal, scale);
   return [dq, dk, dv];
 });

@@ -72,38 +72,40 @@ registerKernel<AttentionAttrs>('attention', B_, ([q, k, v, keyMask], attrs, be) 
   return [out, lse];
 });
 
-// Inputs: q, k, v, out, lse, dOut[, keyMask] → dq, dk, dv. The probabilities are recomputed
-// (exactly; the saved lse is only needed by the native kernel).
-registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, out, , dOut, keyMask], attrs, be) => {
+// Inputs: q, k, v, lse, dOut[, keyMask] → dq, dk, dv. The probabilities are recomputed
+// exactly (the saved lse is only needed by the native kernel); dS = P ⊙ (dP − Σ P·dP).
+registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, , dOut, keyMask], attrs, be) => {
   const L = layout('attentionGrad', q, k, v, keyMask);
   const { S, Sk, H, Hkv, D } = L;
   const dq = allocTensor(be, q.shape, q.dtype), dk = allocTensor(be, k.shape, k.dtype), dv = allocTensor(be, v.shape, v.dtype);
   // Accumulate in float64 and round once at the end.
   const DQ = new Float64Array(dq.size), DK = new Float64Array(dk.size), DV = new Float64Array(dv.size);
-  const O = floats(out, 'attentionGrad'), DO = floats(dOut, 'attentionGrad');
+  const DO = floats(dOut, 'attentionGrad');
   const Q = L.q, K = L.k, V = L.v, scale = attrs.scale;
-  const ds = new Float64Array(Sk);
+  const dp = new Float64Array(Sk);
   forEachRow(L, attrs, (b, h, g, i, p, l) => {
     if (l === -Infinity) return;
     const qo = ((b * S + i) * H + h) * D;
     let delta = 0;
-    for (let d = 0; d < D; d++) delta += DO[qo + d] * O[qo + d];
     for (let j = 0; j < Sk; j++) {
-      if (p[j] === 0) { ds[j] = 0; continue; }
+      dp[j] = 0;
+      if (p[j] === 0) continue;
       const ko = ((b * Sk + j) * Hkv + g) * D;
-      let dp = 0;
+      let acc = 0;
       for (let d = 0; d < D; d++) {
-        dp += DO[qo + d] * V[ko + d];
+        acc += DO[qo + d] * V[ko + d];
         DV[ko + d] += p[j] * DO[qo + d];
       }
-      ds[j] = p[j] * (dp - delta);
+      dp[j] = acc;
+      delta += p[j] * acc;
     }
     for (let j = 0; j < Sk; j++) {
-      if (ds[j] === 0) continue;
+      if (p[j] === 0) continue;
+      const ds = p[j] * (dp[j] - delta) * scale;
       const ko = ((b * Sk + j) * Hkv + g) * D;
       for (let d = 0; d < D; d++) {
-        DQ[qo + d] += ds[j] * K[ko + d] * scale;
-        DK[ko + d] += ds[j] * Q[qo + d] * scale;
+        DQ[qo + d] += ds * K[ko + d];
+        DK[ko + d] += ds * Q[qo + d];
       }
     }
   });

@@ -9,3 +9,4 @@ import './rope.js';
 import './embedding.js';
 import './dropout.js';
 import './attention.js';
+import './quant.js';

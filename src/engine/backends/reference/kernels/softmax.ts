@@ -18,8 +18,8 @@ registerKernel<SoftmaxAttrs>('softmax', B, ([x], { axis, log }, be) => {
       for (let r = 0; r < reduce; r++) m = Math.max(m, X[at(r)]);
       let s = 0;
       for (let r = 0; r < reduce; r++) s += Math.exp(X[at(r)] - m);
-      const lse = m + Math.log(s);
-      for (let r = 0; r < reduce; r++) Y[at(r)] = log ? X[at(r)] - lse : Math.exp(X[at(r)] - m) / s;
+      const ls = Math.log(s);
+      for (let r = 0; r < reduce; r++) Y[at(r)] = log ? X[at(r)] - m - ls : Math.exp(X[at(r)] - m) / s;
     }
   }
   return [t];
@@ -77,8 +77,9 @@ registerKernel<CrossEntropyAttrs>('crossEntropy', B, ([logits, targets, weights]
     for (let j = 0; j < V; j++) m = Math.max(m, X[row + j]);
     let s = 0;
     for (let j = 0; j < V; j++) s += Math.exp(X[row + j] - m);
-    L[i] = m + Math.log(s);
-    S += (W ? W[i] : 1) * (L[i] - X[row + T[i]]);
+    const ls = Math.log(s);
+    L[i] = m + ls;
+    S += (W ? W[i] : 1) * (m - X[row + T[i]] + ls);
   }
   const D = denominator(T, W, ignoreIndex);
   floats(loss, 'crossEntropy')[0] = sum ? S : D === 0 ? 0 : S / D;

@@ -1,0 +1,2 @@
+// Quantized storage family (being written).
+export {};
