@@ -4,6 +4,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchMatmul } from './matmul.js';
 import { benchTrainStep } from './train-step.js';
+import { benchCompareTorch } from './compare-torch.js';
+import { benchPresets } from '../src/nn/index.js';
+import { emit } from './stats.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -13,12 +16,15 @@ const flag = (f: string): number | undefined => {
 };
 
 const benches: Record<string, () => void | Promise<void>> = {
+  model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ bench: 'model', ...r }); },
   matmul: () => benchMatmul(root),
-  'train-step': () => benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: flag('--threads') }),
+  'train-step': () => rest.includes('--compare-torch')
+    ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads') })
+    : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: flag('--threads') }),
 };
 
 if (!name || !(name in benches)) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N] [--compare-torch [--rounds N]]\n`);
   process.exit(name ? 2 : 0);
 }
 await benches[name]();

@@ -1,0 +1,380 @@
+/**
+ * Hugging Face config.json ↔ our ModelConfig for the LLaMA, GPT-2 and BERT families.
+ * Anything in the HF config that changes the computation and that we do not implement is
+ * refused with an error naming the field (never silently ignored).
+ */
+import type { Activation, BlockConfig, ModelConfig } from '../../nn/index.js';
+import { stackSizes } from '../../nn/index.js';
+
+export type HFConfig = Record<string, unknown>;
+export type HFFamily = 'llama' | 'gpt2' | 'bert';
+
+export class HFConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HFConfigError';
+  }
+}
+
+function num(cfg: HFConfig, key: string, fallback?: number): number {
+  const v = cfg[key];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new HFConfigError(`config.json: '${key}' is required (a number), found ${v === null ? 'null' : 'nothing'}`);
+  }
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new HFConfigError(`config.json: '${key}' must be a number, found ${JSON.stringify(v)}`);
+  return v;
+}
+
+function int(cfg: HFConfig, key: string, fallback?: number): number {
+  const v = num(cfg, key, fallback);
+  if (!Number.isInteger(v) || v < 0) throw new HFConfigError(`config.json: '${key}' must be a non-negative integer, found ${v}`);
+  return v;
+}
+
+function bool(cfg: HFConfig, key: string, fallback: boolean): boolean {
+  const v = cfg[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw new HFConfigError(`config.json: '${key}' must be true or false, found ${JSON.stringify(v)}`);
+  return v;
+}
+
+function refuse(cfg: HFConfig, key: string, ok: (v: unknown) => boolean, why: string): void {
+  const v = cfg[key];
+  if (v !== undefined && v !== null && !ok(v)) throw new HFConfigError(`config.json: '${key}' = ${JSON.stringify(v)} is not supported (${why})`);
+}
+
+/** Which family a config belongs to (model_type, else architectures). */
+export function hfFamilyOf(cfg: HFConfig): HFFamily {
+  const t = cfg.model_type;
+  if (t === 'llama' || t === 'gpt2' || t === 'bert') return t;
+  const arch = Array.isArray(cfg.architectures) ? String(cfg.architectures[0] ?? '') : '';
+  if (arch.startsWith('Llama')) return 'llama';
+  if (arch.startsWith('GPT2')) return 'gpt2';
+  if (arch.startsWith('Bert')) return 'bert';
+  throw new HFConfigError(`config.json: model_type ${JSON.stringify(t)} is not supported (expected 'llama', 'gpt2' or 'bert')`);
+}
+
+const HF_ACTIVATIONS: Record<string, Activation> = {
+  gelu: 'gelu',
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+  relu: 'relu',
+  silu: 'silu',
+  swish: 'silu',
+  tanh: 'tanh',
+};
+
+function activationOf(cfg: HFConfig, key: string, fallback: string): Activation {
+  const v = cfg[key] ?? fallback;
+  if (typeof v !== 'string' || !(v in HF_ACTIVATIONS)) throw new HFConfigError(`config.json: '${key}' = ${JSON.stringify(v)} is not supported (expected one of ${Object.keys(HF_ACTIVATIONS).join(', ')})`);
+  return HF_ACTIVATIONS[v];
+}
+
+function ropeThetaOf(cfg: HFConfig): number {
+  const params = cfg.rope_parameters as Record<string, unknown> | undefined | null;
+  const scaling = cfg.rope_scaling as Record<string, unknown> | undefined | null;
+  for (const [key, p] of [['rope_parameters', params], ['rope_scaling', scaling]] as const) {
+    if (p && typeof p === 'object') {
+      const type = p.rope_type ?? p.type;
+      if (type !== undefined && type !== 'default') throw new HFConfigError(`config.json: '${key}.rope_type' = ${JSON.stringify(type)} is not supported (only 'default' RoPE)`);
+    }
+  }
+  if (params && typeof params === 'object' && typeof params.rope_theta === 'number') return params.rope_theta;
+  return num(cfg, 'rope_theta', 10000);
+}
+
+/** config.json field holding our stack grouping (block counts per stack), written by export. */
+export const STACKS_FIELD = 'stackwise_stacks';
+
+/** A dropout probability field (0 when absent); kept only when > 0. */
+function prob(cfg: HFConfig, key: string): number {
+  const v = cfg[key];
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !(v >= 0 && v < 1)) throw new HFConfigError(`config.json: '${key}' must be a probability in [0, 1), found ${JSON.stringify(v)}`);
+  return v;
+}
+
+export interface FromHFOptions {
+  /** K equal stacks or explicit block counts per stack (default: the config's stackwise_stacks, else 1 stack). */
+  stacks?: number | number[];
+}
+
+/** Our ModelConfig for an HF config. */
+export function modelConfigFromHF(cfg: HFConfig, opts: FromHFOptions = {}): ModelConfig {
+  const family = hfFamilyOf(cfg);
+  if (family === 'llama') return llamaFromHF(cfg, opts);
+  if (family === 'gpt2') return gpt2FromHF(cfg, opts);
+  return bertFromHF(cfg, opts);
+}
+
+function stacks(nLayers: number, block: BlockConfig, opts: FromHFOptions, cfg: HFConfig) {
+  const saved = cfg[STACKS_FIELD];
+  const fromFile = Array.isArray(saved) && saved.every((n) => typeof n === 'number') ? (saved as number[]) : undefined;
+  return stackSizes(nLayers, opts.stacks ?? fromFile ?? 1).map((nBlocks) => ({ nBlocks, block: structuredClone(block) }));
+}
+
+function llamaFromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
+  const d = int(cfg, 'hidden_size');
+  const nHeads = int(cfg, 'num_attention_heads');
+  const nKv = int(cfg, 'num_key_value_heads', nHeads);
+  const headDim = int(cfg, 'head_dim', d / nHeads);
+  const act = activationOf(cfg, 'hidden_act', 'silu');
+  if (act !== 'silu') throw new HFConfigError(`config.json: 'hidden_act' = ${JSON.stringify(cfg.hidden_act)} is not supported for llama (SwiGLU uses silu)`);
+  refuse(cfg, 'pretraining_tp', (v) => v === 1, 'tensor-parallel slicing changes rounding only; set it to 1');
+  const eps = num(cfg, 'rms_norm_eps', 1e-6);
+  const attnBias = bool(cfg, 'attention_bias', false);
+  const block: BlockConfig = {
+    nHeads,
+    nKvHeads: nKv,
+    attention: 'causal',
+    positional: 'rope',
+    ropeTheta: ropeThetaOf(cfg),
+    qkvBias: attnBias,
+    outBias: attnBias,
+    dFF: int(cfg, 'intermediate_size'),
+    ffn: 'swiglu',
+    ffnBias: bool(cfg, 'mlp_bias', false),
+    norm: 'rmsnorm',
+    normEps: eps,
+    normPosition: 'pre',
+  };
+  if (headDim !== d / nHeads) block.headDim = headDim;
+  const maxPos = cfg.max_position_embeddings;
+  return {
+    family: 'llama',
+    vocabSize: int(cfg, 'vocab_size'),
+    dModel: d,
+    embedding: { positional: 'rope', ...(typeof maxPos === 'number' ? { maxPositions: maxPos } : {}) },
+    stacks: stacks(int(cfg, 'num_hidden_layers'), block, opts, cfg),
+    head: { kind: 'lm', tied: bool(cfg, 'tie_word_embeddings', false), bias: false, finalNorm: { kind: 'rmsnorm', eps } },
+  };
+}
+
+function gpt2FromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
+  const d = int(cfg, 'n_embd');
+  refuse(cfg, 'scale_attn_by_inverse_layer_idx', (v) => v === false, 'per-layer attention scaling is not implemented');
+  refuse(cfg, 'scale_attn_weights', (v) => v === true, 'unscaled attention scores are not implemented');
+  refuse(cfg, 'add_cross_attention', (v) => v === false, 'cross-attention is not implemented');
+  const eps = num(cfg, 'layer_norm_epsilon', 1e-5);
+  const block: BlockConfig = {
+    nHeads: int(cfg, 'n_head'),
+    attention: 'causal',
+    positional: 'none',
+    qkvBias: true,
+    outBias: true,
+    dFF: int(cfg, 'n_inner', 4 * d),
+    ffn: 'gelu',
+    activation: activationOf(cfg, 'activation_function', 'gelu_new'),
+    ffnBias: true,
+    norm: 'layernorm',
+    normEps: eps,
+    normPosition: 'pre',
+  };
+  block.nKvHeads = block.nHeads;
+  const resid = prob(cfg, 'resid_pdrop'), embd = prob(cfg, 'embd_pdrop');
+  if (resid > 0) block.dropout = resid;
+  return {
+    family: 'gpt2',
+    vocabSize: int(cfg, 'vocab_size'),
+    dModel: d,
+    embedding: { positional: 'learned', maxPositions: int(cfg, 'n_positions', 1024), ...(embd > 0 ? { dropout: embd } : {}) },
+    stacks: stacks(int(cfg, 'n_layer'), block, opts, cfg),
+    head: { kind: 'lm', tied: bool(cfg, 'tie_word_embeddings', true), bias: false, finalNorm: { kind: 'layernorm', eps } },
+  };
+}
+
+/** BERT head kind from the architectures list. */
+export function bertHeadKind(cfg: HFConfig): 'mlm' | 'classification' {
+  const arch = Array.isArray(cfg.architectures) ? String(cfg.architectures[0] ?? '') : 'BertForMaskedLM';
+  if (arch === 'BertForMaskedLM' || arch === '') return 'mlm';
+  if (arch === 'BertForSequenceClassification') return 'classification';
+  throw new HFConfigError(`config.json: architecture '${arch}' is not supported for bert (expected BertForMaskedLM or BertForSequenceClassification)`);
+}
+
+function numLabels(cfg: HFConfig): number {
+  if (typeof cfg.num_labels === 'number') return cfg.num_labels;
+  if (cfg.id2label && typeof cfg.id2label === 'object') return Object.keys(cfg.id2label).length;
+  return 2;
+}
+
+function bertFromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
+  const d = int(cfg, 'hidden_size');
+  refuse(cfg, 'position_embedding_type', (v) => v === 'absolute', 'only absolute learned positions are implemented');
+  refuse(cfg, 'is_decoder', (v) => v === false, 'BERT as a decoder is not implemented');
+  refuse(cfg, 'add_cross_attention', (v) => v === false, 'cross-attention is not implemented');
+  const eps = num(cfg, 'layer_norm_eps', 1e-12);
+  const act = activationOf(cfg, 'hidden_act', 'gelu');
+  const block: BlockConfig = {
+    nHeads: int(cfg, 'num_attention_heads'),
+    attention: 'bidirectional',
+    positional: 'none',
+    qkvBias: true,
+    outBias: true,
+    dFF: int(cfg, 'intermediate_size'),
+    ffn: 'gelu',
+    activation: act,
+    ffnBias: true,
+    norm: 'layernorm',
+    normEps: eps,
+    normPosition: 'post',
+  };
+  block.nKvHeads = block.nHeads;
+  const hidden = prob(cfg, 'hidden_dropout_prob');
+  if (hidden > 0) block.dropout = hidden;
+  const clsDrop = cfg.classifier_dropout === undefined || cfg.classifier_dropout === null ? hidden : prob(cfg, 'classifier_dropout');
+  const kind = bertHeadKind(cfg);
+  return {
+    family: 'bert',
+    vocabSize: int(cfg, 'vocab_size'),
+    dModel: d,
+    embedding: {
+      positional: 'learned',
+      maxPositions: int(cfg, 'max_position_embeddings', 512),
+      typeVocabSize: int(cfg, 'type_vocab_size', 2),
+      norm: { kind: 'layernorm', eps },
+      ...(hidden > 0 ? { dropout: hidden } : {}),
+    },
+    stacks: stacks(int(cfg, 'num_hidden_layers'), block, opts, cfg),
+    head: kind === 'mlm'
+      ? { kind: 'mlm', tied: bool(cfg, 'tie_word_embeddings', true), activation: act, normEps: eps }
+      : { kind: 'classification', nClasses: numLabels(cfg), pooling: 'cls', pooler: true, bias: true, ...(clsDrop > 0 ? { dropout: clsDrop } : {}) },
+  };
+}
+
+// ---- export -----------------------------------------------------------------------------------
+
+const ACT_TO_HF: Record<Activation, string> = { gelu: 'gelu', gelu_tanh: 'gelu_new', relu: 'relu', silu: 'silu', tanh: 'tanh' };
+
+function uniformBlock(config: ModelConfig): BlockConfig {
+  const blocks = config.stacks.map((s) => s.block);
+  if (blocks.length === 0) throw new HFConfigError('export: the model has no stacks');
+  const first = JSON.stringify(blocks[0]);
+  blocks.forEach((b, i) => {
+    if (JSON.stringify(b) !== first) throw new HFConfigError(`export: stack ${i} has a different block configuration from stack 0; a Hugging Face config describes identical layers`);
+  });
+  return blocks[0];
+}
+
+function expect(cond: boolean, family: string, what: string): void {
+  if (!cond) throw new HFConfigError(`export: a ${family} model must have ${what}`);
+}
+
+/**
+ * An HF config.json for `config`. Fields of `base` (the config the model was imported from)
+ * are kept unless they describe the architecture, which is always written from `config`.
+ */
+export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFConfig {
+  const block = uniformBlock(config);
+  const nLayers = config.stacks.reduce((n, s) => n + s.nBlocks, 0);
+  const out: HFConfig = { ...base };
+  const d = config.dModel;
+  if ((block.attentionKind ?? 'standard') !== 'standard') throw new HFConfigError(`export: attention kind '${block.attentionKind}' has no Hugging Face ${config.family} equivalent`);
+  switch (config.family) {
+    case 'llama': {
+      expect(block.ffn === 'swiglu' && block.norm === 'rmsnorm' && block.normPosition === 'pre' && block.positional === 'rope' && block.attention === 'causal', 'llama',
+        'SwiGLU FFNs, pre-RMSNorm, RoPE and causal attention');
+      expect(config.head.kind === 'lm' && config.embedding.positional === 'rope', 'llama', 'an LM head and no learned positions');
+      const head = config.head as Extract<ModelConfig['head'], { kind: 'lm' }>;
+      expect(!head.bias && block.qkvBias === block.outBias, 'llama', 'no LM-head bias and the same bias setting on q/k/v and o');
+      Object.assign(out, {
+        architectures: ['LlamaForCausalLM'],
+        model_type: 'llama',
+        vocab_size: config.vocabSize,
+        hidden_size: d,
+        intermediate_size: block.dFF,
+        num_hidden_layers: nLayers,
+        num_attention_heads: block.nHeads,
+        num_key_value_heads: block.nKvHeads ?? block.nHeads,
+        head_dim: block.headDim ?? d / block.nHeads,
+        hidden_act: 'silu',
+        rms_norm_eps: block.normEps,
+        attention_bias: block.qkvBias,
+        mlp_bias: block.ffnBias,
+        tie_word_embeddings: head.tied,
+        max_position_embeddings: config.embedding.maxPositions ?? (base.max_position_embeddings as number | undefined) ?? 2048,
+        rope_theta: block.ropeTheta ?? 10000,
+        rope_parameters: { rope_theta: block.ropeTheta ?? 10000, rope_type: 'default' },
+        attention_dropout: 0.0,
+        pretraining_tp: 1,
+      });
+      delete out.rope_scaling;
+      if (!('rope_theta' in base) && 'rope_parameters' in base) delete out.rope_theta;
+      break;
+    }
+    case 'gpt2': {
+      expect(block.ffn === 'gelu' && block.norm === 'layernorm' && block.normPosition === 'pre' && block.positional === 'none' && block.attention === 'causal'
+        && block.qkvBias && block.outBias && block.ffnBias && (block.nKvHeads ?? block.nHeads) === block.nHeads && (block.headDim ?? d / block.nHeads) === d / block.nHeads, 'gpt2',
+        'GELU MLPs, pre-LayerNorm, learned positions, causal MHA and biases everywhere');
+      expect(config.head.kind === 'lm' && config.embedding.positional === 'learned' && !config.embedding.norm && !config.embedding.typeVocabSize, 'gpt2', 'an LM head and plain learned positions');
+      const head = config.head as Extract<ModelConfig['head'], { kind: 'lm' }>;
+      expect(!head.bias, 'gpt2', 'no LM-head bias');
+      Object.assign(out, {
+        architectures: ['GPT2LMHeadModel'],
+        model_type: 'gpt2',
+        vocab_size: config.vocabSize,
+        n_embd: d,
+        n_layer: nLayers,
+        n_head: block.nHeads,
+        // null means 4·n_embd in HF; keep the original spelling when it still holds.
+        n_inner: base.n_inner === null && block.dFF === 4 * d ? null : block.dFF,
+        n_positions: config.embedding.maxPositions,
+        layer_norm_epsilon: block.normEps,
+        activation_function: ACT_TO_HF[block.activation ?? 'gelu_tanh'],
+        tie_word_embeddings: head.tied,
+        scale_attn_weights: true,
+        scale_attn_by_inverse_layer_idx: false,
+        add_cross_attention: false,
+        resid_pdrop: block.dropout ?? 0,
+        embd_pdrop: config.embedding.dropout ?? 0,
+      });
+      // Defaults of GPT2Config that do not describe a model of ours: attention dropout (we have
+      // none) and token ids 50256 beyond a small vocabulary.
+      if (!('attn_pdrop' in base)) out.attn_pdrop = 0;
+      for (const k of ['bos_token_id', 'eos_token_id']) if (!(k in base) && config.vocabSize <= 50256) out[k] = null;
+      break;
+    }
+    case 'bert': {
+      expect(block.ffn === 'gelu' && block.norm === 'layernorm' && block.normPosition === 'post' && block.positional === 'none' && block.attention === 'bidirectional'
+        && block.qkvBias && block.outBias && block.ffnBias && (block.nKvHeads ?? block.nHeads) === block.nHeads, 'bert',
+        'GELU MLPs, post-LayerNorm, learned positions, bidirectional MHA and biases everywhere');
+      expect(config.embedding.positional === 'learned' && config.embedding.norm?.kind === 'layernorm', 'bert', 'learned positions and an embedding LayerNorm');
+      const h = config.head;
+      Object.assign(out, {
+        architectures: [h.kind === 'mlm' ? 'BertForMaskedLM' : 'BertForSequenceClassification'],
+        model_type: 'bert',
+        vocab_size: config.vocabSize,
+        hidden_size: d,
+        num_hidden_layers: nLayers,
+        num_attention_heads: block.nHeads,
+        intermediate_size: block.dFF,
+        hidden_act: ACT_TO_HF[block.activation ?? 'gelu'],
+        layer_norm_eps: block.normEps,
+        max_position_embeddings: config.embedding.maxPositions,
+        type_vocab_size: config.embedding.typeVocabSize ?? 0,
+        position_embedding_type: 'absolute',
+        is_decoder: false,
+        hidden_dropout_prob: block.dropout ?? 0,
+      });
+      if (!('attention_probs_dropout_prob' in base)) out.attention_probs_dropout_prob = 0;
+      if (h.kind === 'mlm') out.tie_word_embeddings = h.tied;
+      else if (h.kind === 'classification') {
+        expect(h.pooling === 'cls' && h.pooler, 'bert', "a classification head with 'cls' pooling and a pooler");
+        if (Object.keys((base.id2label as object | undefined) ?? {}).length !== h.nClasses) {
+          out.id2label = Object.fromEntries(Array.from({ length: h.nClasses }, (_, i) => [String(i), `LABEL_${i}`]));
+          out.label2id = Object.fromEntries(Array.from({ length: h.nClasses }, (_, i) => [`LABEL_${i}`, i]));
+        }
+      } else throw new HFConfigError('export: a bert model needs an MLM or classification head');
+      break;
+    }
+    default:
+      throw new HFConfigError(`export: model family '${config.family}' has no Hugging Face equivalent (expected llama, gpt2 or bert)`);
+  }
+  if (out.dtype === undefined && out.torch_dtype === undefined) out.dtype = 'float32';
+  // Our grouping of the layers into stacks (HF ignores the extra field; our import reads it).
+  const sizes = config.stacks.map((s) => s.nBlocks);
+  if (sizes.length > 1) out[STACKS_FIELD] = sizes;
+  else delete out[STACKS_FIELD];
+  return out;
+}

@@ -1,0 +1,322 @@
+/**
+ * The attention family:
+ * - `Attention`: softmax attention with n_kv_heads (MHA / GQA / MQA), optional RoPE (HF-Llama
+ *   rotate-half layout, per head on q and k), causal or bidirectional, combined with a key
+ *   padding mask.
+ * - `LatentAttention` (MLA, DeepSeek-V2 style): keys and values are up-projected from a shared
+ *   low-rank latent c_kv = W_dkv x; optional low-rank queries; optional decoupled RoPE dims
+ *   carried by one rotary key shared by all heads.
+ * - `LinearAttention`: kernelised attention, linear in sequence length, feature map
+ *   φ(x) = elu(x) + 1 (Katharopoulos et al. 2020): out_i = φ(q_i)ᵀ Σ_j φ(k_j) v_jᵀ / φ(q_i)ᵀ Σ_j φ(k_j),
+ *   over j ≤ i when causal (computed chunk by chunk with a running state), over all
+ *   non-padded j when bidirectional.
+ */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Module } from './module.js';
+import { Linear, RMSNorm, type LinearOptions } from './layers.js';
+import { deriveSeed, type TensorPlacement } from './init.js';
+import type { AttentionKind, MlaConfig } from './config.js';
+
+/** Per-call inputs shared by every block of a forward pass. */
+export interface ForwardContext {
+  /** [B, S] padding mask, 1 = real token, 0 = padding (keys with 0 get no attention). */
+  keyMask?: Tensor | null;
+  /** Position ids, int32 [S] or [B, S] (default 0..S-1 + positionOffset). */
+  positions?: Tensor | null;
+  positionOffset?: number;
+  /** Seed of this forward call's dropout masks (e.g. the training step); optional. */
+  seed?: number;
+}
+
+export interface AttentionOptions extends TensorPlacement {
+  dModel: number;
+  nHeads: number;
+  nKvHeads?: number;
+  headDim?: number;
+  causal: boolean;
+  /** RoPE base; null/undefined = no rotary embedding. */
+  ropeTheta?: number | null;
+  rotaryDim?: number;
+  qkvBias?: boolean;
+  outBias?: boolean;
+  seed: number;
+  /** Init of the projection weights (default normal 0.02). */
+  init?: LinearOptions['init'];
+  /** MLA sizes (LatentAttention only). */
+  mla?: MlaConfig;
+  /** Chunk length of causal linear attention (LinearAttention only), default 64. */
+  chunkSize?: number;
+}
+
+/** Common shape bookkeeping of the attention modules. */
+export abstract class AttentionBase extends Module {
+  abstract readonly kind: AttentionKind;
+  readonly dModel: number;
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  /** Causal (decoder) or bidirectional (encoder); may be switched at any time. */
+  causal: boolean;
+  readonly ropeTheta: number | null;
+  readonly rotaryDim: number | undefined;
+
+  constructor(opts: AttentionOptions) {
+    super();
+    this.dModel = opts.dModel;
+    this.nHeads = opts.nHeads;
+    this.nKvHeads = opts.nKvHeads ?? opts.nHeads;
+    this.headDim = opts.headDim ?? opts.dModel / opts.nHeads;
+    if (!Number.isInteger(this.headDim) || this.headDim < 1) {
+      throw new Error(`attention: d_model ${opts.dModel} is not divisible by n_heads ${opts.nHeads} (pass headDim explicitly)`);
+    }
+    if (!Number.isInteger(this.nKvHeads) || this.nKvHeads < 1 || this.nHeads % this.nKvHeads !== 0) {
+      throw new Error(`attention: n_kv_heads ${this.nKvHeads} must be a positive divisor of n_heads ${this.nHeads}`);
+    }
+    this.causal = opts.causal;
+    this.ropeTheta = opts.ropeTheta ?? null;
+    this.rotaryDim = opts.rotaryDim;
+    if (this.ropeTheta !== null) {
+      const rd = this.rotaryDim ?? this.headDim;
+      if (rd % 2 !== 0 || rd > this.headDim) throw new Error(`attention: rotary dimension ${rd} must be even and at most head_dim ${this.headDim}`);
+    }
+  }
+
+  abstract forward(x: Tensor, ctx?: ForwardContext): Tensor;
+
+  protected rope(x: Tensor, ctx: ForwardContext, rotaryDim?: number): Tensor {
+    if (this.ropeTheta === null) return x;
+    return E.rope(x, {
+      theta: this.ropeTheta,
+      positionOffset: ctx.positionOffset ?? 0,
+      positions: ctx.positions ?? undefined,
+      rotaryDim: rotaryDim ?? this.rotaryDim,
+    });
+  }
+
+  protected heads(t: Tensor, n: number, d = this.headDim): Tensor {
+    const [B, S] = t.shape;
+    return E.reshape(t, [B, S, n, d]);
+  }
+}
+
+function linearOpts(opts: AttentionOptions, name: string, bias: boolean): LinearOptions {
+  return { bias, seed: deriveSeed(opts.seed, name), init: opts.init, dtype: opts.dtype, backend: opts.backend };
+}
+
+/** Softmax attention with separate q/k/v/o projections (children 'q', 'k', 'v', 'o'). */
+export class Attention extends AttentionBase {
+  readonly kind = 'standard' as const;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+
+  constructor(opts: AttentionOptions) {
+    super(opts);
+    const { dModel } = opts;
+    const qkvBias = opts.qkvBias ?? false;
+    this.q = this.registerModule('q', new Linear(dModel, this.nHeads * this.headDim, linearOpts(opts, 'q', qkvBias)));
+    this.k = this.registerModule('k', new Linear(dModel, this.nKvHeads * this.headDim, linearOpts(opts, 'k', qkvBias)));
+    this.v = this.registerModule('v', new Linear(dModel, this.nKvHeads * this.headDim, linearOpts(opts, 'v', qkvBias)));
+    this.o = this.registerModule('o', new Linear(this.nHeads * this.headDim, dModel, linearOpts(opts, 'o', opts.outBias ?? false)));
+  }
+
+  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
+    const [B, S] = x.shape;
+    let q = this.heads(this.q.forward(x, ctx.seed), this.nHeads);
+    let k = this.heads(this.k.forward(x, ctx.seed), this.nKvHeads);
+    const v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
+    q = this.rope(q, ctx);
+    k = this.rope(k, ctx);
+    const out = E.attention(q, k, v, { causal: this.causal, keyMask: ctx.keyMask ?? undefined, scale: 1 / Math.sqrt(this.headDim) });
+    return this.o.forward(E.reshape(out, [B, S, this.nHeads * this.headDim]), ctx.seed);
+  }
+}
+
+/**
+ * Multi-head latent attention. Children: 'q' (or 'q_a', 'q_norm', 'q_b' with a query rank),
+ * 'kv_a' (d → kvRank + ropeDim: the latent and the shared rotary key), 'kv_norm', 'kv_b'
+ * (kvRank → heads × (headDim - ropeDim) keys and heads × headDim values), 'o'.
+ * headDim is the q·k dimension per head (its last ropeDim dims carry the decoupled RoPE);
+ * values use headDim too. n_kv_heads does not apply (keys/values come per head from the latent).
+ */
+export class LatentAttention extends AttentionBase {
+  readonly kind = 'mla' as const;
+  readonly kvRank: number;
+  readonly qRank: number;
+  readonly ropeDim: number;
+  readonly latentNorm: boolean;
+
+  constructor(opts: AttentionOptions) {
+    super({ ...opts, nKvHeads: opts.nHeads });
+    const mla = opts.mla;
+    if (!mla) throw new Error('LatentAttention: the mla option ({kvRank, qRank?, ropeDim?}) is required');
+    this.kvRank = mla.kvRank;
+    this.qRank = mla.qRank ?? 0;
+    this.ropeDim = this.ropeTheta === null ? 0 : (mla.ropeDim ?? 0);
+    this.latentNorm = mla.latentNorm ?? true;
+    if (!Number.isInteger(this.kvRank) || this.kvRank < 1) throw new Error(`LatentAttention: kvRank must be a positive integer, got ${this.kvRank}`);
+    if (this.ropeDim % 2 !== 0 || this.ropeDim >= this.headDim) throw new Error(`LatentAttention: ropeDim ${this.ropeDim} must be even and below head_dim ${this.headDim}`);
+    const { dModel } = opts;
+    const H = this.nHeads, D = this.headDim, Dn = D - this.ropeDim;
+    const bias = opts.qkvBias ?? false;
+    const place = { dtype: opts.dtype, backend: opts.backend };
+    if (this.qRank > 0) {
+      this.registerModule('q_a', new Linear(dModel, this.qRank, linearOpts(opts, 'q_a', bias)));
+      if (this.latentNorm) this.registerModule('q_norm', new RMSNorm(this.qRank, place));
+      this.registerModule('q_b', new Linear(this.qRank, H * D, linearOpts(opts, 'q_b', bias)));
+    } else {
+      this.registerModule('q', new Linear(dModel, H * D, linearOpts(opts, 'q', bias)));
+    }
+    this.registerModule('kv_a', new Linear(dModel, this.kvRank + this.ropeDim, linearOpts(opts, 'kv_a', bias)));
+    if (this.latentNorm) this.registerModule('kv_norm', new RMSNorm(this.kvRank, place));
+    this.registerModule('kv_b', new Linear(this.kvRank, H * (Dn + D), linearOpts(opts, 'kv_b', bias)));
+    this.registerModule('o', new Linear(H * D, dModel, linearOpts(opts, 'o', opts.outBias ?? false)));
+  }
+
+  private child<M extends Module>(name: string): M {
+    return this.getModule(name) as M;
+  }
+
+  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
+    const [B, S] = x.shape;
+    const H = this.nHeads, D = this.headDim, R = this.ropeDim, Dn = D - R;
+    // Queries.
+    let qFlat: Tensor;
+    if (this.qRank > 0) {
+      let cq = this.child<Linear>('q_a').forward(x, ctx.seed);
+      if (this.latentNorm) cq = this.child<RMSNorm>('q_norm').forward(cq);
+      qFlat = this.child<Linear>('q_b').forward(cq, ctx.seed);
+    } else {
+      qFlat = this.child<Linear>('q').forward(x, ctx.seed);
+    }
+    let q = E.reshape(qFlat, [B, S, H, D]);
+    // Latent and rotary key.
+    const kva = this.child<Linear>('kv_a').forward(x, ctx.seed);
+    let ckv = R > 0 ? E.narrow(kva, 2, 0, this.kvRank) : kva;
+    if (this.latentNorm) ckv = this.child<RMSNorm>('kv_norm').forward(ckv);
+    const kvb = E.reshape(this.child<Linear>('kv_b').forward(ckv, ctx.seed), [B, S, H, Dn + D]);
+    let k = E.narrow(kvb, 3, 0, Dn);
+    const v = E.narrow(kvb, 3, Dn, D);
+    if (R > 0) {
+      const qNope = E.narrow(q, 3, 0, Dn);
+      const qRot = this.rope(E.narrow(q, 3, Dn, R), ctx, R);
+      q = E.concat([qNope, qRot], 3);
+      const kRot = this.rope(E.reshape(E.narrow(kva, 2, this.kvRank, R), [B, S, 1, R]), ctx, R);
+      k = E.concat([k, E.broadcastTo(kRot, [B, S, H, R])], 3);
+    } else if (this.ropeTheta !== null) {
+      q = this.rope(q, ctx);
+      k = this.rope(k, ctx);
+    }
+    const out = E.attention(q, k, v, { causal: this.causal, keyMask: ctx.keyMask ?? undefined, scale: 1 / Math.sqrt(D) });
+    return this.child<Linear>('o').forward(E.reshape(out, [B, S, H * D]), ctx.seed);
+  }
+}
+
+/** φ(x) = elu(x) + 1 = relu(x) + exp(min(x, 0)), positive everywhere. */
+export function eluPlusOne(x: Tensor): Tensor {
+  const zero = E.zeros([1], { dtype: x.dtype, backend: x.backend });
+  return E.add(E.relu(x), E.exp(E.minimum(x, zero)));
+}
+
+/** Kernelised linear attention (children 'q', 'k', 'v', 'o'); see the file comment. */
+export class LinearAttention extends AttentionBase {
+  readonly kind = 'linear' as const;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+  readonly chunkSize: number;
+  /** Added to the normaliser φ(q)·Σφ(k) (which is > 0 unless every key is padding). */
+  readonly eps = 1e-6;
+
+  constructor(opts: AttentionOptions) {
+    super(opts);
+    const { dModel } = opts;
+    const qkvBias = opts.qkvBias ?? false;
+    this.chunkSize = opts.chunkSize ?? 64;
+    this.q = this.registerModule('q', new Linear(dModel, this.nHeads * this.headDim, linearOpts(opts, 'q', qkvBias)));
+    this.k = this.registerModule('k', new Linear(dModel, this.nKvHeads * this.headDim, linearOpts(opts, 'k', qkvBias)));
+    this.v = this.registerModule('v', new Linear(dModel, this.nKvHeads * this.headDim, linearOpts(opts, 'v', qkvBias)));
+    this.o = this.registerModule('o', new Linear(this.nHeads * this.headDim, dModel, linearOpts(opts, 'o', opts.outBias ?? false)));
+  }
+
+  /** [B, S, Hkv, D] → [B, H, S, D], repeating each kv head for its group of query heads. */
+  private expand(t: Tensor): Tensor {
+    const [B, S, Hkv, D] = t.shape;
+    const g = this.nHeads / Hkv;
+    let x = t;
+    if (g > 1) x = E.reshape(E.broadcastTo(E.reshape(t, [B, S, Hkv, 1, D]), [B, S, Hkv, g, D]), [B, S, this.nHeads, D]);
+    return E.transpose(x, [0, 2, 1, 3]);
+  }
+
+  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
+    const [B, S] = x.shape;
+    const H = this.nHeads, D = this.headDim;
+    let q = this.heads(this.q.forward(x, ctx.seed), H);
+    let k = this.heads(this.k.forward(x, ctx.seed), this.nKvHeads);
+    let v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
+    q = this.rope(q, ctx);
+    k = this.rope(k, ctx);
+    const fq = E.transpose(eluPlusOne(q), [0, 2, 1, 3]); // [B, H, S, D]
+    let fk = this.expand(eluPlusOne(k));
+    const vv = this.expand(v);
+    if (ctx.keyMask) {
+      const m = E.reshape(ctx.keyMask.dtype === fk.dtype ? ctx.keyMask : E.cast(ctx.keyMask, fk.dtype), [B, 1, S, 1]);
+      fk = E.mul(fk, m); // padded keys add nothing to the sums
+    }
+    const out = this.causal ? this.causalPass(fq, fk, vv) : this.fullPass(fq, fk, vv);
+    const merged = E.reshape(E.transpose(out, [0, 2, 1, 3]), [B, S, H * D]);
+    return this.o.forward(merged, ctx.seed);
+  }
+
+  private fullPass(fq: Tensor, fk: Tensor, v: Tensor): Tensor {
+    const kv = E.matmul(fk, v, { transA: true }); // [B, H, D, D]
+    const num = E.matmul(fq, kv); // [B, H, S, D]
+    const z = E.sum(fk, [2], true); // [B, H, 1, D]
+    const den = E.addScalar(E.sum(E.mul(fq, z), [3], true), this.eps); // [B, H, S, 1]
+    return E.div(num, den);
+  }
+
+  private causalPass(fq: Tensor, fk: Tensor, v: Tensor): Tensor {
+    const S = fq.shape[2];
+    const C = Math.max(1, Math.min(this.chunkSize, S));
+    const outs: Tensor[] = [];
+    let state: Tensor | null = null; // Σ φ(k) vᵀ over earlier chunks, [B, H, D, D]
+    let zsum: Tensor | null = null; // Σ φ(k) over earlier chunks, [B, H, 1, D]
+    const masks = new Map<number, Tensor>();
+    for (let start = 0; start < S; start += C) {
+      const len = Math.min(C, S - start);
+      let tri = masks.get(len);
+      if (!tri) {
+        const m = new Float32Array(len * len);
+        for (let i = 0; i < len; i++) for (let j = 0; j <= i; j++) m[i * len + j] = 1;
+        tri = E.tensor(m, [len, len], { backend: fq.backend, dtype: fq.dtype });
+        masks.set(len, tri);
+      }
+      const qc = E.narrow(fq, 2, start, len), kc = E.narrow(fk, 2, start, len), vc = E.narrow(v, 2, start, len);
+      const scores = E.mul(E.matmul(qc, kc, { transB: true }), tri); // [B, H, len, len]
+      let num = E.matmul(scores, vc);
+      let den = E.sum(scores, [3], true);
+      if (state && zsum) {
+        num = E.add(num, E.matmul(qc, state));
+        den = E.add(den, E.sum(E.mul(qc, zsum), [3], true));
+      }
+      outs.push(E.div(num, E.addScalar(den, this.eps)));
+      const kvc = E.matmul(kc, vc, { transA: true });
+      const zc = E.sum(kc, [2], true);
+      state = state ? E.add(state, kvc) : kvc;
+      zsum = zsum ? E.add(zsum, zc) : zc;
+    }
+    return outs.length === 1 ? outs[0] : E.concat(outs, 2);
+  }
+}
+
+export function makeAttention(kind: AttentionKind, opts: AttentionOptions): AttentionBase {
+  switch (kind) {
+    case 'standard': return new Attention(opts);
+    case 'mla': return new LatentAttention(opts);
+    case 'linear': return new LinearAttention(opts);
+  }
+}

@@ -1,0 +1,296 @@
+/** Basic layers: Linear (with optional LoRA), Embedding, LayerNorm, RMSNorm, Dropout helper. */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Module } from './module.js';
+import { DEFAULT_INIT, deriveSeed, initTensor, type InitSpec, type TensorPlacement } from './init.js';
+
+/**
+ * Dropout mask seeds of one module. With a forward-call seed (e.g. the training step, passed as
+ * `seed` to Model.forward) the mask depends only on (module seed, call seed, call site), so a
+ * resumed run draws the same masks; without one, a per-module counter advances on every call.
+ */
+export class DropoutSeeds {
+  private calls = 0;
+  constructor(private readonly seed: number) {}
+  next(callSeed?: number, site = ''): number {
+    return callSeed === undefined ? deriveSeed(this.seed, `${site}#${this.calls++}`) : deriveSeed(this.seed, `${site}@${callSeed}`);
+  }
+}
+
+/** Dropout that is a no-op for p = 0 or outside training mode; `site` tells call sites of one module apart. */
+export function applyDropout(x: Tensor, p: number, training: boolean, seeds: DropoutSeeds, callSeed?: number, site = ''): Tensor {
+  if (p <= 0 || !training) return x;
+  return E.dropout(x, { p, seed: seeds.next(callSeed, site), training: true });
+}
+
+// ---- Linear + LoRA ----------------------------------------------------------------------------
+
+export interface LinearOptions extends TensorPlacement {
+  bias?: boolean;
+  /** Seed of the weight initialisation (required unless init is constant). */
+  seed?: number;
+  init?: InitSpec;
+  biasInit?: InitSpec;
+}
+
+export interface LoraOptions {
+  rank: number;
+  alpha: number;
+  /** Dropout on the adapter's input (PEFT lora_dropout), default 0. */
+  dropout?: number;
+  /** Seed of A's initialisation and of the adapter dropout. */
+  seed: number;
+  /** Scale alpha/sqrt(rank) instead of alpha/rank (PEFT use_rslora). */
+  rslora?: boolean;
+  /** Freeze the base weight and bias (default true). */
+  freezeBase?: boolean;
+  /**
+   * 'default': A kaiming-uniform (as PEFT), B zero, so the adapter starts as a no-op.
+   * 'random': both random (as PEFT init_lora_weights=False; for tests).
+   */
+  init?: 'default' | 'random';
+  /** Reuse this tensor as A (adapters on projections that PEFT sees as one fused layer). */
+  sharedA?: Tensor;
+}
+
+export interface LoraState {
+  rank: number;
+  alpha: number;
+  scale: number;
+  dropout: number;
+  rslora: boolean;
+}
+
+/** y = x Wᵀ + b (W: [out, in]); with LoRA: + (α/r)·B A x, A: [r, in], B: [out, r]. */
+export class Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  lora: LoraState | null = null;
+  private loraSeeds: DropoutSeeds | null = null;
+  private loraAShared = false;
+  /** The weight before merge(), restored bit-exactly by unmerge(). */
+  private unmergedWeight: Tensor | null = null;
+
+  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    const seed = opts.seed ?? 0;
+    this.registerParameter('weight', initTensor([outFeatures, inFeatures], opts.init ?? DEFAULT_INIT, deriveSeed(seed, 'weight'), opts));
+    if (opts.bias ?? true) {
+      this.registerParameter('bias', initTensor([outFeatures], opts.biasInit ?? { kind: 'constant', value: 0 }, deriveSeed(seed, 'bias'), opts));
+    }
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  get bias(): Tensor | null {
+    return this.hasParam('bias') ? this.param('bias') : null;
+  }
+
+  get loraA(): Tensor | null {
+    return this.hasParam('lora_A') ? this.param('lora_A') : null;
+  }
+
+  get loraB(): Tensor | null {
+    return this.hasParam('lora_B') ? this.param('lora_B') : null;
+  }
+
+  get isMerged(): boolean {
+    return this.unmergedWeight !== null;
+  }
+
+  forward(x: Tensor, callSeed?: number): Tensor {
+    const y = E.linear(x, this.weight, this.bias);
+    if (!this.lora || this.isMerged) return y;
+    const xin = applyDropout(x, this.lora.dropout, this.training, this.loraSeeds!, callSeed);
+    const delta = E.linear(E.linear(xin, this.loraA!), this.loraB!);
+    return E.add(y, E.mulScalar(delta, this.lora.scale));
+  }
+
+  /** Attaches a LoRA adapter (replacing any previous one); the base is frozen by default. */
+  addLora(opts: LoraOptions): this {
+    if (!Number.isInteger(opts.rank) || opts.rank < 1) throw new Error(`Linear.addLora: rank must be a positive integer, got ${opts.rank}`);
+    if (!(opts.alpha > 0)) throw new Error(`Linear.addLora: alpha must be positive, got ${opts.alpha}`);
+    const dropout = opts.dropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1)) throw new Error(`Linear.addLora: dropout must be in [0, 1), got ${dropout}`);
+    if (this.isMerged) throw new Error('Linear.addLora: unmerge the current adapter first');
+    this.removeLora();
+    const place = { dtype: this.weight.dtype, backend: this.weight.backend };
+    const r = opts.rank;
+    let a: Tensor;
+    if (opts.sharedA) {
+      if (opts.sharedA.shape[0] !== r || opts.sharedA.shape[1] !== this.inFeatures) {
+        throw new Error(`Linear.addLora: shared A has shape [${opts.sharedA.shape.join(', ')}], expected [${r}, ${this.inFeatures}]`);
+      }
+      a = opts.sharedA;
+    } else {
+      a = initTensor([r, this.inFeatures], { kind: 'kaimingUniform', fanIn: this.inFeatures }, deriveSeed(opts.seed, 'lora_A'), place);
+    }
+    const b = opts.init === 'random'
+      ? initTensor([this.outFeatures, r], { kind: 'kaimingUniform', fanIn: r }, deriveSeed(opts.seed, 'lora_B'), place)
+      : initTensor([this.outFeatures, r], { kind: 'constant', value: 0 }, 0, place);
+    this.loraAShared = opts.sharedA !== undefined;
+    this.registerParameter('lora_A', a);
+    this.registerParameter('lora_B', b);
+    const rslora = opts.rslora ?? false;
+    this.lora = { rank: r, alpha: opts.alpha, scale: rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout, rslora };
+    this.loraSeeds = new DropoutSeeds(deriveSeed(opts.seed, 'lora_dropout'));
+    if (opts.freezeBase ?? true) {
+      this.weight.requiresGrad = false;
+      if (this.bias) this.bias.requiresGrad = false;
+    }
+    return this;
+  }
+
+  /** Detaches the adapter (its tensors are disposed, A unless it was given as shared). Unmerges first if merged. */
+  removeLora(): this {
+    if (!this.lora) return this;
+    if (this.isMerged) this.unmerge();
+    const a = this.unregisterParameter('lora_A');
+    const b = this.unregisterParameter('lora_B');
+    b?.dispose();
+    if (!this.loraAShared) a?.dispose();
+    this.lora = null;
+    this.loraSeeds = null;
+    return this;
+  }
+
+  /** Folds the adapter into the weight: W ← W + scale·B A. The old W is kept for unmerge(). */
+  merge(): this {
+    if (!this.lora) throw new Error('Linear.merge: no LoRA adapter attached');
+    if (this.isMerged) return this;
+    E.noGrad(() => E.tidy(() => {
+      const w = this.weight;
+      const delta = E.mulScalar(E.matmul(this.loraB!, this.loraA!), this.lora!.scale);
+      const merged = E.add(w, delta);
+      this.unmergedWeight = E.keep(E.clone(w));
+      w.backend.upload(w.storage, merged.toArray());
+    }));
+    return this;
+  }
+
+  /** Restores the exact weight from before merge(). */
+  unmerge(): this {
+    if (!this.unmergedWeight) return this;
+    const w = this.weight;
+    w.backend.upload(w.storage, this.unmergedWeight.toArray());
+    this.unmergedWeight.dispose();
+    this.unmergedWeight = null;
+    return this;
+  }
+
+  protected override onParametersReplaced(): void {
+    if (this.unmergedWeight) {
+      const old = this.unmergedWeight;
+      const moved = E.toBackend(old, this.weight.backend);
+      this.unmergedWeight = E.keep(moved.dtype === this.weight.dtype ? moved : E.cast(moved, this.weight.dtype));
+      if (this.unmergedWeight !== moved) moved.dispose();
+      old.dispose();
+    }
+    super.onParametersReplaced();
+  }
+}
+
+// ---- Embedding --------------------------------------------------------------------------------
+
+export interface EmbeddingOptions extends TensorPlacement {
+  seed?: number;
+  init?: InitSpec;
+}
+
+/** A lookup table [num, dim]: ids int32 [...] → [..., dim]. */
+export class Embedding extends Module {
+  constructor(readonly numEmbeddings: number, readonly dim: number, opts: EmbeddingOptions = {}) {
+    super();
+    this.registerParameter('weight', initTensor([numEmbeddings, dim], opts.init ?? DEFAULT_INIT, deriveSeed(opts.seed ?? 0, 'weight'), opts));
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  forward(ids: Tensor): Tensor {
+    return E.embedding(this.weight, ids);
+  }
+}
+
+// ---- Norms ------------------------------------------------------------------------------------
+
+export type NormKind = 'layernorm' | 'rmsnorm';
+
+export interface NormOptions extends TensorPlacement {
+  eps?: number;
+  /** LayerNorm bias (default true); RMSNorm never has one. */
+  bias?: boolean;
+}
+
+export abstract class Norm extends Module {
+  abstract readonly kind: NormKind;
+  abstract readonly eps: number;
+  abstract forward(x: Tensor): Tensor;
+}
+
+/** (x - mean) / sqrt(biased var + eps) · weight + bias over the last dimension. */
+export class LayerNorm extends Norm {
+  readonly kind = 'layernorm' as const;
+  readonly eps: number;
+  constructor(readonly dim: number, opts: NormOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-5;
+    this.registerParameter('weight', E.ones([dim], opts));
+    if (opts.bias ?? true) this.registerParameter('bias', E.zeros([dim], opts));
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  get bias(): Tensor | null {
+    return this.hasParam('bias') ? this.param('bias') : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    return E.layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** x · rsqrt(mean(x²) + eps) · weight over the last dimension. */
+export class RMSNorm extends Norm {
+  readonly kind = 'rmsnorm' as const;
+  readonly eps: number;
+  constructor(readonly dim: number, opts: NormOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-6;
+    this.registerParameter('weight', E.ones([dim], opts));
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  forward(x: Tensor): Tensor {
+    return E.rmsNorm(x, this.weight, this.eps);
+  }
+}
+
+export function makeNorm(kind: NormKind, dim: number, opts: NormOptions = {}): Norm {
+  return kind === 'layernorm' ? new LayerNorm(dim, opts) : new RMSNorm(dim, opts);
+}
+
+// ---- Activations ------------------------------------------------------------------------------
+
+export type Activation = 'gelu' | 'gelu_tanh' | 'relu' | 'silu' | 'tanh';
+export const ACTIVATIONS: readonly Activation[] = ['gelu', 'gelu_tanh', 'relu', 'silu', 'tanh'];
+
+export function activate(x: Tensor, act: Activation): Tensor {
+  switch (act) {
+    case 'gelu': return E.gelu(x, 'none');
+    case 'gelu_tanh': return E.gelu(x, 'tanh');
+    case 'relu': return E.relu(x);
+    case 'silu': return E.silu(x);
+    case 'tanh': return E.tanh(x);
+  }
+}

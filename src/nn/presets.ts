@@ -1,0 +1,193 @@
+/**
+ * Presets reproducing three real families at any size, blocks grouped as K stacks × M blocks:
+ * - llama: RMSNorm pre-norm, GQA, RoPE (rotate-half), SwiGLU, no biases, untied head + final norm.
+ * - gpt2: learned positions, LayerNorm pre-norm, MHA with biases, GELU-tanh MLP, ln_f, tied head.
+ * - bert: word + position + token-type embeddings with LayerNorm, post-norm encoder, exact-GELU
+ *   MLP, bidirectional attention; MLM head (transform + LayerNorm + tied decoder + bias) or a
+ *   sequence-classification head (pooler + classifier).
+ */
+import { Model, type BuildOptions } from './model.js';
+import { stackSizes, type BlockConfig, type ModelConfig } from './config.js';
+
+export interface CommonPresetOptions {
+  vocabSize: number;
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  /** FFN inner size. */
+  dFF?: number;
+  /** K equal stacks, or explicit block counts per stack (default 1 stack). */
+  stacks?: number | number[];
+}
+
+function positiveInt(v: number, name: string): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`preset: ${name} must be a positive integer, found ${v}`);
+}
+
+function checkCommon(o: CommonPresetOptions): void {
+  positiveInt(o.vocabSize, 'vocabSize');
+  positiveInt(o.dModel, 'dModel');
+  positiveInt(o.nLayers, 'nLayers');
+  positiveInt(o.nHeads, 'nHeads');
+  if (o.dFF !== undefined) positiveInt(o.dFF, 'dFF');
+}
+
+function stacksOf(nLayers: number, stacks: number | number[] | undefined, block: BlockConfig) {
+  return stackSizes(nLayers, stacks ?? 1).map((nBlocks) => ({ nBlocks, block: structuredClone(block) }));
+}
+
+export interface LlamaOptions extends CommonPresetOptions {
+  nKvHeads?: number;
+  headDim?: number;
+  ropeTheta?: number;
+  normEps?: number;
+  tieEmbeddings?: boolean;
+  /** Context limit recorded in the spec/config (RoPE has no table). */
+  maxPositions?: number;
+  /** Attention variant inside the LLaMA block (default standard softmax). */
+  attentionKind?: BlockConfig['attentionKind'];
+  mla?: BlockConfig['mla'];
+}
+
+export function llamaConfig(o: LlamaOptions): ModelConfig {
+  checkCommon(o);
+  const block: BlockConfig = {
+    nHeads: o.nHeads,
+    nKvHeads: o.nKvHeads ?? o.nHeads,
+    headDim: o.headDim,
+    attention: 'causal',
+    attentionKind: o.attentionKind,
+    mla: o.mla,
+    positional: 'rope',
+    ropeTheta: o.ropeTheta ?? 10000,
+    qkvBias: false,
+    outBias: false,
+    dFF: o.dFF ?? defaultLlamaFF(o.dModel),
+    ffn: 'swiglu',
+    ffnBias: false,
+    norm: 'rmsnorm',
+    normEps: o.normEps ?? 1e-6,
+    normPosition: 'pre',
+  };
+  if (block.headDim === undefined) delete block.headDim;
+  if (block.attentionKind === undefined) delete block.attentionKind;
+  if (block.mla === undefined) delete block.mla;
+  return {
+    family: 'llama',
+    vocabSize: o.vocabSize,
+    dModel: o.dModel,
+    embedding: { positional: 'rope', ...(o.maxPositions ? { maxPositions: o.maxPositions } : {}) },
+    stacks: stacksOf(o.nLayers, o.stacks, block),
+    head: { kind: 'lm', tied: o.tieEmbeddings ?? false, bias: false, finalNorm: { kind: 'rmsnorm', eps: o.normEps ?? 1e-6 } },
+  };
+}
+
+/** LLaMA's FFN size rule: 2/3 · 4d rounded up to a multiple of 256 (for small d: of 8). */
+function defaultLlamaFF(d: number): number {
+  const raw = Math.floor((2 * 4 * d) / 3);
+  const m = d >= 1024 ? 256 : 8;
+  return Math.ceil(raw / m) * m;
+}
+
+export interface Gpt2Options extends CommonPresetOptions {
+  maxPositions?: number;
+  normEps?: number;
+  /** MLP activation (GPT-2: 'gelu_tanh' = gelu_new). */
+  activation?: BlockConfig['activation'];
+  dropout?: number;
+}
+
+export function gpt2Config(o: Gpt2Options): ModelConfig {
+  checkCommon(o);
+  const eps = o.normEps ?? 1e-5;
+  const block: BlockConfig = {
+    nHeads: o.nHeads,
+    nKvHeads: o.nHeads,
+    attention: 'causal',
+    positional: 'none',
+    qkvBias: true,
+    outBias: true,
+    dFF: o.dFF ?? 4 * o.dModel,
+    ffn: 'gelu',
+    activation: o.activation ?? 'gelu_tanh',
+    ffnBias: true,
+    norm: 'layernorm',
+    normEps: eps,
+    normPosition: 'pre',
+    ...(o.dropout ? { dropout: o.dropout } : {}),
+  };
+  return {
+    family: 'gpt2',
+    vocabSize: o.vocabSize,
+    dModel: o.dModel,
+    embedding: { positional: 'learned', maxPositions: o.maxPositions ?? 1024, ...(o.dropout ? { dropout: o.dropout } : {}) },
+    stacks: stacksOf(o.nLayers, o.stacks, block),
+    head: { kind: 'lm', tied: true, bias: false, finalNorm: { kind: 'layernorm', eps } },
+  };
+}
+
+export interface BertOptions extends CommonPresetOptions {
+  maxPositions?: number;
+  typeVocabSize?: number;
+  normEps?: number;
+  activation?: BlockConfig['activation'];
+  dropout?: number;
+  /** 'mlm' (default): BertForMaskedLM; 'classification': BertForSequenceClassification. */
+  head?: 'mlm' | 'classification';
+  nClasses?: number;
+}
+
+export function bertConfig(o: BertOptions): ModelConfig {
+  checkCommon(o);
+  const eps = o.normEps ?? 1e-12;
+  const act = o.activation ?? 'gelu';
+  const block: BlockConfig = {
+    nHeads: o.nHeads,
+    nKvHeads: o.nHeads,
+    attention: 'bidirectional',
+    positional: 'none',
+    qkvBias: true,
+    outBias: true,
+    dFF: o.dFF ?? 4 * o.dModel,
+    ffn: 'gelu',
+    activation: act,
+    ffnBias: true,
+    norm: 'layernorm',
+    normEps: eps,
+    normPosition: 'post',
+    ...(o.dropout ? { dropout: o.dropout } : {}),
+  };
+  const head: ModelConfig['head'] = (o.head ?? 'mlm') === 'mlm'
+    ? { kind: 'mlm', tied: true, activation: act, normEps: eps }
+    : { kind: 'classification', nClasses: o.nClasses ?? 2, pooling: 'cls', pooler: true, bias: true, ...(o.dropout ? { dropout: o.dropout } : {}) };
+  if (head.kind === 'classification') positiveInt(head.nClasses, 'nClasses');
+  return {
+    family: 'bert',
+    vocabSize: o.vocabSize,
+    dModel: o.dModel,
+    embedding: {
+      positional: 'learned',
+      maxPositions: o.maxPositions ?? 512,
+      typeVocabSize: o.typeVocabSize ?? 2,
+      norm: { kind: 'layernorm', eps },
+      ...(o.dropout ? { dropout: o.dropout } : {}),
+    },
+    stacks: stacksOf(o.nLayers, o.stacks, block),
+    head,
+  };
+}
+
+export function llama(o: LlamaOptions & BuildOptions): Model {
+  return Model.fromConfig(llamaConfig(o), o);
+}
+
+export function gpt2(o: Gpt2Options & BuildOptions): Model {
+  return Model.fromConfig(gpt2Config(o), o);
+}
+
+export function bert(o: BertOptions & BuildOptions): Model {
+  return Model.fromConfig(bertConfig(o), o);
+}
+
+export const PRESETS = { llama: llamaConfig, gpt2: gpt2Config, bert: bertConfig } as const;
+export type PresetName = keyof typeof PRESETS;
