@@ -16,7 +16,7 @@ const flag = (f: string): number | undefined => {
 };
 
 const benches: Record<string, () => void | Promise<void>> = {
-  model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ bench: 'model', ...r }); },
+  model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
   'train-step': () => rest.includes('--compare-torch')
     ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads') })
