@@ -25,7 +25,7 @@ export interface NativeAddon {
   info(): { blas: string; coreName: string; blasThreads: number; blasParallel: number; threads: number };
   setNumThreads(n: number): void;
   matmul(a: Handle, b: Handle, c: Handle, m: number, n: number, k: number, transA: boolean, transB: boolean,
-    batch: number, strideA: number, strideB: number, strideC: number, alpha: number, beta: number): void;
+    batch: number, strideA: number, strideB: number, strideC: number, alpha: number, beta: number, builtinGemm?: boolean): void;
   binary(op: number, a: Handle, b: Handle, c: Handle, shape: number[], stridesA: number[], stridesB: number[]): void;
   unary(op: number, x: Handle, y: Handle, n: number, p1: number, p2: number): void;
   unaryGrad(op: number, x: Handle | null, y: Handle | null, dy: Handle, dx: Handle, n: number, p1: number): void;
@@ -63,6 +63,8 @@ function decideCoreType(): void {
 }
 
 function addonPath(): string {
+  // An explicit path (also how tests simulate a missing or broken addon).
+  if (process.env.STACKWISE_NATIVE_ADDON) return process.env.STACKWISE_NATIVE_ADDON;
   // dist/src/engine/backends/native → repository root is five levels up; src/... is four.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 7; i++) {
