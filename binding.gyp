@@ -16,7 +16,8 @@
         "native/src/dropout.cc",
         "native/src/attention.cc",
         "native/src/optim.cc",
-        "native/src/layout.cc"
+        "native/src/layout.cc",
+        "native/src/quant.cc"
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
