@@ -23,7 +23,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags": ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
       "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-fexceptions", "-fno-math-errno"],
-      "ldflags": ["-fopenmp"],
+      "ldflags": ["-fopenmp", "-Wl,-z,now"],
       "conditions": [
         ["has_blas==1", {
           "defines": ["STACKWISE_HAVE_CBLAS=1"],
