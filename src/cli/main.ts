@@ -2,6 +2,11 @@
 import { Command, CommanderError } from 'commander';
 import { registerInfoCommand } from './info.js';
 import { registerBenchCommand } from './bench.js';
+import { registerDemoCommand } from './demo.js';
+import { registerInspectCommand } from './inspect.js';
+import { registerForwardCommand } from './forward.js';
+import { registerReportCommand } from './report.js';
+import { registerExportCommand } from './export.js';
 
 const program = new Command();
 program
@@ -12,9 +17,17 @@ program
 
 registerInfoCommand(program);
 registerBenchCommand(program);
+registerDemoCommand(program);
+registerInspectCommand(program);
+registerForwardCommand(program);
+registerReportCommand(program);
+registerExportCommand(program);
 
+// No subcommand: run the main job. (Not a commander default command, so that an unknown
+// subcommand is reported as unknown instead of being passed to the default.)
+const argv = process.argv.length <= 2 ? [...process.argv, 'demo'] : process.argv;
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   process.stderr.write(`stackwise: ${(e as Error).message}\n`);

@@ -1,0 +1,78 @@
+/**
+ * The data a run report is drawn from: a plain, JSON-serialisable object. Times are normalized
+ * training time t ∈ [0, 1] (step k of T has t = k / T). Fields use the same snake_case names as
+ * the metrics JSONL.
+ */
+
+/** What a stack is doing over an interval of t. */
+export type StackState = 'trainable' | 'frozen' | 'adapted' | 'quantized';
+export const STACK_STATES: readonly StackState[] = ['trainable', 'frozen', 'adapted', 'quantized'];
+
+/** The model-plane events drawn as vertical lines. */
+export type RunEventKind = 'grow' | 'freeze' | 'adapters' | 'quantize';
+export const RUN_EVENT_KINDS: readonly RunEventKind[] = ['grow', 'freeze', 'adapters', 'quantize'];
+
+export interface ReportPhase {
+  name: string;
+  /** Half-open interval [start_t, end_t). */
+  start_t: number;
+  end_t: number;
+}
+
+export interface ReportStep {
+  step: number;
+  t: number;
+  phase?: string | null;
+  /** Training loss (NaN/Infinity are shown as divergence markers). */
+  loss?: number | null;
+  lr?: number | null;
+  tokens_per_s?: number | null;
+}
+
+export interface ReportEval {
+  t: number;
+  step?: number | null;
+  val_loss: number | null;
+  val_ppl?: number | null;
+}
+
+export interface ReportEvent {
+  t: number;
+  kind: RunEventKind;
+  description: string;
+  step?: number | null;
+}
+
+export interface ReportStackEntry {
+  index: number;
+  /** One state, or several at once (e.g. a quantized trunk that carries LoRA adapters). */
+  state: StackState | StackState[];
+}
+
+/** From `t` until the next entry (or the end of the run), the rack looks like this. */
+export interface ReportStackSnapshot {
+  t: number;
+  stacks: ReportStackEntry[];
+}
+
+export type SummaryValue = string | number | boolean | null;
+
+export interface RunReportData {
+  run_name: string;
+  phases: ReportPhase[];
+  steps: ReportStep[];
+  evals: ReportEval[];
+  events: ReportEvent[];
+  stack_timeline: ReportStackSnapshot[];
+  /** Shown as a key/value table at the top of the report (in insertion order). */
+  summary: Record<string, SummaryValue>;
+  /** Optional notes printed under the summary (e.g. what the reader had to guess). */
+  notes?: string[];
+  /** ISO date shown in the footer (default: now). */
+  generated_at?: string;
+}
+
+/** An empty report data object for `run_name`. */
+export function emptyRunReportData(run_name: string): RunReportData {
+  return { run_name, phases: [], steps: [], evals: [], events: [], stack_timeline: [], summary: {} };
+}
