@@ -8,6 +8,12 @@ import { registerForwardCommand } from './forward.js';
 import { registerReportCommand } from './report.js';
 import { registerExportCommand } from './export.js';
 
+// `stackwise inspect … | head` closes our stdout early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command();
 program
   .name('stackwise')
