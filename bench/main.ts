@@ -7,6 +7,7 @@ import { benchTrainStep } from './train-step.js';
 import { benchCompareTorch } from './compare-torch.js';
 import { benchPresets } from '../src/nn/index.js';
 import { emit } from './stats.js';
+import { benchQuant } from './quant.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -16,6 +17,7 @@ const flag = (f: string): number | undefined => {
 };
 
 const benches: Record<string, () => void | Promise<void>> = {
+  quant: () => benchQuant(),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
   'train-step': () => rest.includes('--compare-torch')

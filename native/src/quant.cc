@@ -17,7 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -454,9 +454,14 @@ SW_KERNEL(dequantize, "dequantize")
 
 namespace {
 
-// Tile sizes depend on the shape only (never on the thread count).
-int64_t rowTile(int64_t cols) { return cols <= 4096 ? 128 : 64; }
-int64_t colTile(int64_t rows) { return rows <= 4096 ? 128 : 64; }
+// Tile sizes depend on the shape only (never on the thread count): 128 rows (or columns), fewer
+// for very long ones so that a thread's scratch stays within 8 MiB (2^21 floats), at least 16.
+int64_t tileFor(int64_t length) {
+  const int64_t t = ((int64_t{1} << 21) / std::max<int64_t>(length, 1)) / 16 * 16;
+  return std::max<int64_t>(16, std::min<int64_t>(128, t));
+}
+int64_t rowTile(int64_t cols) { return tileFor(cols); }
+int64_t colTile(int64_t rows) { return tileFor(rows); }
 
 template <typename Body>
 void forTiles(int64_t tiles, int64_t scratchFloats, int64_t work, Body&& body) {

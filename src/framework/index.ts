@@ -1,4 +1,24 @@
-// Public face of the framework layer. Adapters and factories (which need the engine) will join
-// the specs here.
+// Public face of the framework layer: specs, config schema, the objective seam, adapters and factories.
 export * from './json.js';
 export * from './specs/index.js';
+export * from './config/index.js';
+// `Objective` here is the objective *name* (specs); the interface is TrainingObjective (training/ exports it as Objective).
+export {
+  IGNORE_INDEX,
+  ClmObjective,
+  checkObjectiveBatch,
+  checkPreparedBatch,
+  registerObjective,
+  hasObjective,
+  createObjective,
+  type ObjectiveName,
+  type ObjectiveBatch,
+  type ObjectiveContext,
+  type PreparedBatch,
+  type ObjectiveFactoryOptions,
+  type ObjectiveFactory,
+  type Objective as TrainingObjective,
+} from './objective.js';
+export * from './data-source.js';
+export * from './adapters.js';
+export * from './factories.js';

@@ -2,3 +2,7 @@
 
 export * from './safetensors.js';
 export * from './hf/index.js';
+export * from './checkpoint.js';
+export * from './tensorboard.js';
+export * from './metrics-jsonl.js';
+export * from './quantized-checkpoint.js';

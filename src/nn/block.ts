@@ -7,6 +7,7 @@ import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Activation
 import { deriveSeed, type TensorPlacement } from './init.js';
 import { makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
 import type { BlockConfig, FfnKind, StackConfig } from './config.js';
+import { QuantizedLinear } from './quantized-linear.js';
 
 // ---- FFN --------------------------------------------------------------------------------------
 
@@ -128,12 +129,12 @@ export class Block extends Module {
   }
 
   /** The Linear layers a LoRA target name refers to in this block. */
-  loraTargets(): Map<LoraTarget, Linear> {
-    const out = new Map<LoraTarget, Linear>();
+  loraTargets(): Map<LoraTarget, Linear | QuantizedLinear> {
+    const out = new Map<LoraTarget, Linear | QuantizedLinear>();
     const attnChildren = new Map(this.attn.namedChildren());
     for (const t of ['q', 'k', 'v', 'o'] as const) {
       const m = attnChildren.get(t);
-      if (m instanceof Linear) out.set(t, m);
+      if (m instanceof Linear || m instanceof QuantizedLinear) out.set(t, m);
     }
     if (this.ffn.gate) out.set('gate', this.ffn.gate);
     out.set('up', this.ffn.up);

@@ -10,3 +10,4 @@ export * from './presets.js';
 export * from './lora.js';
 export * from './inspect.js';
 export * from './bench.js';
+export * from './quantized-linear.js';

@@ -5,6 +5,7 @@ import { Module } from './module.js';
 import { Linear } from './layers.js';
 import { Block } from './block.js';
 import { deriveSeed } from './init.js';
+import { QuantizedLinear } from './quantized-linear.js';
 
 export const LORA_TARGET_NAMES: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
 
@@ -40,7 +41,7 @@ export function applyLora(root: Module, opts: ApplyLoraOptions): string[] {
   }
   if (opts.targets.length === 0) throw new Error('applyLora: no targets given');
   // Plan first, so that nothing is attached when a target is missing.
-  const plan: [string, Linear][] = [];
+  const plan: [string, Linear | QuantizedLinear][] = [];
   const found = new Set<LoraTarget>();
   for (const [path, m] of root.namedModules()) {
     if (!(m instanceof Block)) continue;
@@ -82,8 +83,8 @@ export function isLoraParamName(name: string): boolean {
 }
 
 /** Every Linear carrying an adapter, by path. */
-export function loraLayers(root: Module): [string, Linear][] {
-  return root.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[1].lora !== null);
+export function loraLayers(root: Module): [string, Linear | QuantizedLinear][] {
+  return root.namedModules().filter((e): e is [string, Linear | QuantizedLinear] => (e[1] instanceof Linear || e[1] instanceof QuantizedLinear) && e[1].lora !== null);
 }
 
 /** Only the adapter tensors (by dotted name), e.g. for saving an adapter. */
@@ -91,12 +92,14 @@ export function loraParameters(root: Module): [string, Tensor][] {
   return root.namedParameters().filter(([n]) => isLoraParamName(n));
 }
 
+/** Folds adapters into their Linear weights (quantized layers keep theirs: their storage
+ * cannot absorb an adapter). */
 export function mergeLora(root: Module): void {
-  for (const [, l] of loraLayers(root)) l.merge();
+  for (const [, l] of loraLayers(root)) if (l instanceof Linear) l.merge();
 }
 
 export function unmergeLora(root: Module): void {
-  for (const [, l] of loraLayers(root)) l.unmerge();
+  for (const [, l] of loraLayers(root)) if (l instanceof Linear) l.unmerge();
 }
 
 export function removeLora(root: Module): void {

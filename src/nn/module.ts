@@ -253,7 +253,8 @@ export abstract class Module {
 
   numParameters(opts: CountOptions = {}): number {
     let n = 0;
-    for (const t of this.parameters()) if (!opts.trainableOnly || t.requiresGrad) n += t.size;
+    // Packed quantized tensors carry the number of weights they represent.
+    for (const t of this.parameters()) if (!opts.trainableOnly || t.requiresGrad) n += (t as { representedParameters?: number }).representedParameters ?? t.size;
     return n;
   }
 

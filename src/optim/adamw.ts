@@ -1,7 +1,7 @@
 /** AdamW with decoupled weight decay (Loshchilov & Hutter; PyTorch semantics). */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions } from './optimizer.js';
+import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions, type ParamState } from './optimizer.js';
 
 export interface AdamWOptions {
   lr: number;
@@ -72,9 +72,48 @@ export class AdamW extends Optimizer {
     }));
   }
 
+  protected slotNames(): string[] {
+    return ['m', 'v'];
+  }
+
+  protected statefulParams(): Tensor[] {
+    return [...this.m.keys()];
+  }
+
+  protected getParamState(p: Tensor): ParamState | null {
+    const m = this.m.get(p), v = this.v.get(p);
+    if (!m || !v) return null;
+    return { tensors: { m, v }, scalars: { step: this.steps.get(p) ?? 0 } };
+  }
+
+  protected setParamState(p: Tensor, s: ParamState, copy = false): void {
+    const { m, v } = s.tensors;
+    const step = s.scalars['step'];
+    if (!m || !v || step === undefined || !Number.isInteger(step) || step < 0) {
+      throw new Error(`optimizer state: parameter ${p.describe()} has incomplete AdamW state (needs m, v and an integer step)`);
+    }
+    const newM = copy ? adoptState(m, p, 'm') : m;
+    const newV = copy ? adoptState(v, p, 'v') : v;
+    const oldM = this.m.get(p), oldV = this.v.get(p);
+    if (oldM && oldM !== newM) oldM.dispose();
+    if (oldV && oldV !== newV) oldV.dispose();
+    this.m.set(p, newM);
+    this.v.set(p, newV);
+    this.steps.set(p, step);
+  }
+
+  protected dropParamState(p: Tensor): void {
+    this.m.get(p)?.dispose();
+    this.v.get(p)?.dispose();
+    this.m.delete(p);
+    this.v.delete(p);
+    this.steps.delete(p);
+  }
+
   override dispose(): void {
     for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
     this.m.clear();
     this.v.clear();
+    this.steps.clear();
   }
 }

@@ -26,3 +26,15 @@ export { Optimizer, type ParamGroup, type ParamGroupOptions, type OptimizerState
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { SGD, type SGDOptions } from './sgd.js';
 export { clipGradNorm } from './clip.js';
+export type { ParamState, NamedOptimizerState } from './optimizer.js';
+export {
+  PARAM_ROLES,
+  DEFAULT_GROUP,
+  assignParamGroups,
+  paramRoles,
+  stackIndexOf,
+  type ParamRole,
+  type ParamGroupRule,
+  type GroupAssignmentOptions,
+  type AssignedGroup,
+} from './groups.js';

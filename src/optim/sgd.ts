@@ -1,7 +1,7 @@
 /** SGD with optional momentum, dampening, Nesterov and L2 weight decay (PyTorch semantics). */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions } from './optimizer.js';
+import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions, type ParamState } from './optimizer.js';
 
 export interface SGDOptions {
   lr: number;
@@ -57,6 +57,33 @@ export class SGD extends Optimizer {
       this.buffers.get(p)?.dispose();
       this.buffers.set(p, adoptState(b, p, `${gi}.${pi}.momentum`));
     }));
+  }
+
+  protected slotNames(): string[] {
+    return this.momentum > 0 ? ['momentum'] : [];
+  }
+
+  protected statefulParams(): Tensor[] {
+    return [...this.buffers.keys()];
+  }
+
+  protected getParamState(p: Tensor): ParamState | null {
+    const b = this.buffers.get(p);
+    return b ? { tensors: { momentum: b }, scalars: {} } : null;
+  }
+
+  protected setParamState(p: Tensor, s: ParamState, copy = false): void {
+    const b = s.tensors['momentum'];
+    if (!b) throw new Error(`optimizer state: parameter ${p.describe()} has no SGD momentum buffer`);
+    const nb = copy ? adoptState(b, p, 'momentum') : b;
+    const old = this.buffers.get(p);
+    if (old && old !== nb) old.dispose();
+    this.buffers.set(p, nb);
+  }
+
+  protected dropParamState(p: Tensor): void {
+    this.buffers.get(p)?.dispose();
+    this.buffers.delete(p);
   }
 
   override dispose(): void {

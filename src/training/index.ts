@@ -1,3 +1,12 @@
 // Public face of the training layer. The TrainingMachine, progressive building, objectives and
 // checkpointing (which need the engine) will join the schedule here.
 export * from './schedule/index.js';
+export * from './objective.js';
+export * from './config/index.js';
+export * from './hooks.js';
+export * from './machine.js';
+export * from './metrics.js';
+export * from './checkpoint-io.js';
+export * from './objectives/index.js';
+export * from './progressive/index.js';
+export * from './sampling/index.js';

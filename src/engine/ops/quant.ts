@@ -28,7 +28,6 @@
  * gradient for x and the bias only.
  */
 import type { Backend } from '../backend.js';
-import { getDefaultBackend, getBackend } from '../backend-registry.js';
 import type { DType } from '../dtype.js';
 import { registerGradient } from '../registry.js';
 import { runOp } from '../run-op.js';
@@ -388,9 +387,3 @@ registerGradient<QuantLinearAttrs>('quantizedLinear', (dys, { inputs, attrs }) =
   if (bias && bias.requiresGrad) grads[inputs.length - 1] = sumToShape(reshape(dy, [-1, attrs.rows]), [attrs.rows]);
   return grads;
 });
-
-/** Resolves a backend argument (name or object), defaulting to the engine default. */
-export function resolveQuantBackend(b?: Backend | string): Backend {
-  if (!b) return getDefaultBackend();
-  return typeof b === 'string' ? getBackend(b) : b;
-}

@@ -1,0 +1,176 @@
+// Factories: each plane from its config, or already-built objects passed through (wrapped in
+// their adapter when needed). Everything a config can say can also be built in code.
+
+import { DataAdapter, ModelAdapter, OptimizerAdapter, createOptimizer, optimizerSpecOf, type BatchSource, type DataPlaneSettings } from './adapters.js';
+import { loadTokenData, type TokenData } from './data-source.js';
+import type { DataPlaneConfig, ModelPlaneConfig, OptimizerPlaneConfig } from './config/schema.js';
+import { Model, bertConfig, gpt2Config, llamaConfig, type ModelConfig } from '../nn/index.js';
+import { Optimizer } from '../optim/index.js';
+import type { ObjectiveFactory, ObjectiveName } from './objective.js';
+import { checkCompatibility, IncompatibleSpecsError, type CompatibilityProblem } from './specs/index.js';
+import { validateOptimizerSpec, type OptimizerSpec } from './specs/optimizer.js';
+import type { Objective as ObjectiveKind } from './specs/objective.js';
+
+// ---- data -----------------------------------------------------------------------------------------
+
+export interface BuildDataOptions {
+  /** Run seed (batches and corruption derive from it). Default 0. */
+  seed?: number;
+  /** Run folder for the tokenizer and token caches. */
+  runDir?: string;
+  objectives?: Partial<Record<ObjectiveName, ObjectiveFactory>>;
+  /** The data plane to use with TokenData (a config carries its own). */
+  plane?: DataPlaneSettings;
+}
+
+export function isTokenData(v: unknown): v is TokenData {
+  return typeof v === 'object' && v !== null && typeof (v as TokenData).vocabSize === 'number' && typeof (v as TokenData).train?.window === 'function';
+}
+
+export function isBatchSource(v: unknown): v is BatchSource {
+  return typeof v === 'object' && v !== null && typeof (v as BatchSource).trainBatch === 'function' && typeof (v as BatchSource).getBatchSpec === 'function';
+}
+
+/** Token streams of a data config (corpus → split → tokenizer → streams). */
+export function loadDataPlane(config: DataPlaneConfig, runDir?: string): TokenData {
+  return loadTokenData(config.corpus, config.tokenizer, { ...(runDir ? { runDir } : {}), split: config.split });
+}
+
+/**
+ * A batch source from a data config (loads and tokenizes the corpus), from token streams plus a
+ * data plane, or a ready BatchSource (returned as is).
+ */
+export function buildDataLoader(source: DataPlaneConfig | TokenData | BatchSource, options: BuildDataOptions = {}): BatchSource {
+  if (isBatchSource(source)) return source;
+  const seed = options.seed ?? 0;
+  const adapterOptions = { seed, ...(options.objectives ? { objectives: options.objectives } : {}) };
+  if (isTokenData(source)) {
+    if (!options.plane) throw new Error('buildDataLoader: token data needs a data plane (seq_len, batch_size, objective) in options.plane');
+    return new DataAdapter(source, options.plane, adapterOptions);
+  }
+  return new DataAdapter(loadDataPlane(source, options.runDir), source, adapterOptions);
+}
+
+// ---- model ----------------------------------------------------------------------------------------
+
+export interface BuildModelOptions {
+  /** Vocabulary size when the config leaves it to the data (required then). */
+  vocabSize?: number;
+  /** Longest sequence of any phase (default position-table size for learned positions). */
+  maxSeqLen?: number;
+  /** Objective of the first phase, for attention 'auto'. */
+  objective?: ObjectiveKind;
+  /** Default init seed when the config has no init_seed. */
+  seed?: number;
+  backend?: string;
+}
+
+/** The nn ModelConfig a model plane describes. */
+export function modelConfigFromPlane(plane: ModelPlaneConfig, options: BuildModelOptions = {}): ModelConfig {
+  const vocabSize = plane.vocab_size ?? options.vocabSize;
+  if (vocabSize === undefined) throw new Error('model.vocab_size: expected a vocabulary size (or data that provides one), found nothing');
+  if (plane.vocab_size !== undefined && options.vocabSize !== undefined && plane.vocab_size !== options.vocabSize) {
+    throw new Error(`model.vocab_size: expected ${options.vocabSize} (the data's vocabulary), found ${plane.vocab_size}`);
+  }
+  const common = {
+    vocabSize,
+    dModel: plane.d_model,
+    nLayers: plane.n_stacks * plane.blocks_per_stack,
+    nHeads: plane.n_heads,
+    stacks: plane.n_stacks,
+    ...(plane.d_ff !== undefined ? { dFF: plane.d_ff } : {}),
+    ...(plane.norm_eps !== undefined ? { normEps: plane.norm_eps } : {}),
+  };
+  const positions = plane.max_positions ?? options.maxSeqLen;
+  let config: ModelConfig;
+  switch (plane.preset) {
+    case 'llama':
+      if (plane.tie_embeddings === undefined) {
+        // LLaMA unties by default; keep the preset's choice.
+      }
+      config = llamaConfig({
+        ...common,
+        ...(plane.n_kv_heads !== undefined ? { nKvHeads: plane.n_kv_heads } : {}),
+        ...(plane.rope_theta !== undefined ? { ropeTheta: plane.rope_theta } : {}),
+        ...(plane.tie_embeddings !== undefined ? { tieEmbeddings: plane.tie_embeddings } : {}),
+        ...(positions !== undefined ? { maxPositions: positions } : {}),
+      });
+      if (plane.dropout > 0) for (const s of config.stacks) s.block.dropout = plane.dropout;
+      break;
+    case 'gpt2':
+    case 'bert': {
+      for (const [key, what] of [['n_kv_heads', 'grouped-query attention'], ['rope_theta', 'RoPE'], ['tie_embeddings', 'untied embeddings']] as const) {
+        if (plane[key] !== undefined) throw new Error(`model.${key}: the '${plane.preset}' preset has no ${what}; remove the field`);
+      }
+      const opts = { ...common, ...(positions !== undefined ? { maxPositions: positions } : {}), ...(plane.dropout > 0 ? { dropout: plane.dropout } : {}) };
+      config = plane.preset === 'gpt2' ? gpt2Config(opts) : bertConfig({ ...opts, head: 'mlm' });
+      break;
+    }
+  }
+  return config;
+}
+
+/** 'causal' for clm, 'bidirectional' for the masking objectives (what attention 'auto' means). */
+export function attentionFor(objective: ObjectiveKind): 'causal' | 'bidirectional' {
+  return objective === 'clm' ? 'causal' : 'bidirectional';
+}
+
+/** A model adapter from a model config, a built nn.Model, or an adapter (returned as is). */
+export function buildModel(source: ModelPlaneConfig | Model | ModelAdapter, options: BuildModelOptions = {}): ModelAdapter {
+  if (source instanceof ModelAdapter) return source;
+  if (source instanceof Model) return new ModelAdapter(source);
+  const config = modelConfigFromPlane(source, options);
+  const model = Model.fromConfig(config, { seed: source.init_seed ?? options.seed ?? 0, ...(options.backend ? { backend: options.backend } : {}) });
+  const attention = source.attention === 'auto' ? (options.objective ? attentionFor(options.objective) : undefined) : source.attention;
+  if (attention) model.setAttentionMode(attention);
+  return new ModelAdapter(model);
+}
+
+// ---- optimizer ------------------------------------------------------------------------------------
+
+function isOptimizerPlane(v: unknown): v is OptimizerPlaneConfig {
+  return typeof v === 'object' && v !== null && 'reset_state' in v;
+}
+
+/**
+ * An optimizer adapter over the model's trainable parameters, from an optimizer config or spec,
+ * a built Optimizer (its groups are re-made by role; its lr becomes a constant schedule), or an
+ * adapter (returned as is, synced to the model).
+ */
+export function buildOptimizer(source: OptimizerPlaneConfig | OptimizerSpec | Optimizer | OptimizerAdapter, model: ModelAdapter): OptimizerAdapter {
+  let adapter: OptimizerAdapter;
+  if (source instanceof OptimizerAdapter) adapter = source;
+  else if (source instanceof Optimizer) {
+    const spec = validateOptimizerSpec({
+      type: source.kind === 'sgd' ? 'sgd' : 'adamw',
+      lr_schedule: { kind: 'constant', lr: Math.max(source.defaults.lr, Number.MIN_VALUE) },
+      weight_decay: source.defaults.weightDecay,
+    });
+    adapter = new OptimizerAdapter(source, spec);
+  } else {
+    const spec = isOptimizerPlane(source) ? optimizerSpecOf(source) : validateOptimizerSpec(source);
+    adapter = new OptimizerAdapter(createOptimizer(spec), spec);
+  }
+  adapter.sync(model);
+  return adapter;
+}
+
+// ---- cross-plane checks -----------------------------------------------------------------------------
+
+/** Every incompatibility between the data, model (and optimizer) planes; [] when they fit. */
+export function validateTrainingState(data: BatchSource, model: ModelAdapter, optimizer?: OptimizerAdapter): CompatibilityProblem[] {
+  return checkCompatibility({
+    batch: data.getBatchSpec(),
+    embedding: model.getEmbeddingSpec(),
+    rack: model.getRackSpec(),
+    head: model.getHeadSpec(),
+    ...(optimizer ? { optimizer: optimizer.getSpec() } : {}),
+    ...(data.getDataSpec ? { data: data.getDataSpec() } : {}),
+  });
+}
+
+/** validateTrainingState that throws IncompatibleSpecsError naming both sides of each problem. */
+export function assertTrainingState(data: BatchSource, model: ModelAdapter, optimizer?: OptimizerAdapter): void {
+  const problems = validateTrainingState(data, model, optimizer);
+  if (problems.length > 0) throw new IncompatibleSpecsError(problems);
+}

@@ -1,0 +1,308 @@
+// Run folders and checkpoint folders on disk.
+//
+// A run folder carries a marker file `.stackwise-run` (JSON), which proves the folder is ours: a
+// non-empty folder without it is refused, so a typo in run_dir never writes into (or prunes)
+// someone else's files.
+//
+//   <run>/.stackwise-run
+//   <run>/checkpoints/step-00000120/checkpoint.json   manifest: step, state, size + sha256 of each file
+//   <run>/checkpoints/step-00000120/<files>           e.g. model.safetensors, optimizer.safetensors
+//   <run>/checkpoints/latest                          name of the newest complete checkpoint
+//
+// A checkpoint is written into a temporary folder, every file fsynced, the manifest written last,
+// then the folder is renamed into place (atomic). Reading verifies the manifest and the size and
+// sha256 of every file, so a truncated or corrupted checkpoint is refused, never half-loaded.
+// Pruning (keep_last) only ever removes complete checkpoints older than the newest N.
+
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../data/atomic-write.js';
+
+export const RUN_MARKER = '.stackwise-run';
+export const RUN_FORMAT = 'stackwise-run';
+export const CHECKPOINT_FORMAT = 'stackwise-checkpoint';
+export const CHECKPOINT_VERSION = 1;
+export const MANIFEST = 'checkpoint.json';
+const CHECKPOINTS = 'checkpoints';
+const LATEST = 'latest';
+
+export type CheckpointProblem = 'not-ours' | 'missing' | 'corrupt' | 'truncated' | 'incompatible' | 'config-mismatch' | 'exists';
+
+export class CheckpointError extends Error {
+  constructor(
+    readonly problem: CheckpointProblem,
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+export interface RunMarker {
+  format: typeof RUN_FORMAT;
+  version: number;
+  created: string;
+  /** Free-form facts about the run (e.g. its config hash). */
+  [key: string]: unknown;
+}
+
+function readMarker(dir: string): RunMarker | null {
+  const path = join(dir, RUN_MARKER);
+  if (!existsSync(path)) return null;
+  try {
+    const m = JSON.parse(readFileSync(path, 'utf8')) as RunMarker;
+    return m && m.format === RUN_FORMAT ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when `dir` exists and carries a valid run marker. */
+export function isRunFolder(dir: string): boolean {
+  return existsSync(dir) && readMarker(dir) !== null;
+}
+
+/**
+ * Makes sure `dir` is a run folder: a missing or empty folder becomes one (marker written, with
+ * `facts`); an existing run folder is returned as is; anything else is refused.
+ */
+export function openRunFolder(dir: string, facts: Record<string, unknown> = {}): RunMarker {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new CheckpointError('not-ours', dir, `run folder ${dir} exists and is not a folder`);
+    const marker = readMarker(dir);
+    if (marker) return marker;
+    const entries = readdirSync(dir);
+    if (entries.length > 0) {
+      const markerState = entries.includes(RUN_MARKER) ? `its ${RUN_MARKER} marker is not valid` : `it has no ${RUN_MARKER} marker`;
+      throw new CheckpointError(
+        'not-ours',
+        dir,
+        `run folder ${dir} is not a StackWise run folder (${markerState}, and it holds ${entries.length} other entr${entries.length === 1 ? 'y' : 'ies'}: ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); ` +
+          'choose a new or empty folder so nothing in it is overwritten',
+      );
+    }
+  }
+  mkdirSync(dir, { recursive: true });
+  const marker: RunMarker = { ...facts, format: RUN_FORMAT, version: 1, created: new Date().toISOString() };
+  writeFileAtomic(join(dir, RUN_MARKER), JSON.stringify(marker, null, 1) + '\n');
+  return marker;
+}
+
+/** Throws unless `dir` is a run folder. */
+export function assertRunFolder(dir: string): RunMarker {
+  if (!existsSync(dir)) throw new CheckpointError('missing', dir, `run folder ${dir} does not exist`);
+  const marker = readMarker(dir);
+  if (!marker) throw new CheckpointError('not-ours', dir, `${dir} is not a StackWise run folder (no valid ${RUN_MARKER} marker)`);
+  return marker;
+}
+
+// ---- writing --------------------------------------------------------------------------------------
+
+export interface FileDigest {
+  bytes: number;
+  sha256: string;
+}
+
+export interface CheckpointManifest<S = unknown> {
+  format: typeof CHECKPOINT_FORMAT;
+  version: number;
+  step: number;
+  created: string;
+  files: Record<string, FileDigest>;
+  state: S;
+}
+
+export interface CheckpointInfo {
+  name: string;
+  step: number;
+  path: string;
+}
+
+export function checkpointName(step: number): string {
+  return `step-${String(step).padStart(8, '0')}`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function writeSynced(path: string, bytes: Uint8Array): void {
+  const fd = openSync(path, 'wx');
+  try {
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(1 << 30, bytes.length - done));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // not every platform can fsync a folder; the files themselves are already synced
+  }
+}
+
+export interface WriteCheckpointOptions {
+  /** Keep only the newest N complete checkpoints (the one written is always kept). */
+  keepLast?: number;
+}
+
+/**
+ * Writes a checkpoint of `step` with the given files and state (see the file comment). An
+ * existing checkpoint of the same step is replaced only once the new one is complete.
+ */
+export function writeCheckpoint<S>(
+  runDir: string,
+  step: number,
+  files: Record<string, Uint8Array>,
+  state: S,
+  options: WriteCheckpointOptions = {},
+): CheckpointInfo {
+  assertRunFolder(runDir);
+  if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`writeCheckpoint: step must be a non-negative integer, found ${step}`);
+  const root = join(runDir, CHECKPOINTS);
+  mkdirSync(root, { recursive: true });
+  const name = checkpointName(step);
+  const final = join(root, name);
+  const temp = join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(temp);
+  try {
+    const digests: Record<string, FileDigest> = {};
+    for (const [file, bytes] of Object.entries(files)) {
+      if (file === MANIFEST || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
+        throw new Error(`writeCheckpoint: invalid file name '${file}'`);
+      }
+      writeSynced(join(temp, file), bytes);
+      digests[file] = { bytes: bytes.length, sha256: sha256(bytes) };
+    }
+    const manifest: CheckpointManifest<S> = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, step, created: new Date().toISOString(), files: digests, state };
+    writeSynced(join(temp, MANIFEST), Buffer.from(JSON.stringify(manifest) + '\n', 'utf8'));
+    fsyncDir(temp);
+    if (existsSync(final)) {
+      const old = join(root, `.old-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+      renameSync(final, old);
+      renameSync(temp, final);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(temp, final);
+    }
+    fsyncDir(root);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  }
+  writeFileAtomic(join(root, LATEST), name + '\n');
+  if (options.keepLast !== undefined) pruneCheckpoints(runDir, options.keepLast, name);
+  return { name, step, path: final };
+}
+
+/** Complete checkpoints (a manifest present), oldest first. Temporary folders are ignored. */
+export function listCheckpoints(runDir: string): CheckpointInfo[] {
+  const root = join(runDir, CHECKPOINTS);
+  if (!existsSync(root)) return [];
+  const out: CheckpointInfo[] = [];
+  for (const name of readdirSync(root)) {
+    const m = /^step-(\d+)$/.exec(name);
+    if (!m) continue;
+    const path = join(root, name);
+    if (!existsSync(join(path, MANIFEST))) continue;
+    out.push({ name, step: Number(m[1]), path });
+  }
+  return out.sort((a, b) => a.step - b.step);
+}
+
+/** The newest complete checkpoint, if any. */
+export function latestCheckpoint(runDir: string): CheckpointInfo | undefined {
+  const all = listCheckpoints(runDir);
+  return all[all.length - 1];
+}
+
+/** Deletes complete checkpoints beyond the newest `keepLast` (never `protect`), and stale temporary folders. */
+export function pruneCheckpoints(runDir: string, keepLast: number, protect?: string): string[] {
+  if (!Number.isInteger(keepLast) || keepLast < 1) throw new RangeError(`pruneCheckpoints: keepLast must be a positive integer, found ${keepLast}`);
+  assertRunFolder(runDir);
+  const all = listCheckpoints(runDir);
+  const removed: string[] = [];
+  for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
+    if (c.name === protect) continue;
+    rmSync(c.path, { recursive: true, force: true });
+    removed.push(c.name);
+  }
+  const root = join(runDir, CHECKPOINTS);
+  for (const name of existsSync(root) ? readdirSync(root) : []) {
+    // Leftovers of a crashed write from another process (ours are removed on failure).
+    if ((name.startsWith('.tmp-') || name.startsWith('.old-')) && !name.includes(`-${process.pid}-`)) {
+      rmSync(join(root, name), { recursive: true, force: true });
+    }
+  }
+  return removed;
+}
+
+// ---- reading --------------------------------------------------------------------------------------
+
+export interface LoadedCheckpoint<S = unknown> {
+  path: string;
+  manifest: CheckpointManifest<S>;
+  /** The verified bytes of every file. */
+  files: Map<string, Uint8Array>;
+}
+
+/**
+ * Reads and verifies a checkpoint folder: the manifest must parse and every listed file must have
+ * its recorded size and sha256. Throws CheckpointError ('missing', 'corrupt', 'truncated').
+ */
+export function readCheckpoint<S = unknown>(path: string): LoadedCheckpoint<S> {
+  if (!existsSync(path) || !statSync(path).isDirectory()) throw new CheckpointError('missing', path, `checkpoint ${path} does not exist`);
+  const manifestPath = join(path, MANIFEST);
+  if (!existsSync(manifestPath)) {
+    throw new CheckpointError('truncated', path, `checkpoint ${path} is incomplete: it has no ${MANIFEST} (the write never finished)`);
+  }
+  let manifest: CheckpointManifest<S>;
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as CheckpointManifest<S>;
+  } catch (error) {
+    throw new CheckpointError('corrupt', path, `checkpoint ${path}: ${MANIFEST} is not valid JSON (${(error as Error).message})`);
+  }
+  if (!manifest || manifest.format !== CHECKPOINT_FORMAT || typeof manifest.files !== 'object' || manifest.files === null) {
+    throw new CheckpointError('corrupt', path, `checkpoint ${path}: ${MANIFEST} is not a StackWise checkpoint manifest`);
+  }
+  if (manifest.version !== CHECKPOINT_VERSION) {
+    throw new CheckpointError('incompatible', path, `checkpoint ${path} has format version ${String(manifest.version)}; this build reads version ${CHECKPOINT_VERSION}`);
+  }
+  const files = new Map<string, Uint8Array>();
+  for (const [file, digest] of Object.entries(manifest.files)) {
+    const fp = join(path, file);
+    if (!existsSync(fp)) throw new CheckpointError('truncated', path, `checkpoint ${path}: ${file} is missing`);
+    const bytes = new Uint8Array(readFileSync(fp));
+    if (bytes.length !== digest.bytes) {
+      throw new CheckpointError('truncated', path, `checkpoint ${path}: ${file} is ${bytes.length} bytes, the manifest says ${digest.bytes} (truncated or overwritten)`);
+    }
+    if (sha256(bytes) !== digest.sha256) {
+      throw new CheckpointError('corrupt', path, `checkpoint ${path}: ${file} is corrupt (sha256 differs from the manifest)`);
+    }
+    files.set(file, bytes);
+  }
+  return { path, manifest, files };
+}

@@ -1,0 +1,81 @@
+// Tensors ↔ safetensors for training checkpoints: model weights by parameter name, optimizer
+// state by `${parameter}.${slot}`. Values round-trip bit for bit (float32 stays F32, float64 F64).
+
+import * as E from '../engine/index.js';
+import type { Backend, Tensor } from '../engine/index.js';
+import { parseSafetensors, serializeSafetensors, toFloat32, toFloat64, toInt32, type SafeTensor } from '../io/safetensors.js';
+import { CheckpointError } from '../io/checkpoint.js';
+import type { ModelAdapter, OptimizerAdapter } from '../framework/index.js';
+import type { NamedOptimizerState } from '../optim/index.js';
+import { StateDictError } from '../nn/index.js';
+
+export function tensorToSafe(t: Tensor): SafeTensor {
+  const values = t.toArray();
+  const shape = [...t.shape];
+  const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  const dtype = t.dtype === 'float32' ? 'F32' : t.dtype === 'float64' ? 'F64' : 'I32';
+  return { dtype, shape, data: bytes };
+}
+
+/** A new tensor (outside any scope) from a safetensors entry. */
+export function safeToTensor(s: SafeTensor, backend?: Backend): Tensor {
+  const opts = backend ? { backend } : {};
+  if (s.dtype === 'F64') return E.keep(E.tensor(toFloat64(s), s.shape, { ...opts, dtype: 'float64' }));
+  if (s.dtype === 'I32' || s.dtype === 'I64') return E.keep(E.tensor(toInt32(s), s.shape, { ...opts, dtype: 'int32' }));
+  return E.keep(E.tensor(toFloat32(s), s.shape, { ...opts, dtype: 'float32' }));
+}
+
+export function serializeTensors(tensors: Iterable<[string, Tensor]>, metadata?: Record<string, string>): Uint8Array {
+  const map = new Map<string, SafeTensor>();
+  for (const [name, t] of tensors) map.set(name, tensorToSafe(t));
+  return serializeSafetensors(map, metadata);
+}
+
+function disposeAll(tensors: Map<string, Tensor>): void {
+  for (const t of tensors.values()) t.dispose();
+}
+
+/** Copies saved weights into the live model (strict: every parameter, nothing else). */
+export function loadModelWeights(model: ModelAdapter, bytes: Uint8Array, source: string): void {
+  const file = parseSafetensors(bytes, source);
+  const backend = model.model.backend;
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const [name, s] of file.tensors) tensors.set(name, safeToTensor(s, backend));
+    model.model.loadStateDict(tensors);
+  } catch (error) {
+    if (error instanceof StateDictError) {
+      throw new CheckpointError('incompatible', source, `checkpoint weights do not fit the model as rebuilt from the config and hooks: ${error.message}`);
+    }
+    throw error;
+  } finally {
+    disposeAll(tensors);
+  }
+}
+
+/** Optimizer state tensors as a safetensors file, plus the per-parameter numbers (for JSON). */
+export function serializeOptimizer(optimizer: OptimizerAdapter, nameOf: (p: Tensor) => string): { bytes: Uint8Array; kind: string; step: number; scalars: NamedOptimizerState['scalars'] } {
+  const state = optimizer.optimizer.namedState(nameOf);
+  return { bytes: serializeTensors(state.tensors), kind: state.kind, step: state.step, scalars: state.scalars };
+}
+
+export function loadOptimizerState(
+  optimizer: OptimizerAdapter,
+  bytes: Uint8Array,
+  saved: { kind: string; step: number; scalars: NamedOptimizerState['scalars'] },
+  nameOf: (p: Tensor) => string,
+  source: string,
+): void {
+  const file = parseSafetensors(bytes, source);
+  const backend = optimizer.optimizer.params()[0]?.backend;
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const [name, s] of file.tensors) tensors.set(name, safeToTensor(s, backend));
+    optimizer.optimizer.loadNamedState({ kind: saved.kind, step: saved.step, tensors, scalars: saved.scalars }, nameOf);
+  } catch (error) {
+    if (error instanceof CheckpointError) throw error;
+    throw new CheckpointError('incompatible', source, `checkpoint optimizer state does not fit the optimizer: ${(error as Error).message}`);
+  } finally {
+    disposeAll(tensors);
+  }
+}

@@ -1,0 +1,227 @@
+// Parsing a whole config: base planes, the schedule, and the resolved config of every phase.
+
+import { createHash } from 'node:crypto';
+import { isPlainObject, type JsonObject, type Objective } from '../../framework/index.js';
+import { ScheduleError, type PhaseInit } from '../schedule/phase.js';
+import { resolvePhaseConfig, MergeError } from '../schedule/merge.js';
+import { createSimpleSchedule, type SimplePhaseInit } from '../schedule/simple-schedule.js';
+import { PhaseSchedule } from '../schedule/phase-schedule.js';
+import { TimeController } from '../schedule/time-controller.js';
+import { ConfigError, parsePath, joinPath, translateZodIssues, valueAt, type ConfigIssue, type PathSegment } from '../../framework/config/errors.js';
+import {
+  planeSchemas,
+  resolveLrSchedule,
+  type DataPlaneConfig,
+  type ModelPlaneConfig,
+  type OptimizerPlaneConfig,
+  type StackWiseConfig,
+  type TrainingPlaneConfig,
+} from '../../framework/config/schema.js';
+
+/** The config of every plane during one phase, validated, defaults filled in. */
+export interface ResolvedPhase {
+  index: number;
+  name: string;
+  start_t: number;
+  end_t: number;
+  task?: Objective;
+  data?: DataPlaneConfig;
+  model?: ModelPlaneConfig;
+  optimizer: OptimizerPlaneConfig;
+}
+
+export interface ParsedConfig {
+  config: StackWiseConfig;
+  schedule: PhaseSchedule;
+  controller: TimeController;
+  phases: ResolvedPhase[];
+  /** sha256 of the canonical config (run folder, display, evaluation and checkpoint settings left out). */
+  hash: string;
+  /** Where it came from (a file name), for messages. */
+  source?: string;
+  /** Which planes the config wrote itself (the optimizer plane is defaulted when absent). */
+  given: { model: boolean; data: boolean; optimizer: boolean };
+}
+
+/** Model fields no phase may change: the live model evolves, it is never rebuilt. */
+export const FIXED_MODEL_FIELDS = [
+  'preset', 'vocab_size', 'd_model', 'n_heads', 'n_kv_heads', 'd_ff', 'blocks_per_stack', 'max_positions',
+  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed',
+] as const;
+
+function prefixed(issues: ConfigIssue[], plane: string, override: unknown, phase: { index: number; name: string }): ConfigIssue[] {
+  return issues.map((issue) => {
+    const segs = parsePath(issue.path).slice(1); // drop the plane
+    let probe: PathSegment[] = segs;
+    // An unknown key or a wrong value reported on a parent object may still come from the override.
+    while (probe.length > 0 && valueAt(override, probe) === undefined) probe = probe.slice(0, -1);
+    const fromOverride = segs.length > 0 && probe.length > 0;
+    if (fromOverride) return { ...issue, path: joinPath(['schedule', phase.index, 'overrides', plane, ...segs]) };
+    return { ...issue, hint: `${issue.hint ? `${issue.hint}; ` : ''}in phase '${phase.name}'` };
+  });
+}
+
+/** Parses a model, data or optimizer plane on its own (paths prefixed by the plane name). */
+function parsePlane<T>(plane: 'model' | 'data' | 'optimizer', raw: unknown, issues: ConfigIssue[]): T | undefined {
+  const schemas = planeSchemas();
+  const schema = schemas[plane];
+  const r = schema.safeParse(raw, { reportInput: true });
+  if (!r.success) {
+    issues.push(...translateZodIssues(r.error.issues, raw, schema, [plane]));
+    return undefined;
+  }
+  if (plane !== 'optimizer') return r.data as T;
+  const opt = r.data as Record<string, unknown> & { lr?: number; lr_schedule?: unknown };
+  const lrIssues: { path: string; expected: string; found: string; hint?: string }[] = [];
+  const lr_schedule = resolveLrSchedule(opt, lrIssues);
+  for (const i of lrIssues) issues.push({ ...i, path: `optimizer.${i.path}` });
+  if (lrIssues.length > 0) return undefined;
+  const { lr: _lr, ...rest } = opt;
+  void _lr;
+  return { ...rest, lr_schedule } as T;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Training options that do not change what is trained, left out of the hash (so a run may be
+ * resumed elsewhere, or with other evaluation and checkpoint settings).
+ */
+const UNHASHED_TRAINING = ['run_dir', 'progress', 'tensorboard', 'eval_every', 'eval_at_phase_end', 'checkpoint_every', 'checkpoint_at_phase_end', 'keep_last'];
+
+/** What the hash covers: the config minus the options in UNHASHED_TRAINING. */
+export function hashedView(config: StackWiseConfig): JsonObject {
+  const copy = JSON.parse(JSON.stringify(config)) as JsonObject;
+  const training = copy['training'] as JsonObject | undefined;
+  if (training) for (const k of UNHASHED_TRAINING) delete training[k];
+  return copy;
+}
+
+export function configHash(config: StackWiseConfig): string {
+  return createHash('sha256').update(canonicalJson(hashedView(config))).digest('hex');
+}
+
+export interface ConfigDifference {
+  path: string;
+  /** Value in the first config (undefined: absent). */
+  a: unknown;
+  b: unknown;
+}
+
+/** Leaf-by-leaf differences between two JSON values. */
+export function diffConfigs(a: unknown, b: unknown, path: PathSegment[] = []): ConfigDifference[] {
+  if (canonicalJson(a) === canonicalJson(b)) return [];
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => diffConfigs(a[k], b[k], [...path, k]));
+  }
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
+    return a.flatMap((v, i) => diffConfigs(v, b[i], [...path, i]));
+  }
+  return [{ path: joinPath(path) || '(root)', a, b }];
+}
+
+/**
+ * Validates a raw config (parsed YAML/JSON, or an object built in code) and resolves every
+ * phase. Throws ConfigError listing every problem found.
+ */
+export function parseConfig(raw: unknown, options: { source?: string } = {}): ParsedConfig {
+  const schemas = planeSchemas();
+  const issues: ConfigIssue[] = [];
+  const r = schemas.root.safeParse(raw, { reportInput: true });
+  if (!r.success) throw new ConfigError(translateZodIssues(r.error.issues, raw, schemas.root), options.source);
+  const parsed = r.data as Record<string, unknown> & { training: TrainingPlaneConfig; schedule?: StackWiseConfig['schedule'] };
+  const rawObj = raw as Record<string, unknown>;
+
+  const base: StackWiseConfig = { training: parsed.training } as StackWiseConfig;
+  if (parsed['model'] !== undefined) base.model = parsed['model'] as ModelPlaneConfig;
+  if (parsed['data'] !== undefined) base.data = parsed['data'] as DataPlaneConfig;
+  if (parsed.schedule !== undefined) base.schedule = parsed.schedule;
+  const optimizer = parsePlane<OptimizerPlaneConfig>('optimizer', rawObj['optimizer'] ?? { lr: 1e-3 }, issues);
+  if (optimizer) base.optimizer = optimizer;
+  if (issues.length > 0) throw new ConfigError(issues, options.source);
+
+  // The schedule (a single phase when none is given).
+  const phaseInits: SimplePhaseInit[] = parsed.schedule
+    ? parsed.schedule.map((p) => JSON.parse(JSON.stringify(p)) as SimplePhaseInit)
+    : [{ start_t: 0, end_t: 1, name: 'single_phase' }];
+  let schedule: PhaseSchedule;
+  let controller: TimeController;
+  try {
+    ({ schedule, controller } = createSimpleSchedule(parsed.training.total_steps, phaseInits));
+  } catch (error) {
+    if (!(error instanceof ScheduleError)) throw error;
+    throw new ConfigError(error.problems.map((p) => ({ path: 'schedule', expected: '', found: '', message: p })), options.source);
+  }
+
+  // Every phase: raw base planes ⊕ the phase's overrides, then validated.
+  const rawPlanes = { data: rawObj['data'] ?? {}, model: rawObj['model'] ?? {}, optimizer: rawObj['optimizer'] ?? { lr: 1e-3 } };
+  const phases: ResolvedPhase[] = [];
+  // Phases in the schedule are sorted by start; map them back to their position in the config.
+  const configIndex = new Map<string, number>(phaseInits.map((p, i) => [p.name ?? `phase_${i}`, i]));
+  schedule.phases.forEach((phase, index) => {
+    const at = { index: configIndex.get(phase.name) ?? index, name: phase.name };
+    let merged: { data: JsonObject; model: JsonObject; optimizer: JsonObject };
+    try {
+      merged = resolvePhaseConfig(rawPlanes, phase);
+    } catch (error) {
+      if (!(error instanceof MergeError)) throw error;
+      issues.push({ path: joinPath(['schedule', at.index]), expected: '', found: '', message: error.message });
+      return;
+    }
+    const resolved: ResolvedPhase = { index, name: phase.name, start_t: phase.start_t, end_t: phase.end_t, optimizer: base.optimizer };
+    if (phase.task !== undefined) resolved.task = phase.task;
+    for (const plane of ['data', 'model', 'optimizer'] as const) {
+      const override = phase.overrides[plane];
+      const hasBase = rawObj[plane] !== undefined || plane === 'optimizer';
+      if (!hasBase && override === undefined && !(plane === 'data' && phase.task !== undefined)) continue;
+      if (!hasBase && plane !== 'data') {
+        issues.push({ path: joinPath(['schedule', at.index, 'overrides', plane]), expected: '', found: '', message: `overrides the ${plane} plane, but the config has no '${plane}' section to override` });
+        continue;
+      }
+      if (!hasBase && plane === 'data') {
+        // No data section (data given as objects): only a task may change the data plane here.
+        if (override !== undefined) {
+          issues.push({ path: joinPath(['schedule', at.index, 'overrides', 'data']), expected: '', found: '', message: "overrides the data plane, but the config has no 'data' section to override (with data given as objects, set the phase's task instead)" });
+        }
+        continue;
+      }
+      const planeIssues: ConfigIssue[] = [];
+      const value = parsePlane<never>(plane, merged[plane], planeIssues);
+      issues.push(...prefixed(planeIssues, plane, override, at));
+      if (value !== undefined) (resolved as unknown as Record<string, unknown>)[plane] = value;
+    }
+    const modelOverride = phase.overrides.model;
+    if (modelOverride) {
+      for (const key of FIXED_MODEL_FIELDS) {
+        if (modelOverride[key] !== undefined) {
+          issues.push({
+            path: joinPath(['schedule', at.index, 'overrides', 'model', key]),
+            expected: '',
+            found: '',
+            message: `a phase cannot change model.${key} (the live model evolves between phases, it is never rebuilt; growth and freezing go through the model-plane hooks)`,
+          });
+        }
+      }
+    }
+    phases.push(resolved);
+  });
+  if (issues.length > 0) throw new ConfigError(issues, options.source);
+
+  const given = { model: rawObj['model'] !== undefined, data: rawObj['data'] !== undefined, optimizer: rawObj['optimizer'] !== undefined };
+  const result: ParsedConfig = { config: base, schedule, controller, phases, hash: configHash(base), given };
+  if (options.source !== undefined) result.source = options.source;
+  return result;
+}
+
+/** A schedule built in code, as config `schedule` entries. */
+export function scheduleToConfig(schedule: PhaseSchedule): PhaseInit[] {
+  return schedule.phases.map((p) => p.toInit());
+}

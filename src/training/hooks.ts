@@ -1,0 +1,144 @@
+// What the TrainingMachine reports and whom it calls.
+//
+// Hooks change the model plane at phase boundaries (grow, freeze, attach adapters, quantize) and
+// are *replayed* on resume (with `replaying: true`) so the live model gets the same structure
+// before the checkpoint's weights are loaded into it; they must therefore be deterministic.
+// Callbacks only observe (metrics, evaluation, checkpoints) and are never replayed.
+
+import type { JsonValue } from '../framework/index.js';
+import type { ResolvedPhase } from './config/resolve.js';
+import type { Phase } from './schedule/phase.js';
+import type { TrainingMachine } from './machine.js';
+
+export interface PhaseContext {
+  machine: TrainingMachine;
+  phase: Phase;
+  /** Position of the phase in the schedule. */
+  index: number;
+  /** The phase before (undefined for the first). */
+  previous: Phase | undefined;
+  /** The phase's resolved planes (data and model are absent when given as objects). */
+  resolved: ResolvedPhase;
+  /** Global step at which the phase starts (or ends, for onPhaseEnd). */
+  step: number;
+  t: number;
+  /** True when re-applied on resume to rebuild the model's structure (weights are loaded after). */
+  replaying: boolean;
+}
+
+export interface StepContext {
+  machine: TrainingMachine;
+  step: number;
+  t: number;
+  phase: Phase;
+  phaseIndex: number;
+}
+
+/** Model-plane changes; every method optional. */
+export interface TrainingHooks {
+  /** Names the hook's saved state in checkpoints (required when saveState is given). */
+  readonly name?: string;
+  /** At the first step of a phase (before its specs are checked and the optimizer is synced). */
+  onPhaseStart?(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void;
+  /** After the last step of a phase (after its end-of-phase evaluation). */
+  onPhaseEnd?(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void;
+  /** At the start of every step (time-dependent changes such as a ramp-in α(t)). */
+  onStepStart?(machine: TrainingMachine, ctx: StepContext): void;
+  /** After backward and clipping, before the optimizer update (e.g. gradient masks). */
+  beforeUpdate?(machine: TrainingMachine, ctx: StepContext): void;
+  /** Extra state saved in checkpoints (JSON). */
+  saveState?(): JsonValue;
+  loadState?(state: JsonValue): void;
+}
+
+export interface StepMetrics {
+  /** Index of the step just run (0-based). */
+  step: number;
+  /** t of that step. */
+  t: number;
+  phase: string;
+  phase_index: number;
+  /** Objective loss (mean over micro-batches). */
+  loss: number;
+  /** Scheduled lr (before group scales). */
+  lr: number;
+  /** lr of every group. */
+  lrs: Record<string, number>;
+  /** Global gradient norm before clipping. */
+  grad_norm: number;
+  /** Input tokens processed by this step. */
+  tokens: number;
+  tokens_seen: number;
+  tokens_per_s: number;
+  trainable_params: number;
+  step_ms: number;
+  /** Seconds since the run started (summed over resumed sessions). */
+  wall_s: number;
+}
+
+export interface EvalMetrics {
+  /** Steps completed when the evaluation ran. */
+  step: number;
+  t: number;
+  phase: string;
+  phase_index: number;
+  /** Objective loss on the validation batches (as trained: weights applied). */
+  loss: number;
+  /** Mean cross-entropy per scored token (no weights) and its exponential. */
+  nll: number;
+  perplexity: number;
+  batches: number;
+  tokens: number;
+  scored: number;
+  reason: 'periodic' | 'phase_end' | 'final' | 'manual';
+}
+
+export interface PhaseResult {
+  name: string;
+  index: number;
+  first_step: number;
+  /** Exclusive. */
+  end_step: number;
+  steps: number;
+  mean_loss: number;
+  final_loss: number;
+  tokens: number;
+  flops: number;
+  wall_s: number;
+  eval?: EvalMetrics;
+}
+
+export interface CheckpointEvent {
+  path: string;
+  step: number;
+  reason: 'periodic' | 'phase_end' | 'final' | 'manual';
+}
+
+/** Observers; every method optional. */
+export interface TrainingCallbacks {
+  onStep?(metrics: StepMetrics, machine: TrainingMachine): void;
+  onPhaseStart?(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void;
+  onPhaseEnd?(phase: Phase, result: PhaseResult, machine: TrainingMachine): void;
+  onEval?(metrics: EvalMetrics, machine: TrainingMachine): void;
+  onCheckpoint?(event: CheckpointEvent, machine: TrainingMachine): void;
+}
+
+export interface TrainResult {
+  total_steps: number;
+  /** Steps run by this call (fewer than total_steps after a resume). */
+  steps_run: number;
+  /** Step the run resumed from (absent for a fresh run). */
+  resumed_from?: number;
+  final_loss: number;
+  /** Losses of the steps run by this call, in order. */
+  losses: number[];
+  phases: PhaseResult[];
+  final_eval?: EvalMetrics;
+  tokens_seen: number;
+  wall_time_s: number;
+  /** Estimated training FLOPs (see ModelAdapter.flopsPerToken). */
+  flops: number;
+  /** First step of every phase after the first. */
+  phase_transitions: number[];
+  last_checkpoint?: string;
+}

@@ -1,0 +1,883 @@
+// The TrainingMachine: steps through normalized time.
+//
+// Each step: t from the TimeController, the phase at t; at a phase's first step the planes are
+// assembled for it (Data_t from the phase's data plane, Model_t by the hooks evolving the live
+// model, Optimizer_t re-grouped with state carried over) and their specs checked (checked again
+// at any step where onStepStart hooks may have changed the model; every batch is checked against
+// the BatchSpec); then every
+// micro-batch runs forward/backward inside an engine `tidy` scope, gradients are clipped, the lr of
+// every group is set from lr(t), the optimizer steps, and metrics are recorded. Evaluation runs
+// every `eval_every` steps and at phase ends; checkpoints every `checkpoint_every` steps, at phase
+// ends if asked, and at the end. Resuming replays the phase hooks to rebuild the model's
+// structure, then loads weights, optimizer state, RNG states and counters: a resumed run continues
+// bit for bit.
+
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Xoshiro128, combineSeeds, hashString32, type RngState } from '../data/index.js';
+import {
+  DataAdapter,
+  IncompatibleSpecsError,
+  ModelAdapter,
+  OptimizerAdapter,
+  attentionFor,
+  buildModel,
+  buildOptimizer,
+  isBatchSource,
+  isTokenData,
+  loadDataPlane,
+  optimizerSpecOf,
+  validateTrainingState,
+  type BatchSource,
+  type DataBatch,
+  type DataPlaneSettings,
+  type JsonValue,
+  type ObjectiveFactory,
+  type ObjectiveName,
+  type TokenData,
+} from '../framework/index.js';
+import { Model } from '../nn/index.js';
+import type { Optimizer } from '../optim/index.js';
+import {
+  CheckpointError,
+  latestCheckpoint,
+  listCheckpoints,
+  openRunFolder,
+  readCheckpoint,
+  writeCheckpoint,
+  isRunFolder,
+  type CheckpointInfo,
+} from '../io/checkpoint.js';
+import { existsSync, renameSync, statSync } from 'node:fs';
+import { PhaseSchedule } from './schedule/phase-schedule.js';
+import type { Phase } from './schedule/phase.js';
+import type { TimeController } from './schedule/time-controller.js';
+import { diffConfigs, hashedView, parseConfig, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
+import { loadConfig, writeResolvedConfigs } from './config/load.js';
+import type { StackWiseConfig } from '../framework/config/schema.js';
+import { loadModelWeights, loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import { METRICS_FILE, MetricsLogger, progressBar } from './metrics.js';
+import type {
+  CheckpointEvent,
+  EvalMetrics,
+  PhaseContext,
+  PhaseResult,
+  StepContext,
+  StepMetrics,
+  TrainResult,
+  TrainingCallbacks,
+  TrainingHooks,
+} from './hooks.js';
+import './objective-registry.js';
+
+export interface TrainingMachineOptions {
+  /** Overrides training.total_steps of the config. */
+  totalSteps?: number;
+  /** A built model (instead of the config's model section). */
+  model?: Model | ModelAdapter;
+  /** Token streams (the config's data plane settings apply) or a ready batch source. */
+  data?: TokenData | BatchSource;
+  /** The data plane to use with token data when the config has no data section. */
+  dataPlane?: DataPlaneSettings;
+  /**
+   * A built optimizer. Its parameter groups are re-made by role at each phase; its type, lr and
+   * hyper-parameters stay unless the config has an optimizer section (which then applies per phase).
+   */
+  optimizer?: Optimizer | OptimizerAdapter;
+  /** Objective factories that win over the registered ones. */
+  objectives?: Partial<Record<ObjectiveName, ObjectiveFactory>>;
+  hooks?: TrainingHooks[];
+  callbacks?: TrainingCallbacks[];
+  /** Overrides training.run_dir. */
+  runDir?: string;
+  /**
+   * Resume before the first step: true or 'latest' = the newest checkpoint of the run folder (a
+   * fresh start when it has none); a path = that checkpoint folder (or the newest in that run folder).
+   */
+  resume?: boolean | 'latest' | string;
+  /** Messages (warnings, notes); default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** Thrown when a loss or a gradient norm is NaN/Inf: no update was applied, nothing was saved. */
+export class TrainingDivergedError extends Error {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly lastCheckpoint: string | undefined,
+  ) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+interface PhaseStat {
+  first_step: number;
+  end_step: number;
+  steps: number;
+  loss_sum: number;
+  final_loss: number;
+  tokens: number;
+  flops: number;
+  wall_s: number;
+  eval?: EvalMetrics;
+}
+
+/** The JSON training state inside every checkpoint manifest. */
+export interface TrainingState {
+  step: number;
+  t: number;
+  total_steps: number;
+  phase_index: number;
+  phase_name: string;
+  phase_ended: boolean;
+  config_hash: string;
+  config: unknown;
+  schedule: unknown;
+  rng: { seed: number; named: Record<string, RngState> };
+  data_cursor: { step: number; accumulation_steps: number; micro_batches_drawn: number; source?: JsonValue };
+  model: { config: unknown; trainable: string[]; parameters: number; stack_births: number[] };
+  optimizer: { kind: string; step: number; scalars: Record<string, Record<string, number>>; groups: { name: string; lr_scale: number; weight_decay: number; params: string[] }[] };
+  hooks: Record<string, JsonValue>;
+  metrics: {
+    tokens_seen: number;
+    flops: number;
+    wall_time_s: number;
+    micro_batches: number;
+    records: number;
+    phases: PhaseStat[];
+    last_eval?: EvalMetrics;
+  };
+}
+
+function isParsedConfig(v: unknown): v is ParsedConfig {
+  return typeof v === 'object' && v !== null && (v as ParsedConfig).schedule instanceof PhaseSchedule && Array.isArray((v as ParsedConfig).phases);
+}
+
+/** Loss by the objective contract: mean CE over scored positions, or Σ wᵢ·CEᵢ with weights. */
+export function batchLoss(logits: Tensor, batch: Pick<DataBatch, 'targets' | 'weights' | 'batch' | 'seqLen'>): Tensor {
+  const targets = E.tensor(batch.targets, [batch.batch, batch.seqLen], { dtype: 'int32', backend: logits.backend });
+  if (!batch.weights) return E.crossEntropy(logits, targets, { ignoreIndex: -100 });
+  const w = logits.dtype === 'float32' ? batch.weights : Float64Array.from(batch.weights);
+  const weights = E.tensor(w, [batch.batch, batch.seqLen], { dtype: logits.dtype, backend: logits.backend });
+  return E.crossEntropy(logits, targets, { ignoreIndex: -100, weights, reduction: 'sum' });
+}
+
+function emptyStat(): PhaseStat {
+  return { first_step: -1, end_step: -1, steps: 0, loss_sum: 0, final_loss: NaN, tokens: 0, flops: 0, wall_s: 0 };
+}
+
+export class TrainingMachine {
+  readonly parsed: ParsedConfig;
+  readonly config: StackWiseConfig;
+  readonly schedule: PhaseSchedule;
+  readonly controller: TimeController;
+  readonly runDir: string | undefined;
+  readonly seed: number;
+  model: ModelAdapter;
+  data: BatchSource;
+  optimizer: OptimizerAdapter;
+
+  private readonly hooks: TrainingHooks[];
+  private readonly callbacks: TrainingCallbacks[];
+  private readonly options: TrainingMachineOptions;
+  private readonly log: (line: string) => void;
+  private readonly tokenCache = new Map<string, TokenData>();
+  private readonly userData: TokenData | BatchSource | undefined;
+  private readonly rngs = new Map<string, Xoshiro128>();
+  private currentPhase = -1;
+  private phaseEnded = false;
+  private phaseStats: PhaseStat[];
+  private phaseCache = { trainable: 0, flopsPerToken: 0 };
+  private tokensSeen = 0;
+  private flops = 0;
+  private microBatches = 0;
+  private wallBefore = 0;
+  private sessionStart = performance.now();
+  private logger: MetricsLogger | null = null;
+  private lastEval: EvalMetrics | undefined;
+  private lastCheckpoint: string | undefined;
+  private resumedFrom: number | undefined;
+  private sessionLosses: number[] = [];
+  private diverged: Error | null = null;
+  private started = false;
+
+  /**
+   * `config` is a raw config object (as read from YAML/JSON or written in code) or a ParsedConfig;
+   * `totalSteps` overrides training.total_steps.
+   */
+  constructor(config: unknown, totalStepsOrOptions?: number | TrainingMachineOptions, maybeOptions: TrainingMachineOptions = {}) {
+    const options: TrainingMachineOptions = typeof totalStepsOrOptions === 'object' ? totalStepsOrOptions : { ...maybeOptions, ...(totalStepsOrOptions !== undefined ? { totalSteps: totalStepsOrOptions } : {}) };
+    this.options = options;
+    this.log = options.log ?? ((line) => process.stderr.write(`[stackwise] ${line}\n`));
+    if (isParsedConfig(config)) {
+      if (options.totalSteps !== undefined && options.totalSteps !== config.controller.totalSteps) {
+        throw new Error(`TrainingMachine: totalSteps ${options.totalSteps} differs from the parsed config's training.total_steps ${config.controller.totalSteps}; parse the config with it instead`);
+      }
+      this.parsed = config;
+    } else {
+      let raw = config;
+      if (options.totalSteps !== undefined) {
+        const obj = (raw ?? {}) as Record<string, unknown>;
+        raw = { ...obj, training: { ...((obj['training'] as object | undefined) ?? {}), total_steps: options.totalSteps } };
+      }
+      this.parsed = parseConfig(raw);
+    }
+    this.config = this.parsed.config;
+    this.schedule = this.parsed.schedule;
+    this.controller = this.parsed.controller;
+    this.seed = this.config.training.seed;
+    this.runDir = options.runDir ?? this.config.training.run_dir;
+    this.hooks = [...(options.hooks ?? [])];
+    this.callbacks = [...(options.callbacks ?? [])];
+    this.phaseStats = this.schedule.phases.map(() => emptyStat());
+    const progress = this.config.training.progress;
+    if (progress === 'on' || (progress === 'auto' && process.stderr.isTTY)) this.callbacks.push(progressBar(this.controller.totalSteps));
+
+    if (this.runDir) {
+      openRunFolder(this.runDir, { config_hash: this.parsed.hash });
+    }
+
+    // Planes for the first phase (entered at the first step, so hooks added later still run).
+    const first = this.parsed.phases[0]!;
+    this.userData = options.data;
+    this.data = this.dataFor(first);
+    const batchSpec = this.data.getBatchSpec();
+    if (options.model) this.model = buildModel(options.model);
+    else {
+      if (!first.model) throw new Error("TrainingMachine: the config has no 'model' section; add one or pass a built model in options.model");
+      const maxSeqLen = Math.max(...this.parsed.phases.map((p) => p.data?.seq_len ?? batchSpec.seq_len));
+      this.model = buildModel(first.model, { vocabSize: batchSpec.vocab_size, maxSeqLen, objective: batchSpec.objective, seed: this.seed, ...(this.config.training.backend ? { backend: this.config.training.backend } : {}) });
+    }
+    this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
+  }
+
+  /**
+   * Continues a run from its folder alone: the config it recorded (`config.yaml`) and its newest
+   * checkpoint. Hooks are code, so pass the same ones again.
+   */
+  static resumeRun(runDir: string, options: Omit<TrainingMachineOptions, 'resume' | 'runDir' | 'totalSteps'> = {}): TrainingMachine {
+    const path = join(runDir, 'config.yaml');
+    if (!existsSync(path)) throw new CheckpointError('missing', runDir, `${runDir} has no config.yaml: is it a StackWise run folder that was started?`);
+    return new TrainingMachine(loadConfig(path), { ...options, runDir, resume: 'latest' });
+  }
+
+  // ---- public state ------------------------------------------------------------------------
+
+  get step(): number {
+    return this.controller.currentStep;
+  }
+
+  get t(): number {
+    return this.controller.t;
+  }
+
+  get isComplete(): boolean {
+    return this.controller.isComplete;
+  }
+
+  /** The phase of the current step (the last phase once complete). */
+  get phase(): Phase {
+    return this.schedule.phaseAt(this.controller.t);
+  }
+
+  get phaseIndex(): number {
+    return this.currentPhase;
+  }
+
+  /** The resolved planes of phase `index` (default: the current one). */
+  resolvedPhase(index = Math.max(0, this.currentPhase)): ResolvedPhase {
+    return this.parsed.phases[index]!;
+  }
+
+  /**
+   * A named random generator whose state is saved in checkpoints (for hooks that need
+   * randomness beyond explicit seeds). Seeded from the run seed and the name.
+   */
+  rng(name: string): Xoshiro128 {
+    let r = this.rngs.get(name);
+    if (!r) {
+      r = new Xoshiro128(combineSeeds(this.seed, hashString32(name)));
+      this.rngs.set(name, r);
+    }
+    return r;
+  }
+
+  addHook(hook: TrainingHooks): void {
+    if (this.started) throw new Error('TrainingMachine.addHook: hooks must be added before the first step (they are replayed on resume)');
+    this.hooks.push(hook);
+  }
+
+  addCallback(callback: TrainingCallbacks): void {
+    this.callbacks.push(callback);
+  }
+
+  // ---- planes ------------------------------------------------------------------------------
+
+  private tokenDataFor(plane: NonNullable<ResolvedPhase['data']>): TokenData {
+    const key = JSON.stringify([plane.corpus, plane.tokenizer ?? null, plane.split]);
+    let data = this.tokenCache.get(key);
+    if (!data) {
+      data = loadDataPlane(plane, this.runDir);
+      this.tokenCache.set(key, data);
+    }
+    return data;
+  }
+
+  private dataFor(resolved: ResolvedPhase): BatchSource {
+    const user = this.userData;
+    const adapterOptions = { seed: this.seed, ...(this.options.objectives ? { objectives: this.options.objectives } : {}) };
+    if (user && isBatchSource(user)) {
+      const plane = resolved.data ?? this.planeFromOption(resolved, false);
+      if (plane && user.withPlane) return user.withPlane(plane);
+      const firstPlane = this.parsed.phases[0]!.data;
+      if (resolved.index > 0 && resolved.data && JSON.stringify(resolved.data) !== JSON.stringify(firstPlane)) {
+        throw new Error(`phase '${resolved.name}' changes the data plane, but the batch source given in options.data has no withPlane(plane) method to follow it`);
+      }
+      return user;
+    }
+    if (user && isTokenData(user)) {
+      const plane = resolved.data ?? this.planeFromOption(resolved, true)!;
+      return new DataAdapter(user, plane, adapterOptions);
+    }
+    if (!resolved.data) throw new Error("TrainingMachine: the config has no 'data' section; add one or pass token data / a batch source in options.data");
+    return new DataAdapter(this.tokenDataFor(resolved.data), resolved.data, adapterOptions);
+  }
+
+  private planeFromOption(resolved: ResolvedPhase, required: boolean): DataPlaneSettings | undefined {
+    const plane = this.options.dataPlane;
+    if (!plane) {
+      if (required) throw new Error("TrainingMachine: token data needs a data plane: add a 'data' section to the config or pass options.dataPlane ({seq_len, batch_size, objective})");
+      return undefined;
+    }
+    return resolved.task !== undefined ? { ...plane, objective: resolved.task } : plane;
+  }
+
+  private hookContext(index: number, replaying: boolean, step: number): PhaseContext {
+    return {
+      machine: this,
+      phase: this.schedule.phases[index]!,
+      index,
+      previous: index > 0 ? this.schedule.phases[index - 1] : undefined,
+      resolved: this.parsed.phases[index]!,
+      step,
+      t: this.controller.tOf(step),
+      replaying,
+    };
+  }
+
+  /** Assembles the planes of phase `index` (see the file comment). */
+  private enterPhase(index: number, replaying: boolean, step: number): void {
+    const resolved = this.parsed.phases[index]!;
+    const phase = this.schedule.phases[index]!;
+    const ctx = this.hookContext(index, replaying, step);
+    if (index > 0 || this.currentPhase >= 0) this.data = this.dataFor(resolved);
+    for (const h of this.hooks) h.onPhaseStart?.(phase, this, ctx);
+    this.model.noteStructure(index);
+
+    const objective = this.data.getBatchSpec().objective;
+    if (resolved.model) {
+      const mode = resolved.model.attention === 'auto' ? attentionFor(objective) : resolved.model.attention;
+      this.model.setAttentionMode(mode);
+      const stacks = this.model.model.rack.numStacks;
+      if (stacks !== resolved.model.n_stacks) {
+        throw new Error(
+          `phase '${phase.name}' asks for model.n_stacks = ${resolved.model.n_stacks}, but the model has ${stacks} stack(s) after the phase's onPhaseStart hooks; ` +
+            'growth is done by a model-plane hook (e.g. the progressive RackBuilder): pass one in options.hooks, or fix n_stacks',
+        );
+      }
+    }
+
+    // A built optimizer keeps its own settings unless the config has an optimizer section.
+    if (!this.options.optimizer || this.parsed.given.optimizer) {
+      const spec = optimizerSpecOf(resolved.optimizer);
+      const nameOf = this.model.nameOf();
+      const what = this.optimizer.applySpec(spec, (p) => nameOf.get(p) ?? p.describe());
+      if (what === 'replaced' && index > 0 && !replaying) this.log(`phase '${phase.name}': optimizer type changed to ${spec.type}; its state starts fresh`);
+    }
+    const groups = this.optimizer.sync(this.model, { resetState: resolved.optimizer.reset_state && !replaying });
+    if (groups.length === 0) {
+      throw new Error(`phase '${phase.name}': the model has no trainable parameter (everything is frozen); unfreeze something or attach adapters in the phase's hooks`);
+    }
+    const problems = validateTrainingState(this.data, this.model, this.optimizer);
+    if (problems.length > 0) {
+      const err = new IncompatibleSpecsError(problems);
+      err.message = `phase '${phase.name}' (starting at step ${step}, t = ${this.controller.tOf(step)}): ${err.message}`;
+      throw err;
+    }
+    this.currentPhase = index;
+    this.phaseEnded = false;
+    this.refreshPhaseCache();
+    if (!replaying) {
+      const stat = this.phaseStats[index]!;
+      if (stat.first_step < 0) stat.first_step = step;
+      this.logger?.phase('phase_start', step, this.controller.tOf(step), phase.name, index);
+      for (const c of this.callbacks) c.onPhaseStart?.(phase, this, ctx);
+    }
+  }
+
+  /**
+   * After hooks ran inside a phase: parameters whose trainable flag changed join or leave the
+   * optimizer (state of the others kept), and the specs are checked again.
+   */
+  private checkPlanes(phase: Phase, step: number): void {
+    const inOptimizer = new Set(this.optimizer.optimizer.params());
+    const trainable = this.model.trainableParameters();
+    if (trainable.length !== inOptimizer.size || trainable.some(([, p]) => !inOptimizer.has(p))) {
+      this.optimizer.sync(this.model);
+      this.refreshPhaseCache();
+    }
+    const problems = validateTrainingState(this.data, this.model, this.optimizer);
+    if (problems.length > 0) {
+      const err = new IncompatibleSpecsError(problems);
+      err.message = `step ${step} (phase '${phase.name}', after the onStepStart hooks): ${err.message}`;
+      throw err;
+    }
+  }
+
+  private refreshPhaseCache(): void {
+    const seqLen = this.data.getBatchSpec().seq_len;
+    this.phaseCache = { trainable: this.model.numParameters(true), flopsPerToken: this.model.flopsPerToken(seqLen).train };
+  }
+
+  private phaseResult(index: number): PhaseResult {
+    const s = this.phaseStats[index]!;
+    const r: PhaseResult = {
+      name: this.schedule.phases[index]!.name,
+      index,
+      first_step: s.first_step,
+      end_step: s.end_step,
+      steps: s.steps,
+      mean_loss: s.steps > 0 ? s.loss_sum / s.steps : NaN,
+      final_loss: s.final_loss,
+      tokens: s.tokens,
+      flops: s.flops,
+      wall_s: s.wall_s,
+    };
+    if (s.eval) r.eval = s.eval;
+    return r;
+  }
+
+  private finishPhase(index: number): void {
+    const phase = this.schedule.phases[index]!;
+    const step = this.controller.currentStep;
+    const stat = this.phaseStats[index]!;
+    stat.end_step = step;
+    if (this.config.training.eval_at_phase_end) {
+      const ev = this.evaluate('phase_end');
+      if (ev) stat.eval = ev;
+    }
+    const ctx = this.hookContext(index, false, step);
+    for (const h of this.hooks) h.onPhaseEnd?.(phase, this, ctx);
+    this.phaseEnded = true;
+    const result = this.phaseResult(index);
+    this.logger?.phase('phase_end', step, this.controller.t, phase.name, index, result);
+    for (const c of this.callbacks) c.onPhaseEnd?.(phase, result, this);
+    if (this.runDir && this.config.training.checkpoint_at_phase_end && !this.controller.isComplete) this.saveCheckpoint('phase_end');
+  }
+
+  private begin(): void {
+    if (this.started) return;
+    const resume = this.options.resume;
+    if (this.resumedFrom === undefined && resume !== undefined && resume !== false) this.resumeFrom(resume === true ? 'latest' : resume);
+    this.started = true;
+    if (this.runDir) {
+      writeResolvedConfigs(this.runDir, this.parsed);
+      if (!this.logger) {
+        if (this.resumedFrom === undefined && listCheckpoints(this.runDir).length > 0) {
+          throw new CheckpointError('exists', this.runDir, `run folder ${this.runDir} already holds checkpoints; resume it (resume: true / --resume) or choose another run_dir so nothing is overwritten`);
+        }
+        const stale = join(this.runDir, METRICS_FILE);
+        if (existsSync(stale) && statSync(stale).size > 0) {
+          // A run that died before its first checkpoint: keep its log aside, start a clean one.
+          renameSync(stale, join(this.runDir, `${METRICS_FILE}.${new Date().toISOString().replace(/[:.]/g, '-')}.old`));
+        }
+        this.logger = new MetricsLogger(this.runDir, { tensorboard: this.config.training.tensorboard });
+      }
+    }
+    this.sessionStart = performance.now();
+  }
+
+  // ---- stepping ----------------------------------------------------------------------------
+
+  /** Runs one training step and returns its metrics. */
+  trainStep(): StepMetrics {
+    if (this.diverged) throw this.diverged;
+    this.begin();
+    if (this.controller.isComplete) throw new Error(`TrainingMachine: the run is complete (${this.controller.totalSteps} steps)`);
+    const started = performance.now();
+    const step = this.controller.currentStep;
+    const t = this.controller.t;
+    const index = this.schedule.indexAt(t);
+    if (index !== this.currentPhase) this.enterPhase(index, false, step);
+    const phase = this.schedule.phases[index]!;
+    const stepCtx: StepContext = { machine: this, step, t, phase, phaseIndex: index };
+    if (this.hooks.some((h) => h.onStepStart)) {
+      for (const h of this.hooks) h.onStepStart?.(this, stepCtx);
+      this.checkPlanes(phase, step);
+    }
+
+    const lrs = this.optimizer.setLr(t, phase.localT(t));
+    const lr = this.optimizer.lrAt(t, phase.localT(t));
+    const accum = this.optimizer.accumulationSteps;
+    const backend = this.model.model.backend;
+    const spec = this.data.getBatchSpec();
+    this.optimizer.zeroGrad();
+    let lossSum = 0;
+    let tokens = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const batch = this.data.trainBatch(step, micro, t);
+      if (batch.seqLen !== spec.seq_len || batch.batch < 1 || batch.batch > spec.batch_size || batch.inputIds.length !== batch.batch * batch.seqLen) {
+        throw new Error(`step ${step}: the data source gave a batch of ${batch.batch} × ${batch.seqLen} (${batch.inputIds.length} ids), but its BatchSpec says ${spec.batch_size} × ${spec.seq_len}`);
+      }
+      if (batch.scored === 0) throw new Error(`step ${step}: objective '${spec.objective}' scored no position in micro-batch ${micro}`);
+      tokens += batch.tokens;
+      const value = E.tidy(() => {
+        const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
+        const logits = this.model.forward(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds });
+        const loss = batchLoss(logits, batch);
+        const v = loss.item();
+        if (!Number.isFinite(v)) return v;
+        (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
+        return v;
+      });
+      this.microBatches++;
+      if (!Number.isFinite(value)) this.fail(step, t, phase, `the loss is ${value} (micro-batch ${micro})`);
+      lossSum += value;
+    }
+    const gradNorm = this.optimizer.clipGradients();
+    if (!Number.isFinite(gradNorm)) this.fail(step, t, phase, `the gradient norm is ${gradNorm}`);
+    for (const h of this.hooks) h.beforeUpdate?.(this, stepCtx);
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    this.controller.advance();
+
+    const loss = lossSum / accum;
+    const stepMs = performance.now() - started;
+    const flops = this.phaseCache.flopsPerToken * tokens;
+    this.tokensSeen += tokens;
+    this.flops += flops;
+    this.sessionLosses.push(loss);
+    const stat = this.phaseStats[index]!;
+    stat.steps++;
+    stat.loss_sum += loss;
+    stat.final_loss = loss;
+    stat.tokens += tokens;
+    stat.flops += flops;
+    stat.wall_s += stepMs / 1000;
+    const metrics: StepMetrics = {
+      step,
+      t,
+      phase: phase.name,
+      phase_index: index,
+      loss,
+      lr,
+      lrs,
+      grad_norm: gradNorm,
+      tokens,
+      tokens_seen: this.tokensSeen,
+      tokens_per_s: tokens / Math.max(1e-9, stepMs / 1000),
+      trainable_params: this.phaseCache.trainable,
+      step_ms: stepMs,
+      wall_s: this.wallTime(),
+    };
+    this.logger?.step(metrics);
+    for (const c of this.callbacks) c.onStep?.(metrics, this);
+
+    const done = this.controller.currentStep;
+    const phaseOver = this.controller.isComplete || this.schedule.indexAt(this.controller.t) !== index;
+    if (phaseOver) this.finishPhase(index);
+    const every = this.config.training.eval_every;
+    if (every > 0 && done % every === 0 && !(phaseOver && this.config.training.eval_at_phase_end)) this.evaluate('periodic');
+    const ckEvery = this.config.training.checkpoint_every;
+    if (this.runDir && ckEvery > 0 && done % ckEvery === 0 && !this.controller.isComplete) this.saveCheckpoint('periodic');
+    return metrics;
+  }
+
+  private fail(step: number, t: number, phase: Phase, what: string): never {
+    this.optimizer.zeroGrad();
+    const last = this.lastCheckpoint ?? (this.runDir ? latestCheckpoint(this.runDir)?.path : undefined);
+    const err = new TrainingDivergedError(
+      `training diverged at step ${step} (t = ${t}, phase '${phase.name}'): ${what}; the update was not applied and nothing was saved. ` +
+        (last ? `The last good checkpoint is ${last}: resume from it with a lower lr or a clip_norm.` : 'There is no checkpoint to resume from.'),
+      step,
+      last,
+    );
+    this.diverged = err;
+    this.logger?.write({ type: 'diverged', step, t, phase: phase.name, reason: what });
+    this.logger?.close();
+    throw err;
+  }
+
+  private wallTime(): number {
+    return this.wallBefore + (performance.now() - this.sessionStart) / 1000;
+  }
+
+  /** Loss and perplexity on the validation batches of the current data plane (undefined without validation data). */
+  evaluate(reason: EvalMetrics['reason'] = 'manual'): EvalMetrics | undefined {
+    const step = this.controller.currentStep;
+    const t = this.controller.t;
+    const batches = this.data.evalBatches?.(step, t) ?? [];
+    if (batches.length === 0) return undefined;
+    const modes = this.model.model.namedModules().map(([, m]) => [m, m.training] as const);
+    this.model.model.eval();
+    let lossSum = 0;
+    let nllSum = 0;
+    let scored = 0;
+    let tokens = 0;
+    const backend = this.model.model.backend;
+    try {
+      for (const batch of batches) {
+        if (batch.scored === 0) continue;
+        const [loss, nll] = E.noGrad(() => E.tidy(() => {
+          const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
+          const logits = this.model.forward(ids, { seed: 0, step });
+          const l = batchLoss(logits, batch).item();
+          const n = batch.weights ? batchLoss(logits, { ...batch, weights: undefined }).item() : l;
+          return [l, n];
+        }));
+        lossSum += loss! * batch.scored;
+        nllSum += nll! * batch.scored;
+        scored += batch.scored;
+        tokens += batch.tokens;
+      }
+    } finally {
+      for (const [m, mode] of modes) m.training = mode;
+    }
+    if (scored === 0) return undefined;
+    const phaseIndex = Math.max(0, this.currentPhase);
+    const nll = nllSum / scored;
+    const ev: EvalMetrics = {
+      step,
+      t,
+      phase: this.schedule.phases[phaseIndex]!.name,
+      phase_index: phaseIndex,
+      loss: lossSum / scored,
+      nll,
+      perplexity: Math.exp(nll),
+      batches: batches.length,
+      tokens,
+      scored,
+      reason,
+    };
+    this.lastEval = ev;
+    this.logger?.eval(ev);
+    for (const c of this.callbacks) c.onEval?.(ev, this);
+    return ev;
+  }
+
+  /** Trains until total_steps; returns per-phase and final metrics. */
+  train(): TrainResult {
+    this.begin();
+    const firstStep = this.controller.currentStep;
+    const losses: number[] = [];
+    try {
+      while (!this.controller.isComplete) losses.push(this.trainStep().loss);
+      let finalEval = this.lastEval && this.lastEval.step === this.controller.currentStep ? this.lastEval : undefined;
+      finalEval ??= this.evaluate('final');
+      if (this.runDir) this.saveCheckpoint('final');
+      const result: TrainResult = {
+        total_steps: this.controller.totalSteps,
+        steps_run: this.controller.currentStep - firstStep,
+        final_loss: this.sessionLosses[this.sessionLosses.length - 1] ?? NaN,
+        losses,
+        phases: this.schedule.phases.map((_, i) => this.phaseResult(i)),
+        tokens_seen: this.tokensSeen,
+        wall_time_s: this.wallTime(),
+        flops: this.flops,
+        phase_transitions: this.controller.boundarySteps(this.schedule),
+      };
+      if (this.resumedFrom !== undefined) result.resumed_from = this.resumedFrom;
+      if (finalEval) result.final_eval = finalEval;
+      if (this.lastCheckpoint) result.last_checkpoint = this.lastCheckpoint;
+      return result;
+    } finally {
+      this.logger?.flush();
+      this.logger?.close();
+      this.logger = null;
+    }
+  }
+
+  // ---- checkpoints -------------------------------------------------------------------------
+
+  /** Writes a checkpoint of the current state into the run folder; returns its path. */
+  saveCheckpoint(reason: CheckpointEvent['reason'] = 'manual'): CheckpointEvent {
+    if (!this.runDir) throw new Error('TrainingMachine.saveCheckpoint: no run folder (set training.run_dir or options.runDir)');
+    this.begin();
+    const step = this.controller.currentStep;
+    const named = this.model.namedParameters();
+    for (const [name, p] of named) {
+      if (!Number.isFinite(E.sumOfSquares(p))) {
+        throw new TrainingDivergedError(
+          `refusing to checkpoint at step ${step}: parameter '${name}' holds NaN or Inf; the last good checkpoint (${this.lastCheckpoint ?? 'none'}) is kept`,
+          step,
+          this.lastCheckpoint,
+        );
+      }
+    }
+    const nameOf = this.model.nameOf();
+    const name = (p: Tensor) => nameOf.get(p) ?? p.describe();
+    const opt = serializeOptimizer(this.optimizer, name);
+    const hooks: Record<string, JsonValue> = {};
+    for (const h of this.hooks) {
+      if (!h.saveState) continue;
+      if (!h.name) throw new Error('TrainingMachine: a hook with saveState() needs a name');
+      hooks[h.name] = h.saveState();
+    }
+    const dataState = this.data.saveState?.();
+    const state: TrainingState = {
+      step,
+      t: this.controller.t,
+      total_steps: this.controller.totalSteps,
+      phase_index: this.currentPhase,
+      phase_name: this.currentPhase >= 0 ? this.schedule.phases[this.currentPhase]!.name : '',
+      phase_ended: this.phaseEnded,
+      config_hash: this.parsed.hash,
+      config: hashedView(this.config),
+      schedule: this.schedule.toJSON(),
+      rng: { seed: this.seed, named: Object.fromEntries([...this.rngs].map(([k, r]) => [k, r.getState()])) },
+      data_cursor: { step, accumulation_steps: this.optimizer.accumulationSteps, micro_batches_drawn: this.microBatches, ...(dataState !== undefined ? { source: dataState } : {}) },
+      model: {
+        config: this.model.model.config,
+        trainable: this.model.trainableParameters().map(([n]) => n),
+        parameters: this.model.numParameters(),
+        stack_births: this.model.stackBirths(),
+      },
+      optimizer: {
+        kind: opt.kind,
+        step: opt.step,
+        scalars: opt.scalars,
+        groups: this.optimizer.groups.map((g) => ({ name: g.name, lr_scale: g.lrScale, weight_decay: g.weightDecay, params: g.paramNames })),
+      },
+      hooks,
+      metrics: {
+        tokens_seen: this.tokensSeen,
+        flops: this.flops,
+        wall_time_s: this.wallTime(),
+        micro_batches: this.microBatches,
+        // The 'checkpoint' record written right after this checkpoint is kept on resume.
+        records: this.logger ? this.logger.records + 1 : 0,
+        phases: this.phaseStats.map((s) => ({ ...s })),
+        ...(this.lastEval ? { last_eval: this.lastEval } : {}),
+      },
+    };
+    const info: CheckpointInfo = writeCheckpoint(
+      this.runDir,
+      step,
+      { 'model.safetensors': serializeTensors(named, { format: 'stackwise' }), 'optimizer.safetensors': opt.bytes },
+      state,
+      { keepLast: this.config.training.keep_last },
+    );
+    this.lastCheckpoint = info.path;
+    this.logger?.write({ type: 'checkpoint', step, path: info.path, reason });
+    const event: CheckpointEvent = { path: info.path, step, reason };
+    for (const c of this.callbacks) c.onCheckpoint?.(event, this);
+    return event;
+  }
+
+  /** Picks the checkpoint folder a resume target names. */
+  private checkpointPath(target: string): string | undefined {
+    if (target === 'latest') {
+      if (!this.runDir) throw new Error("TrainingMachine: resume 'latest' needs a run folder (training.run_dir or options.runDir)");
+      return latestCheckpoint(this.runDir)?.path;
+    }
+    if (isRunFolder(target) && !existsSync(join(target, 'checkpoint.json'))) {
+      const latest = latestCheckpoint(target);
+      if (!latest) throw new CheckpointError('missing', target, `run folder ${target} holds no complete checkpoint`);
+      return latest.path;
+    }
+    return target;
+  }
+
+  /**
+   * Restores the state of a checkpoint (must be called before the first step; `resume` in the
+   * options does it for you). The checkpoint must come from the same config (else the message
+   * lists what differs) and be intact (size and sha256 of every file).
+   */
+  resumeFrom(target: string): void {
+    if (this.started || this.currentPhase >= 0 || this.controller.currentStep > 0) throw new Error('TrainingMachine.resumeFrom: resume before the first step');
+    const path = this.checkpointPath(target);
+    if (!path) {
+      this.log(`no checkpoint in ${this.runDir}; starting a fresh run`);
+      return;
+    }
+    let loaded;
+    try {
+      loaded = readCheckpoint<TrainingState>(path);
+    } catch (error) {
+      const root = this.runDir ?? join(path, '..', '..');
+      const earlier = error instanceof CheckpointError && isRunFolder(root) ? listCheckpoints(root).filter((c) => c.path !== path) : [];
+      if (error instanceof CheckpointError && earlier.length > 0) {
+        error.message += `; earlier checkpoints: ${earlier.map((c) => c.path).join(', ')} (resume from one of them explicitly)`;
+      }
+      throw error;
+    }
+    const state = loaded.manifest.state;
+    if (state.config_hash !== this.parsed.hash) {
+      const diffs = diffConfigs(state.config, hashedView(this.config));
+      const shown = diffs.slice(0, 8).map((d) => `  ${d.path}: checkpoint has ${JSON.stringify(d.a) ?? 'nothing'}, this config has ${JSON.stringify(d.b) ?? 'nothing'}`);
+      throw new CheckpointError(
+        'config-mismatch',
+        path,
+        `checkpoint ${path} was written by a different config (${diffs.length} difference${diffs.length === 1 ? '' : 's'}):\n${shown.join('\n')}${diffs.length > 8 ? `\n  … and ${diffs.length - 8} more` : ''}\n` +
+          'resume with the same config, or start a new run folder',
+      );
+    }
+    // Rebuild the structure: replay every phase entered (and ended) before the checkpoint.
+    const firstSteps = state.metrics.phases.map((p) => p.first_step);
+    for (let i = 0; i <= state.phase_index; i++) {
+      this.enterPhase(i, true, Math.max(0, firstSteps[i] ?? 0));
+      if (i < state.phase_index || state.phase_ended) {
+        const ctx = this.hookContext(i, true, Math.max(0, state.metrics.phases[i]?.end_step ?? state.step));
+        for (const h of this.hooks) h.onPhaseEnd?.(this.schedule.phases[i]!, this, ctx);
+      }
+    }
+    this.phaseEnded = state.phase_ended;
+    const rebuilt = this.model.model.config;
+    const structural = diffConfigs(state.model.config, rebuilt);
+    if (structural.length > 0) {
+      throw new CheckpointError(
+        'incompatible',
+        path,
+        `the model rebuilt from the config and hooks differs from checkpoint ${path}: ` +
+          structural.slice(0, 5).map((d) => `${d.path}: checkpoint ${JSON.stringify(d.a)}, now ${JSON.stringify(d.b)}`).join('; ') +
+          ' (were the same hooks passed?)',
+      );
+    }
+    loadModelWeights(this.model, loaded.files.get('model.safetensors')!, join(path, 'model.safetensors'));
+    // Trainable flags as they were at the checkpoint (hooks may change them within a phase).
+    const trainable = new Set(state.model.trainable);
+    const params = new Map(this.model.namedParameters());
+    for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model does not have`);
+    for (const [n, p] of params) p.requiresGrad = trainable.has(n);
+    this.optimizer.sync(this.model);
+    const nameOf = this.model.nameOf();
+    loadOptimizerState(this.optimizer, loaded.files.get('optimizer.safetensors')!, state.optimizer, (p) => nameOf.get(p) ?? p.describe(), join(path, 'optimizer.safetensors'));
+    this.controller.seek(state.step);
+    for (const [k, s] of Object.entries(state.rng.named)) this.rng(k).setState(s);
+    for (const h of this.hooks) {
+      if (h.loadState && h.name && state.hooks[h.name] !== undefined) h.loadState(state.hooks[h.name]!);
+    }
+    if (state.data_cursor.source !== undefined) this.data.loadState?.(state.data_cursor.source);
+    this.tokensSeen = state.metrics.tokens_seen;
+    this.flops = state.metrics.flops;
+    this.microBatches = state.metrics.micro_batches;
+    this.wallBefore = state.metrics.wall_time_s;
+    this.phaseStats = state.metrics.phases.map((s) => ({ ...s, final_loss: s.final_loss ?? NaN }));
+    if (state.metrics.last_eval) this.lastEval = state.metrics.last_eval;
+    this.refreshPhaseCache();
+    this.lastCheckpoint = path;
+    this.resumedFrom = state.step;
+    if (this.runDir) this.logger = new MetricsLogger(this.runDir, { tensorboard: this.config.training.tensorboard, resumeRecords: state.metrics.records });
+    this.logger?.write({ type: 'resume', step: state.step, from: path });
+  }
+
+  /** Frees optimizer state (the model belongs to the caller when it was passed in). */
+  dispose(): void {
+    this.logger?.close();
+    this.logger = null;
+    this.optimizer.dispose();
+  }
+}

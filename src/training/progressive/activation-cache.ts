@@ -1,0 +1,405 @@
+/**
+ * Activation cache for frozen prefixes. When the embedding and the first k stacks are frozen,
+ * their output for a given input row never changes, so it is computed once and reused:
+ * `CachedPrefixForward` runs the prefix only for rows it has not seen, then the rest of the rack
+ * and the head as usual (the backward pass never enters the prefix, which has no trainable
+ * parameter).
+ *
+ * Staleness: entries are keyed by (sample id, a 64-bit hash of the row's input ids and padding
+ * mask) under a *prefix version*: a fingerprint of the prefix's structure (stack count, module
+ * types, parameter names, shapes, dtypes, tensor identities, LoRA state, ramp gates, attention
+ * modes) and, by default, of its weight contents. Any change gives a new version, which empties
+ * the cache, so a changed trunk never serves stale activations.
+ *
+ * Memory: entries live in memory up to `memoryBudgetBytes`; beyond it the least recently used
+ * are spilled to files in a private temporary folder (removed by `dispose()` and at exit), and
+ * beyond `diskBudgetBytes` the oldest spilled entries are dropped.
+ */
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import type { ForwardContext, Model, Module, ModelOutput } from '../../nn/index.js';
+import { isLinearLike } from './linear-like.js';
+import { RampedStack } from './ramp.js';
+
+type FloatArray = Float32Array | Float64Array;
+
+export interface ActivationCacheOptions {
+  /** Bytes of activations kept in memory before spilling to disk. */
+  memoryBudgetBytes: number;
+  /** Bytes allowed on disk (default unlimited); beyond it the oldest spilled entries are dropped. */
+  diskBudgetBytes?: number;
+  /** Parent folder of the spill folder (default the OS temp folder). */
+  spillDir?: string;
+}
+
+export interface ActivationCacheStats {
+  hits: number;
+  misses: number;
+  entries: number;
+  memoryEntries: number;
+  diskEntries: number;
+  memoryBytes: number;
+  diskBytes: number;
+  /** Entries written to disk so far. */
+  spills: number;
+  /** Entries dropped because the disk budget was exceeded. */
+  evictions: number;
+  /** Times the version changed and everything was dropped. */
+  invalidations: number;
+}
+
+const liveDirs = new Set<string>();
+let exitHook = false;
+function registerDir(dir: string): void {
+  liveDirs.add(dir);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => { for (const d of liveDirs) { try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } } });
+  }
+}
+
+interface DiskEntry { file: string; bytes: number; f64: boolean }
+
+/** A byte-budgeted key → float array store that spills to disk, emptied on version change. */
+export class ActivationCache {
+  readonly memoryBudgetBytes: number;
+  readonly diskBudgetBytes: number;
+  private readonly parent: string;
+  private dir: string | null = null;
+  private fileCounter = 0;
+  private currentVersion: string | null = null;
+  private readonly memory = new Map<string, FloatArray>();
+  private readonly disk = new Map<string, DiskEntry>();
+  private memBytes = 0;
+  private diskBytes = 0;
+  private readonly counters = { hits: 0, misses: 0, spills: 0, evictions: 0, invalidations: 0 };
+  private disposed = false;
+
+  constructor(opts: ActivationCacheOptions) {
+    if (!(Number.isFinite(opts.memoryBudgetBytes) && opts.memoryBudgetBytes >= 0)) {
+      throw new Error(`ActivationCache: memoryBudgetBytes must be a non-negative number, found ${opts.memoryBudgetBytes}`);
+    }
+    const disk = opts.diskBudgetBytes ?? Infinity;
+    if (!(disk >= 0)) throw new Error(`ActivationCache: diskBudgetBytes must be a non-negative number, found ${opts.diskBudgetBytes}`);
+    this.memoryBudgetBytes = opts.memoryBudgetBytes;
+    this.diskBudgetBytes = disk;
+    this.parent = opts.spillDir ?? tmpdir();
+  }
+
+  get version(): string | null {
+    return this.currentVersion;
+  }
+
+  /** The folder spilled entries go to (null until the first spill). */
+  get spillFolder(): string | null {
+    return this.dir;
+  }
+
+  /** Sets the version; a different one drops every entry. Returns true when it changed. */
+  setVersion(version: string): boolean {
+    this.live();
+    if (version === this.currentVersion) return false;
+    if (this.currentVersion !== null) this.counters.invalidations++;
+    this.clear();
+    this.currentVersion = version;
+    return true;
+  }
+
+  has(key: string): boolean {
+    return this.memory.has(key) || this.disk.has(key);
+  }
+
+  /** The stored array (a hit moves an in-memory entry to most recently used). */
+  get(key: string): FloatArray | undefined {
+    this.live();
+    const m = this.memory.get(key);
+    if (m) {
+      this.memory.delete(key);
+      this.memory.set(key, m);
+      this.counters.hits++;
+      return m;
+    }
+    const d = this.disk.get(key);
+    if (d) {
+      const buf = readFileSync(d.file);
+      const copy = new ArrayBuffer(buf.byteLength);
+      new Uint8Array(copy).set(buf);
+      this.counters.hits++;
+      return d.f64 ? new Float64Array(copy) : new Float32Array(copy);
+    }
+    this.counters.misses++;
+    return undefined;
+  }
+
+  set(key: string, data: FloatArray): void {
+    this.live();
+    this.delete(key);
+    this.memory.set(key, data);
+    this.memBytes += data.byteLength;
+    while (this.memBytes > this.memoryBudgetBytes && this.memory.size > 0) {
+      const [k, v] = this.memory.entries().next().value as [string, FloatArray];
+      this.memory.delete(k);
+      this.memBytes -= v.byteLength;
+      this.spill(k, v);
+    }
+  }
+
+  delete(key: string): void {
+    const m = this.memory.get(key);
+    if (m) { this.memory.delete(key); this.memBytes -= m.byteLength; }
+    const d = this.disk.get(key);
+    if (d) { this.disk.delete(key); this.diskBytes -= d.bytes; try { unlinkSync(d.file); } catch { /* gone */ } }
+  }
+
+  private spill(key: string, v: FloatArray): void {
+    if (v.byteLength > this.diskBudgetBytes) { this.counters.evictions++; return; }
+    if (!this.dir) {
+      this.dir = mkdtempSync(join(this.parent, 'stackwise-actcache-'));
+      registerDir(this.dir);
+    }
+    const file = join(this.dir, `${this.fileCounter++}.bin`);
+    writeFileSync(file, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    this.disk.set(key, { file, bytes: v.byteLength, f64: v instanceof Float64Array });
+    this.diskBytes += v.byteLength;
+    this.counters.spills++;
+    while (this.diskBytes > this.diskBudgetBytes && this.disk.size > 0) {
+      const [k] = this.disk.keys();
+      this.delete(k!);
+      this.counters.evictions++;
+    }
+  }
+
+  /** Drops every entry (memory and disk); the version stays. */
+  clear(): void {
+    this.memory.clear();
+    this.memBytes = 0;
+    for (const d of this.disk.values()) { try { unlinkSync(d.file); } catch { /* gone */ } }
+    this.disk.clear();
+    this.diskBytes = 0;
+  }
+
+  get stats(): ActivationCacheStats {
+    return {
+      ...this.counters,
+      entries: this.memory.size + this.disk.size,
+      memoryEntries: this.memory.size,
+      diskEntries: this.disk.size,
+      memoryBytes: this.memBytes,
+      diskBytes: this.diskBytes,
+    };
+  }
+
+  /** Drops everything and removes the spill folder; the cache cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.clear();
+    if (this.dir) {
+      rmSync(this.dir, { recursive: true, force: true });
+      liveDirs.delete(this.dir);
+      this.dir = null;
+    }
+    this.disposed = true;
+  }
+
+  private live(): void {
+    if (this.disposed) throw new Error('ActivationCache: used after dispose()');
+  }
+}
+
+// ---- hashing ------------------------------------------------------------------------------------
+
+/** Two independent 32-bit FNV/murmur-style hashes of the 32-bit words of an array, as 16 hex digits. */
+export function hashWords(data: ArrayBufferView, h1 = 0x811c9dc5, h2 = 0x9e3779b9): string {
+  const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    h1 = Math.imul(h1 ^ w, 0x01000193);
+    h2 = Math.imul(h2 ^ w, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  const tail = data.byteLength & 3;
+  if (tail) {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset + data.byteLength - tail, tail);
+    for (const b of bytes) { h1 = Math.imul(h1 ^ b, 0x01000193); h2 = Math.imul(h2 ^ b, 0x5bd1e995); }
+  }
+  h1 ^= h1 >>> 16; h1 = Math.imul(h1, 0x85ebca6b); h1 ^= h1 >>> 13;
+  h2 ^= h2 >>> 16; h2 = Math.imul(h2, 0xc2b2ae35); h2 ^= h2 >>> 13;
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}
+
+const tensorIds = new WeakMap<Tensor, number>();
+let nextTensorId = 1;
+function tensorId(t: Tensor): number {
+  let id = tensorIds.get(t);
+  if (id === undefined) { id = nextTensorId++; tensorIds.set(t, id); }
+  return id;
+}
+
+/** A fingerprint of modules' structure and (with `content`) their weights. */
+export function moduleFingerprint(modules: readonly Module[], opts: { content?: boolean } = {}): string {
+  const parts: string[] = [];
+  modules.forEach((root, i) => {
+    parts.push(`#${i}:${root.typeName}`);
+    for (const [path, m] of root.namedModules()) {
+      let extra = '';
+      if (isLinearLike(m) && m.lora) extra = `lora(${m.lora.rank},${m.lora.alpha},${m.lora.scale},${m.isMerged})`;
+      if (m instanceof RampedStack) extra = `gate(${m.gate})`;
+      const attn = (m as Module & { causal?: unknown }).causal;
+      if (typeof attn === 'boolean') extra += attn ? 'causal' : 'bidir';
+      parts.push(`${path}|${m.typeName}|${extra}`);
+      for (const [n, t] of m.ownParameters()) {
+        parts.push(`${n}:${t.dtype}[${t.shape.join(',')}]@${t.backend.name}#${tensorId(t)}${t.requiresGrad ? '!' : ''}${opts.content ? `=${hashWords(t.toArray())}` : ''}`);
+      }
+    }
+  });
+  return hashWords(new TextEncoder().encode(parts.join('\n')));
+}
+
+// ---- the cached forward -----------------------------------------------------------------------
+
+export interface CachedPrefixOptions {
+  cache: ActivationCache;
+  /**
+   * Stacks in the cached prefix: a number, a getter, or 'auto' (default): the longest run of
+   * leading stacks that, with the embedding, has no trainable parameter.
+   */
+  prefixStacks?: number | 'auto' | (() => number);
+  /** Hash the prefix weights into the version on every call (default true; exact staleness check). */
+  checkContent?: boolean;
+}
+
+export interface CachedForwardInputs {
+  /** [B, S] padding mask (1 = token); part of each row's key. */
+  attentionMask?: Tensor | null;
+  /** Seed of the dropout masks after the prefix. */
+  seed?: number;
+}
+
+export interface CachedForwardResult extends ModelOutput {
+  /** Stacks served from the cache (0 = plain forward). */
+  prefixStacks: number;
+  /** Rows computed (misses) and reused (hits) in this call. */
+  computedRows: number;
+  reusedRows: number;
+}
+
+/** Runs a model with its frozen prefix (embedding + first k stacks) served from an ActivationCache. */
+export class CachedPrefixForward {
+  readonly model: Model;
+  readonly cache: ActivationCache;
+  private readonly prefix: CachedPrefixOptions['prefixStacks'];
+  private readonly checkContent: boolean;
+
+  constructor(model: Model, opts: CachedPrefixOptions) {
+    this.model = model;
+    this.cache = opts.cache;
+    this.prefix = opts.prefixStacks ?? 'auto';
+    this.checkContent = opts.checkContent ?? true;
+  }
+
+  /** The number of leading stacks that will be served from the cache now. */
+  prefixStacks(): number {
+    const stacks = this.model.rack.stacks.toArray();
+    const frozen = (m: Module) => m.parameters().every((t) => !t.requiresGrad);
+    let k: number;
+    if (typeof this.prefix === 'number') k = this.prefix;
+    else if (typeof this.prefix === 'function') k = this.prefix();
+    else {
+      if (!frozen(this.model.embedding)) return 0;
+      k = 0;
+      while (k < stacks.length && frozen(stacks[k]!)) k++;
+    }
+    if (!Number.isInteger(k) || k < 0 || k > stacks.length) throw new Error(`CachedPrefixForward: prefix of ${k} stacks is outside [0, ${stacks.length}]`);
+    const bad = [this.model.embedding, ...stacks.slice(0, k)].find((m) => !frozen(m));
+    if (k > 0 && bad) throw new Error(`CachedPrefixForward: the cached prefix (embedding + ${k} stacks) has trainable parameters (${bad.typeName}); only a frozen prefix can be cached`);
+    return k;
+  }
+
+  /** The version of the current prefix (what the cache is keyed by). */
+  prefixVersion(k = this.prefixStacks()): string {
+    const stacks = this.model.rack.stacks.toArray().slice(0, k);
+    return `${k}:${moduleFingerprint([this.model.embedding, ...stacks], { content: this.checkContent })}`;
+  }
+
+  forward(ids: Tensor, sampleIds: readonly number[], inputs: CachedForwardInputs = {}): CachedForwardResult {
+    const model = this.model;
+    if (ids.dtype !== 'int32' || ids.rank !== 2) throw new Error(`CachedPrefixForward: ids must be int32 [B, S], got ${ids.describe()}`);
+    const [B, S] = ids.shape;
+    if (sampleIds.length !== B) throw new Error(`CachedPrefixForward: ${sampleIds.length} sample ids for ${B} rows`);
+    const mask = inputs.attentionMask ?? null;
+    if (mask && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== S)) throw new Error(`CachedPrefixForward: attentionMask ${mask.describe()} must be [${B}, ${S}] like the ids`);
+    const k = this.prefixStacks();
+    if (k === 0) return { ...model.forward(ids, { attentionMask: mask, seed: inputs.seed }), prefixStacks: 0, computedRows: B, reusedRows: 0 };
+
+    this.cache.setVersion(this.prefixVersion(k));
+    const d = model.rack.dModel;
+    const f64 = model.dtype === 'float64';
+    const idData = ids.toArray() as Int32Array;
+    const maskData = mask ? Float64Array.from(mask.toArray()) : null;
+    const keys: string[] = [];
+    const rows: (FloatArray | undefined)[] = [];
+    const missing: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const rowIds = idData.subarray(b * S, (b + 1) * S);
+      const key = `${sampleIds[b]}:${S}:${hashWords(rowIds)}${maskData ? `:${hashWords(maskData.subarray(b * S, (b + 1) * S))}` : ''}`;
+      keys.push(key);
+      const hit = this.cache.get(key);
+      rows.push(hit);
+      if (!hit) missing.push(b);
+    }
+    if (missing.length > 0) {
+      const computed = this.runPrefix(k, idData, maskData, missing, S);
+      missing.forEach((b, j) => {
+        const row = computed.slice(j * S * d, (j + 1) * S * d);
+        rows[b] = row;
+        this.cache.set(keys[b]!, row);
+      });
+    }
+    const all = f64 ? new Float64Array(B * S * d) : new Float32Array(B * S * d);
+    rows.forEach((r, b) => all.set(r!, b * S * d));
+    const h0 = E.tensor(all, [B, S, d], { dtype: model.dtype, backend: model.backend });
+    const ctx: ForwardContext = { keyMask: mask, seed: inputs.seed };
+    let h = h0;
+    const stacks = model.rack.stacks.toArray();
+    for (let i = k; i < stacks.length; i++) h = stacks[i]!.forward(h, ctx);
+    const logits = model.head.forward(h, { keyMask: mask, seed: inputs.seed });
+    return { logits, prefixStacks: k, computedRows: missing.length, reusedRows: B - missing.length };
+  }
+
+  /** Embedding + first k stacks (eval mode, no gradients) on the given rows; a flat [n, S, d] array. */
+  private runPrefix(k: number, ids: Int32Array, mask: Float64Array | null, rows: number[], S: number): FloatArray {
+    const model = this.model;
+    const n = rows.length;
+    const sub = new Int32Array(n * S);
+    rows.forEach((b, j) => sub.set(ids.subarray(b * S, (b + 1) * S), j * S));
+    const modules: Module[] = [model.embedding, ...model.rack.stacks.toArray().slice(0, k)];
+    const modes = modules.flatMap((m) => m.namedModules().map(([, x]) => [x, x.training] as const));
+    for (const m of modules) m.eval();
+    try {
+      return E.tidy(() => E.noGrad(() => {
+        const idsT = E.tensor(sub, [n, S], { dtype: 'int32', backend: model.backend });
+        let keyMask: Tensor | null = null;
+        if (mask) {
+          const m = new Float64Array(n * S);
+          rows.forEach((b, j) => m.set(mask.subarray(b * S, (b + 1) * S), j * S));
+          keyMask = E.tensor(model.dtype === 'float64' ? m : Float32Array.from(m), [n, S], { dtype: model.dtype, backend: model.backend });
+        }
+        let h = model.embedding.forward(idsT);
+        const ctx: ForwardContext = { keyMask };
+        for (let i = 0; i < k; i++) h = model.rack.stacks.at(i).forward(h, ctx);
+        return h.toArray() as FloatArray;
+      }));
+    } finally {
+      for (const [m, t] of modes) m.training = t;
+    }
+  }
+}
+
+/** Bytes of one cached row: seqLen × dModel × element size. */
+export function cachedRowBytes(model: Model, seqLen: number): number {
+  return seqLen * model.rack.dModel * (model.dtype === 'float64' ? 8 : 4);
+}
+

@@ -1,0 +1,420 @@
+/**
+ * ProgressiveRackBuilder: grows a model's rack from its first stack(s) to `targetStacks`, either
+ * left→right (append: capacity growth) or right→left (prepend: the suffix and head are frozen as
+ * a semantic anchor, the new leftmost stack sees the highest noise), applying a growth operator,
+ * the dual LoRA scheme and a freeze policy at every growth. The live model is evolved in place:
+ * trained weights always carry over.
+ *
+ * Everything that can be checked before training is checked in the constructor and in
+ * `validatePlan` (growing past targetStacks, freezing everything, LoRA on a missing target, a
+ * quantized trunk that should train without adapters).
+ */
+import type { Tensor } from '../../engine/index.js';
+import { deriveSeed, type Model, type Stack, type StackConfig } from '../../nn/index.js';
+import { QUANTIZED_WEIGHT_FORMATS, WEIGHT_FORMATS, type RackSpec, type WeightFormat } from '../../framework/index.js';
+import type { ParamGroupOptions } from '../../optim/index.js';
+import type { BuildDirection } from '../objectives/noise.js';
+import { ProgressiveConfigError } from './errors.js';
+import { growRack, growthOperator, type GrowthOperator, type GrowthSpec } from './operators.js';
+import { RampedStack } from './ramp.js';
+import { applyFreezePlan, defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type FreezePolicy } from './freeze.js';
+import { attachAdapters, checkLoraTargets, checkRankStrategy, loraRankFor, type ProgressiveLoraOptions, type StackLoraOptions } from './lora.js';
+import { parameterRoles, type AdapterKind, type ParameterRole } from './roles.js';
+import { parameterGroupsOf, type GroupOptions } from './groups.js';
+import { resourceReport, type ResourceReport, type ResourceReportOptions } from './report.js';
+
+export interface ProgressiveRackBuilderOptions {
+  /** 'append' (left→right, default) or 'prepend' (right→left). */
+  direction?: BuildDirection;
+  /** Number of stacks the rack grows to. */
+  targetStacks: number;
+  /** Shape of each new stack (default: the model's edge stack: last for append, first for prepend). */
+  stack?: StackConfig;
+  /** Growth operator (default fresh random init). */
+  growth?: GrowthSpec | GrowthOperator;
+  /** Freeze policy (default: append 'none', prepend 'frozen-suffix'). */
+  freeze?: FreezePolicy;
+  /** LoRA on every new stack. */
+  stackLora?: StackLoraOptions;
+  /** LoRA on the trunk whenever a stack is added. */
+  progressiveLora?: ProgressiveLoraOptions;
+  /** Storage format of trunk weights (default fp32). Quantized formats need `quantizeTrunk`. */
+  trunkWeightFormat?: WeightFormat;
+  /** Converts a trunk stack to `format` (supplied by the model library once it stores quantized weights). */
+  quantizeTrunk?: (stack: Stack, format: WeightFormat) => void;
+  /** Seed of every new stack and adapter (default 0). */
+  seed?: number;
+  /** Global time at construction (ramp gates), default 0. */
+  t?: number;
+}
+
+export interface GrowOptions {
+  /** Global time of the growth (needed by ramp-in; default: the builder's current time). */
+  t?: number;
+  /** Operator for this growth only. */
+  growth?: GrowthSpec | GrowthOperator;
+}
+
+export interface GrowthEvent {
+  /** Stacks in the rack after the growth. */
+  stacks: number;
+  /** Position of the new stack in the rack after growth. */
+  position: number;
+  /** Its index in the final rack. */
+  finalIndex: number;
+  t: number;
+  operator: string;
+  description: string;
+  preservesFunction: boolean;
+  stackLora?: { rank: number; alpha: number };
+}
+
+/** One step of a planned schedule, as the model plane of a phase describes it. */
+export interface PlanStep {
+  /** Phase name (for messages). */
+  name?: string;
+  /** Stacks the rack has during the phase. */
+  stacks: number;
+  freeze?: FreezePolicy;
+  trunkWeightFormat?: WeightFormat;
+}
+
+/** Serialisable builder state (with the model's state dict it rebuilds the run exactly). */
+export interface BuilderState {
+  direction: BuildDirection;
+  targetStacks: number;
+  seed: number;
+  history: GrowthEvent[];
+}
+
+export class ProgressiveRackBuilder {
+  readonly model: Model;
+  readonly direction: BuildDirection;
+  readonly targetStacks: number;
+  readonly stackConfig: StackConfig;
+  readonly seed: number;
+  readonly stackLora: StackLoraOptions | null;
+  readonly progressiveLora: ProgressiveLoraOptions | null;
+  readonly history: GrowthEvent[] = [];
+  private growth: GrowthOperator;
+  private freeze: FreezePolicy;
+  private trunkFormat: WeightFormat;
+  private readonly quantizeTrunk: ProgressiveRackBuilderOptions['quantizeTrunk'];
+  private readonly quantized = new WeakSet<Stack>();
+  /** Adapter kind by its A tensor (which stays the same when a layer is quantized). */
+  private readonly adapterKinds = new WeakMap<Tensor, AdapterKind>();
+  private newest: Stack;
+  private time: number;
+  private version = 0;
+
+  constructor(model: Model, opts: ProgressiveRackBuilderOptions) {
+    this.model = model;
+    this.direction = opts.direction ?? 'append';
+    if (this.direction !== 'append' && this.direction !== 'prepend') throw new ProgressiveConfigError(`direction must be 'append' (left→right) or 'prepend' (right→left), found '${String(this.direction)}'`);
+    const n = model.rack.numStacks;
+    if (n < 1) throw new ProgressiveConfigError('the model must start with at least one stack');
+    if (!Number.isInteger(opts.targetStacks) || opts.targetStacks < 1) throw new ProgressiveConfigError(`targetStacks must be a positive integer, found ${String(opts.targetStacks)}`);
+    if (opts.targetStacks < n) throw new ProgressiveConfigError(`targetStacks ${opts.targetStacks} is smaller than the ${n} stacks the model already has`);
+    this.targetStacks = opts.targetStacks;
+    const edge = this.direction === 'append' ? model.rack.stacks.at(-1) : model.rack.stacks.at(0);
+    this.stackConfig = structuredClone(opts.stack ?? { nBlocks: edge.length, block: edge.blocks.at(0).config });
+    if (!Number.isInteger(this.stackConfig.nBlocks) || this.stackConfig.nBlocks < 1) throw new ProgressiveConfigError(`stack.nBlocks must be a positive integer, found ${this.stackConfig.nBlocks}`);
+    this.seed = opts.seed ?? 0;
+    this.growth = growthOperator(opts.growth ?? { kind: 'fresh' });
+    this.freeze = opts.freeze ?? defaultFreezePolicy(this.direction);
+    this.stackLora = opts.stackLora ? structuredClone(opts.stackLora) : null;
+    this.progressiveLora = opts.progressiveLora ? structuredClone(opts.progressiveLora) : null;
+    this.trunkFormat = opts.trunkWeightFormat ?? 'fp32';
+    this.quantizeTrunk = opts.quantizeTrunk;
+    this.time = opts.t ?? 0;
+    this.checkOptions();
+    this.checkPolicy(this.freeze, this.trunkFormat, 'freeze');
+
+    // Phase 1: the edge stack is the new one; the others (if any) are the trunk.
+    this.newest = edge;
+    if (this.progressiveLora && n > 1) for (const s of model.rack.stacks) if (s !== edge) this.attachProgressive(s, model.rack.stacks.toArray().indexOf(s));
+    if (this.stackLora) this.attachStackLora(edge, this.direction === 'append' ? n - 1 : this.targetStacks - n);
+    this.quantizeTrunkStacks();
+    this.applyFreeze();
+    this.setTime(this.time);
+    model.namedParameters();
+  }
+
+  // ---- validation -----------------------------------------------------------------------------
+
+  private checkOptions(): void {
+    const blockConfigs = [this.stackConfig.block, ...this.model.rack.allBlocks().map((b) => b.config)];
+    if (this.stackLora) {
+      checkRankStrategy(this.stackLora.strategy, this.targetStacks);
+      for (const c of blockConfigs) checkLoraTargets(this.stackLora.targets, c, 'stackLora');
+    }
+    if (this.progressiveLora) {
+      const p = this.progressiveLora;
+      if (!Number.isInteger(p.rank) || p.rank < 1) throw new ProgressiveConfigError(`progressiveLora.rank must be a positive integer, found ${p.rank}`);
+      if (!(p.alpha > 0)) throw new ProgressiveConfigError(`progressiveLora.alpha must be a positive number, found ${p.alpha}`);
+      for (const c of blockConfigs) checkLoraTargets(p.targets, c, 'progressiveLora');
+    }
+    if (!(WEIGHT_FORMATS as readonly string[]).includes(this.trunkFormat)) {
+      throw new ProgressiveConfigError(`trunkWeightFormat must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(this.trunkFormat)}'`);
+    }
+  }
+
+  /**
+   * The part states of a policy. A named policy freezes the embedding (left→right) or the head
+   * (right→left) together with the trunk, so while there is no trunk yet (a single stack) both
+   * train; explicit part states apply as given.
+   */
+  private planOf(policy: FreezePolicy, stacks = this.numStacks): FreezePlan {
+    const plan = resolveFreezePlan(policy, this.direction, this.stackLora?.trainBase ?? true);
+    if (typeof policy === 'string' && stacks <= 1) return { ...plan, embedding: 'train', head: 'train' };
+    return plan;
+  }
+
+  /** Every problem of a freeze policy + trunk format, as messages (empty = fine). */
+  private policyProblems(policy: FreezePolicy, format: WeightFormat, where: string, stacks: number): string[] {
+    let plan: FreezePlan;
+    try {
+      plan = this.planOf(policy, stacks);
+    } catch (e) {
+      return [`${where}: ${(e as ProgressiveConfigError).problems?.[0] ?? (e as Error).message}`];
+    }
+    const out: string[] = [];
+    const hasTrunk = stacks > 1;
+    const trunkAdapters = !!this.progressiveLora || !!this.stackLora;
+    const parts: string[] = [];
+    if (plan.newStack === 'train' || (plan.newStack === 'adapters' && this.stackLora)) parts.push('new stack');
+    if (hasTrunk && (plan.trunk === 'train' || (plan.trunk === 'adapters' && trunkAdapters))) parts.push('trunk');
+    if (plan.embedding === 'train') parts.push('embedding');
+    if (plan.head === 'train') parts.push('head');
+    if (parts.length === 0) out.push(`${where}: the freeze policy ${JSON.stringify(policy)} freezes everything (new stack ${plan.newStack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head}); nothing would train`);
+    if (plan.newStack === 'adapters' && !this.stackLora) out.push(`${where}: the new stack trains only adapters, but no stackLora is configured`);
+    if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: freeze policy 'adapters-only-trunk' needs adapters on the trunk (configure progressiveLora or stackLora)`);
+    if (plan.trunk === 'frozen' && this.progressiveLora) out.push(`${where}: progressiveLora puts adapters on a trunk that the freeze policy freezes, so they would never train; use 'adapters-only-trunk' or drop progressiveLora`);
+    if ((QUANTIZED_WEIGHT_FORMATS as readonly string[]).includes(format)) {
+      if (plan.trunk === 'train') out.push(`${where}: a ${format} trunk cannot be trained directly (quantized weights take no gradient updates); freeze it or train it through adapters ('adapters-only-trunk')`);
+      if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: a frozen quantized (${format}) trunk is asked to train without adapters; configure progressiveLora (or stackLora)`);
+    }
+    if (format !== 'fp32' && !this.quantizeTrunk && out.length === 0) {
+      out.push(`${where}: trunk weight format '${format}' is not implemented by the model library (no quantizeTrunk hook given); use 'fp32'`);
+    }
+    return out;
+  }
+
+  private checkPolicy(policy: FreezePolicy, format: WeightFormat, where: string): void {
+    const problems = this.policyProblems(policy, format, where, this.targetStacks);
+    if (problems.length) throw new ProgressiveConfigError(problems);
+  }
+
+  /**
+   * Checks a planned schedule before training: stack counts within [current, targetStacks] and
+   * never decreasing, and every phase's freeze policy and trunk format. Throws one error listing
+   * every problem.
+   */
+  validatePlan(plan: readonly PlanStep[]): void {
+    const problems: string[] = [];
+    let prev = this.numStacks;
+    plan.forEach((step, i) => {
+      const where = `phase #${i}${step.name ? ` '${step.name}'` : ''}`;
+      if (!Number.isInteger(step.stacks) || step.stacks < 1) problems.push(`${where}: stacks must be a positive integer, found ${String(step.stacks)}`);
+      else {
+        if (step.stacks > this.targetStacks) problems.push(`${where}: grows the rack to ${step.stacks} stacks, past the configured targetStacks ${this.targetStacks}`);
+        if (step.stacks < prev) problems.push(`${where}: has ${step.stacks} stacks, fewer than the ${prev} before it (a rack never shrinks)`);
+        prev = Math.max(prev, step.stacks);
+      }
+      problems.push(...this.policyProblems(step.freeze ?? this.freeze, step.trunkWeightFormat ?? this.trunkFormat, where, Math.max(1, step.stacks | 0)));
+    });
+    if (problems.length) throw new ProgressiveConfigError(problems);
+  }
+
+  // ---- state ----------------------------------------------------------------------------------
+
+  get numStacks(): number {
+    return this.model.rack.numStacks;
+  }
+
+  /** The most recently added stack (the one a progressive phase trains). */
+  get newStack(): Stack {
+    return this.newest;
+  }
+
+  get newStackIndex(): number {
+    return this.model.rack.stacks.toArray().indexOf(this.newest);
+  }
+
+  /** Rack positions of the trunk (every stack but the new one). */
+  get trunkIndices(): number[] {
+    const k = this.newStackIndex;
+    return Array.from({ length: this.numStacks }, (_, i) => i).filter((i) => i !== k);
+  }
+
+  /** Index in the final rack of the stack at `position` now (time-as-depth noise lookups). */
+  finalIndex(position = this.newStackIndex): number {
+    return this.direction === 'append' ? position : this.targetStacks - this.numStacks + position;
+  }
+
+  /** Increases whenever the structure, the freezing or the adapters change. */
+  get structureVersion(): number {
+    return this.version;
+  }
+
+  get freezePolicy(): FreezePolicy {
+    return this.freeze;
+  }
+
+  get currentTime(): number {
+    return this.time;
+  }
+
+  // ---- evolution ------------------------------------------------------------------------------
+
+  /** Adds one stack (append or prepend), then applies the dual LoRA scheme and the freeze policy. */
+  grow(opts: GrowOptions = {}): GrowthEvent {
+    const n = this.numStacks;
+    if (n >= this.targetStacks) {
+      throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: the rack already has ${n} stacks`);
+    }
+    const t = opts.t ?? this.time;
+    if (!(t >= 0 && t <= 1)) throw new ProgressiveConfigError(`grow: t must be in [0, 1], found ${t}`);
+    const op = opts.growth ? growthOperator(opts.growth) : this.growth;
+    const finalIndex = this.direction === 'append' ? n : this.targetStacks - n - 1;
+    const seed = deriveSeed(this.seed, `stack:${finalIndex}`);
+    const trunk = this.model.rack.stacks.toArray();
+    growRack(this.model.rack, op, { position: this.direction, config: this.stackConfig, seed, t });
+    const stack = this.direction === 'append' ? this.model.rack.stacks.at(-1) : this.model.rack.stacks.at(0);
+    this.newest = stack;
+    if (this.progressiveLora) trunk.forEach((s, i) => this.attachProgressive(s, this.direction === 'append' ? i : i + 1, finalIndex));
+    let lora: GrowthEvent['stackLora'];
+    if (this.stackLora) lora = this.attachStackLora(stack, finalIndex);
+    this.quantizeTrunkStacks();
+    this.time = t;
+    this.setTime(t);
+    this.applyFreeze();
+    this.model.namedParameters();
+    const event: GrowthEvent = {
+      stacks: this.numStacks, position: this.newStackIndex, finalIndex, t,
+      operator: op.kind, description: op.description, preservesFunction: op.preservesFunction,
+    };
+    if (lora) event.stackLora = lora;
+    this.history.push(event);
+    return event;
+  }
+
+  /** Grows until the rack has `stacks` stacks; returns the events. */
+  growTo(stacks: number, opts: GrowOptions = {}): GrowthEvent[] {
+    if (stacks > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: asked for ${stacks} stacks`);
+    const out: GrowthEvent[] = [];
+    while (this.numStacks < stacks) out.push(this.grow(opts));
+    return out;
+  }
+
+  /** Changes the freeze policy (a new phase); checked first, applied at once. */
+  setFreezePolicy(policy: FreezePolicy): void {
+    this.checkPolicy(policy, this.trunkFormat, 'freeze');
+    this.freeze = policy;
+    this.applyFreeze();
+  }
+
+  /** Changes the growth operator used by later growths. */
+  setGrowth(growth: GrowthSpec | GrowthOperator): void {
+    this.growth = growthOperator(growth);
+  }
+
+  /** Moves global time: updates the gates of ramped-in stacks. */
+  setTime(t: number): void {
+    if (!(t >= 0 && t <= 1)) throw new ProgressiveConfigError(`setTime: t must be in [0, 1], found ${t}`);
+    this.time = t;
+    for (const s of this.model.rack.stacks) if (s instanceof RampedStack) s.setTime(t);
+  }
+
+  /** Re-applies the freeze policy (e.g. after loading a checkpoint); returns the trainable count. */
+  applyFreeze(): number {
+    const plan = this.planOf(this.freeze);
+    const trainable = applyFreezePlan(plan, {
+      embedding: this.model.embedding,
+      head: this.model.head,
+      stacks: this.model.rack.stacks.toArray(),
+      newStack: this.newest,
+    });
+    if (trainable === 0) {
+      throw new ProgressiveConfigError(`the freeze policy ${JSON.stringify(this.freeze)} leaves nothing trainable (new stack ${plan.newStack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head})`);
+    }
+    this.version++;
+    return trainable;
+  }
+
+  private attachStackLora(stack: Stack, finalIndex: number): { rank: number; alpha: number } {
+    const l = this.stackLora!;
+    const ra = loraRankFor(l.strategy, finalIndex);
+    const lins = attachAdapters(stack, { ...ra, targets: l.targets, dropout: l.dropout, seed: deriveSeed(this.seed, `stack-lora:${finalIndex}`) });
+    for (const lin of lins) this.adapterKinds.set(lin.loraA!, 'stack');
+    this.version++;
+    return ra;
+  }
+
+  private attachProgressive(stack: Stack, position: number, growth = -1): void {
+    const p = this.progressiveLora!;
+    const lins = attachAdapters(stack, { rank: p.rank, alpha: p.alpha, targets: p.targets, dropout: p.dropout, seed: deriveSeed(this.seed, `progressive-lora:${growth}:${position}`) });
+    for (const lin of lins) this.adapterKinds.set(lin.loraA!, 'progressive');
+    this.version++;
+  }
+
+  private quantizeTrunkStacks(): void {
+    if (this.trunkFormat === 'fp32' || !this.quantizeTrunk) return;
+    for (const s of this.model.rack.stacks) {
+      if (s === this.newest || this.quantized.has(s)) continue;
+      this.quantizeTrunk(s, this.trunkFormat);
+      this.quantized.add(s);
+      this.version++;
+    }
+  }
+
+  // ---- optimizer groups, reports, specs -------------------------------------------------------
+
+  /** Role of every parameter (embedding, head, new-stack, trunk, stack-lora, progressive-lora). */
+  parameterRoles(): Map<Tensor, ParameterRole> {
+    return parameterRoles(this.model, this.newest, this.adapterKinds);
+  }
+
+  /** Optimizer groups of the trainable parameters: new-stack, trunk, stack-lora, progressive-lora, no-decay. */
+  parameterGroups(opts: GroupOptions = {}): ParamGroupOptions[] {
+    return parameterGroupsOf(this.model.namedParameters(), this.parameterRoles(), opts);
+  }
+
+  /** Memory and compute of the current phase. */
+  report(opts: ResourceReportOptions = {}): ResourceReport {
+    return resourceReport(this.model, this.parameterRoles(), this.newest, opts);
+  }
+
+  /** The RackSpec of the rack as it is now (trunk stacks carry the trunk weight format). */
+  toSpec(): RackSpec {
+    const spec = this.model.rack.toSpec();
+    if (this.trunkFormat !== 'fp32') {
+      this.model.rack.stacks.toArray().forEach((s, i) => { if (this.quantized.has(s)) spec.stacks[i]!.weight_format = this.trunkFormat; });
+    }
+    return spec;
+  }
+
+  /** Serialisable state: with `replay` on a freshly built model it restores the structure. */
+  getState(): BuilderState {
+    return { direction: this.direction, targetStacks: this.targetStacks, seed: this.seed, history: structuredClone(this.history) };
+  }
+
+  /**
+   * Re-runs recorded growths (same order, times and operators as `history` says, with the
+   * builder's configured operator when the recorded one is a custom function). Load the model's
+   * state dict afterwards: the weights of copies and folded adapters are overwritten by it.
+   */
+  replay(state: BuilderState, operators: Partial<Record<string, GrowthSpec | GrowthOperator>> = {}): void {
+    if (state.direction !== this.direction || state.targetStacks !== this.targetStacks || state.seed !== this.seed) {
+      throw new ProgressiveConfigError(`replay: the saved builder (${state.direction}, targetStacks ${state.targetStacks}, seed ${state.seed}) differs from this one (${this.direction}, ${this.targetStacks}, ${this.seed})`);
+    }
+    for (const e of state.history) {
+      if (e.stacks <= this.numStacks) continue;
+      const simple = e.operator === 'fresh' || e.operator === 'copy-top' || e.operator === 'copy-middle';
+      const growth: GrowthSpec | GrowthOperator | undefined = operators[e.operator]
+        ?? (e.operator === this.growth.kind ? this.growth : simple ? ({ kind: e.operator } as GrowthSpec) : undefined);
+      if (!growth) throw new ProgressiveConfigError(`replay: growth #${this.history.length} used operator '${e.operator}'; pass it in the operators map`);
+      this.grow({ t: e.t, growth });
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Freeze policies: which parts of a progressively grown model train in a phase.
+ *
+ * Parts: the new stack, the trunk (every older stack), the embedding and the head. Each part
+ * 'train's (base weights and adapters), is 'frozen' (nothing), or trains only its 'adapters'.
+ * A tensor shared by two parts (a head tied to the token embedding) trains only when every part
+ * holding it trains ("frozen wins").
+ *
+ * Named policies (direction-aware):
+ * | policy              | trunk    | embedding (append / prepend) | head (append / prepend) |
+ * |---------------------|----------|------------------------------|-------------------------|
+ * | none                | train    | train / train                | train / train           |
+ * | frozen-trunk        | frozen   | frozen / train               | train / train           |
+ * | frozen-suffix       | frozen   | (prepend only) train         | frozen                  |
+ * | adapters-only-trunk | adapters | frozen / train               | train / frozen          |
+ * Left→right freezes the embedding with the trunk (it is part of the frozen prefix, which lets an
+ * activation cache serve it); right→left freezes the head with the suffix (the semantic anchor).
+ * While the rack has a single stack there is no trunk, so under a named policy the embedding and
+ * the head train with it (ProgressiveRackBuilder applies this rule); explicit part states apply
+ * as given.
+ */
+import type { Tensor } from '../../engine/index.js';
+import type { Module } from '../../nn/index.js';
+import { ProgressiveConfigError } from './errors.js';
+import { parameterEntries } from './operators.js';
+import type { BuildDirection } from '../objectives/noise.js';
+
+export type PartState = 'train' | 'frozen' | 'adapters';
+
+export interface FreezePlan {
+  newStack: PartState;
+  trunk: PartState;
+  embedding: 'train' | 'frozen';
+  head: 'train' | 'frozen';
+}
+
+export const FREEZE_POLICIES = ['none', 'frozen-trunk', 'frozen-suffix', 'adapters-only-trunk'] as const;
+export type FreezePolicyName = (typeof FREEZE_POLICIES)[number];
+/** A named policy, or explicit part states over the direction's default ('none'). */
+export type FreezePolicy = FreezePolicyName | Partial<FreezePlan>;
+
+/** The default policy of a direction: append → 'none', prepend → 'frozen-suffix'. */
+export function defaultFreezePolicy(direction: BuildDirection): FreezePolicyName {
+  return direction === 'append' ? 'none' : 'frozen-suffix';
+}
+
+const PART_STATES: readonly PartState[] = ['train', 'frozen', 'adapters'];
+
+/** The part states of a policy for a direction; `newStack` is 'adapters' when the new stack's base does not train. */
+export function resolveFreezePlan(policy: FreezePolicy, direction: BuildDirection, newStackTrainsBase = true): FreezePlan {
+  const newStack: PartState = newStackTrainsBase ? 'train' : 'adapters';
+  const append = direction === 'append';
+  if (typeof policy === 'string') {
+    switch (policy) {
+      case 'none': return { newStack, trunk: 'train', embedding: 'train', head: 'train' };
+      case 'frozen-trunk': return { newStack, trunk: 'frozen', embedding: append ? 'frozen' : 'train', head: 'train' };
+      case 'frozen-suffix':
+        if (append) throw new ProgressiveConfigError("freeze policy 'frozen-suffix' is the right→left (prepend) policy: the suffix is the stacks after the new one and the head; with append use 'frozen-trunk'");
+        return { newStack, trunk: 'frozen', embedding: 'train', head: 'frozen' };
+      case 'adapters-only-trunk': return { newStack, trunk: 'adapters', embedding: append ? 'frozen' : 'train', head: append ? 'train' : 'frozen' };
+      default:
+        throw new ProgressiveConfigError(`unknown freeze policy '${String(policy)}' (expected ${FREEZE_POLICIES.join(', ')}, or an object with newStack/trunk/embedding/head)`);
+    }
+  }
+  if (!policy || typeof policy !== 'object') throw new ProgressiveConfigError(`freeze policy must be a name or an object, found ${String(policy)}`);
+  const plan: FreezePlan = { newStack, trunk: 'train', embedding: 'train', head: 'train', ...policy };
+  for (const key of Object.keys(policy)) {
+    if (!['newStack', 'trunk', 'embedding', 'head'].includes(key)) throw new ProgressiveConfigError(`freeze.${key} is not a part (expected newStack, trunk, embedding, head)`);
+  }
+  for (const k of ['newStack', 'trunk'] as const) {
+    if (!PART_STATES.includes(plan[k])) throw new ProgressiveConfigError(`freeze.${k} must be 'train', 'frozen' or 'adapters', found '${String(plan[k])}'`);
+  }
+  for (const k of ['embedding', 'head'] as const) {
+    if (plan[k] !== 'train' && plan[k] !== 'frozen') throw new ProgressiveConfigError(`freeze.${k} must be 'train' or 'frozen', found '${String(plan[k])}'`);
+  }
+  return plan;
+}
+
+const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
+
+export interface FreezeTarget {
+  embedding: Module;
+  head: Module;
+  stacks: Module[];
+  newStack: Module;
+}
+
+/** Sets requiresGrad on every parameter as the plan says; returns the number of trainable parameters. */
+export function applyFreezePlan(plan: FreezePlan, target: FreezeTarget): number {
+  const want = new Map<Tensor, boolean>();
+  const set = (m: Module, state: PartState) => {
+    for (const [name, t] of parameterEntries(m)) {
+      const v = state === 'train' ? true : state === 'frozen' ? false : isLoraName(name);
+      want.set(t, (want.get(t) ?? true) && v);
+    }
+  };
+  set(target.embedding, plan.embedding);
+  set(target.head, plan.head);
+  for (const s of target.stacks) set(s, s === target.newStack ? plan.newStack : plan.trunk);
+  let trainable = 0;
+  for (const [t, v] of want) {
+    t.requiresGrad = v;
+    if (v) trainable += t.size;
+  }
+  return trainable;
+}

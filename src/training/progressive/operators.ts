@@ -1,0 +1,206 @@
+/**
+ * Growth operators: functions from a rack to a larger rack. Each builds one new stack from the
+ * rack as it is (fresh, copied or identity-initialised, optionally ramped in) and inserts it on
+ * the right (append, left→right) or on the left (prepend, right→left). The rack is evolved in
+ * place (the same Rack object, trained weights untouched) and returned.
+ */
+import * as E from '../../engine/index.js';
+import type { Tensor } from '../../engine/index.js';
+import { Block, deriveSeed, Linear, Stack, withoutRandomInit, type Module, type Rack, type StackConfig } from '../../nn/index.js';
+import { ProgressiveConfigError } from './errors.js';
+import { RampedStack } from './ramp.js';
+import { effectiveWeight, isLinearLike } from './linear-like.js';
+
+export type GrowthKind = 'fresh' | 'copy-top' | 'copy-middle' | 'identity' | 'ramp';
+export type GrowthPosition = 'append' | 'prepend';
+
+export interface GrowthContext {
+  /** Right end (append, left→right) or left end (prepend, right→left). */
+  position: GrowthPosition;
+  /** Shape of the new stack (fresh stacks use it as is; copies take the source blocks' config). */
+  config: StackConfig;
+  /** Seed of every random initialisation of the new stack. */
+  seed: number;
+  /** Global time of the growth (ramp-in needs it). */
+  t?: number;
+}
+
+export interface GrowthOperator {
+  readonly kind: GrowthKind;
+  /** True when the rack computes exactly the same function right after growth. */
+  readonly preservesFunction: boolean;
+  /** A human-readable description (recorded in the growth history). */
+  readonly description: string;
+  /** Builds the new stack for `rack` without inserting it. */
+  makeStack(rack: Rack, ctx: GrowthContext): Stack;
+}
+
+export type GrowthInit = 'fresh' | 'copy-top' | 'copy-middle';
+
+/** Serialisable choice of a growth operator (config files use this). */
+export type GrowthSpec =
+  | { kind: 'fresh' }
+  | { kind: 'copy-top' }
+  | { kind: 'copy-middle' }
+  /** Zero-initialised output projections (attention o, FFN down): a pre-norm stack starts as the identity. */
+  | { kind: 'identity'; init?: GrowthInit }
+  /** A scalar gate on the new stack, 0 → 1 over [t0, t1] (global time). */
+  | { kind: 'ramp'; t0: number; t1: number; init?: GrowthInit | 'identity' };
+
+/** (name, tensor) of every distinct parameter of `m`, by dotted path, without renaming tensors. */
+export function parameterEntries(m: Module): [string, Tensor][] {
+  const out: [string, Tensor][] = [];
+  const seen = new Set<Tensor>();
+  for (const [path, mod] of m.namedModules()) {
+    for (const [n, t] of mod.ownParameters()) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      out.push([path ? `${path}.${n}` : n, t]);
+    }
+  }
+  return out;
+}
+
+/**
+ * A new block with the same config and the *effective* weights of `src`: an unmerged LoRA adapter
+ * is folded in (W + (α/r)·B A) and a quantized weight is dequantized; the copy carries no adapter.
+ */
+export function copyBlock(src: Block, seed: number): Block {
+  const place = { dtype: src.dtype, backend: src.backend };
+  const block = withoutRandomInit(() => new Block(src.dModel, src.config, { ...place, seed }));
+  E.tidy(() => E.noGrad(() => {
+    const sd = new Map<string, Tensor>();
+    for (const [path, m] of block.namedModules()) {
+      const from = src.getModule(path);
+      for (const [n] of m.ownParameters()) {
+        const name = path ? `${path}.${n}` : n;
+        if (n === 'weight' && isLinearLike(from)) { sd.set(name, effectiveWeight(from)); continue; }
+        const t = from.ownParameters().find(([k]) => k === n)?.[1];
+        if (!t) throw new ProgressiveConfigError(`copy: the source block has no parameter '${name}'`);
+        sd.set(name, t);
+      }
+    }
+    block.loadStateDict(sd);
+  }));
+  block.train(src.training);
+  return block;
+}
+
+/** Indices of n blocks of a rack of `total` blocks, starting at `start`, cycling when n > total. */
+function cyclic(start: number, n: number, total: number): number[] {
+  return Array.from({ length: n }, (_, j) => (((start + j) % total) + total) % total);
+}
+
+function freshStack(rack: Rack, ctx: GrowthContext): Stack {
+  const s = Stack.create(rack.dModel, ctx.config, { seed: ctx.seed, dtype: rack.dtype, backend: rack.backend });
+  s.train(rack.training);
+  return s;
+}
+
+function copiedStack(rack: Rack, ctx: GrowthContext, where: 'top' | 'middle'): Stack {
+  const blocks = rack.allBlocks();
+  if (blocks.length === 0) throw new ProgressiveConfigError(`copy-${where}: the rack has no block to copy`);
+  const n = ctx.config.nBlocks;
+  const start = where === 'top' ? blocks.length - n : Math.floor((blocks.length - n) / 2);
+  const copies = cyclic(start, n, blocks.length).map((i, j) => copyBlock(blocks[i]!, deriveSeed(ctx.seed, j)));
+  const s = new Stack(rack.dModel, copies);
+  s.train(rack.training);
+  return s;
+}
+
+/** Zeroes the attention output and FFN down projections (weights and biases) of every block. */
+export function zeroOutputProjections(stack: Stack): void {
+  for (const b of stack.blocks) {
+    if (b.config.normPosition !== 'pre') {
+      throw new ProgressiveConfigError(`identity insertion needs pre-norm blocks (x + f(norm(x))); this block is ${b.config.normPosition}-norm, where zero output projections still apply the norm. Use the 'ramp' operator instead`);
+    }
+    for (const lin of [b.attn.getModule('o'), b.ffn.down]) {
+      if (!(lin instanceof Linear)) throw new ProgressiveConfigError(`identity insertion: block attention has no Linear output projection 'o'`);
+      const zeros = new Map<string, Tensor>();
+      for (const [n, t] of lin.ownParameters()) if (n === 'weight' || n === 'bias') zeros.set(n, E.zeros(t.shape, { dtype: t.dtype, backend: t.backend }));
+      lin.loadStateDict(zeros, { strict: false });
+      for (const t of zeros.values()) t.dispose();
+    }
+  }
+}
+
+function initStack(rack: Rack, ctx: GrowthContext, init: GrowthInit | 'identity'): Stack {
+  switch (init) {
+    case 'fresh': return freshStack(rack, ctx);
+    case 'copy-top': return copiedStack(rack, ctx, 'top');
+    case 'copy-middle': return copiedStack(rack, ctx, 'middle');
+    case 'identity': {
+      const s = freshStack(rack, ctx);
+      zeroOutputProjections(s);
+      return s;
+    }
+  }
+}
+
+/** A fresh, randomly initialised stack (seeded). Does not preserve the function. */
+export const freshGrowth: GrowthOperator = {
+  kind: 'fresh', preservesFunction: false, description: 'fresh random stack',
+  makeStack: (rack, ctx) => freshStack(rack, ctx),
+};
+
+/** Progressive stacking: the new stack copies the top nBlocks blocks (cycling when the rack is shorter). */
+export const copyTopGrowth: GrowthOperator = {
+  kind: 'copy-top', preservesFunction: false, description: 'copy of the top blocks',
+  makeStack: (rack, ctx) => copiedStack(rack, ctx, 'top'),
+};
+
+/** The new stack copies the nBlocks blocks in the middle of the rack. */
+export const copyMiddleGrowth: GrowthOperator = {
+  kind: 'copy-middle', preservesFunction: false, description: 'copy of the middle blocks',
+  makeStack: (rack, ctx) => copiedStack(rack, ctx, 'middle'),
+};
+
+/** Identity insertion: `init` weights with zeroed output projections (pre-norm blocks only). */
+export function identityGrowth(init: GrowthInit = 'fresh'): GrowthOperator {
+  return {
+    kind: 'identity', preservesFunction: true, description: `identity insertion (${init} init, zero output projections)`,
+    makeStack: (rack, ctx) => {
+      const s = initStack(rack, ctx, init);
+      zeroOutputProjections(s);
+      return s;
+    },
+  };
+}
+
+/** Masked ramp-in: the new stack is gated by g(t), 0 until t0, 1 from t1; growth must happen at t ≤ t0. */
+export function rampGrowth(t0: number, t1: number, init: GrowthInit | 'identity' = 'fresh'): GrowthOperator {
+  if (!(t0 >= 0 && t1 <= 1 && t0 <= t1)) throw new ProgressiveConfigError(`ramp-in interval [${t0}, ${t1}] must satisfy 0 ≤ t0 ≤ t1 ≤ 1`);
+  return {
+    kind: 'ramp', preservesFunction: true, description: `ramp-in over [${t0}, ${t1}] (${init} init)`,
+    makeStack: (rack, ctx) => {
+      const t = ctx.t ?? t0;
+      if (t > t0) throw new ProgressiveConfigError(`ramp-in over [${t0}, ${t1}]: the stack is added at t = ${t}, after the ramp starts (grow at t ≤ t0 so the gate starts at 0)`);
+      const r = RampedStack.wrap(initStack(rack, ctx, init), t0, t1);
+      r.train(rack.training);
+      r.setTime(t);
+      return r;
+    },
+  };
+}
+
+/** The operator a GrowthSpec names. */
+export function growthOperator(spec: GrowthSpec | GrowthOperator): GrowthOperator {
+  if ('makeStack' in spec) return spec;
+  switch (spec.kind) {
+    case 'fresh': return freshGrowth;
+    case 'copy-top': return copyTopGrowth;
+    case 'copy-middle': return copyMiddleGrowth;
+    case 'identity': return identityGrowth(spec.init ?? 'fresh');
+    case 'ramp': return rampGrowth(spec.t0, spec.t1, spec.init ?? 'fresh');
+    default:
+      throw new ProgressiveConfigError(`unknown growth operator '${String((spec as { kind: unknown }).kind)}' (expected fresh, copy-top, copy-middle, identity or ramp)`);
+  }
+}
+
+/** Grows `rack` by one stack made by `op`; returns the same (now larger) rack. */
+export function growRack(rack: Rack, op: GrowthOperator | GrowthSpec, ctx: GrowthContext): Rack {
+  const stack = growthOperator(op).makeStack(rack, ctx);
+  if (ctx.position === 'append') rack.appendStack(stack);
+  else rack.prependStack(stack);
+  return rack;
+}

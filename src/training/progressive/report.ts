@@ -1,0 +1,188 @@
+/**
+ * Memory and compute of a training phase: trainable / frozen / adapter parameters; bytes of
+ * weights, gradients, optimizer state and cached activations; FLOPs per token of the forward
+ * pass, the backward pass and a training step, with and without an activation cache serving the
+ * frozen prefix. FLOPs count multiply-adds as 2: a Linear costs 2·in·out per token forward;
+ * attention scores and values 4·S_eff·(heads·head_dim) (S_eff = (S+1)/2 when causal).
+ * Backward = weight gradients (2·trainable matrix size) plus input gradients (≈ forward) of
+ * every module the gradient must pass through to reach a trainable parameter.
+ */
+import type { Tensor } from '../../engine/index.js';
+import type { Model, Module, Stack } from '../../nn/index.js';
+import { isLinearLike, representedSize } from './linear-like.js';
+import { parameterEntries } from './operators.js';
+import { RampedStack } from './ramp.js';
+import { PARAMETER_ROLES, type ParameterRole } from './roles.js';
+
+export type OptimizerKind = 'adamw' | 'sgd' | 'sgd-momentum' | { stateSlots: number };
+
+export interface ResourceReportOptions {
+  /** Sequence length (attention cost); default 128. */
+  seqLen?: number;
+  /** Optimizer whose state is counted (default adamw: 2 slots per trainable element). */
+  optimizer?: OptimizerKind;
+  /** Leading stacks served by an activation cache (with the embedding); default 0. */
+  cachedPrefixStacks?: number;
+  /** Bytes held by the activation cache (memory + disk), when there is one. */
+  cachedActivationBytes?: { memory: number; disk: number };
+}
+
+export interface StackReport {
+  index: number;
+  role: 'new' | 'trunk';
+  blocks: number;
+  params: number;
+  trainable: number;
+  adapterParams: number;
+  frozen: boolean;
+  ramp?: { t0: number; t1: number; gate: number };
+  lora?: string[];
+}
+
+export interface ResourceReport {
+  stacks: number;
+  blocks: number;
+  params: {
+    total: number;
+    trainable: number;
+    frozen: number;
+    adapters: number;
+    adaptersTrainable: number;
+    byRole: Record<ParameterRole, { total: number; trainable: number }>;
+  };
+  bytes: {
+    weights: number;
+    grads: number;
+    optimizerState: number;
+    cachedActivations: { memory: number; disk: number };
+    /** weights + grads + optimizer state + cached activations in memory. */
+    total: number;
+  };
+  flopsPerToken: {
+    forward: number;
+    backward: number;
+    train: number;
+    /** With the first `cachedPrefixStacks` stacks (and the embedding) served from the cache. */
+    forwardCached: number;
+    trainCached: number;
+  };
+  perStack: StackReport[];
+}
+
+function stateSlots(o: OptimizerKind): number {
+  if (typeof o === 'object') return o.stateSlots;
+  return o === 'adamw' ? 2 : o === 'sgd-momentum' ? 1 : 0;
+}
+
+const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
+
+interface ModuleCost { fwd: number; wgrad: number; trainable: boolean }
+
+/**
+ * Forward and weight-gradient FLOPs per token of the matrices in `m`: every projection (fp32 or
+ * quantized) costs 2·in·out (+ 2·r·(in+out) for an adapter); other rank-2 parameters (a head's
+ * decoder) 2·size. Weight gradients count only trainable matrices.
+ */
+function matrixCost(m: Module): ModuleCost {
+  let fwd = 0, wgrad = 0, trainable = false;
+  const covered = new Set<Tensor>();
+  for (const [, mod] of m.namedModules()) {
+    if (!isLinearLike(mod)) continue;
+    const base = 2 * mod.inFeatures * mod.outFeatures;
+    fwd += base;
+    for (const [n, t] of mod.ownParameters()) {
+      covered.add(t);
+      if (n === 'lora_A' || n === 'lora_B') {
+        fwd += 2 * t.size;
+        if (t.requiresGrad) wgrad += 2 * t.size;
+      } else if (n === 'weight' && t.requiresGrad) wgrad += base;
+    }
+  }
+  for (const [, t] of parameterEntries(m)) {
+    if (t.requiresGrad) trainable = true;
+    if (covered.has(t) || t.rank !== 2) continue;
+    fwd += 2 * t.size;
+    if (t.requiresGrad) wgrad += 2 * t.size;
+  }
+  return { fwd, wgrad, trainable };
+}
+
+function blockCosts(stack: Stack, S: number): ModuleCost[] {
+  const skip = stack instanceof RampedStack && stack.gate === 0;
+  return stack.blocks.toArray().map((b) => {
+    const c = matrixCost(b);
+    const width = b.attn.nHeads * b.attn.headDim;
+    const core = b.attn.kind === 'linear' ? 4 * b.attn.headDim * width : 4 * (b.attn.causal ? (S + 1) / 2 : S) * width;
+    return skip ? { fwd: 0, wgrad: 0, trainable: c.trainable } : { fwd: c.fwd + core, wgrad: c.wgrad, trainable: c.trainable };
+  });
+}
+
+export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, newStack: Stack | null, opts: ResourceReportOptions = {}): ResourceReport {
+  const S = opts.seqLen ?? 128;
+  const entries = parameterEntries(model);
+  const byRole = Object.fromEntries(PARAMETER_ROLES.map((r) => [r, { total: 0, trainable: 0 }])) as ResourceReport['params']['byRole'];
+  let total = 0, trainable = 0, adapters = 0, adaptersTrainable = 0, weights = 0, grads = 0;
+  for (const [name, t] of entries) {
+    const n = representedSize(t);
+    total += n;
+    weights += t.bytes;
+    const role = roles.get(t);
+    if (role) { byRole[role].total += n; if (t.requiresGrad) byRole[role].trainable += n; }
+    if (t.requiresGrad) { trainable += n; grads += t.bytes; }
+    if (isLoraName(name)) { adapters += n; if (t.requiresGrad) adaptersTrainable += n; }
+  }
+  const optimizerState = stateSlots(opts.optimizer ?? 'adamw') * grads;
+  const cached = opts.cachedActivationBytes ?? { memory: 0, disk: 0 };
+
+  // FLOPs: modules in data-flow order.
+  const stacks = model.rack.stacks.toArray();
+  const emb: ModuleCost = { fwd: 0, wgrad: 0, trainable: model.embedding.parameters().some((t) => t.requiresGrad) };
+  const perStackBlocks = stacks.map((s) => blockCosts(s, S));
+  const headCost = matrixCost(model.head);
+  const order: ModuleCost[] = [emb, ...perStackBlocks.flat(), headCost];
+  const bwdOf = (from: number) => {
+    let upstream = false, bwd = 0;
+    for (let i = 0; i < order.length; i++) {
+      const m = order[i]!;
+      if (i >= from && (upstream || m.trainable)) bwd += m.wgrad + (upstream ? m.fwd : 0);
+      upstream ||= m.trainable;
+    }
+    return bwd;
+  };
+  const forward = order.reduce((a, m) => a + m.fwd, 0);
+  const backward = bwdOf(0);
+  const k = Math.min(opts.cachedPrefixStacks ?? 0, stacks.length);
+  const prefixFwd = perStackBlocks.slice(0, k).flat().reduce((a, m) => a + m.fwd, 0);
+
+  const perStack: StackReport[] = stacks.map((s, i) => {
+    const es = parameterEntries(s);
+    const r: StackReport = {
+      index: i,
+      role: s === newStack ? 'new' : 'trunk',
+      blocks: s.length,
+      params: es.reduce((a, [, t]) => a + representedSize(t), 0),
+      trainable: es.reduce((a, [, t]) => a + (t.requiresGrad ? t.size : 0), 0),
+      adapterParams: es.reduce((a, [n, t]) => a + (isLoraName(n) ? t.size : 0), 0),
+      frozen: es.every(([, t]) => !t.requiresGrad),
+    };
+    if (s instanceof RampedStack) r.ramp = { t0: s.t0, t1: s.t1, gate: s.gate };
+    const lora = [...new Set(s.namedModules().filter(([, m]) => isLinearLike(m) && m.lora).map(([p]) => p.split('.').pop()!))];
+    if (lora.length) r.lora = lora;
+    return r;
+  });
+
+  return {
+    stacks: stacks.length,
+    blocks: model.rack.numBlocks,
+    params: { total, trainable, frozen: total - trainable, adapters, adaptersTrainable, byRole },
+    bytes: { weights, grads, optimizerState, cachedActivations: cached, total: weights + grads + optimizerState + cached.memory },
+    flopsPerToken: {
+      forward,
+      backward,
+      train: forward + backward,
+      forwardCached: forward - prefixFwd,
+      trainCached: forward - prefixFwd + backward,
+    },
+    perStack,
+  };
+}

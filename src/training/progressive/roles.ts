@@ -1,0 +1,32 @@
+/** What each parameter of a progressively grown model is, for optimizer groups and reports. */
+import type { Tensor } from '../../engine/index.js';
+import type { Model, Stack } from '../../nn/index.js';
+import { parameterEntries } from './operators.js';
+
+export type ParameterRole = 'embedding' | 'head' | 'new-stack' | 'trunk' | 'stack-lora' | 'progressive-lora';
+export const PARAMETER_ROLES: readonly ParameterRole[] = ['embedding', 'head', 'new-stack', 'trunk', 'stack-lora', 'progressive-lora'];
+
+export type AdapterKind = 'stack' | 'progressive';
+
+/**
+ * The role of every distinct parameter. `adapterKinds` says (by each adapter's A tensor) which
+ * adapters are progressive (on the trunk); every other adapter counts as a stack LoRA. A tensor shared by the embedding
+ * and the head is an 'embedding' parameter.
+ */
+export function parameterRoles(model: Model, newStack: Stack | null, adapterKinds: WeakMap<Tensor, AdapterKind>): Map<Tensor, ParameterRole> {
+  const roles = new Map<Tensor, ParameterRole>();
+  const put = (t: Tensor, r: ParameterRole) => { if (!roles.has(t)) roles.set(t, r); };
+  for (const [, m] of model.namedModules()) {
+    const own = new Map(m.ownParameters());
+    const a = own.get('lora_A');
+    if (!a) continue;
+    const r: ParameterRole = adapterKinds.get(a) === 'progressive' ? 'progressive-lora' : 'stack-lora';
+    put(a, r);
+    const b = own.get('lora_B');
+    if (b) put(b, r);
+  }
+  for (const [, t] of parameterEntries(model.embedding)) put(t, 'embedding');
+  for (const s of model.rack.stacks) for (const [, t] of parameterEntries(s)) put(t, s === newStack ? 'new-stack' : 'trunk');
+  for (const [, t] of parameterEntries(model.head)) put(t, 'head');
+  return roles;
+}

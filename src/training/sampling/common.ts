@@ -1,0 +1,35 @@
+/** Helpers shared by the samplers: eval mode without gradients, logits rows. */
+import * as E from '../../engine/index.js';
+import type { Model, Module } from '../../nn/index.js';
+
+/** Runs `fn` with the model in eval mode (no dropout) and no gradients; restores the modes. */
+export function inference<T>(model: Module, fn: () => T): T {
+  const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
+  model.eval();
+  try {
+    return E.noGrad(fn);
+  } finally {
+    for (const [m, t] of modes) m.training = t;
+  }
+}
+
+/** logits [B, S, V] of `ids` ([B, S] row-major) as one flat array. */
+export function logitsFor(model: Model, ids: Int32Array, B: number, S: number): Float32Array | Float64Array {
+  return E.tidy(() => {
+    const x = E.tensor(ids, [B, S], { dtype: 'int32', backend: model.backend });
+    return model.forward(x).logits.toArray() as Float32Array;
+  });
+}
+
+/** The logits row of position i of row b in a flat [B, S, V] array. */
+export function row(logits: Float32Array | Float64Array, b: number, i: number, S: number, Vn: number): Float32Array | Float64Array {
+  return logits.subarray((b * S + i) * Vn, (b * S + i + 1) * Vn);
+}
+
+export function checkIds(ids: ArrayLike<number>, vocab: number, who: string): void {
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i]!;
+    if (!Number.isInteger(v) || v < 0 || v >= vocab) throw new Error(`${who}: token id ${v} at position ${i} is outside the vocabulary [0, ${vocab})`);
+  }
+}
+
