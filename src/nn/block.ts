@@ -224,6 +224,21 @@ function blockSpec(b: Block): Omit<StackSpec, 'n_blocks' | 'frozen'> {
 
 // ---- Rack -------------------------------------------------------------------------------------
 
+function hasTrainable(m: Module): boolean {
+  return m.parameters().some((t) => t.requiresGrad);
+}
+
+/** s.forward(x) under noGrad in its own scope: only its output (and hidden states) survive. */
+function forwardDetached(s: Stack, x: Tensor, ctx: ForwardContext, hidden?: HiddenStateSink): Tensor {
+  const states: Tensor[] = [];
+  const [y, ...kept] = E.tidy(() => E.noGrad(() => {
+    const out = s.forward(x, ctx, hidden ? states : undefined);
+    return [out, ...states];
+  }));
+  if (hidden) for (const t of kept) hidden.push(t);
+  return y!;
+}
+
 /** An ordered list of stacks (child 'stacks'); the input side is stack 0. */
 export class Rack extends Module {
   readonly dModel: number;
@@ -268,10 +283,16 @@ export class Rack extends Module {
     return this;
   }
 
-  /** Runs every stack; `hidden` receives each block's output. */
+  /**
+   * Runs every stack; `hidden` receives each block's output. A frozen stack (no trainable
+   * parameter) fed by a tensor that needs no gradient — the frozen prefix of a rack whose
+   * embedding is frozen, or any stack under `noGrad` — cannot put anything on the tape, so it runs
+   * without recording in a scope of its own: its intermediates are freed as soon as it returns
+   * instead of living until the caller's scope ends.
+   */
   forward(x: Tensor, ctx: ForwardContext = {}, hidden?: HiddenStateSink): Tensor {
     let h = x;
-    for (const s of this.stacks) h = s.forward(h, ctx, hidden);
+    for (const s of this.stacks) h = !h.requiresGrad && !hasTrainable(s) ? forwardDetached(s, h, ctx, hidden) : s.forward(h, ctx, hidden);
     return h;
   }
 

@@ -61,6 +61,31 @@ export interface LoraState {
   rslora: boolean;
 }
 
+/** Checks LoRA options and creates the adapter's tensors (A kaiming-uniform, B zero unless
+ * `init: 'random'`) and state; shared by Linear and QuantizedLinear. `who` names the layer
+ * kind in errors. */
+export function createLoraAdapter(who: string, inFeatures: number, outFeatures: number, opts: LoraOptions, place: TensorPlacement): { a: Tensor; b: Tensor; state: LoraState } {
+  if (!Number.isInteger(opts.rank) || opts.rank < 1) throw new Error(`${who}.addLora: rank must be a positive integer, got ${opts.rank}`);
+  if (!(opts.alpha > 0)) throw new Error(`${who}.addLora: alpha must be positive, got ${opts.alpha}`);
+  const dropout = opts.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`${who}.addLora: dropout must be in [0, 1), got ${dropout}`);
+  const r = opts.rank;
+  let a: Tensor;
+  if (opts.sharedA) {
+    if (opts.sharedA.shape[0] !== r || opts.sharedA.shape[1] !== inFeatures) {
+      throw new Error(`${who}.addLora: shared A has shape [${opts.sharedA.shape.join(', ')}], expected [${r}, ${inFeatures}]`);
+    }
+    a = opts.sharedA;
+  } else {
+    a = initTensor([r, inFeatures], { kind: 'kaimingUniform', fanIn: inFeatures }, deriveSeed(opts.seed, 'lora_A'), place);
+  }
+  const b = opts.init === 'random'
+    ? initTensor([outFeatures, r], { kind: 'kaimingUniform', fanIn: r }, deriveSeed(opts.seed, 'lora_B'), place)
+    : initTensor([outFeatures, r], { kind: 'constant', value: 0 }, 0, place);
+  const rslora = opts.rslora ?? false;
+  return { a, b, state: { rank: r, alpha: opts.alpha, scale: rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout, rslora } };
+}
+
 /** y = x Wᵀ + b (W: [out, in]); with LoRA: + (α/r)·B A x, A: [r, in], B: [out, r]. */
 export class Linear extends Module {
   readonly inFeatures: number;
@@ -112,31 +137,13 @@ export class Linear extends Module {
 
   /** Attaches a LoRA adapter (replacing any previous one); the base is frozen by default. */
   addLora(opts: LoraOptions): this {
-    if (!Number.isInteger(opts.rank) || opts.rank < 1) throw new Error(`Linear.addLora: rank must be a positive integer, got ${opts.rank}`);
-    if (!(opts.alpha > 0)) throw new Error(`Linear.addLora: alpha must be positive, got ${opts.alpha}`);
-    const dropout = opts.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw new Error(`Linear.addLora: dropout must be in [0, 1), got ${dropout}`);
     if (this.isMerged) throw new Error('Linear.addLora: unmerge the current adapter first');
+    const adapter = createLoraAdapter('Linear', this.inFeatures, this.outFeatures, opts, { dtype: this.weight.dtype, backend: this.weight.backend });
     this.removeLora();
-    const place = { dtype: this.weight.dtype, backend: this.weight.backend };
-    const r = opts.rank;
-    let a: Tensor;
-    if (opts.sharedA) {
-      if (opts.sharedA.shape[0] !== r || opts.sharedA.shape[1] !== this.inFeatures) {
-        throw new Error(`Linear.addLora: shared A has shape [${opts.sharedA.shape.join(', ')}], expected [${r}, ${this.inFeatures}]`);
-      }
-      a = opts.sharedA;
-    } else {
-      a = initTensor([r, this.inFeatures], { kind: 'kaimingUniform', fanIn: this.inFeatures }, deriveSeed(opts.seed, 'lora_A'), place);
-    }
-    const b = opts.init === 'random'
-      ? initTensor([this.outFeatures, r], { kind: 'kaimingUniform', fanIn: r }, deriveSeed(opts.seed, 'lora_B'), place)
-      : initTensor([this.outFeatures, r], { kind: 'constant', value: 0 }, 0, place);
     this.loraAShared = opts.sharedA !== undefined;
-    this.registerParameter('lora_A', a);
-    this.registerParameter('lora_B', b);
-    const rslora = opts.rslora ?? false;
-    this.lora = { rank: r, alpha: opts.alpha, scale: rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout, rslora };
+    this.registerParameter('lora_A', adapter.a);
+    this.registerParameter('lora_B', adapter.b);
+    this.lora = adapter.state;
     this.loraSeeds = new DropoutSeeds(deriveSeed(opts.seed, 'lora_dropout'));
     if (opts.freezeBase ?? true) {
       this.weight.requiresGrad = false;

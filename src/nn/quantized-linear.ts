@@ -23,7 +23,7 @@ import * as E from '../engine/index.js';
 import type { DType, QuantFormat, QuantParts, Tensor } from '../engine/index.js';
 import { QuantizedWeight, validateQuantFormat } from '../engine/index.js';
 import { Module, type CountOptions } from './module.js';
-import { applyDropout, DropoutSeeds, Linear, type LoraOptions, type LoraState } from './layers.js';
+import { applyDropout, createLoraAdapter, DropoutSeeds, Linear, type LoraOptions, type LoraState } from './layers.js';
 import { deriveSeed, initTensor } from './init.js';
 
 export { SUPPORTED_QUANT_FORMATS, validateQuantFormat, QuantizedWeight, quantizeWeight } from '../engine/index.js';
@@ -250,30 +250,12 @@ export class QuantizedLinear extends Module {
 
   /** Attaches a LoRA adapter (same options and initialisation as Linear.addLora). */
   addLora(opts: LoraOptions): this {
-    if (!Number.isInteger(opts.rank) || opts.rank < 1) throw new Error(`QuantizedLinear.addLora: rank must be a positive integer, got ${opts.rank}`);
-    if (!(opts.alpha > 0)) throw new Error(`QuantizedLinear.addLora: alpha must be positive, got ${opts.alpha}`);
-    const dropout = opts.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw new Error(`QuantizedLinear.addLora: dropout must be in [0, 1), got ${dropout}`);
+    const adapter = createLoraAdapter('QuantizedLinear', this.inFeatures, this.outFeatures, opts, { dtype: this.computeDtype(), backend: this.qweight.backend });
     this.removeLora();
-    const place = { dtype: this.computeDtype(), backend: this.qweight.backend };
-    const r = opts.rank;
-    let a: Tensor;
-    if (opts.sharedA) {
-      if (opts.sharedA.shape[0] !== r || opts.sharedA.shape[1] !== this.inFeatures) {
-        throw new Error(`QuantizedLinear.addLora: shared A has shape [${opts.sharedA.shape.join(', ')}], expected [${r}, ${this.inFeatures}]`);
-      }
-      a = opts.sharedA;
-    } else {
-      a = initTensor([r, this.inFeatures], { kind: 'kaimingUniform', fanIn: this.inFeatures }, deriveSeed(opts.seed, 'lora_A'), place);
-    }
-    const b = opts.init === 'random'
-      ? initTensor([this.outFeatures, r], { kind: 'kaimingUniform', fanIn: r }, deriveSeed(opts.seed, 'lora_B'), place)
-      : initTensor([this.outFeatures, r], { kind: 'constant', value: 0 }, 0, place);
     this.loraAShared = opts.sharedA !== undefined;
-    this.registerParameter('lora_A', a);
-    this.registerParameter('lora_B', b);
-    const rslora = opts.rslora ?? false;
-    this.lora = { rank: r, alpha: opts.alpha, scale: rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout, rslora };
+    this.registerParameter('lora_A', adapter.a);
+    this.registerParameter('lora_B', adapter.b);
+    this.lora = adapter.state;
     this.loraSeeds = new DropoutSeeds(deriveSeed(opts.seed, 'lora_dropout'));
     if ((opts.freezeBase ?? true) && this.bias) this.bias.requiresGrad = false;
     return this;
