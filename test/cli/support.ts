@@ -3,23 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
-
-/** The repository root: the nearest folder above this file whose package.json is "stackwise". */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'stackwise') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repository root (package.json of stackwise) not found');
-    dir = parent;
-  }
-}
+import { FIXTURES_DIR, repoRoot } from '../io/support.js';
 
 export const ROOT = repoRoot();
+export { repoRoot, FIXTURES_DIR };
 export const BIN = join(ROOT, 'bin', 'stackwise.js');
-/** Golden Hugging Face fixtures: <repo>/../shared/fixtures/hf. */
-export const FIXTURES_DIR = join(ROOT, '..', 'shared', 'fixtures', 'hf');
 
 export interface CliResult {
   status: number | null;

@@ -1,6 +1,6 @@
 // Shared helpers for the io tests (not a test file itself).
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -24,6 +24,21 @@ export function repoRoot(): string {
 
 /** Golden Hugging Face fixtures: <repo>/../shared/fixtures/hf. */
 export const FIXTURES_DIR = join(repoRoot(), '..', 'shared', 'fixtures', 'hf');
+
+/** Names in a fixture's case.safetensors that are inputs, not results. */
+export const FIXTURE_INPUT_NAMES = new Set(['input_ids', 'attention_mask', 'token_type_ids', 'labels', 'position_ids']);
+
+/** The fixture folders that hold a case (empty when the fixtures are absent). */
+export function fixtureFolders(): string[] {
+  return existsSync(FIXTURES_DIR) ? readdirSync(FIXTURES_DIR).filter((f) => existsSync(join(FIXTURES_DIR, f, 'case.safetensors'))).sort() : [];
+}
+
+/** Allowed absolute error against Hugging Face for a result tensor, given the reference value. */
+export function goldenTolerance(name: string): (ref: number) => number {
+  if (name === 'loss') return (r) => 1e-5 * Math.abs(r);
+  if (name.startsWith('grad.')) return (r) => 1e-4 * Math.max(1, Math.abs(r));
+  return () => 1e-4;
+}
 
 /** A file made of an 8-byte length prefix, `header` as given (no padding) and `data`. */
 export function rawFile(header: string | Uint8Array, data: Uint8Array | number = 0): Uint8Array {

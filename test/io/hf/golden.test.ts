@@ -13,16 +13,9 @@ import { join } from 'node:path';
 import * as E from '../../../src/engine/index.js';
 import { forwardCase } from '../../../src/io/hf/index.js';
 import { readSafetensors, toFloat32 } from '../../../src/io/index.js';
-import { FIXTURES_DIR } from '../support.js';
+import { FIXTURES_DIR, FIXTURE_INPUT_NAMES as INPUT_NAMES, fixtureFolders, goldenTolerance as tolerance } from '../support.js';
 
-const INPUT_NAMES = new Set(['input_ids', 'attention_mask', 'token_type_ids', 'labels', 'position_ids']);
-const folders = existsSync(FIXTURES_DIR) ? readdirSync(FIXTURES_DIR).filter((f) => existsSync(join(FIXTURES_DIR, f, 'case.safetensors'))).sort() : [];
-
-function tolerance(name: string): (ref: number) => number {
-  if (name === 'loss') return (r) => 1e-5 * Math.abs(r);
-  if (name.startsWith('grad.')) return (r) => 1e-4 * Math.max(1, Math.abs(r));
-  return () => 1e-4;
-}
+const folders = fixtureFolders();
 
 test('fixtures are present', { skip: folders.length === 0 ? `no fixtures at ${FIXTURES_DIR}` : false }, () => {
   assert.ok(folders.length > 0);
