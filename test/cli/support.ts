@@ -1,7 +1,5 @@
 // Shared helpers for the CLI tests (not a test file itself).
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { FIXTURES_DIR, repoRoot } from '../io/support.js';
 
