@@ -10,3 +10,5 @@ export * from './checkpoint-io.js';
 export * from './objectives/index.js';
 export * from './progressive/index.js';
 export * from './sampling/index.js';
+export * from './progressive-plane.js';
+export * from './progressive-trainer.js';

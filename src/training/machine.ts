@@ -71,6 +71,7 @@ import type {
   TrainingHooks,
 } from './hooks.js';
 import './objective-registry.js';
+import { ProgressivePlane, usesProgressivePlane } from './progressive-plane.js';
 
 export interface TrainingMachineOptions {
   /** Overrides training.total_steps of the config. */
@@ -232,6 +233,8 @@ export class TrainingMachine {
     this.runDir = options.runDir ?? this.config.training.run_dir;
     this.hooks = [...(options.hooks ?? [])];
     this.callbacks = [...(options.callbacks ?? [])];
+    // A config with model.progressive drives the model plane itself (unless a plane was passed).
+    if (usesProgressivePlane(this.parsed) && !this.hooks.some((h) => h instanceof ProgressivePlane)) this.hooks.push(new ProgressivePlane());
     this.phaseStats = this.schedule.phases.map(() => emptyStat());
     const progress = this.config.training.progress;
     if (progress === 'on' || (progress === 'auto' && process.stderr.isTTY)) this.callbacks.push(progressBar(this.controller.totalSteps));
@@ -252,6 +255,8 @@ export class TrainingMachine {
       this.model = buildModel(first.model, { vocabSize: batchSpec.vocab_size, maxSeqLen, objective: batchSpec.objective, seed: this.seed, ...(this.config.training.backend ? { backend: this.config.training.backend } : {}) });
     }
     this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
+    // The progressive model plane checks its whole plan now (bad growth, freezing, LoRA targets, formats).
+    for (const h of this.hooks) if (h instanceof ProgressivePlane) h.validate(this);
   }
 
   /**
@@ -308,6 +313,25 @@ export class TrainingMachine {
   addHook(hook: TrainingHooks): void {
     if (this.started) throw new Error('TrainingMachine.addHook: hooks must be added before the first step (they are replayed on resume)');
     this.hooks.push(hook);
+  }
+
+  /**
+   * Appends a record to the run's metrics JSONL (no-op without a run folder, or while hooks are
+   * replayed on resume, when no logger is open yet). Hooks use it for model events
+   * (`{kind: 'grow' | 'freeze' | 'adapters' | 'quantize', step, t, description, stacks}`).
+   */
+  logRecord(record: Record<string, unknown>): void {
+    this.logger?.write(record as never);
+  }
+
+  /** The hook of that name (e.g. 'progressive': the ProgressivePlane a model.progressive config installs). */
+  getHook(name: string): TrainingHooks | undefined {
+    return this.hooks.find((h) => h.name === name);
+  }
+
+  /** The hooks, in call order. */
+  get hookList(): readonly TrainingHooks[] {
+    return this.hooks;
   }
 
   addCallback(callback: TrainingCallbacks): void {
@@ -709,7 +733,7 @@ export class TrainingMachine {
     const step = this.controller.currentStep;
     const named = this.model.namedParameters();
     for (const [name, p] of named) {
-      if (!Number.isFinite(E.sumOfSquares(p))) {
+      if (p.dtype !== 'int32' && !Number.isFinite(E.sumOfSquares(p))) {
         throw new TrainingDivergedError(
           `refusing to checkpoint at step ${step}: parameter '${name}' holds NaN or Inf; the last good checkpoint (${this.lastCheckpoint ?? 'none'}) is kept`,
           step,

@@ -211,23 +211,60 @@ export class ActivationCache {
 
 // ---- hashing ------------------------------------------------------------------------------------
 
-/** Two independent 32-bit FNV/murmur-style hashes of the 32-bit words of an array, as 16 hex digits. */
-export function hashWords(data: ArrayBufferView, h1 = 0x811c9dc5, h2 = 0x9e3779b9): string {
-  const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+/** Running state of `hashWords` (two independent 32-bit FNV/murmur-style hashes). */
+interface HashState { h1: number; h2: number }
+
+/** Feeds the whole 32-bit words of `words` into the state. */
+function hashUpdate(st: HashState, words: Uint32Array): void {
+  let h1 = st.h1, h2 = st.h2;
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     h1 = Math.imul(h1 ^ w, 0x01000193);
     h2 = Math.imul(h2 ^ w, 0x5bd1e995);
     h2 ^= h2 >>> 15;
   }
-  const tail = data.byteLength & 3;
-  if (tail) {
-    const bytes = new Uint8Array(data.buffer, data.byteOffset + data.byteLength - tail, tail);
-    for (const b of bytes) { h1 = Math.imul(h1 ^ b, 0x01000193); h2 = Math.imul(h2 ^ b, 0x5bd1e995); }
-  }
+  st.h1 = h1;
+  st.h2 = h2;
+}
+
+/** Feeds the trailing bytes (fewer than 4), then mixes; 16 hex digits. */
+function hashFinal(st: HashState, tail?: Uint8Array): string {
+  let h1 = st.h1, h2 = st.h2;
+  if (tail) for (const b of tail) { h1 = Math.imul(h1 ^ b, 0x01000193); h2 = Math.imul(h2 ^ b, 0x5bd1e995); }
   h1 ^= h1 >>> 16; h1 = Math.imul(h1, 0x85ebca6b); h1 ^= h1 >>> 13;
   h2 ^= h2 >>> 16; h2 = Math.imul(h2, 0xc2b2ae35); h2 ^= h2 >>> 13;
   return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}
+
+/** Two independent 32-bit FNV/murmur-style hashes of the 32-bit words of an array, as 16 hex digits. */
+export function hashWords(data: ArrayBufferView, h1 = 0x811c9dc5, h2 = 0x9e3779b9): string {
+  const st = { h1, h2 };
+  hashUpdate(st, new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2));
+  const tail = data.byteLength & 3;
+  return hashFinal(st, tail ? new Uint8Array(data.buffer, data.byteOffset + data.byteLength - tail, tail) : undefined);
+}
+
+const HASH_CHUNK_WORDS = 1 << 16;
+let hashScratch: Uint32Array | null = null;
+
+/**
+ * `hashWords(t.toArray())` without the full-size copy: a native tensor is read through a small
+ * reusable buffer (hashing the frozen prefix's weights on every step would otherwise allocate
+ * their whole size in JavaScript memory each time).
+ */
+export function hashTensorContent(t: Tensor): string {
+  const addon = (t.backend as { addon?: { read?: (h: object, into: ArrayBufferView, byteOffset?: number) => void } }).addon;
+  const handle = (t.storage as { handle?: object }).handle;
+  if (!addon?.read || !handle || t.bytes % 4 !== 0) return hashWords(t.toArray());
+  hashScratch ??= new Uint32Array(HASH_CHUNK_WORDS);
+  const st = { h1: 0x811c9dc5, h2: 0x9e3779b9 };
+  const words = t.bytes >>> 2;
+  for (let off = 0; off < words; off += HASH_CHUNK_WORDS) {
+    const view = hashScratch.subarray(0, Math.min(HASH_CHUNK_WORDS, words - off));
+    addon.read(handle, view, off * 4);
+    hashUpdate(st, view);
+  }
+  return hashFinal(st);
 }
 
 const tensorIds = new WeakMap<Tensor, number>();
@@ -251,7 +288,7 @@ export function moduleFingerprint(modules: readonly Module[], opts: { content?: 
       if (typeof attn === 'boolean') extra += attn ? 'causal' : 'bidir';
       parts.push(`${path}|${m.typeName}|${extra}`);
       for (const [n, t] of m.ownParameters()) {
-        parts.push(`${n}:${t.dtype}[${t.shape.join(',')}]@${t.backend.name}#${tensorId(t)}${t.requiresGrad ? '!' : ''}${opts.content ? `=${hashWords(t.toArray())}` : ''}`);
+        parts.push(`${n}:${t.dtype}[${t.shape.join(',')}]@${t.backend.name}#${tensorId(t)}${t.requiresGrad ? '!' : ''}${opts.content ? `=${hashTensorContent(t)}` : ''}`);
       }
     }
   });
@@ -387,9 +424,14 @@ export class CachedPrefixForward {
           rows.forEach((b, j) => m.set(mask.subarray(b * S, (b + 1) * S), j * S));
           keyMask = E.tensor(model.dtype === 'float64' ? m : Float32Array.from(m), [n, S], { dtype: model.dtype, backend: model.backend });
         }
-        let h = model.embedding.forward(idsT);
         const ctx: ForwardContext = { keyMask };
-        for (let i = 0; i < k; i++) h = model.rack.stacks.at(i).forward(h, ctx);
+        // Each stage in its own scope: only one stage's intermediates are alive at a time.
+        let h = E.tidy(() => model.embedding.forward(idsT));
+        for (let i = 0; i < k; i++) {
+          const x = h;
+          h = E.tidy(() => model.rack.stacks.at(i).forward(x, ctx));
+          x.dispose();
+        }
         return h.toArray() as FloatArray;
       }));
     } finally {

@@ -314,6 +314,35 @@ export class ProgressiveRackBuilder {
     this.applyFreeze();
   }
 
+  /**
+   * Changes the storage format of the trunk (a new phase): stacks that join the trunk from now on
+   * are stored in `format`. Quantizing is one-way: once a trunk stack is quantized its format
+   * cannot change (a phase cannot go back to fp32 or to another quantized format).
+   */
+  setTrunkWeightFormat(format: WeightFormat): void {
+    if (format === this.trunkFormat) return;
+    if (!(WEIGHT_FORMATS as readonly string[]).includes(format)) {
+      throw new ProgressiveConfigError(`trunkWeightFormat must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(format)}'`);
+    }
+    if (this.model.rack.stacks.toArray().some((s) => this.quantized.has(s))) {
+      throw new ProgressiveConfigError(`cannot change the trunk weight format from '${this.trunkFormat}' to '${format}': trunk stacks are already stored as ${this.trunkFormat} (quantizing is one-way)`);
+    }
+    this.checkPolicy(this.freeze, format, 'trunk_format');
+    this.trunkFormat = format;
+    this.quantizeTrunkStacks();
+    this.applyFreeze();
+  }
+
+  get trunkWeightFormat(): WeightFormat {
+    return this.trunkFormat;
+  }
+
+  /** True when the stack at rack position `index` is stored in the (quantized) trunk format. */
+  isQuantized(index: number): boolean {
+    const s = this.model.rack.stacks.toArray()[index];
+    return s !== undefined && this.quantized.has(s);
+  }
+
   /** Changes the growth operator used by later growths. */
   setGrowth(growth: GrowthSpec | GrowthOperator): void {
     this.growth = growthOperator(growth);

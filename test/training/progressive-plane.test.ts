@@ -1,0 +1,205 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readJsonl } from '../../src/io/index.js';
+import { metricsToReportData } from '../../src/io/report/metrics.js';
+import { syntheticTokenData } from '../../src/framework/index.js';
+import { llama } from '../../src/nn/index.js';
+import {
+  ConfigError, ProgressiveConfigError, ProgressiveDataLoader, ProgressivePlane, ProgressiveRackBuilder, ProgressiveTrainer, RampedStack, TrainingMachine, parseConfig,
+} from '../../src/training/index.js';
+import { weightsDigest } from './machine-helpers.js';
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-plane-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+type Obj = Record<string, unknown>;
+
+/** 1 stack, grown to 2 at t = 0.5 and to 3 at t = 0.75 (12 steps: at steps 6 and 9). */
+function config(progressive: Obj, opts: { runDir?: string; model?: Obj; phases?: Obj[]; steps?: number } = {}): Obj {
+  return {
+    model: { preset: 'llama', d_model: 16, n_heads: 2, n_stacks: 1, blocks_per_stack: 1, ...opts.model, progressive },
+    data: { corpus: { kind: 'synthetic', vocab_size: 48, tokens: 3000 }, seq_len: 8, batch_size: 4, eval_batches: 1 },
+    optimizer: { lr: 4e-3, clip_norm: 1, weight_decay: 0.01 },
+    training: { total_steps: opts.steps ?? 12, progress: 'off', seed: 3, tensorboard: false, ...(opts.runDir ? { run_dir: opts.runDir } : {}) },
+    schedule: opts.phases ?? [
+      { name: 'one', start_t: 0, end_t: 0.5 },
+      { name: 'two', start_t: 0.5, end_t: 0.75, overrides: { model: { n_stacks: 2 } } },
+      { name: 'three', start_t: 0.75, end_t: 1, overrides: { model: { n_stacks: 3 } } },
+    ],
+  };
+}
+
+const DUAL = { growth: 'copy_top', freeze: 'adapters_only_trunk', stack_lora: { rank: 2, alpha: 4 }, progressive_lora: { rank: 2, alpha: 2, targets: ['q', 'v', 'o'] } };
+
+test('config-driven growth: the rack follows n_stacks, builder groups, model events in the metrics JSONL', () => {
+  const run = join(tempDir(), 'run');
+  const m = new TrainingMachine(config(DUAL, { runDir: run }));
+  const plane = ProgressivePlane.attach(m);
+  const groupsByPhase: string[][] = [];
+  m.addCallback({ onStep: (s) => { if (groupsByPhase.length <= s.phase_index) groupsByPhase.push(Object.keys(s.lrs)); } });
+  const r = m.train();
+  assert.equal(m.model.model.rack.numStacks, 3);
+  assert.equal(plane.builder.history.length, 2);
+  assert.deepEqual(r.phase_transitions, [6, 9]);
+  assert.deepEqual(groupsByPhase[0], ['new-stack', 'trunk', 'stack-lora', 'no-decay']); // one stack: embedding and head train (in 'trunk')
+  assert.deepEqual(groupsByPhase[2], ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay']);
+  const recs = readJsonl(join(run, 'metrics.jsonl'));
+  const events = recs.filter((x) => ['grow', 'freeze', 'adapters', 'quantize'].includes(String(x['kind'])));
+  const grows = events.filter((e) => e['kind'] === 'grow');
+  assert.deepEqual(grows.map((e) => [e['step'], e['t']]), [[6, 0.5], [9, 0.75]]);
+  assert.match(String(grows[0]!['description']), /copy of the top blocks/);
+  assert.deepEqual(grows[1]!['stacks'], [{ index: 0, state: 'adapted' }, { index: 1, state: 'adapted' }, { index: 2, state: ['trainable', 'adapted'] }]);
+  assert.ok(events.some((e) => e['kind'] === 'adapters' && /progressive LoRA/.test(String(e['description']))));
+  assert.ok(events.some((e) => e['kind'] === 'freeze'));
+  // The run report reads them.
+  const report = metricsToReportData(recs);
+  assert.deepEqual(report.events.filter((e) => e.kind === 'grow').map((e) => e.t), [0.5, 0.75]);
+  assert.ok(report.stack_timeline.length >= 2);
+  m.dispose();
+});
+
+test('frozen trunk: trunk weights do not change after growth; loss falls', () => {
+  const m = new TrainingMachine(config({ freeze: 'frozen_trunk' }, { steps: 16 }));
+  const plane = ProgressivePlane.attach(m);
+  let trunkBefore: Float32Array[] = [];
+  const snap = () => m.model.model.rack.stacks.at(0).parameters().map((p) => Float32Array.from(p.toArray()));
+  m.addCallback({ onPhaseStart: (_p, _m, ctx) => { if (ctx.index === 1) trunkBefore = snap(); } });
+  const r = m.train();
+  assert.equal(plane.builder.numStacks, 3);
+  assert.deepEqual(snap(), trunkBefore, 'stack 0 unchanged after it joined the trunk');
+  assert.ok(r.losses.at(-1)! < r.losses[0]!, `loss fell: ${r.losses[0]} → ${r.losses.at(-1)}`);
+  m.dispose();
+});
+
+test('exact resume across growth: N steps straight == k steps + checkpoint + resume (bit-identical losses and weights)', () => {
+  const dir = tempDir();
+  const straight = new TrainingMachine(config(DUAL, { runDir: join(dir, 'straight') }));
+  ProgressivePlane.attach(straight);
+  const ref = straight.train();
+  const refDigest = weightsDigest(straight);
+  straight.dispose();
+  for (const k of [4, 7]) {
+    const run = join(dir, `k${k}`);
+    const first = new TrainingMachine(config(DUAL, { runDir: run }));
+    ProgressivePlane.attach(first);
+    for (let i = 0; i < k; i++) first.trainStep();
+    const ck = first.saveCheckpoint();
+    first.dispose();
+    // k = 7: from the run folder alone (its config.yaml installs the plane again).
+    const second = k === 7 ? TrainingMachine.resumeRun(run) : new TrainingMachine(config(DUAL, { runDir: run }), { resume: ck.path });
+    assert.ok(ck.path);
+    const plane = ProgressivePlane.attach(second);
+    const r = second.train();
+    assert.equal(r.resumed_from, k);
+    assert.deepEqual(r.losses, ref.losses.slice(k), `losses after resuming at step ${k}`);
+    assert.equal(weightsDigest(second), refDigest, `weights after resuming at step ${k}`);
+    assert.equal(plane.builder.history.length, 2);
+    const grows = readJsonl(join(run, 'metrics.jsonl')).filter((x) => x['kind'] === 'grow');
+    assert.equal(grows.length, 2, 'each growth logged once');
+    second.dispose();
+  }
+});
+
+test('ramp-in growth: the gate follows t; per-phase freeze override', () => {
+  const m = new TrainingMachine(config({ growth: { kind: 'ramp', t0: 0.5, t1: 0.7 } }, {
+    phases: [
+      { name: 'one', start_t: 0, end_t: 0.5 },
+      { name: 'two', start_t: 0.5, end_t: 1, overrides: { model: { n_stacks: 2, progressive: { freeze: 'frozen_trunk' } } } },
+    ],
+  }));
+  const plane = ProgressivePlane.attach(m);
+  const gates: number[] = [];
+  m.addCallback({ onStep: () => { const s = m.model.model.rack.stacks.toArray()[1]; if (s instanceof RampedStack) gates.push(s.gate); } });
+  m.train();
+  assert.equal(plane.builder.freezePolicy, 'frozen-trunk');
+  assert.equal(gates[0], 0);
+  assert.equal(gates.at(-1), 1);
+  assert.ok(gates.some((g) => g > 0 && g < 1));
+  m.dispose();
+});
+
+test('adapters-only NF4 trunk: trunk stacks quantized, a quantize event, training runs', () => {
+  const run = join(tempDir(), 'q');
+  const m = new TrainingMachine(config({ freeze: 'adapters_only_trunk', trunk_format: 'nf4', progressive_lora: { rank: 2, alpha: 4 } }, { runDir: run, steps: 8, model: { d_model: 64, n_heads: 2 } }));
+  const plane = ProgressivePlane.attach(m);
+  const r = m.train();
+  assert.ok(r.losses.every(Number.isFinite));
+  assert.deepEqual(plane.builder.toSpec().stacks.map((s) => s.weight_format), ['nf4', 'nf4', 'fp32']);
+  const q = readJsonl(join(run, 'metrics.jsonl')).filter((x) => x['kind'] === 'quantize');
+  assert.ok(q.length >= 1);
+  assert.deepEqual((q.at(-1)!['stacks'] as { state: unknown }[]).map((s) => s.state), [['adapted', 'quantized'], ['adapted', 'quantized'], 'trainable']);
+  m.dispose();
+});
+
+function planeError(cfg: Obj, ...res: RegExp[]): void {
+  let steps = 0;
+  assert.throws(() => {
+    const m = new TrainingMachine(cfg);
+    m.addCallback({ onStep: () => steps++ });
+    ProgressivePlane.attach(m);
+  }, (e: unknown) => {
+    assert.ok(e instanceof ProgressiveConfigError || e instanceof ConfigError, `unexpected ${String(e)}`);
+    for (const re of res) assert.match((e as Error).message, re);
+    return true;
+  });
+  assert.equal(steps, 0);
+}
+
+test('bad plans are rejected before the first step with clear messages', () => {
+  planeError(config({ target_stacks: 2 }), /phase #2 'three': grows the rack to 3 stacks, past the configured targetStacks 2/);
+  planeError(config({ freeze: { new_stack: 'frozen', trunk: 'frozen', embedding: 'frozen', head: 'frozen' } }), /freezes everything/);
+  planeError(config({ stack_lora: { rank: 2, alpha: 2, targets: ['gate'] } }, { model: { preset: 'gpt2' } }), /gate/);
+  planeError(config({ freeze: 'adapters_only_trunk', trunk_format: 'nf4' }), /quantized \(nf4\) trunk is asked to train without adapters/);
+  planeError(config({ freeze: 'none', trunk_format: 'int8' }), /int8 trunk cannot be trained directly/);
+  planeError(config(DUAL, { phases: [{ name: 'one', start_t: 0, end_t: 0.5 }, { name: 'two', start_t: 0.5, end_t: 1, overrides: { model: { n_stacks: 2, progressive: { direction: 'prepend' } } } }] }),
+    /phase #1 'two': model\.progressive\.direction differs/);
+  planeError(config({ growth: { kind: 'ramp', t0: 0.2, t1: 0.4 } }), /after the ramp starts/);
+  // Schema errors come from the config parser, with the path.
+  assert.throws(() => parseConfig(config({ trunk_format: 'fp8' })), (e: unknown) => e instanceof ConfigError && /model\.progressive\.trunk_format/.test(e.message) && /fp8/.test(e.message));
+  assert.throws(() => parseConfig(config({ growth: 'copy_bottom' })), (e: unknown) => e instanceof ConfigError && /model\.progressive\.growth/.test(e.message));
+  assert.throws(() => parseConfig(config({ freez: 'none' })), (e: unknown) => e instanceof ConfigError && /freez/.test(e.message));
+});
+
+test('without attach, the plane validates when the machine is made (config alone, or a plane in options.hooks)', () => {
+  assert.throws(() => new TrainingMachine(config({ target_stacks: 2 }), { hooks: [new ProgressivePlane()] }), /past the configured targetStacks 2/);
+  assert.throws(() => new TrainingMachine(config({ target_stacks: 2 })), /past the configured targetStacks 2/);
+});
+
+test('ProgressiveTrainer.trainRack: equal append phases on one TrainingMachine; ProgressiveDataLoader.getBatchSpec', () => {
+  const model = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFF: 24, stacks: 1, seed: 2 });
+  const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen-trunk', growth: { kind: 'copy-top' } });
+  const tokens = syntheticTokenData({ vocab_size: 48, tokens: 3000, seed: 1 });
+  const loader = new ProgressiveDataLoader(tokens, { seq_len: 8, batch_size: 4, objective: 'clm' }, { seed: 1 });
+  const spec = loader.getBatchSpec();
+  assert.equal(spec.seq_len, 8);
+  assert.equal(spec.batch_size, 4);
+  assert.equal(spec.objective, 'clm');
+  const phases: string[] = [];
+  const { result, stacks, machine } = new ProgressiveTrainer({ stepsPerPhase: 5, optimizer: { lr: 5e-3 }, callbacks: [{ onPhaseStart: (p) => phases.push(p.name) }] })
+    .trainRack(builder, loader, { targetStacks: 3 });
+  assert.deepEqual(stacks, [1, 2, 3]);
+  assert.deepEqual(phases, ['stacks_1', 'stacks_2', 'stacks_3']);
+  assert.equal(model.rack.numStacks, 3);
+  assert.equal(result.losses.length, 15);
+  assert.deepEqual(result.phase_transitions, [5, 10]);
+  assert.ok(result.losses.at(-1)! < result.losses[0]!);
+  assert.equal(ProgressiveDataLoader.fromMachine(machine).getBatchSpec().seq_len, 8);
+  assert.throws(() => new ProgressiveTrainer().trainRack(builder, loader, { targetStacks: 5 }), /past the builder's targetStacks 4/);
+});
+
+test('a config with model.progressive installs the plane itself (no hook passed)', () => {
+  const m = new TrainingMachine(config({ freeze: 'frozen_trunk' }, { steps: 8 }));
+  const r = m.train();
+  assert.equal(m.model.model.rack.numStacks, 3);
+  assert.equal(r.losses.length, 8);
+  const plane = ProgressivePlane.attach(m);
+  assert.equal(plane, m.getHook('progressive'));
+  assert.throws(() => ProgressivePlane.attach(m, { builderGroups: false }), /already has a ProgressivePlane/);
+  m.dispose();
+});

@@ -1,0 +1,126 @@
+// Runs every recipe in recipes/ at tiny size (--set-style overrides of the YAML file).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readJsonl } from '../../src/io/index.js';
+import type { Tensor } from '../../src/engine/index.js';
+import { ProgressivePlane, TrainingMachine, loadConfig, parameterEntries, type TrainResult } from '../../src/training/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Compiled to dist/test/training: the recipes stay at the repository root.
+const RECIPES = [resolve(here, '../../../recipes'), resolve(here, '../../recipes')].find((p) => existsSync(p))!;
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-recipes-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const TINY_DATA = [
+  'data.corpus={kind: synthetic, vocab_size: 48, tokens: 4000, branching: 1}',
+  'data.tokenizer=none',
+  'data.batch_size=4',
+  'data.seq_len=16',
+  'data.eval_batches=1',
+];
+const TINY_TRAINING = ['training.eval_every=0', 'training.checkpoint_every=0', 'training.progress=off', 'training.tensorboard=false', 'optimizer.lr=0.01'];
+
+interface Run {
+  machine: TrainingMachine;
+  plane: ProgressivePlane | undefined;
+  result: TrainResult;
+  records: Record<string, unknown>[];
+  snapshots: Map<string, Float32Array[]>;
+}
+
+const copy = (ts: Tensor[]) => ts.map((t) => Float32Array.from(t.toArray()));
+
+/** Loads a recipe with the overrides, runs it; `watch` snapshots tensors at phase start/end. */
+function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }): Run {
+  const runDir = join(tempDir(), file);
+  const parsed = loadConfig(join(RECIPES, file), { set: [...TINY_DATA, ...TINY_TRAINING, `training.run_dir=${runDir}`, ...set] });
+  const machine = new TrainingMachine(parsed);
+  const usesPlane = parsed.phases.some((p) => (p.model as Record<string, unknown> | undefined)?.['progressive'] !== undefined);
+  const plane = usesPlane ? ProgressivePlane.attach(machine) : undefined;
+  const snapshots = new Map<string, Float32Array[]>();
+  if (watch) {
+    machine.addCallback({
+      onPhaseStart: (_p, m, ctx) => { if (ctx.index === watch.phase) snapshots.set('start', copy(watch.tensors(m))); },
+      onPhaseEnd: (_p, _r, m) => { if (m.phaseIndex === watch.phase) snapshots.set('end', copy(watch.tensors(m))); },
+    });
+  }
+  const result = machine.train();
+  if (watch) assert.ok(snapshots.get('start')?.length && snapshots.get('end')?.length, 'snapshots taken');
+  const records = readJsonl(join(runDir, 'metrics.jsonl'));
+  machine.dispose();
+  return { machine, plane, result, records, snapshots };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+function assertLossFalls(losses: number[], what: string): void {
+  const head = mean(losses.slice(0, 3));
+  const tail = mean(losses.slice(-3));
+  assert.ok(tail < head, `${what}: loss fell (${head.toFixed(4)} → ${tail.toFixed(4)})`);
+}
+
+const baseWeights = (m: TrainingMachine, stack: number) =>
+  parameterEntries(m.model.model.rack.stacks.at(stack)).filter(([n]) => !/lora_[AB]$/.test(n)).map(([, t]) => t);
+
+test('recipe (a) progressive system: 2 stacks then 4, stack LoRA + progressive LoRA', () => {
+  const r = runRecipe('progressive-system.yaml', [
+    'model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'model.blocks_per_stack=1',
+    'model.progressive.stack_lora.rank=2', 'model.progressive.stack_lora.alpha=4', 'model.progressive.stack_lora.max_rank=4',
+    'model.progressive.progressive_lora.rank=2', 'model.progressive.progressive_lora.alpha=4',
+    'training.total_steps=20',
+  ], { phase: 0, tensors: (m) => baseWeights(m, 0) });
+  assert.equal(r.plane!.builder.numStacks, 4);
+  assert.deepEqual(r.result.phase_transitions, [8]);
+  assertLossFalls(r.result.losses, 'progressive system');
+  assert.deepEqual(r.snapshots.get('end'), r.snapshots.get('start'), 'trunk base weights frozen during the 2-stack phase');
+  const lrs = r.records.filter((x) => x['type'] === 'step').at(-1)!['lrs'] as Record<string, number>;
+  assert.deepEqual(Object.keys(lrs), ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay']);
+  assert.equal(r.records.filter((x) => x['kind'] === 'grow').length, 2);
+  const ranks = r.plane!.builder.history.map((e) => e.stackLora?.rank);
+  assert.deepEqual(ranks, [4, 4], 'growing rank capped at max_rank');
+});
+
+test('recipe (b) warm-up / main curriculum', () => {
+  const r = runRecipe('warmup-main.yaml', ['model.d_model=16', 'model.n_heads=2', 'model.blocks_per_stack=1', 'schedule[0].overrides.data.seq_len=8', 'training.total_steps=30']);
+  assert.deepEqual(r.result.phases.map((p) => [p.name, p.steps]), [['warmup', 3], ['main', 27]]);
+  const steps = r.records.filter((x) => x['type'] === 'step');
+  assert.ok((steps[0]!['lr'] as number) < (steps[2]!['lr'] as number), 'lr warms up');
+  assert.equal(steps[0]!['tokens'], 4 * 8);
+  assert.equal(steps.at(-1)!['tokens'], 4 * 16);
+  assertLossFalls(r.result.losses, 'warm-up/main');
+});
+
+test('recipe (c) right→left, rising mask noise, adapters-only NF4 trunk', () => {
+  const r = runRecipe('right-to-left-diffusion.yaml', [
+    'model.d_model=64', 'model.n_heads=2', 'model.d_ff=64', 'model.blocks_per_stack=1',
+    'model.progressive.progressive_lora.rank=2', 'model.progressive.progressive_lora.alpha=4',
+    'training.total_steps=16',
+  ], { phase: 1, tensors: (m) => m.model.model.head.parameters() });
+  const b = r.plane!.builder;
+  assert.equal(b.numStacks, 4);
+  assert.equal(b.newStackIndex, 0, 'the newest stack is leftmost');
+  assert.deepEqual(b.toSpec().stacks.map((s) => s.weight_format), ['fp32', 'nf4', 'nf4', 'nf4']);
+  assert.deepEqual(r.snapshots.get('end'), r.snapshots.get('start'), 'the head (semantic anchor) stays frozen');
+  assert.ok(r.result.losses.every(Number.isFinite));
+  assert.ok(r.result.losses[3]! < r.result.losses[0]!, 'loss falls in the first phase');
+  const kinds = new Set(r.records.map((x) => x['kind']).filter(Boolean));
+  for (const k of ['grow', 'quantize', 'adapters', 'freeze']) assert.ok(kinds.has(k), `a '${k}' event`);
+  const quant = r.records.filter((x) => x['kind'] === 'quantize').at(-1)!;
+  assert.deepEqual((quant['stacks'] as { state: unknown }[]).map((s) => s.state), ['trainable', ['adapted', 'quantized'], ['adapted', 'quantized'], ['adapted', 'quantized']]);
+});
+
+test('recipe (d) progressive stacking 3 → 6 → 12 blocks, copy-top at t = 0.125 and 0.30', () => {
+  const r = runRecipe('progressive-stacking.yaml', ['model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'training.total_steps=40']);
+  assert.equal(r.machine.model.model.rack.numBlocks, 12);
+  const grows = r.records.filter((x) => x['kind'] === 'grow');
+  assert.deepEqual(grows.map((g) => g['t']), [0.125, 0.3, 0.3]);
+  assert.ok(grows.every((g) => /copy of the top blocks/.test(String(g['description']))));
+  assertLossFalls(r.result.losses, 'progressive stacking');
+});
