@@ -8,6 +8,7 @@ import { benchCompareTorch } from './compare-torch.js';
 import { benchPresets } from '../src/nn/index.js';
 import { emit } from './stats.js';
 import { benchQuant } from './quant.js';
+import { benchProgressive } from './progressive.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -18,6 +19,7 @@ const flag = (f: string): number | undefined => {
 
 const benches: Record<string, () => void | Promise<void>> = {
   quant: () => benchQuant(),
+  progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
   'train-step': () => rest.includes('--compare-torch')

@@ -7,6 +7,9 @@ import { registerInspectCommand } from './inspect.js';
 import { registerForwardCommand } from './forward.js';
 import { registerReportCommand } from './report.js';
 import { registerExportCommand } from './export.js';
+import { registerTrainCommand } from './train.js';
+import { registerSampleCommand } from './sample.js';
+import { registerEvalCommand } from './eval.js';
 
 // `stackwise inspect … | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -28,6 +31,9 @@ registerInspectCommand(program);
 registerForwardCommand(program);
 registerReportCommand(program);
 registerExportCommand(program);
+registerTrainCommand(program);
+registerSampleCommand(program);
+registerEvalCommand(program);
 
 // No subcommand: run the main job. (Not a commander default command, so that an unknown
 // subcommand is reported as unknown instead of being passed to the default.)

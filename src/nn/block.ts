@@ -292,7 +292,8 @@ export class Rack extends Module {
    */
   forward(x: Tensor, ctx: ForwardContext = {}, hidden?: HiddenStateSink): Tensor {
     let h = x;
-    for (const s of this.stacks) h = !h.requiresGrad && !hasTrainable(s) ? forwardDetached(s, h, ctx, hidden) : s.forward(h, ctx, hidden);
+    const maskNeedsGrad = !!ctx.keyMask?.requiresGrad;
+    for (const s of this.stacks) h = !h.requiresGrad && !maskNeedsGrad && !hasTrainable(s) ? forwardDetached(s, h, ctx, hidden) : s.forward(h, ctx, hidden);
     return h;
   }
 

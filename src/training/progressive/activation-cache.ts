@@ -211,25 +211,55 @@ export class ActivationCache {
 
 // ---- hashing ------------------------------------------------------------------------------------
 
-/** Running state of `hashWords` (two independent 32-bit FNV/murmur-style hashes). */
-interface HashState { h1: number; h2: number }
+/**
+ * Running state of `hashWords`: two independent 32-bit FNV/murmur-style hashes, each over four
+ * interleaved lanes (word i goes to lane i mod 4) so that the multiply chains run in parallel —
+ * hashing the frozen prefix's weights on every cached step is on the critical path.
+ */
+interface HashState { a: Int32Array; b: Int32Array; words: number; open: boolean }
 
-/** Feeds the whole 32-bit words of `words` into the state. */
-function hashUpdate(st: HashState, words: Uint32Array): void {
-  let h1 = st.h1, h2 = st.h2;
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    h1 = Math.imul(h1 ^ w, 0x01000193);
-    h2 = Math.imul(h2 ^ w, 0x5bd1e995);
-    h2 ^= h2 >>> 15;
-  }
-  st.h1 = h1;
-  st.h2 = h2;
+function hashInit(h1: number, h2: number): HashState {
+  const a = new Int32Array(4), b = new Int32Array(4);
+  for (let l = 0; l < 4; l++) { a[l] = h1 + Math.imul(l, 0x27d4eb2f); b[l] = h2 + Math.imul(l, 0x165667b1); }
+  return { a, b, words: 0, open: true };
 }
 
-/** Feeds the trailing bytes (fewer than 4), then mixes; 16 hex digits. */
+/** Feeds 32-bit words; only the last update of a stream may have a length that is not a multiple of 4. */
+function hashUpdate(st: HashState, words: Uint32Array): void {
+  if (!st.open) throw new Error('hashUpdate: the stream was already ended by an update of a length that is not a multiple of 4');
+  let a0 = st.a[0]!, a1 = st.a[1]!, a2 = st.a[2]!, a3 = st.a[3]!;
+  let b0 = st.b[0]!, b1 = st.b[1]!, b2 = st.b[2]!, b3 = st.b[3]!;
+  const n = words.length, n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const w0 = words[i]!, w1 = words[i + 1]!, w2 = words[i + 2]!, w3 = words[i + 3]!;
+    a0 = Math.imul(a0 ^ w0, 0x01000193); a1 = Math.imul(a1 ^ w1, 0x01000193);
+    a2 = Math.imul(a2 ^ w2, 0x01000193); a3 = Math.imul(a3 ^ w3, 0x01000193);
+    b0 = Math.imul(b0 ^ w0, 0x5bd1e995); b0 ^= b0 >>> 15;
+    b1 = Math.imul(b1 ^ w1, 0x5bd1e995); b1 ^= b1 >>> 15;
+    b2 = Math.imul(b2 ^ w2, 0x5bd1e995); b2 ^= b2 >>> 15;
+    b3 = Math.imul(b3 ^ w3, 0x5bd1e995); b3 ^= b3 >>> 15;
+  }
+  if (i < n) {
+    const r = n - i;
+    const w0 = words[i]!, w1 = r > 1 ? words[i + 1]! : 0, w2 = r > 2 ? words[i + 2]! : 0;
+    a0 = Math.imul(a0 ^ w0, 0x01000193); b0 = Math.imul(b0 ^ w0, 0x5bd1e995); b0 ^= b0 >>> 15;
+    if (r > 1) { a1 = Math.imul(a1 ^ w1, 0x01000193); b1 = Math.imul(b1 ^ w1, 0x5bd1e995); b1 ^= b1 >>> 15; }
+    if (r > 2) { a2 = Math.imul(a2 ^ w2, 0x01000193); b2 = Math.imul(b2 ^ w2, 0x5bd1e995); b2 ^= b2 >>> 15; }
+    st.open = false;
+  }
+  st.a[0] = a0; st.a[1] = a1; st.a[2] = a2; st.a[3] = a3;
+  st.b[0] = b0; st.b[1] = b1; st.b[2] = b2; st.b[3] = b3;
+  st.words += n;
+}
+
+/** Folds the lanes and the length, feeds the trailing bytes (fewer than 4), then mixes; 16 hex digits. */
 function hashFinal(st: HashState, tail?: Uint8Array): string {
-  let h1 = st.h1, h2 = st.h2;
+  let h1 = st.words | 0, h2 = Math.imul(st.words, 0x85ebca6b);
+  for (let l = 0; l < 4; l++) {
+    h1 = Math.imul(h1 ^ st.a[l]!, 0x01000193); h1 ^= h1 >>> 13;
+    h2 = Math.imul(h2 ^ st.b[l]!, 0x5bd1e995); h2 ^= h2 >>> 15;
+  }
   if (tail) for (const b of tail) { h1 = Math.imul(h1 ^ b, 0x01000193); h2 = Math.imul(h2 ^ b, 0x5bd1e995); }
   h1 ^= h1 >>> 16; h1 = Math.imul(h1, 0x85ebca6b); h1 ^= h1 >>> 13;
   h2 ^= h2 >>> 16; h2 = Math.imul(h2, 0xc2b2ae35); h2 ^= h2 >>> 13;
@@ -238,7 +268,7 @@ function hashFinal(st: HashState, tail?: Uint8Array): string {
 
 /** Two independent 32-bit FNV/murmur-style hashes of the 32-bit words of an array, as 16 hex digits. */
 export function hashWords(data: ArrayBufferView, h1 = 0x811c9dc5, h2 = 0x9e3779b9): string {
-  const st = { h1, h2 };
+  const st = hashInit(h1, h2);
   hashUpdate(st, new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2));
   const tail = data.byteLength & 3;
   return hashFinal(st, tail ? new Uint8Array(data.buffer, data.byteOffset + data.byteLength - tail, tail) : undefined);
@@ -257,7 +287,7 @@ export function hashTensorContent(t: Tensor): string {
   const handle = (t.storage as { handle?: object }).handle;
   if (!addon?.read || !handle || t.bytes % 4 !== 0) return hashWords(t.toArray());
   hashScratch ??= new Uint32Array(HASH_CHUNK_WORDS);
-  const st = { h1: 0x811c9dc5, h2: 0x9e3779b9 };
+  const st = hashInit(0x811c9dc5, 0x9e3779b9);
   const words = t.bytes >>> 2;
   for (let off = 0; off < words; off += HASH_CHUNK_WORDS) {
     const view = hashScratch.subarray(0, Math.min(HASH_CHUNK_WORDS, words - off));

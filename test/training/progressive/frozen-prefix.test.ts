@@ -16,6 +16,20 @@ test('hashTensorContent equals hashWords of the downloaded array (chunk boundari
       assert.equal(hashTensorContent(i), hashWords(i.toArray()), `int32 size ${n}`);
     });
   }
+  // Every word, every position and the length count.
+  const base = Uint32Array.from({ length: 37 }, (_, i) => i * 2654435761);
+  const seen = new Set([hashWords(base)]);
+  for (let i = 0; i < base.length; i++) {
+    const c = base.slice();
+    c[i]! ^= 1 << (i % 32);
+    seen.add(hashWords(c));
+  }
+  const swapped = base.slice();
+  [swapped[3], swapped[4]] = [swapped[4]!, swapped[3]!];
+  seen.add(hashWords(swapped));
+  seen.add(hashWords(base.subarray(0, 36)));
+  seen.add(hashWords(new Uint8Array(base.buffer, 0, 147)));
+  assert.equal(seen.size, base.length + 4, 'every change gives a new hash');
   const a = E.randn([70000], { seed: 1 }), b = E.randn([70000], { seed: 2 });
   assert.notEqual(hashTensorContent(a), hashTensorContent(b));
   a.dispose();
