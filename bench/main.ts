@@ -8,6 +8,8 @@ import { benchCompareTorch } from './compare-torch.js';
 import { benchPresets } from '../src/nn/index.js';
 import { emit } from './stats.js';
 import { benchQuant } from './quant.js';
+import { benchTokenizer } from '../src/data/index.js';
+import { benchAttention } from '../src/engine/ops/attention-bench.js';
 import { benchProgressive } from './progressive.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -19,6 +21,8 @@ const flag = (f: string): number | undefined => {
 
 const benches: Record<string, () => void | Promise<void>> = {
   quant: () => benchQuant(),
+  tokenizer: () => emit({ bench: 'tokenizer', ...benchTokenizer() }),
+  attention: () => emit({ bench: 'attention', ...benchAttention() }),
   progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),

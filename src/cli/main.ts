@@ -35,9 +35,10 @@ registerTrainCommand(program);
 registerSampleCommand(program);
 registerEvalCommand(program);
 
-// No subcommand: run the main job. (Not a commander default command, so that an unknown
-// subcommand is reported as unknown instead of being passed to the default.)
-const argv = process.argv.length <= 2 ? [...process.argv, 'demo'] : process.argv;
+// No subcommand: run the main job, `train` on the shipped default config. (Not a commander
+// default command, so that an unknown subcommand is reported as unknown instead of being
+// passed to the default.)
+const argv = process.argv.length <= 2 ? [...process.argv, 'train'] : process.argv;
 try {
   await program.parseAsync(argv);
 } catch (e) {

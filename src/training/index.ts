@@ -1,5 +1,5 @@
-// Public face of the training layer. The TrainingMachine, progressive building, objectives and
-// checkpointing (which need the engine) will join the schedule here.
+// Public face of the training layer: schedule and time, the TrainingMachine, config loading,
+// objectives, progressive building, sampling and checkpoints.
 export * from './schedule/index.js';
 export * from './objective.js';
 export * from './config/index.js';
