@@ -61,6 +61,12 @@ export interface LoraState {
   rslora: boolean;
 }
 
+/** y + (α/r)·B·A·dropout(x): the adapter's contribution, shared by Linear and QuantizedLinear. */
+export function addLoraDelta(y: Tensor, x: Tensor, lora: LoraState, a: Tensor, b: Tensor, training: boolean, seeds: DropoutSeeds, callSeed?: number): Tensor {
+  const xin = applyDropout(x, lora.dropout, training, seeds, callSeed);
+  return E.add(y, E.mulScalar(E.linear(E.linear(xin, a), b), lora.scale));
+}
+
 /** Checks LoRA options and creates the adapter's tensors (A kaiming-uniform, B zero unless
  * `init: 'random'`) and state; shared by Linear and QuantizedLinear. `who` names the layer
  * kind in errors. */
@@ -130,9 +136,7 @@ export class Linear extends Module {
   forward(x: Tensor, callSeed?: number): Tensor {
     const y = E.linear(x, this.weight, this.bias);
     if (!this.lora || this.isMerged) return y;
-    const xin = applyDropout(x, this.lora.dropout, this.training, this.loraSeeds!, callSeed);
-    const delta = E.linear(E.linear(xin, this.loraA!), this.loraB!);
-    return E.add(y, E.mulScalar(delta, this.lora.scale));
+    return addLoraDelta(y, x, this.lora, this.loraA!, this.loraB!, this.training, this.loraSeeds!, callSeed);
   }
 
   /** Attaches a LoRA adapter (replacing any previous one); the base is frozen by default. */

@@ -23,7 +23,7 @@ import * as E from '../engine/index.js';
 import type { DType, QuantFormat, QuantParts, Tensor } from '../engine/index.js';
 import { QuantizedWeight, validateQuantFormat } from '../engine/index.js';
 import { Module, type CountOptions } from './module.js';
-import { applyDropout, createLoraAdapter, DropoutSeeds, Linear, type LoraOptions, type LoraState } from './layers.js';
+import { addLoraDelta, createLoraAdapter, DropoutSeeds, Linear, type LoraOptions, type LoraState } from './layers.js';
 import { deriveSeed, initTensor } from './init.js';
 
 export { SUPPORTED_QUANT_FORMATS, validateQuantFormat, QuantizedWeight, quantizeWeight } from '../engine/index.js';
@@ -211,9 +211,7 @@ export class QuantizedLinear extends Module {
   forward(x: Tensor, callSeed?: number): Tensor {
     const y = E.quantizedLinear(x, this.qweight, this.bias);
     if (!this.lora) return y;
-    const xin = applyDropout(x, this.lora.dropout, this.training, this.loraSeeds!, callSeed);
-    const delta = E.linear(E.linear(xin, this.loraA!), this.loraB!);
-    return E.add(y, E.mulScalar(delta, this.lora.scale));
+    return addLoraDelta(y, x, this.lora, this.loraA!, this.loraB!, this.training, this.loraSeeds!, callSeed);
   }
 
   /** The dequantized weight [out, in] (a new tensor; for inspection and tests). */
