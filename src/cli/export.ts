@@ -15,6 +15,7 @@ import { loadHF, saveHF, type SaveHFOptions } from '../io/hf/index.js';
 import type { Model } from '../nn/index.js';
 import { checkStacksOption, withConfigPath } from './inspect.js';
 import { UsageError, parseChoice, parseStacks, printJson, runCommand } from './output.js';
+import { loadRun } from './sample.js';
 
 /** A loader for one kind of export source; returns null when `path` is not of its kind. */
 export type ExportSource = (path: string) => { model: Model; description: string } | null;
@@ -25,6 +26,15 @@ const sources: { name: string; load: ExportSource }[] = [];
 export function registerExportSource(name: string, load: ExportSource): void {
   sources.push({ name, load });
 }
+
+// Training runs: a run folder (its newest checkpoint) or one checkpoint folder.
+registerExportSource('a StackWise run folder or checkpoint', (path) => {
+  const isRun = statSync(path).isDirectory()
+    && ['checkpoint.json', '.stackwise-run', 'config.yaml'].some((f) => existsSync(join(path, f)));
+  if (!isRun) return null;
+  const run = loadRun(path);
+  return { model: run.model, description: `${run.checkpoint} (step ${run.step})` };
+});
 
 export interface ExportOptions {
   out: string;
