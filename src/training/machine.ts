@@ -31,7 +31,6 @@ import {
   optimizerSpecOf,
   validateTrainingState,
   type BatchSource,
-  type DataBatch,
   type DataPlaneSettings,
   type JsonValue,
   type ObjectiveFactory,
@@ -72,6 +71,7 @@ import type {
 } from './hooks.js';
 import './objective-registry.js';
 import { ProgressivePlane, usesProgressivePlane } from './progressive-plane.js';
+import { preparedLoss } from './objectives/loss.js';
 
 export interface TrainingMachineOptions {
   /** Overrides training.total_steps of the config. */
@@ -155,15 +155,6 @@ export interface TrainingState {
 
 function isParsedConfig(v: unknown): v is ParsedConfig {
   return typeof v === 'object' && v !== null && (v as ParsedConfig).schedule instanceof PhaseSchedule && Array.isArray((v as ParsedConfig).phases);
-}
-
-/** Loss by the objective contract: mean CE over scored positions, or Σ wᵢ·CEᵢ with weights. */
-export function batchLoss(logits: Tensor, batch: Pick<DataBatch, 'targets' | 'weights' | 'batch' | 'seqLen'>): Tensor {
-  const targets = E.tensor(batch.targets, [batch.batch, batch.seqLen], { dtype: 'int32', backend: logits.backend });
-  if (!batch.weights) return E.crossEntropy(logits, targets, { ignoreIndex: -100 });
-  const w = logits.dtype === 'float32' ? batch.weights : Float64Array.from(batch.weights);
-  const weights = E.tensor(w, [batch.batch, batch.seqLen], { dtype: logits.dtype, backend: logits.backend });
-  return E.crossEntropy(logits, targets, { ignoreIndex: -100, weights, reduction: 'sum' });
 }
 
 function emptyStat(): PhaseStat {
@@ -561,7 +552,7 @@ export class TrainingMachine {
       const value = E.tidy(() => {
         const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
         const logits = this.model.forward(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds });
-        const loss = batchLoss(logits, batch);
+        const loss = preparedLoss(logits, batch);
         const v = loss.item();
         if (!Number.isFinite(v)) return v;
         (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
@@ -658,8 +649,8 @@ export class TrainingMachine {
         const [loss, nll] = E.noGrad(() => E.tidy(() => {
           const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
           const logits = this.model.forward(ids, { seed: 0, step });
-          const l = batchLoss(logits, batch).item();
-          const n = batch.weights ? batchLoss(logits, { ...batch, weights: undefined }).item() : l;
+          const l = preparedLoss(logits, batch).item();
+          const n = batch.weights ? preparedLoss(logits, { ...batch, weights: undefined }).item() : l;
           return [l, n];
         }));
         lossSum += loss! * batch.scored;

@@ -7,7 +7,7 @@ import { IGNORE_INDEX, ObjectiveError, type PreparedBatch } from './types.js';
  * Cross-entropy of logits [B, S, V] against the prepared targets: the mean over scored positions,
  * or Σ wᵢ·CEᵢ when the batch carries weights.
  */
-export function preparedLoss(logits: Tensor, prepared: PreparedBatch): Tensor {
+export function preparedLoss(logits: Tensor, prepared: Pick<PreparedBatch, 'targets' | 'weights'>): Tensor {
   if (logits.rank !== 3) throw new Error(`preparedLoss: logits must be [B, S, V], got ${logits.describe()}`);
   const [B, S] = logits.shape;
   if (prepared.targets.length !== B * S) throw new ObjectiveError(`preparedLoss: ${prepared.targets.length} targets for logits of ${B} × ${S} positions`);
