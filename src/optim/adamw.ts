@@ -45,33 +45,6 @@ export class AdamW extends Optimizer {
     E.adamwUpdate(p, grad, m, v, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay, step });
   }
 
-  protected stateTensors(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
-      const m = this.m.get(p), v = this.v.get(p);
-      if (m && v) {
-        out.set(`${gi}.${pi}.m`, m);
-        out.set(`${gi}.${pi}.v`, v);
-        out.set(`${gi}.${pi}.step`, E.keep(E.tensor([this.steps.get(p) ?? 0], [1], { dtype: 'float32', backend: p.backend })));
-      }
-    }));
-    return out;
-  }
-
-  protected loadStateTensors(tensors: Map<string, Tensor>): void {
-    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
-      const key = `${gi}.${pi}`;
-      const m = tensors.get(`${key}.m`), v = tensors.get(`${key}.v`), s = tensors.get(`${key}.step`);
-      if (!m && !v) return;
-      if (!m || !v || !s) throw new Error(`optimizer state: parameter ${key} (${p.describe()}) has incomplete AdamW state (needs m, v and step)`);
-      this.m.get(p)?.dispose();
-      this.v.get(p)?.dispose();
-      this.m.set(p, adoptState(m, p, `${key}.m`));
-      this.v.set(p, adoptState(v, p, `${key}.v`));
-      this.steps.set(p, s.item());
-    }));
-  }
-
   protected slotNames(): string[] {
     return ['m', 'v'];
   }
@@ -108,12 +81,5 @@ export class AdamW extends Optimizer {
     this.m.delete(p);
     this.v.delete(p);
     this.steps.delete(p);
-  }
-
-  override dispose(): void {
-    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
-    this.m.clear();
-    this.v.clear();
-    this.steps.clear();
   }
 }

@@ -22,7 +22,7 @@ export type {
   WsdDecayShape,
   WsdLrSchedule,
 } from './lr-schedule.js';
-export { Optimizer, type ParamGroup, type ParamGroupOptions, type OptimizerState } from './optimizer.js';
+export { Optimizer, type ParamGroup, type ParamGroupOptions } from './optimizer.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { SGD, type SGDOptions } from './sgd.js';
 export { clipGradNorm } from './clip.js';

@@ -19,14 +19,6 @@ export interface ParamGroup {
   weightDecay: number;
 }
 
-/** Serialisable optimizer state: per parameter (by group index, position) named tensors. */
-export interface OptimizerState {
-  kind: string;
-  step: number;
-  /** `${group}.${index}.${slot}` → tensor */
-  tensors: Map<string, Tensor>;
-}
-
 /** One parameter's optimizer state: tensors by slot name and numbers (e.g. its step count). */
 export interface ParamState {
   tensors: Record<string, Tensor>;
@@ -201,22 +193,10 @@ export abstract class Optimizer {
   protected abstract update(p: Tensor, grad: Tensor, group: ParamGroup, key: string): void;
 
   abstract readonly kind: string;
-  protected abstract stateTensors(): Map<string, Tensor>;
-  protected abstract loadStateTensors(tensors: Map<string, Tensor>): void;
-
-  stateDict(): OptimizerState {
-    return { kind: this.kind, step: this.stepCount, tensors: this.stateTensors() };
-  }
-
-  loadStateDict(state: OptimizerState): void {
-    if (state.kind !== this.kind) throw new Error(`optimizer state: expected kind '${this.kind}', found '${state.kind}'`);
-    this.stepCount = state.step;
-    this.loadStateTensors(state.tensors);
-  }
 
   /** Frees all state tensors. */
   dispose(): void {
-    for (const t of this.stateTensors().values()) t.dispose();
+    for (const p of this.statefulParams()) this.dropParamState(p);
   }
 }
 

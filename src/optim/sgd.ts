@@ -41,24 +41,6 @@ export class SGD extends Optimizer {
     E.sgdUpdate(p, grad, buf, { lr: group.lr, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov, weightDecay: group.weightDecay, firstStep });
   }
 
-  protected stateTensors(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
-      const b = this.buffers.get(p);
-      if (b) out.set(`${gi}.${pi}.momentum`, b);
-    }));
-    return out;
-  }
-
-  protected loadStateTensors(tensors: Map<string, Tensor>): void {
-    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
-      const b = tensors.get(`${gi}.${pi}.momentum`);
-      if (!b) return;
-      this.buffers.get(p)?.dispose();
-      this.buffers.set(p, adoptState(b, p, `${gi}.${pi}.momentum`));
-    }));
-  }
-
   protected slotNames(): string[] {
     return this.momentum > 0 ? ['momentum'] : [];
   }
@@ -84,10 +66,5 @@ export class SGD extends Optimizer {
   protected dropParamState(p: Tensor): void {
     this.buffers.get(p)?.dispose();
     this.buffers.delete(p);
-  }
-
-  override dispose(): void {
-    for (const t of this.buffers.values()) t.dispose();
-    this.buffers.clear();
   }
 }
