@@ -57,10 +57,3 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
   }
   return out;
 }
-
-/** Normalises a possibly negative axis; throws naming the op when out of range. */
-export function normalizeAxis(axis: number, rank: number, op: string): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new Error(`${op}: axis ${axis} is out of range for rank ${rank}`);
-  return a;
-}
