@@ -4,7 +4,6 @@ import { getDefaultBackend } from './backend-registry.js';
 import { getKernel } from './registry.js';
 import type { Tensor } from './tensor.js';
 import { isGradEnabled } from './autograd.js';
-import { formatShape } from './shape.js';
 import type { Backend } from './backend.js';
 import { profilingActive, recordOp } from './profiler.js';
 
@@ -35,9 +34,4 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
     }
   }
   return outputs;
-}
-
-/** Shape description of inputs for error messages. */
-export function describeInputs(inputs: Tensor[]): string {
-  return inputs.map((t) => `${t.dtype}${formatShape(t.shape)}`).join(', ');
 }
