@@ -4,20 +4,17 @@
  * machine load. PyTorch runs ../shared/bench/torch_bench.py (needs python3 with torch and
  * transformers); each StackWise round runs in a fresh child process like the PyTorch one.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { emit, median, round } from './stats.js';
+import { emit, median, round, runChildJson } from './stats.js';
 
 interface Line { tokens_per_s: number; ms_per_step_median: number; peak_rss_mb: number }
 
 function runJson(cmd: string, args: string[]): Line | string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const last = r.stdout?.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  if (r.status !== 0 || !last) return `${cmd} exited ${r.status}: ${(r.stderr ?? '').trim().split('\n').slice(-1)[0] ?? ''}`;
-  process.stdout.write(last + '\n');
-  return JSON.parse(last) as Line;
+  const out = runChildJson(cmd, args);
+  if (typeof out !== 'string') process.stdout.write(JSON.stringify(out) + '\n');
+  return out as Line | string;
 }
 
 export function benchCompareTorch(root: string, opts: { steps?: number; rounds?: number; threads?: number }): void {

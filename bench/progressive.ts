@@ -6,9 +6,8 @@
  * machine load. Prints every child's line, then one summary line per variant (median over
  * rounds) and the ratios against full backprop.
  */
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { emit, median, round } from './stats.js';
+import { emit, median, round, runChildJson } from './stats.js';
 import { SHAPE, VARIANTS, type ProgressiveVariant } from './progressive-child.js';
 
 export interface ProgressiveBenchOptions { rounds?: number; steps?: number; threads?: number }
@@ -23,13 +22,12 @@ export function benchProgressive(opts: ProgressiveBenchOptions = {}): void {
       const args = ['--expose-gc', script, variant];
       if (opts.steps) args.push('--steps', String(opts.steps));
       if (opts.threads) args.push('--threads', String(opts.threads));
-      const p = spawnSync(process.execPath, args, { encoding: 'utf8', env: process.env, maxBuffer: 1 << 20 });
-      const line = p.stdout.trim().split('\n').pop() ?? '';
-      if (p.status !== 0 || !line.startsWith('{')) {
-        emit({ bench: 'progressive', variant, round: r, error: `child exited with ${p.status}: ${(p.stderr || p.stdout).trim().split('\n').slice(-3).join(' | ')}` });
+      const out = runChildJson(process.execPath, args);
+      if (typeof out === 'string') {
+        emit({ bench: 'progressive', variant, round: r, error: out });
         continue;
       }
-      const res = { ...(JSON.parse(line) as Record<string, unknown>), round: r };
+      const res = { ...out, round: r };
       runs.get(variant)!.push(res);
       emit(res);
     }

@@ -9,13 +9,12 @@
  *  - quant-rss: peak RSS of training the last stack of an 8-stack model with an fp32, an int8 and an
  *    NF4 trunk, each in its own child process (bench/quant-rss.ts).
  */
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as E from '../src/engine/index.js';
 import type { QuantFormat, Tensor } from '../src/engine/index.js';
 import { llama } from '../src/nn/index.js';
 import { quantizeModule } from '../src/nn/quantized-linear.js';
-import { emit, median, round } from './stats.js';
+import { emit, median, round, runChildJson } from './stats.js';
 
 const CASES: [QuantFormat, boolean][] = [['nf4', true], ['nf4', false], ['int8', false], ['fp16', false], ['bf16', false]];
 const name = (f: QuantFormat, dq: boolean) => `${f}${dq ? '+dq' : ''}`;
@@ -155,13 +154,11 @@ function rssBench(): void {
   const script = fileURLToPath(new URL('./quant-rss.js', import.meta.url));
   const results = new Map<string, Record<string, unknown>>();
   for (const variant of ['fp32', 'int8', 'nf4']) {
-    const r = spawnSync(process.execPath, [script, variant], { encoding: 'utf8', env: process.env, maxBuffer: 1 << 20 });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) {
-      emit({ bench: 'quant-rss', variant, error: `child exited with ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}` });
+    const res = runChildJson(process.execPath, [script, variant]);
+    if (typeof res === 'string') {
+      emit({ bench: 'quant-rss', variant, error: res });
       continue;
     }
-    const res = JSON.parse(line) as Record<string, unknown>;
     results.set(variant, res);
     emit(res);
   }

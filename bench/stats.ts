@@ -1,10 +1,15 @@
 /** Small helpers shared by the benchmarks: medians, peak RSS, JSON lines. */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+export { median } from '../src/engine/index.js';
+
+/** Runs a child process that prints JSON lines: its last JSON line, or why there is none. */
+export function runChildJson(cmd: string, args: string[]): Record<string, unknown> | string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 });
+  const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (r.status !== 0 || !line) return `child exited with ${r.status}: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`;
+  return JSON.parse(line) as Record<string, unknown>;
 }
 
 /** Peak resident set size of this process in MB (VmHWM), or the current RSS elsewhere. */

@@ -11,5 +11,5 @@ export { registerKernel, registerGradient, getKernel, hasKernel, registeredOps, 
 export { runOp } from './run-op.js';
 export { getBackend, getDefaultBackend, setDefaultBackend, availableBackends } from './backend-registry.js';
 export { engineInfo, setNumThreads, memoryInfo, type EngineInfo } from './info.js';
-export { startProfiling, stopProfiling, type OpTiming } from './profiler.js';
+export { startProfiling, stopProfiling, median, type OpTiming } from './profiler.js';
 export * from './ops/index.js';

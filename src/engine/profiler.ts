@@ -24,3 +24,10 @@ export function recordOp(op: string, ms: number): void {
   const e = active.get(op);
   if (e) { e.calls++; e.ms += ms; } else active.set(op, { calls: 1, ms });
 }
+
+/** The median of a list of timings (the benchmarks report medians: robust to a noisy machine). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

@@ -33,12 +33,6 @@ export interface ModelBenchResult {
   trainMsMedian: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 export function benchPresetModel(preset: PresetName, opts: { size?: Partial<ModelBenchSize>; steps?: number; warmup?: number } = {}): ModelBenchResult {
   const s = { ...MODEL_BENCH_SIZE, ...opts.size };
   const steps = opts.steps ?? 5, warmup = opts.warmup ?? 2;
@@ -54,7 +48,7 @@ export function benchPresetModel(preset: PresetName, opts: { size?: Partial<Mode
       fn();
       if (i >= warmup) out.push(performance.now() - t0);
     }
-    return median(out);
+    return E.median(out);
   };
   const fwd = time(() => E.tidy(() => { E.noGrad(() => model.forward(ids).logits.toArray()); }));
   const train = time(() => {

@@ -7,6 +7,7 @@ import { runOp } from '../run-op.js';
 import type { Backend } from '../backend.js';
 import { randn } from './creation.js';
 import type { AttentionAttrs } from './attention.js';
+import { median } from '../profiler.js';
 
 export interface AttentionBenchResult {
   /** Median time of one forward call (ms). */
@@ -28,12 +29,6 @@ export interface AttentionBenchOptions {
   causal?: boolean;
   runs?: number;
   backend?: Backend | string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Times attention on [B, S, H, D] (default B=8, S=128, H=4, D=64, causal), median of `runs`
