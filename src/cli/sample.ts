@@ -21,7 +21,8 @@ import { loadModelWeights } from '../training/checkpoint-io.js';
 import { loadConfig } from '../training/config/load.js';
 import type { ParsedConfig, ResolvedPhase } from '../training/config/resolve.js';
 import type { TrainingState } from '../training/machine.js';
-import { diffusionSample, fillMask, generate } from '../training/sampling/index.js';
+import { depthUnrollSample, diffusionSample, fillMask, generate } from '../training/sampling/index.js';
+import { NoiseSchedule } from '../training/objectives/noise.js';
 import { UsageError, parseChoice, parseNonNegativeInt, parsePositiveInt, printJson, runCommand } from './output.js';
 
 export type Objective = 'clm' | 'mlm' | 'diffusion';
@@ -154,6 +155,23 @@ export function decodeIds(run: LoadedRun, ids: readonly number[]): string {
   return run.tokenizer.decode(ids);
 }
 
+/** How `sample` generates: the three objectives, and `depth` (the time-as-depth single-pass unroll). */
+export type SampleMode = Objective | 'depth';
+
+/**
+ * The noise ladder of the depth unroll: the levels the run trained with (a `kind: depth` mask),
+ * else the default ladder resampled to the rack's stacks.
+ */
+export function depthScheduleOf(run: LoadedRun): NoiseSchedule {
+  const n = run.model.rack.numStacks;
+  const mask = run.phase.data?.mask;
+  if (mask?.kind === 'depth') {
+    if (mask.levels.length !== n) throw new Error(`the run's time-as-depth ladder has ${mask.levels.length} levels but its model has ${n} stacks (one level per stack)`);
+    return new NoiseSchedule(mask.levels);
+  }
+  return NoiseSchedule.ladder(n);
+}
+
 export interface SampleOptions {
   prompt?: string;
   maxTokens?: number;
@@ -161,7 +179,7 @@ export interface SampleOptions {
   topK?: number;
   topP?: number;
   seed?: number;
-  mode?: Objective;
+  mode?: SampleMode;
   steps?: number;
   count?: number;
   backend?: string;
@@ -171,7 +189,7 @@ export interface SampleOptions {
 export interface SampleResult {
   checkpoint: string;
   step: number;
-  mode: Objective;
+  mode: SampleMode;
   prompt: string;
   samples: { text: string; ids: number[]; generated: string }[];
 }
@@ -211,7 +229,10 @@ export function runSample(target: string, opts: SampleOptions): SampleResult {
           samples.push({ text: decodeIds(run, r.ids), ids: r.ids, generated: decodeIds(run, r.filled.map((f) => f.token)) });
         } else {
           if (!hasMask) ids = [...ids, ...new Array<number>(opts.maxTokens ?? 32).fill(run.maskTokenId)];
-          const r = diffusionSample(run.model, { template: ids, maskTokenId: run.maskTokenId, seed, ...(opts.steps !== undefined ? { steps: opts.steps } : {}), ...sampling });
+          if (mode === 'depth' && opts.steps !== undefined) throw new UsageError('--steps: the depth unroll takes one step per stack; leave --steps out with --mode depth');
+          const r = mode === 'depth'
+            ? depthUnrollSample(run.model, { template: ids, maskTokenId: run.maskTokenId, seed, schedule: depthScheduleOf(run), ...sampling })
+            : diffusionSample(run.model, { template: ids, maskTokenId: run.maskTokenId, seed, ...(opts.steps !== undefined ? { steps: opts.steps } : {}), ...sampling });
           samples.push({ text: decodeIds(run, r.ids), ids: r.ids, generated: decodeIds(run, r.ids.slice(encodePrompt(run, prompt).filter((x) => x !== run.maskTokenId).length)) });
         }
       }
@@ -244,7 +265,7 @@ export function registerSampleCommand(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling: keep the most likely tokens up to probability p', parseNumber('--top-p', 0, 1, true))
     .option('--seed <n>', 'random seed (default 0)', parseNonNegativeInt)
     .option('--count <n>', 'number of samples (seeds seed, seed+1, …)', parsePositiveInt)
-    .option('--mode <mode>', 'clm | mlm | diffusion (default: the objective the model was trained with)', parseChoice(['clm', 'mlm', 'diffusion'] as const))
+    .option('--mode <mode>', 'clm | mlm | diffusion | depth (the time-as-depth unroll: one pass through the stacks, each unmasking down to the next noise level; default: the objective the model was trained with)', parseChoice(['clm', 'mlm', 'diffusion', 'depth'] as const))
     .option('--steps <n>', 'denoising steps (diffusion; default one token per step)', parsePositiveInt)
     .option('--backend <name>', 'engine backend (default: native when built)')
     .option('--json', 'print one JSON object with the samples')
@@ -253,6 +274,7 @@ export function registerSampleCommand(program: Command): void {
       'Examples:',
       '  stackwise sample runs/default-… --prompt "The state of the Union is" --max-tokens 80 --temperature 0.8 --top-k 40',
       '  stackwise sample runs/mlm --mode mlm --prompt "We must [MASK] our [MASK]."',
+      '  stackwise sample runs/right-to-left --mode depth --max-tokens 24',
       '',
       'Exit codes: 0 ok, 1 missing/corrupt run or checkpoint, tokenizer not matching the model, 2 usage error.',
     ].join('\n'))

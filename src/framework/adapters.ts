@@ -21,7 +21,7 @@ import {
   type Optimizer,
   type ParamGroupRule,
 } from '../optim/index.js';
-import { checkPreparedBatch, createObjective, type Objective, type ObjectiveFactory, type ObjectiveName } from './objective.js';
+import { checkPreparedBatch, createObjective, type Objective, type ObjectiveContext, type ObjectiveFactory, type ObjectiveName } from './objective.js';
 import { DEFAULT_DIFFUSION_MASK, DEFAULT_MLM_MASK, type BatchSpec, type MaskRatioSpec } from './specs/batch.js';
 import type { DataSpec } from './specs/data.js';
 import type { EmbeddingSpec } from './specs/embedding.js';
@@ -82,6 +82,11 @@ export interface DataAdapterOptions {
   objectives?: Partial<Record<ObjectiveName, ObjectiveFactory>>;
   /** A ready objective (used instead of building one from the plane's objective name). */
   objective?: Objective;
+  /**
+   * Time-as-depth: the final-rack index of the stack being trained, read at every batch (the
+   * machine passes its model plane's newest stack); undefined when the model does not grow.
+   */
+  depthStack?: () => number | undefined;
 }
 
 function countScored(targets: Int32Array): number {
@@ -151,7 +156,8 @@ export class DataAdapter implements BatchSource {
     const ids = new Int32Array(B * S);
     starts.forEach((start, b) => ids.set(stream.window(start, S), b * S));
     const batch = { ids, batch: B, seqLen: S, sampleIds: starts };
-    const ctx = { t, step, seed: this.objectiveSeed, vocabSize: this.source.vocabSize, ...(this.maskTokenId !== undefined ? { maskTokenId: this.maskTokenId } : {}) };
+    const depthStack = this.options.depthStack?.();
+    const ctx: ObjectiveContext = { t, step, seed: this.objectiveSeed, vocabSize: this.source.vocabSize, ...(this.maskTokenId !== undefined ? { maskTokenId: this.maskTokenId } : {}), ...(depthStack !== undefined ? { depthStack } : {}) };
     const prepared = this.objective.prepare(batch, ctx);
     checkPreparedBatch(prepared, batch, this.objective.name);
     const out: DataBatch = {

@@ -41,6 +41,11 @@ export interface ObjectiveContext {
   /** The [MASK] id (required by mlm and diffusion). */
   maskTokenId?: number;
   vocabSize: number;
+  /**
+   * Time-as-depth: the index, in the final rack, of the stack being trained (set by the machine
+   * when the model grows; a `{ kind: 'depth' }` mask reads its noise level from it).
+   */
+  depthStack?: number;
 }
 
 export interface PreparedBatch {

@@ -18,6 +18,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Xoshiro128, combineSeeds, hashString32, type RngState } from '../data/index.js';
 import {
+  ConfigError,
   DataAdapter,
   IncompatibleSpecsError,
   ModelAdapter,
@@ -226,6 +227,10 @@ export class TrainingMachine {
     this.callbacks = [...(options.callbacks ?? [])];
     // A config with model.progressive drives the model plane itself (unless a plane was passed).
     if (usesProgressivePlane(this.parsed) && !this.hooks.some((h) => h instanceof ProgressivePlane)) this.hooks.push(new ProgressivePlane());
+    if (!this.hooks.some((h) => h instanceof ProgressivePlane)) {
+      const depth = this.parsed.phases.find((p) => p.data?.mask?.kind === 'depth');
+      if (depth) throw new ConfigError([{ path: 'data.mask.kind', expected: "a mask kind other than 'depth' without model.progressive (time-as-depth ties the noise to the stack being trained, so the model must grow)", found: `'depth' in phase '${depth.name}'` }]);
+    }
     this.phaseStats = this.schedule.phases.map(() => emptyStat());
     const progress = this.config.training.progress;
     if (progress === 'on' || (progress === 'auto' && process.stderr.isTTY)) this.callbacks.push(progressBar(this.controller.totalSteps));
@@ -343,7 +348,7 @@ export class TrainingMachine {
 
   private dataFor(resolved: ResolvedPhase): BatchSource {
     const user = this.userData;
-    const adapterOptions = { seed: this.seed, ...(this.options.objectives ? { objectives: this.options.objectives } : {}) };
+    const adapterOptions = { seed: this.seed, depthStack: () => this.depthStack(), ...(this.options.objectives ? { objectives: this.options.objectives } : {}) };
     if (user && isBatchSource(user)) {
       const plane = resolved.data ?? this.planeFromOption(resolved, false);
       if (plane && user.withPlane) return user.withPlane(plane);
@@ -359,6 +364,11 @@ export class TrainingMachine {
     }
     if (!resolved.data) throw new Error("TrainingMachine: the config has no 'data' section; add one or pass token data / a batch source in options.data");
     return new DataAdapter(this.tokenDataFor(resolved.data), resolved.data, adapterOptions);
+  }
+
+  /** Time-as-depth: the final-rack index of the stack being trained (undefined when the model does not grow). */
+  private depthStack(): number | undefined {
+    return this.hooks.find((h): h is ProgressivePlane => h instanceof ProgressivePlane)?.trainingStack();
   }
 
   private planeFromOption(resolved: ResolvedPhase, required: boolean): DataPlaneSettings | undefined {

@@ -320,6 +320,14 @@ export class ProgressivePlane implements TrainingHooks {
     return p.model?.n_stacks ?? this.opts.stacksPerPhase?.[p.index] ?? fallback;
   }
 
+  /**
+   * Time-as-depth: the index, in the final rack, of the stack being trained now (the newest one;
+   * undefined before the builder exists).
+   */
+  trainingStack(): number | undefined {
+    return this.b?.finalIndex();
+  }
+
   /** The builder (made from the machine's model on first use). */
   get builder(): ProgressiveRackBuilder {
     if (!this.b) throw new Error('ProgressivePlane: no builder yet (attach the plane to a machine, or wait for the first step)');
@@ -422,6 +430,10 @@ export class ProgressivePlane implements TrainingHooks {
         problems.push(`${where}: trunk_format '${s.trunk_format}' after a phase stored the trunk as '${formatLocked}' (quantizing is one-way)`);
       }
       if (s.trunk_format !== 'fp32' && this.stacksOf(p, 1) > 1) formatLocked = s.trunk_format;
+      const mask = p.data?.mask;
+      if (mask?.kind === 'depth' && mask.levels.length !== builder.targetStacks) {
+        problems.push(`${where}: data.mask (time-as-depth) has ${mask.levels.length} noise levels, but the rack grows to target_stacks = ${builder.targetStacks}: give one level per stack of the final rack`);
+      }
     });
     try {
       builder.validatePlan(this.plan(machine));

@@ -159,3 +159,36 @@ test('sample/eval rebuild a progressive model with adapters (stack LoRA, progres
   const r = json(e.stdout) as { loss: number };
   assert.ok(Math.abs(r.loss - trained.val_loss) < 0.5, `eval loss ${r.loss} close to the training validation loss ${trained.val_loss}`);
 });
+
+test('sample --mode depth: the time-as-depth unroll with the ladder a right→left run trained with', () => {
+  const path = join(dir, 'depth.yaml');
+  writeFileSync(path, [
+    'model:',
+    '  preset: llama',
+    '  d_model: 16',
+    '  n_heads: 2',
+    '  d_ff: 32',
+    '  n_stacks: 2',
+    '  blocks_per_stack: 1',
+    '  attention: bidirectional',
+    '  progressive: { direction: prepend, freeze: frozen_suffix }',
+    'data: { corpus: sentiment, tokenizer: { kind: bpe, vocab_size: 300 }, seq_len: 16, batch_size: 4, eval_batches: 1, objective: diffusion, mask: { kind: depth, levels: [1.0, 0.4] } }',
+    'optimizer: { lr: 0.01 }',
+    'training: { total_steps: 6 }',
+    'schedule:',
+    '  - { name: one, start_t: 0, end_t: 0.5, overrides: { model: { n_stacks: 1 } } }',
+    '  - { name: two, start_t: 0.5, end_t: 1 }',
+  ].join('\n'));
+  const run = join(dir, 'depth');
+  const t = stackwise('train', path, '--run-dir', run, '--no-report', '--json');
+  assert.equal(t.status, 0, t.stderr);
+  const d = stackwise('sample', run, '--mode', 'depth', '--prompt', 'Good', '--max-tokens', '10', '--json');
+  assert.equal(d.status, 0, d.stderr);
+  const r = json(d.stdout) as { mode: string; samples: { text: string; ids: number[] }[] };
+  assert.equal(r.mode, 'depth');
+  assert.ok(!r.samples[0]!.text.includes('[MASK]'), 'one pass through the stacks unmasks everything');
+  assert.ok(r.samples[0]!.ids.length >= 11);
+  const bad = stackwise('sample', run, '--mode', 'depth', '--steps', '3');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--steps/);
+});

@@ -106,6 +106,7 @@ test('recipe (c) right→left, rising mask noise, adapters-only NF4 trunk', () =
   const b = r.plane!.builder;
   assert.equal(b.numStacks, 4);
   assert.equal(b.newStackIndex, 0, 'the newest stack is leftmost');
+  assert.deepEqual(r.machine.parsed.phases.map((p) => p.data?.mask), r.machine.parsed.phases.map(() => ({ kind: 'depth', levels: [1, 0.75, 0.4, 0.15], mode: 'levels' })), 'time-as-depth: one ladder, the level follows the stack being trained');
   assert.deepEqual(b.toSpec().stacks.map((s) => s.weight_format), ['fp32', 'nf4', 'nf4', 'nf4']);
   assert.deepEqual(r.snapshots.get('end'), r.snapshots.get('start'), 'the head (semantic anchor) stays frozen');
   assert.ok(r.result.losses.every(Number.isFinite));

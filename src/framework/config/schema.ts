@@ -119,7 +119,9 @@ export const dataSchema = z.strictObject({
   seq_len: posInt,
   batch_size: posInt,
   objective: z.enum(OBJECTIVES).default('clm'),
-  /** Mask ratio of mlm/diffusion (their defaults: constant 0.15 / uniform [0.001, 1]). */
+  /**
+   * Mask ratio of mlm/diffusion (their defaults: constant 0.15 / uniform [0.001, 1]): `{kind: constant, ratio}`, `{kind: schedule, shape: linear|cosine|exponential, start, end}` (moves with t), `{kind: uniform, min, max}` (time-as-input) or `{kind: depth, levels: [...], mode: levels|bands}` (time-as-depth: one level per stack of the final rack, leftmost = noisiest; each batch is corrupted at the level of the stack being trained; needs model.progressive).
+   */
   mask: specField<MaskRatioSpec>(readMaskRatio).optional(),
   /** Default: the tokenizer's [MASK] (synthetic: vocab_size − 1). */
   mask_token_id: nonNegInt.optional(),

@@ -2,6 +2,9 @@
 
 import {
   FieldReader,
+  describeNumberRule,
+  describeValue,
+  numberMatches,
   NON_NEGATIVE_INT,
   POSITIVE_INT,
   parseSpecJSON,
@@ -21,11 +24,21 @@ export type MaskScheduleShape = (typeof MASK_SCHEDULE_SHAPES)[number];
  * - constant: the same ratio always (BERT: 0.15).
  * - schedule: a ratio that moves with global t from `start` to `end` (curriculum on noise).
  * - uniform: a ratio drawn per sequence from [min, max] (time-as-input masked diffusion).
+ * - depth: time-as-depth — stack k of the final rack is tied to noise level `levels[k]`
+ *   (leftmost = noisiest, so the levels never increase); a batch is corrupted at the level of the
+ *   stack being trained. `mode: 'bands'` draws r from (levels[k+1], levels[k]] instead (the last
+ *   stack from (DEPTH_FLOOR, levels[last]]), so that together the stacks cover every noise level.
  */
 export type MaskRatioSpec =
   | { kind: 'constant'; ratio: number }
   | { kind: 'schedule'; shape: MaskScheduleShape; start: number; end: number }
-  | { kind: 'uniform'; min: number; max: number };
+  | { kind: 'uniform'; min: number; max: number }
+  | { kind: 'depth'; levels: number[]; mode: DepthNoiseMode };
+
+export const DEPTH_NOISE_MODES = ['levels', 'bands'] as const;
+export type DepthNoiseMode = (typeof DEPTH_NOISE_MODES)[number];
+/** Lowest ratio of the last band of a 'bands' depth schedule. */
+export const DEPTH_FLOOR = 1e-3;
 
 export interface BatchSpec {
   batch_size: number;
@@ -46,7 +59,7 @@ const RATIO: NumberOptions = { min: 0, max: 1, minExclusive: true };
 
 export function readMaskRatio(value: unknown, path: string, issues: SpecIssue[]): MaskRatioSpec {
   const r = new FieldReader(value, path, issues, 'a mask ratio object');
-  const kind = r.choice('kind', ['constant', 'schedule', 'uniform'] as const);
+  const kind = r.choice('kind', ['constant', 'schedule', 'uniform', 'depth'] as const);
   let spec: MaskRatioSpec;
   if (kind === 'constant') {
     spec = { kind, ratio: r.number('ratio', RATIO) };
@@ -57,9 +70,21 @@ export function readMaskRatio(value: unknown, path: string, issues: SpecIssue[])
       start: r.number('start', RATIO),
       end: r.number('end', RATIO),
     };
-  } else {
+  } else if (kind === 'uniform') {
     spec = { kind, min: r.number('min', RATIO), max: r.number('max', RATIO) };
     if (spec.min > spec.max) r.issue('min', `at most ${path}.max (${spec.max})`, spec.min);
+  } else {
+    const levels = r.list('levels', (v, p) => {
+      if (!numberMatches(v, RATIO)) issues.push({ path: p, expected: describeNumberRule(RATIO), found: describeValue(v) });
+      return v as number;
+    });
+    if (r.valid && Array.isArray(r.raw('levels')) && levels.length === 0) r.issue('levels', 'at least one noise level (one per stack of the final rack)', levels);
+    for (let k = 1; k < levels.length; k++) {
+      if (levels[k]! > levels[k - 1]!) {
+        issues.push({ path: `${r.pathOf('levels')}[${k}]`, expected: `at most levels[${k - 1}] = ${levels[k - 1]} (levels never increase left→right: the leftmost stack is the noisiest)`, found: describeValue(levels[k]) });
+      }
+    }
+    spec = { kind, levels, mode: r.choice('mode', DEPTH_NOISE_MODES, 'levels') };
   }
   if (r.valid) r.finish();
   return spec;
@@ -119,9 +144,32 @@ export interface MaskRatioRange {
   max: number;
 }
 
-export function maskRatioAt(mask: MaskRatioSpec, t: number): MaskRatioRange {
+/**
+ * The range of stack `stack` in a time-as-depth ladder: exactly levels[stack] ('levels'), or the
+ * band (levels[stack+1], levels[stack]] ('bands'; the last stack's band ends at `floor`).
+ */
+export function depthRatioRange(levels: readonly number[], mode: DepthNoiseMode, stack: number, floor = DEPTH_FLOOR): MaskRatioRange {
+  if (!Number.isInteger(stack) || stack < 0 || stack >= levels.length) {
+    throw new RangeError(`time-as-depth: stack index ${stack} is outside [0, ${levels.length}) (the noise ladder has ${levels.length} levels, one per stack of the final rack)`);
+  }
+  const hi = levels[stack]!;
+  if (mode === 'levels') return { min: hi, max: hi };
+  const lo = stack + 1 < levels.length ? levels[stack + 1]! : Math.min(floor, hi);
+  return { min: Math.min(lo, hi), max: hi };
+}
+
+/**
+ * Range the mask ratio is drawn from at global time t. A 'depth' spec also needs `depthStack`:
+ * the index, in the final rack, of the stack being trained.
+ */
+export function maskRatioAt(mask: MaskRatioSpec, t: number, depthStack?: number): MaskRatioRange {
   if (!(t >= 0 && t <= 1)) throw new RangeError(`maskRatioAt: t must be a number in [0, 1], found ${t}`);
   switch (mask.kind) {
+    case 'depth':
+      if (depthStack === undefined) {
+        throw new RangeError("mask kind 'depth' (time-as-depth) ties the ratio to the stack being trained, but no stack index is known here: it needs a model that grows (model.progressive)");
+      }
+      return depthRatioRange(mask.levels, mask.mode, depthStack);
     case 'constant':
       return { min: mask.ratio, max: mask.ratio };
     case 'uniform':

@@ -6,7 +6,7 @@
  * - Time-as-depth: stack k of the final rack is tied to noise r_k from a `NoiseSchedule`
  *   (leftmost = noisiest), e.g. 1.00, 0.75, 0.55, 0.40, 0.25, 0.15.
  */
-import { maskRatioAt, type MaskRatioSpec } from '../../framework/index.js';
+import { depthRatioRange, maskRatioAt, type MaskRatioSpec } from '../../framework/index.js';
 import { combineSeeds, rngFor } from '../../data/rng.js';
 import { ObjectiveError, type ObjectiveContext } from './types.js';
 
@@ -115,11 +115,7 @@ export class NoiseSchedule {
   range(stack: number, t = 0): RatioRange {
     this.check(stack, t);
     const l = this.levels[stack]!;
-    if (this.mode === 'bands') {
-      const hi = l as number;
-      const lo = stack + 1 < this.levels.length ? (this.levels[stack + 1] as number) : Math.min(this.floor, hi);
-      return { min: Math.min(lo, hi), max: hi };
-    }
+    if (this.mode === 'bands') return depthRatioRange(this.levels as number[], 'bands', stack, this.floor);
     if (typeof l === 'number') return { min: l, max: l };
     return maskRatioAt(l, t);
   }
@@ -181,10 +177,10 @@ export function drawRatios(spec: NoiseSpec, ctx: ObjectiveContext, sampleIds: re
   } else {
     let range: RatioRange;
     if (typeof spec === 'number') range = { min: spec, max: spec };
-    else if (spec.kind === 'depth') {
+    else if (spec.kind === 'depth' && 'schedule' in spec) {
       const k = typeof spec.stack === 'function' ? spec.stack() : spec.stack;
       range = spec.schedule.range(k, ctx.t);
-    } else range = maskRatioAt(spec, ctx.t);
+    } else range = maskRatioAt(spec, ctx.t, ctx.depthStack);
     if (range.min === range.max) out.fill(range.min);
     else {
       const u0 = rngFor(combineSeeds(ctx.seed, TIME_TAG), ctx.step).nextFloat();
