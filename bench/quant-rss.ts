@@ -12,8 +12,6 @@
 import { pathToFileURL } from 'node:url';
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import type { NativeBackend, NativeStorage } from '../src/engine/backends/native/backend.js';
-import type { ReferenceStorage } from '../src/engine/backends/reference/backend.js';
 import { deriveSeed, Linear, llamaConfig, Model, withoutRandomInit } from '../src/nn/index.js';
 import { QuantizedLinear, quantizationSummary, replaceModule } from '../src/nn/quantized-linear.js';
 import { AdamW } from '../src/optim/index.js';
@@ -36,8 +34,7 @@ function fillUniform(t: Tensor, seed: number, std = 0.02): void {
   for (let off = 0; off < t.size; off += chunk.length) {
     const view = chunk.subarray(0, Math.min(chunk.length, t.size - off));
     for (let i = 0; i < view.length; i++) view[i] = (2 * rand() - 1) * a;
-    if (t.backend.name === 'native') (t.backend as NativeBackend).addon.write((t.storage as NativeStorage).handle, view, off * 4);
-    else (t.storage as ReferenceStorage).data!.set(view, off);
+    t.write(view, off);
   }
 }
 

@@ -5,6 +5,22 @@ import type { DType, TypedArray } from './dtype.js';
 export interface Storage {
   readonly bytes: number;
   refs: number;
+  /**
+   * Write version: changes (to a value never used before by any storage) every time the elements
+   * are written in place, through `Backend.upload` or an op that declares the input as mutated
+   * (see `registerInPlaceOp`). It lives on the storage, not the tensor, because views share
+   * their elements. Equal versions of the same storage mean equal contents: what lets a cache of
+   * values derived from weights (the activation cache) check staleness without reading them.
+   */
+  version: number;
+}
+
+/** The write clock: versions only grow, and no two writes anywhere get the same one. */
+let writeClock = 0;
+
+/** Records an in-place write into `storage`: gives it a new write version. */
+export function markWritten(storage: Storage): void {
+  storage.version = ++writeClock;
 }
 
 export interface MemoryInfo {
@@ -22,7 +38,12 @@ export interface Backend {
   readonly dtypes: readonly DType[];
   alloc(size: number, dtype: DType): Storage;
   free(storage: Storage): void;
-  upload(storage: Storage, data: TypedArray): void;
+  /**
+   * Writes `data` into the storage from element `offset` (default 0; the whole storage when 0
+   * and the lengths match). Implementations must call `markWritten(storage)`: this and the
+   * in-place ops are the only ways elements change, so write versions stay exact.
+   */
+  upload(storage: Storage, data: TypedArray, offset?: number): void;
   download(storage: Storage, dtype: DType, size: number): TypedArray;
   memory(): MemoryInfo;
 }

@@ -50,6 +50,24 @@ export function getGradient<A>(op: string): GradientFn<A> | undefined {
   return gradients.get(op) as GradientFn<A> | undefined;
 }
 
+const inPlace = new Map<string, readonly number[]>();
+
+/**
+ * Declares that op `op` writes into its inputs at `inputs` (indices; ones beyond the inputs of a
+ * call are ignored, for optional inputs). `runOp` then bumps their write version after every
+ * call, so caches keyed by write versions stay exact. Every kernel that writes into an input
+ * must be declared here; the write check (`setWriteCheck`) finds the ones that are not.
+ */
+export function registerInPlaceOp(op: string, inputs: readonly number[]): void {
+  if (inputs.some((i) => !Number.isInteger(i) || i < 0)) throw new Error(`registerInPlaceOp('${op}'): input indices must be non-negative integers, found [${inputs.join(', ')}]`);
+  inPlace.set(op, Object.freeze([...inputs]));
+}
+
+/** The inputs op `op` writes into (undefined: none, the op only reads its inputs). */
+export function mutatedInputs(op: string): readonly number[] | undefined {
+  return inPlace.get(op);
+}
+
 export function registeredOps(): string[] {
   return [...kernels.keys()].sort();
 }

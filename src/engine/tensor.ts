@@ -1,4 +1,4 @@
-import type { Backend, Storage } from './backend.js';
+import { markWritten, type Backend, type Storage } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './dtype.js';
 import { formatShape, sizeOf, type Shape } from './shape.js';
 import { setTensorCheck, track } from './scope.js';
@@ -51,6 +51,37 @@ export class Tensor {
 
   get bytes(): number {
     return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  /**
+   * The write version of the elements (shared with views): it changes on every in-place write
+   * (`write`, `Backend.upload`, in-place ops such as the optimizer updates) and never on a read
+   * or a forward. Two reads of the same tensor with equal versions saw equal contents.
+   */
+  get writeVersion(): number {
+    return this.storage.version;
+  }
+
+  /**
+   * Overwrites elements in place (identity, views and requiresGrad stay): all of them from
+   * `data` when `offset` is omitted (the lengths must match), else `data.length` elements from
+   * element `offset`. `data` must be of the tensor's dtype. The write version changes.
+   */
+  write(data: TypedArray, offset?: number): void {
+    const kind = data instanceof Float32Array ? 'float32' : data instanceof Float64Array ? 'float64' : 'int32';
+    if (kind !== this.dtype) throw new Error(`write: tensor ${this.describe()} takes ${this.dtype} data, found a ${data.constructor.name}`);
+    if (offset === undefined ? data.length !== this.size : !(Number.isInteger(offset) && offset >= 0 && offset + data.length <= this.size)) {
+      throw new Error(`write: ${data.length} elements${offset === undefined ? '' : ` at offset ${offset}`} do not fit tensor ${this.describe()} (${this.size} elements)`);
+    }
+    this.backend.upload(this.storage, data, offset);  // bumps the write version
+  }
+
+  /**
+   * @internal Records that the elements were changed in place by a path that is neither
+   * `write`/`upload` nor an op declared in place (a backend-level write); changes the version.
+   */
+  markWritten(): void {
+    markWritten(this.storage);
   }
 
   describe(): string {

@@ -353,7 +353,7 @@ export function loadQuantizedCheckpoint(from: string | Uint8Array | SafeFile, mo
     const b = st.data.byteOffset % 8 === 0 ? st.data : st.data.slice();
     const values = t.dtype === 'float32' ? new Float32Array(b.buffer, b.byteOffset, t.size)
       : t.dtype === 'float64' ? new Float64Array(b.buffer, b.byteOffset, t.size) : new Int32Array(b.buffer, b.byteOffset, t.size);
-    t.backend.upload(t.storage, values);
+    t.write(values);
   }
   module.namedParameters();
   return { quantized: [...built.keys()], tensors: file.tensors.size, metadata: file.metadata };

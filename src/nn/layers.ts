@@ -178,7 +178,7 @@ export class Linear extends Module {
       const delta = E.mulScalar(E.matmul(this.loraB!, this.loraA!), this.lora!.scale);
       const merged = E.add(w, delta);
       this.unmergedWeight = E.keep(E.clone(w));
-      w.backend.upload(w.storage, merged.toArray());
+      w.write(merged.toArray());
     }));
     return this;
   }
@@ -187,7 +187,7 @@ export class Linear extends Module {
   unmerge(): this {
     if (!this.unmergedWeight) return this;
     const w = this.weight;
-    w.backend.upload(w.storage, this.unmergedWeight.toArray());
+    w.write(this.unmergedWeight.toArray());
     this.unmergedWeight.dispose();
     this.unmergedWeight = null;
     return this;

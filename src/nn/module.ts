@@ -244,7 +244,7 @@ export abstract class Module {
     }
     for (const [dst, src] of copies) {
       if (dst === src) continue;
-      dst.backend.upload(dst.storage, src.toArray());
+      dst.write(src.toArray());
     }
     return { missing, unexpected };
   }

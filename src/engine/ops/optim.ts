@@ -4,6 +4,7 @@
  * storage of their tensor arguments (views sharing that storage see the change).
  */
 import { noGrad } from '../autograd.js';
+import { registerInPlaceOp } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -34,6 +35,11 @@ export type SgdAttrs = Required<SgdOptions>;
 export interface ScaleAttrs { scale: number }
 /** The kernel of 'sumOfSquares' returns no tensor; it writes the (float64) result here. */
 export interface SumOfSquaresAttrs { result: number }
+
+// What each kernel writes into (runOp then bumps those inputs' write versions).
+registerInPlaceOp('adamwUpdate', [0, 2, 3]);  // param, m, v (not grad)
+registerInPlaceOp('sgdUpdate', [0, 2]);       // param, momentum buffer when given (not grad)
+registerInPlaceOp('scaleInPlace', [0]);
 
 function checkFloat(op: string, what: string, t: Tensor): void {
   if (t.dtype === 'int32') throw new Error(`op '${op}': ${what} must be a float tensor, got ${t.describe()}`);

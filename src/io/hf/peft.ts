@@ -106,7 +106,7 @@ export function loadPeftAdapter(model: Model, folder: string): PeftAdapterInfo {
   }
   if (problems.length) throw new HFFormatError(`PEFT adapter ${folder}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n${problems.map((p) => `  ${p}`).join('\n')}`}`);
   if (plans.length === 0) throw new HFFormatError(`PEFT adapter ${folder}: adapter_model.safetensors holds no LoRA weights`);
-  const upload = (t: Tensor, h: HostTensor) => t.backend.upload(t.storage, t.dtype === 'float64' ? Float64Array.from(h.data) : Float32Array.from(h.data));
+  const upload = (t: Tensor, h: HostTensor) => t.write(t.dtype === 'float64' ? Float64Array.from(h.data) : Float32Array.from(h.data));
   const linearsDone: string[] = [];
   for (const p of plans) {
     const ls = p.lm.ours.map((n) => model.getModule(n) as Linear);

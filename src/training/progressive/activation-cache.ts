@@ -8,8 +8,12 @@
  * Staleness: entries are keyed by (sample id, a 64-bit hash of the row's input ids and padding
  * mask) under a *prefix version*: a fingerprint of the prefix's structure (stack count, module
  * types, parameter names, shapes, dtypes, tensor identities, LoRA state, ramp gates, attention
- * modes) and, by default, of its weight contents. Any change gives a new version, which empties
- * the cache, so a changed trunk never serves stale activations.
+ * modes) and of its weights' *write versions* (`Tensor.writeVersion`: the engine changes it on
+ * every in-place write — `Tensor.write`/`Backend.upload`, hence loadStateDict, LoRA merge and
+ * unmerge, checkpoint loads; in-place ops such as the optimizer updates — and never on a read).
+ * Any change gives a new version, which empties the cache, so a changed trunk never serves stale
+ * activations, and checking costs a walk over the prefix's parameters, not a read of their
+ * contents. Hashing the contents too (`checkContent: true`) remains as an opt-in verification.
  *
  * Memory: entries live in memory up to `memoryBudgetBytes`; beyond it the least recently used
  * are spilled to files in a private temporary folder (removed by `dispose()` and at exit), and
@@ -214,7 +218,7 @@ export class ActivationCache {
 /**
  * Running state of `hashWords`: two independent 32-bit FNV/murmur-style hashes, each over four
  * interleaved lanes (word i goes to lane i mod 4) so that the multiply chains run in parallel —
- * hashing the frozen prefix's weights on every cached step is on the critical path.
+ * hashing weights (`checkContent`) or a batch's rows is on the critical path of a step.
  */
 interface HashState { a: Int32Array; b: Int32Array; words: number; open: boolean }
 
@@ -279,8 +283,8 @@ let hashScratch: Uint32Array | null = null;
 
 /**
  * `hashWords(t.toArray())` without the full-size copy: a native tensor is read through a small
- * reusable buffer (hashing the frozen prefix's weights on every step would otherwise allocate
- * their whole size in JavaScript memory each time).
+ * reusable buffer (hashing the frozen prefix's weights on every step, with `checkContent`, would
+ * otherwise allocate their whole size in JavaScript memory each time).
  */
 export function hashTensorContent(t: Tensor): string {
   const addon = (t.backend as { addon?: { read?: (h: object, into: ArrayBufferView, byteOffset?: number) => void } }).addon;
@@ -297,15 +301,12 @@ export function hashTensorContent(t: Tensor): string {
   return hashFinal(st);
 }
 
-const tensorIds = new WeakMap<Tensor, number>();
-let nextTensorId = 1;
-function tensorId(t: Tensor): number {
-  let id = tensorIds.get(t);
-  if (id === undefined) { id = nextTensorId++; tensorIds.set(t, id); }
-  return id;
-}
-
-/** A fingerprint of modules' structure and (with `content`) their weights. */
+/**
+ * A fingerprint of modules' structure and weights: parameter identities (`Tensor.id`) with their
+ * write versions, which change on every in-place write, so equal fingerprints mean equal weights
+ * without reading them. `content` also hashes every weight's elements (a costly verification,
+ * for weights changed behind the engine's back).
+ */
 export function moduleFingerprint(modules: readonly Module[], opts: { content?: boolean } = {}): string {
   const parts: string[] = [];
   modules.forEach((root, i) => {
@@ -318,7 +319,7 @@ export function moduleFingerprint(modules: readonly Module[], opts: { content?: 
       if (typeof attn === 'boolean') extra += attn ? 'causal' : 'bidir';
       parts.push(`${path}|${m.typeName}|${extra}`);
       for (const [n, t] of m.ownParameters()) {
-        parts.push(`${n}:${t.dtype}[${t.shape.join(',')}]@${t.backend.name}#${tensorId(t)}${t.requiresGrad ? '!' : ''}${opts.content ? `=${hashTensorContent(t)}` : ''}`);
+        parts.push(`${n}:${t.dtype}[${t.shape.join(',')}]@${t.backend.name}#${t.id}v${t.writeVersion}${t.requiresGrad ? '!' : ''}${opts.content ? `=${hashTensorContent(t)}` : ''}`);
       }
     }
   });
@@ -334,7 +335,11 @@ export interface CachedPrefixOptions {
    * leading stacks that, with the embedding, has no trainable parameter.
    */
   prefixStacks?: number | 'auto' | (() => number);
-  /** Hash the prefix weights into the version on every call (default true; exact staleness check). */
+  /**
+   * Also hash the prefix weights' contents into the version on every call (default false: the
+   * weights' write versions already make the staleness check exact; hashing reads every weight,
+   * a verification for code that writes tensor memory outside the engine).
+   */
   checkContent?: boolean;
 }
 
@@ -353,6 +358,11 @@ export interface CachedForwardResult extends ModelOutput {
   reusedRows: number;
 }
 
+/** CachedPrefixForward.forwardHidden: the rack's output instead of the logits. */
+export interface CachedHiddenResult extends Omit<CachedForwardResult, 'logits'> {
+  hidden: Tensor;
+}
+
 /** Runs a model with its frozen prefix (embedding + first k stacks) served from an ActivationCache. */
 export class CachedPrefixForward {
   readonly model: Model;
@@ -364,7 +374,7 @@ export class CachedPrefixForward {
     this.model = model;
     this.cache = opts.cache;
     this.prefix = opts.prefixStacks ?? 'auto';
-    this.checkContent = opts.checkContent ?? true;
+    this.checkContent = opts.checkContent ?? false;
   }
 
   /** The number of leading stacks that will be served from the cache now. */
@@ -391,7 +401,17 @@ export class CachedPrefixForward {
     return `${k}:${moduleFingerprint([this.model.embedding, ...stacks], { content: this.checkContent })}`;
   }
 
+  /** The model's logits on `ids`, with the prefix served from the cache. */
   forward(ids: Tensor, sampleIds: readonly number[], inputs: CachedForwardInputs = {}): CachedForwardResult {
+    const { hidden, ...counts } = this.forwardHidden(ids, sampleIds, inputs);
+    return { logits: this.model.head.forward(hidden, { keyMask: inputs.attentionMask ?? null, seed: inputs.seed }), ...counts };
+  }
+
+  /**
+   * The rack's output [B, S, d] on `ids` (before the head), with the prefix served from the cache:
+   * what Model.lossFromHidden (the fused head + loss) or a ModelAdapter's hiddenOverride reads.
+   */
+  forwardHidden(ids: Tensor, sampleIds: readonly number[], inputs: CachedForwardInputs = {}): CachedHiddenResult {
     const model = this.model;
     if (ids.dtype !== 'int32' || ids.rank !== 2) throw new Error(`CachedPrefixForward: ids must be int32 [B, S], got ${ids.describe()}`);
     const [B, S] = ids.shape;
@@ -399,7 +419,7 @@ export class CachedPrefixForward {
     const mask = inputs.attentionMask ?? null;
     if (mask && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== S)) throw new Error(`CachedPrefixForward: attentionMask ${mask.describe()} must be [${B}, ${S}] like the ids`);
     const k = this.prefixStacks();
-    if (k === 0) return { ...model.forward(ids, { attentionMask: mask, seed: inputs.seed }), prefixStacks: 0, computedRows: B, reusedRows: 0 };
+    if (k === 0) return { hidden: model.forwardHidden(ids, { attentionMask: mask, seed: inputs.seed }), prefixStacks: 0, computedRows: B, reusedRows: 0 };
 
     this.cache.setVersion(this.prefixVersion(k));
     const d = model.rack.dModel;
@@ -432,8 +452,7 @@ export class CachedPrefixForward {
     let h = h0;
     const stacks = model.rack.stacks.toArray();
     for (let i = k; i < stacks.length; i++) h = stacks[i]!.forward(h, ctx);
-    const logits = model.head.forward(h, { keyMask: mask, seed: inputs.seed });
-    return { logits, prefixStacks: k, computedRows: missing.length, reusedRows: B - missing.length };
+    return { hidden: h, prefixStacks: k, computedRows: missing.length, reusedRows: B - missing.length };
   }
 
   /** Embedding + first k stacks (eval mode, no gradients) on the given rows; a flat [n, S, d] array. */

@@ -1,12 +1,13 @@
 /** The native backend: memory and kernels in the C++ addon (OpenBLAS GEMM, fused OpenMP
  * kernels). float32 compute and int32 ids. */
-import type { Backend, MemoryInfo, Storage } from '../../backend.js';
+import { markWritten, type Backend, type MemoryInfo, type Storage } from '../../backend.js';
 import { BYTES_PER_ELEMENT, typedArrayFor, type DType, type TypedArray } from '../../dtype.js';
 import type { Tensor } from '../../tensor.js';
 import type { NativeAddon } from './addon.js';
 
 export class NativeStorage implements Storage {
   refs = 0;
+  version = 0;
   constructor(public handle: object, public readonly bytes: number) {}
 }
 
@@ -24,9 +25,15 @@ export class NativeBackend implements Backend {
     this.addon.free((storage as NativeStorage).handle);
   }
 
-  upload(storage: Storage, data: TypedArray): void {
-    if (data.byteLength !== storage.bytes) throw new Error(`native upload: expected ${storage.bytes} bytes, got ${data.byteLength}`);
-    this.addon.write((storage as NativeStorage).handle, data, 0);
+  upload(storage: Storage, data: TypedArray, offset?: number): void {
+    if (offset === undefined) {
+      if (data.byteLength !== storage.bytes) throw new Error(`native upload: expected ${storage.bytes} bytes, got ${data.byteLength}`);
+    } else if (!Number.isInteger(offset) || offset < 0) {
+      throw new Error(`native upload: offset must be a non-negative integer, found ${offset}`);
+    }
+    // The addon checks the byte range (an out-of-range write throws before copying anything).
+    this.addon.write((storage as NativeStorage).handle, data, (offset ?? 0) * data.BYTES_PER_ELEMENT);
+    markWritten(storage);
   }
 
   download(storage: Storage, dtype: DType, size: number): TypedArray {

@@ -1,11 +1,12 @@
 /** The reference backend: plain TypeScript over typed arrays, simple and exact. Every native
  * kernel is cross-checked against it, and it runs float64 for gradient checks. */
-import type { Backend, MemoryInfo, Storage } from '../../backend.js';
+import { markWritten, type Backend, type MemoryInfo, type Storage } from '../../backend.js';
 import { typedArrayFor, type DType, type TypedArray } from '../../dtype.js';
 import type { Tensor } from '../../tensor.js';
 
 export class ReferenceStorage implements Storage {
   refs = 0;
+  version = 0;
   constructor(public data: TypedArray | null) {}
   get bytes(): number {
     return this.data ? this.data.byteLength : 0;
@@ -35,10 +36,16 @@ class ReferenceBackend implements Backend {
     s.data = null;
   }
 
-  upload(storage: Storage, data: TypedArray): void {
+  upload(storage: Storage, data: TypedArray, offset?: number): void {
     const s = storage as ReferenceStorage;
-    if (!s.data || s.data.length !== data.length) throw new Error(`reference upload: expected ${s.data?.length ?? 0} elements, got ${data.length}`);
-    s.data.set(data);
+    const have = s.data?.length ?? 0;
+    if (offset === undefined) {
+      if (!s.data || have !== data.length) throw new Error(`reference upload: expected ${have} elements, got ${data.length}`);
+    } else if (!s.data || !Number.isInteger(offset) || offset < 0 || offset + data.length > have) {
+      throw new Error(`reference upload: ${data.length} elements at offset ${offset} do not fit in ${have}`);
+    }
+    s.data.set(data, offset ?? 0);
+    markWritten(s);
   }
 
   download(storage: Storage, dtype: DType, size: number): TypedArray {
