@@ -17,7 +17,8 @@
         "native/src/attention.cc",
         "native/src/optim.cc",
         "native/src/layout.cc",
-        "native/src/quant.cc"
+        "native/src/quant.cc",
+        "native/src/linear_ce.cc"
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],

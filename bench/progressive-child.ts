@@ -1,6 +1,6 @@
 /**
  * Child process of `bench progressive` (one variant per process, so that peak RSS is its own):
- *   node dist/bench/progressive-child.js <full|frozen|cached> [--steps N] [--batches N] [--no-profile]
+ *   node dist/bench/progressive-child.js <full|frozen|cached> [--steps N] [--batches N] [--chunk N] [--no-profile]
  *
  * The model is the engine's reference shape built with the nn presets, as 8 stacks × 1 block:
  * LLaMA-style (vocab 4096, d_model 256, 4 heads, RMSNorm, RoPE, SwiGLU FFN 688, untied head with
@@ -11,6 +11,8 @@
  *            scope (Rack.forward), so its activations are freed at once;
  *  - cached: as frozen, but the prefix output comes from an ActivationCache
  *            (CachedPrefixForward, exact staleness check on by default).
+ * Every variant scores the batch with the fused head + loss (Model.forwardLoss / lossFromHidden:
+ * E.linearCrossEntropy, no [B, S, V] logits; `--chunk N` sets its rows per chunk).
  * The data is a fixed set of `batches` random-token batches cycled in order; the first pass over
  * them is the warm-up (it fills the cache in the cached variant) and is reported separately, the
  * median ms/step is taken over the later steps (all cache hits). Prints one JSON line.
@@ -29,7 +31,7 @@ export const VARIANTS: readonly ProgressiveVariant[] = ['full', 'frozen', 'cache
 
 export const SHAPE = { vocab: 4096, dModel: 256, heads: 4, ffn: 688, stacks: 8, seq: 128, batch: 8 } as const;
 
-export interface ChildOptions { steps?: number; batches?: number; profile?: boolean }
+export interface ChildOptions { steps?: number; batches?: number; profile?: boolean; /** Rows per chunk of the fused loss. */ chunk?: number }
 
 const rssNowMb = () => process.memoryUsage().rss / 1048576;
 
@@ -61,15 +63,14 @@ export function runVariant(variant: ProgressiveVariant, opts: ChildOptions = {})
     const i = s % nBatches;
     const loss = E.tidy(() => {
       const ids = data[i]!;
-      let logits: Tensor;
+      let l: Tensor;
       if (cached) {
-        const r = cached.forward(ids, sampleIds(i));
+        const r = cached.forwardHidden(ids, sampleIds(i));
         prefixStacks = r.prefixStacks;
-        logits = r.logits;
+        l = model.lossFromHidden(r.hidden, ids, { chunkSize: opts.chunk });
       } else {
-        logits = model.forward(ids).logits;
+        l = model.forwardLoss(ids, ids, { chunkSize: opts.chunk });
       }
-      const l = model.loss(logits, ids);
       l.backward();
       return l.item();
     });
@@ -99,12 +100,13 @@ export function runVariant(variant: ProgressiveVariant, opts: ChildOptions = {})
     const kernels: Record<string, number> = {};
     for (const [op, t] of [...prof].sort((a, b) => b[1].ms - a[1].ms)) {
       kernels[op] = round(t.ms, 2);
-      if (op === 'matmul' || op === 'linear') gemm += t.ms; else other += t.ms;
+      // The fused loss is counted as GEMM time: its three GEMMs per chunk dominate it.
+      if (op === 'matmul' || op === 'linear' || op === 'linearCrossEntropy') gemm += t.ms; else other += t.ms;
     }
     profile = { profiled_step_ms: round(total), gemm_ms: round(gemm), non_gemm_kernel_ms: round(other), js_overhead_ms: round(total - gemm - other), kernels_ms: kernels };
   }
 
-  // What the cache's exact staleness check (hashing the prefix weights) costs per step.
+  // What the cache's exact staleness check (the prefix's structure and write versions) costs per step.
   let versionMs: number | null = null;
   if (cached) {
     const ts: number[] = [];
@@ -121,6 +123,7 @@ export function runVariant(variant: ProgressiveVariant, opts: ChildOptions = {})
     model: `llama vocab=${vocab} d=${dModel} heads=${heads} ffn=${ffn} (swiglu), ${stacks} stacks x 1 block, untied head`,
     trains: variant === 'full' ? 'everything' : `stack ${stacks - 1} + head (final norm, output projection); embedding and stacks 0-${stacks - 2} frozen`,
     seq, batch, steps, distinct_batches: nBatches,
+    loss_path: 'fused linearCrossEntropy', loss_chunk_rows: opts.chunk ?? E.defaultChunkSize(batch * seq, vocab),
     threads: E.engineInfo().threads,
     // Other processes on the machine: with as many OpenMP threads as cores, every parallel region
     // waits for a descheduled thread, and the many small kernels of full backprop suffer most.
@@ -153,7 +156,7 @@ export function runVariant(variant: ProgressiveVariant, opts: ChildOptions = {})
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [variant, ...rest] = process.argv.slice(2);
   if (!VARIANTS.includes(variant as ProgressiveVariant)) {
-    process.stderr.write(`usage: node dist/bench/progressive-child.js <${VARIANTS.join('|')}> [--steps N] [--batches N] [--threads N] [--no-profile]\n`);
+    process.stderr.write(`usage: node dist/bench/progressive-child.js <${VARIANTS.join('|')}> [--steps N] [--batches N] [--threads N] [--chunk N] [--no-profile]\n`);
     process.exit(2);
   }
   const flag = (f: string): number | undefined => {
@@ -162,6 +165,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   };
   const threads = flag('--threads');
   if (threads) E.setNumThreads(threads);
-  const r = runVariant(variant as ProgressiveVariant, { steps: flag('--steps'), batches: flag('--batches'), profile: !rest.includes('--no-profile') });
+  const r = runVariant(variant as ProgressiveVariant, { steps: flag('--steps'), batches: flag('--batches'), chunk: flag('--chunk'), profile: !rest.includes('--no-profile') });
   process.stdout.write(JSON.stringify(r) + '\n');
 }

@@ -21,6 +21,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   RegisterOptim(env, exports);
   RegisterLayout(env, exports);
   RegisterQuant(env, exports);
+  RegisterLinearCrossEntropy(env, exports);
   return exports;
 }
 

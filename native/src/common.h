@@ -99,3 +99,4 @@ void RegisterAttention(napi_env env, napi_value exports);
 void RegisterOptim(napi_env env, napi_value exports);
 void RegisterLayout(napi_env env, napi_value exports);
 void RegisterQuant(napi_env env, napi_value exports);
+void RegisterLinearCrossEntropy(napi_env env, napi_value exports);

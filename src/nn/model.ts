@@ -121,6 +121,15 @@ export abstract class Head extends Module {
   /** Logits from an already normed hidden state. */
   abstract project(h: Tensor, ctx?: HeadContext): Tensor;
 
+  /**
+   * `project` split before its last linear map, for the fused loss (linearCrossEntropy): logits =
+   * hidden · weightᵀ + bias. Null (the default) when the projection cannot be fused; the loss
+   * then goes through `project`'s logits.
+   */
+  decoderInput(_h: Tensor, _ctx?: HeadContext): DecoderInput | null {
+    return null;
+  }
+
   abstract getSpec(): HeadSpec;
 
   /** The HeadConfig describing this head as it is now. */
@@ -129,6 +138,19 @@ export abstract class Head extends Module {
   protected finalNormConfig(): NormConfig | null {
     return this.finalNorm ? { kind: this.finalNorm.kind, eps: this.finalNorm.eps } : null;
   }
+}
+
+/** What a head's last projection reads: logits = hidden · weightᵀ (+ bias), weight [V, d]. */
+export interface DecoderInput {
+  hidden: Tensor;
+  weight: Tensor;
+  bias: Tensor | null;
+}
+
+/** The decoder of a token head, unless a subclass changed `project` (then only it knows the logits). */
+function plainDecoder(head: Head, own: Head['project'], hidden: Tensor, weight: Tensor, bias: Tensor | null): DecoderInput | null {
+  if (head.project !== own || weight.dtype !== hidden.dtype || weight.rank !== 2 || weight.shape[1] !== hidden.shape[hidden.rank - 1]) return null;
+  return { hidden, weight, bias };
 }
 
 export interface HeadContext {
@@ -193,6 +215,10 @@ export class LMHead extends Head {
     return E.linear(h, this.weight, this.bias);
   }
 
+  override decoderInput(h: Tensor): DecoderInput | null {
+    return plainDecoder(this, LMHead.prototype.project, h, this.weight, this.bias);
+  }
+
   getSpec(): HeadSpec {
     return { kind: 'lm', d_model: this.dModel, vocab_size: this.vocabSize, tied: this.tied, bias: this.bias !== null };
   }
@@ -246,8 +272,17 @@ export class MLMHead extends Head {
   }
 
   project(h: Tensor): Tensor {
-    const t = this.norm.forward(activate(this.dense.forward(h), this.activation));
-    return E.linear(t, this.weight, this.bias);
+    return E.linear(this.transform(h), this.weight, this.bias);
+  }
+
+  override decoderInput(h: Tensor): DecoderInput | null {
+    if (this.project !== MLMHead.prototype.project) return null;
+    return plainDecoder(this, MLMHead.prototype.project, this.transform(h), this.weight, this.bias);
+  }
+
+  /** dense → activation → LayerNorm: the decoder's input. */
+  private transform(h: Tensor): Tensor {
+    return this.norm.forward(activate(this.dense.forward(h), this.activation));
   }
 
   getSpec(): HeadSpec {
@@ -368,6 +403,16 @@ export interface LossOptions {
   /** Causal-LM shift: logits at t are scored against labels[t+1] (default: true for 'lm' heads). */
   shift?: boolean;
   ignoreIndex?: number;
+  /** Per-target float weights, shaped like the labels (aligned with the targets after any shift). */
+  weights?: Tensor | null;
+  /** 'mean' (default): Σ wᵢ·nllᵢ / Σ wᵢ over scored targets; 'sum': Σ wᵢ·nllᵢ (as E.crossEntropy). */
+  reduction?: 'mean' | 'sum';
+}
+
+/** Model.forwardLoss / lossFromHidden: the forward inputs, the loss options and the fused loss's chunk. */
+export interface ForwardLossOptions extends Omit<ModelInputs, 'outputHiddenStates'>, LossOptions {
+  /** Rows of logits per chunk of the fused loss (E.linearCrossEntropy's chunkSize; default: its own). */
+  chunkSize?: number;
 }
 
 /** EmbeddingBlock → Rack → Head. Children 'embedding', 'rack', 'head'. */
@@ -416,14 +461,48 @@ export class Model extends Module {
 
   forward(ids: Tensor, inputs: ModelInputs = {}): ModelOutput {
     const keyMask = inputs.attentionMask ? this.keyMaskOf(inputs.attentionMask, ids) : null;
-    const ctx: ForwardContext = { keyMask, positions: inputs.positions ?? null, positionOffset: inputs.positionOffset, seed: inputs.seed };
-    const h0 = this.embedding.forward(ids, { tokenTypeIds: inputs.tokenTypeIds, positions: inputs.positions, positionOffset: inputs.positionOffset, seed: inputs.seed });
-    const hidden: Tensor[] | undefined = inputs.outputHiddenStates ? [h0] : undefined;
-    const h = this.rack.forward(h0, ctx, hidden);
+    const hidden: Tensor[] | undefined = inputs.outputHiddenStates ? [] : undefined;
+    const h = this.trunk(ids, inputs, keyMask, hidden);
     const normed = this.head.finalNorm ? this.head.finalNorm.forward(h) : h;
     if (hidden && this.head.finalNorm) hidden[hidden.length - 1] = normed;
     const logits = this.head.project(normed, { keyMask, seed: inputs.seed });
     return hidden ? { logits, hiddenStates: hidden } : { logits };
+  }
+
+  /** The rack's output [B, S, d] (before the head and its final norm): the trunk of `forward`. */
+  forwardHidden(ids: Tensor, inputs: Omit<ModelInputs, 'outputHiddenStates'> = {}): Tensor {
+    return this.trunk(ids, inputs, inputs.attentionMask ? this.keyMaskOf(inputs.attentionMask, ids) : null);
+  }
+
+  /**
+   * The loss of `forward` followed by `loss`, without the [B, S, V] logits when the head's last
+   * projection can be fused (E.linearCrossEntropy: logits are made in row chunks, gradients
+   * during the forward pass). Heads that cannot be fused (classification, a subclass with its own
+   * `project`) go through the logits. Same value and gradients as `loss(forward(ids).logits,
+   * labels, opts)` up to float rounding.
+   */
+  forwardLoss(ids: Tensor, labels: Tensor, opts: ForwardLossOptions = {}): Tensor {
+    return this.lossFromHidden(this.forwardHidden(ids, opts), labels, opts);
+  }
+
+  /** `forwardLoss` from the rack's output `h` (e.g. served by an activation cache): head + loss. */
+  lossFromHidden(h: Tensor, labels: Tensor, opts: ForwardLossOptions = {}): Tensor {
+    const normed = this.head.finalNorm ? this.head.finalNorm.forward(h) : h;
+    const ctx: HeadContext = { keyMask: opts.attentionMask ?? null, seed: opts.seed };
+    const decoder = this.head.decoderInput(normed, ctx);
+    if (!decoder) return this.loss(this.head.project(normed, ctx), labels, opts);
+    const { targets, ignoreIndex } = this.targetsOf(labels, opts, 'Model.forwardLoss');
+    return E.linearCrossEntropy(decoder.hidden, decoder.weight, targets, {
+      bias: decoder.bias, ignoreIndex, weights: opts.weights ?? null, reduction: opts.reduction ?? 'mean', chunkSize: opts.chunkSize,
+    });
+  }
+
+  /** Embedding → rack; `hidden` (when given) collects the embedding output and every block's. */
+  private trunk(ids: Tensor, inputs: Omit<ModelInputs, 'outputHiddenStates'>, keyMask: Tensor | null, hidden?: Tensor[]): Tensor {
+    const ctx: ForwardContext = { keyMask, positions: inputs.positions ?? null, positionOffset: inputs.positionOffset, seed: inputs.seed };
+    const h0 = this.embedding.forward(ids, { tokenTypeIds: inputs.tokenTypeIds, positions: inputs.positions, positionOffset: inputs.positionOffset, seed: inputs.seed });
+    hidden?.push(h0);
+    return this.rack.forward(h0, ctx, hidden);
   }
 
   /**
@@ -432,19 +511,22 @@ export class Model extends Module {
    * labels [B].
    */
   loss(logits: Tensor, labels: Tensor, opts: LossOptions = {}): Tensor {
+    const { targets, ignoreIndex } = this.targetsOf(labels, opts, 'Model.loss');
+    return E.crossEntropy(logits, targets, { ignoreIndex, weights: opts.weights ?? null, reduction: opts.reduction ?? 'mean' });
+  }
+
+  /** The scored targets of `labels`: shifted by one position for causal LM (see `loss`). */
+  private targetsOf(labels: Tensor, opts: LossOptions, who: string): { targets: Tensor; ignoreIndex: number } {
     const ignoreIndex = opts.ignoreIndex ?? -100;
-    const shift = opts.shift ?? this.config.head.kind === 'lm';
-    let targets = labels;
-    if (labels.dtype !== 'int32') throw new Error(`Model.loss: labels must be int32, got ${labels.describe()}`);
-    if (shift) {
-      if (labels.rank !== 2) throw new Error(`Model.loss: shifted labels must be [B, S], got ${labels.describe()}`);
-      const [B, S] = labels.shape;
-      const src = labels.toArray();
-      const out = new Int32Array(B * S).fill(ignoreIndex);
-      for (let b = 0; b < B; b++) for (let t = 0; t + 1 < S; t++) out[b * S + t] = src[b * S + t + 1];
-      targets = E.tensor(out, [B, S], { backend: labels.backend, dtype: 'int32' });
-    }
-    return E.crossEntropy(logits, targets, { ignoreIndex, reduction: 'mean' });
+    const shift = opts.shift ?? this.head.headConfig().kind === 'lm';
+    if (labels.dtype !== 'int32') throw new Error(`${who}: labels must be int32, got ${labels.describe()}`);
+    if (!shift) return { targets: labels, ignoreIndex };
+    if (labels.rank !== 2) throw new Error(`${who}: shifted labels must be [B, S], got ${labels.describe()}`);
+    const [B, S] = labels.shape;
+    const src = labels.toArray();
+    const out = new Int32Array(B * S).fill(ignoreIndex);
+    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < S; t++) out[b * S + t] = src[b * S + t + 1];
+    return { targets: E.tensor(out, [B, S], { backend: labels.backend, dtype: 'int32' }), ignoreIndex };
   }
 
   /** Switches every block's attention between causal and bidirectional. */

@@ -14,3 +14,4 @@ export * from './embedding.js';
 export * from './dropout.js';
 export * from './attention.js';
 export * from './quant.js';
+export * from './linear-cross-entropy.js';

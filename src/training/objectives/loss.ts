@@ -1,6 +1,7 @@
 /** The loss of a prepared batch, by the contract of ./types.ts. */
 import * as E from '../../engine/index.js';
-import type { Tensor } from '../../engine/index.js';
+import type { Backend, DType, Tensor } from '../../engine/index.js';
+import type { LossTargets } from '../../framework/adapters.js';
 import { IGNORE_INDEX, ObjectiveError, type PreparedBatch } from './types.js';
 
 /**
@@ -10,11 +11,20 @@ import { IGNORE_INDEX, ObjectiveError, type PreparedBatch } from './types.js';
 export function preparedLoss(logits: Tensor, prepared: Pick<PreparedBatch, 'targets' | 'weights'>): Tensor {
   if (logits.rank !== 3) throw new Error(`preparedLoss: logits must be [B, S, V], got ${logits.describe()}`);
   const [B, S] = logits.shape;
+  const { targets, weights, reduction, ignoreIndex } = preparedTargets(prepared, B, S, logits.dtype, logits.backend);
+  return E.crossEntropy(logits, targets, { ignoreIndex, weights, reduction });
+}
+
+/**
+ * The prepared targets of a [B, S] batch as tensors, with the reduction preparedLoss uses: what
+ * the fused loss (ModelAdapter.loss, E.linearCrossEntropy) scores without making logits.
+ */
+export function preparedTargets(prepared: Pick<PreparedBatch, 'targets' | 'weights'>, B: number, S: number, dtype: DType, backend: Backend): LossTargets {
   if (prepared.targets.length !== B * S) throw new ObjectiveError(`preparedLoss: ${prepared.targets.length} targets for logits of ${B} × ${S} positions`);
-  const targets = E.tensor(prepared.targets, [B, S], { dtype: 'int32', backend: logits.backend });
-  if (!prepared.weights) return E.crossEntropy(logits, targets, { ignoreIndex: IGNORE_INDEX });
+  const targets = E.tensor(prepared.targets, [B, S], { dtype: 'int32', backend });
+  if (!prepared.weights) return { targets, weights: null, reduction: 'mean', ignoreIndex: IGNORE_INDEX };
   if (prepared.weights.length !== B * S) throw new ObjectiveError(`preparedLoss: ${prepared.weights.length} weights for ${B} × ${S} positions`);
-  const w = logits.dtype === 'float32' ? prepared.weights : Float64Array.from(prepared.weights);
-  const weights = E.tensor(w, [B, S], { dtype: logits.dtype, backend: logits.backend });
-  return E.crossEntropy(logits, targets, { ignoreIndex: IGNORE_INDEX, weights, reduction: 'sum' });
+  const w = dtype === 'float32' ? prepared.weights : Float64Array.from(prepared.weights);
+  const weights = E.tensor(w, [B, S], { dtype, backend });
+  return { targets, weights, reduction: 'sum', ignoreIndex: IGNORE_INDEX };
 }

@@ -10,3 +10,4 @@ import './embedding.js';
 import './dropout.js';
 import './attention.js';
 import './quant.js';
+import './linear-cross-entropy.js';
