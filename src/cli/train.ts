@@ -18,6 +18,8 @@ import { loadConfig } from '../training/config/load.js';
 import type { ParsedConfig } from '../training/config/resolve.js';
 import type { EvalMetrics, StepMetrics, TrainingCallbacks, TrainingHooks, TrainResult } from '../training/hooks.js';
 import { ProgressiveRackBuilder } from '../training/progressive/builder.js';
+import { resourceSummary } from '../training/progressive/resource-record.js';
+import { ProgressivePlane } from '../training/progressive-plane.js';
 import type { GrowthSpec } from '../training/progressive/operators.js';
 import { readRunReportData, writeRunReport } from '../io/report/index.js';
 import { loadTokenizer } from '../data/index.js';
@@ -231,9 +233,19 @@ export async function runTrain(configArg: string | undefined, opts: TrainCommand
     },
     onPhaseStart(phase, machine, ctx) {
       const stacks = machine.model.model.rack.numStacks;
-      if (json) printJson({ type: 'phase_start', step: ctx.step, t: ctx.t, phase: phase.name, stacks, trainable_params: machine.model.numParameters(true) });
-      else if (!opts.quiet) {
-        const line = `phase '${phase.name}' from step ${ctx.step} (t = ${ctx.t.toFixed(3)}): ${stacks} stack(s), ${humanCount(machine.model.numParameters(true))} trainable parameters`;
+      // The progressive plane's memory and compute report of this phase (written just before, at its phase start).
+      const plane = machine.hookList.find((h): h is ProgressivePlane => h instanceof ProgressivePlane);
+      const resources = plane?.resources.at(-1);
+      const ours = resources !== undefined && resources.step === ctx.step && resources.phase === phase.name ? resources : undefined;
+      if (json) {
+        printJson({ type: 'phase_start', step: ctx.step, t: ctx.t, phase: phase.name, stacks, trainable_params: machine.model.numParameters(true) });
+        if (ours) {
+          const { kind: _kind, ...rest } = ours;
+          printJson({ type: 'resources', ...rest });
+        }
+      } else if (!opts.quiet) {
+        let line = `phase '${phase.name}' from step ${ctx.step} (t = ${ctx.t.toFixed(3)}): ${stacks} stack(s), ${humanCount(machine.model.numParameters(true))} trainable parameters`;
+        if (ours) line += `\n  memory and compute: ${resourceSummary(ours)}`;
         if (process.stderr.isTTY && progress) process.stderr.write(`\r\x1b[K${line}\n`);
         else process.stderr.write(`${line}\n`);
       }

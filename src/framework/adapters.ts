@@ -43,6 +43,8 @@ export interface DataPlaneSettings {
   mask?: MaskRatioSpec;
   mask_token_id?: number;
   eval_batches?: number;
+  /** Training window starts: any position ('random', default) or multiples of seq_len ('aligned'). */
+  windows?: 'random' | 'aligned';
   [key: string]: unknown;
 }
 
@@ -173,13 +175,18 @@ export class DataAdapter implements BatchSource {
     return out;
   }
 
-  /** Random windows; the starts depend only on (seed, step, micro), so resuming needs no state. */
+  /**
+   * Random windows; the starts depend only on (seed, step, micro), so resuming needs no state.
+   * 'aligned' windows start at multiples of seq_len: a fixed set of samples (a sample's id is its
+   * start), drawn with replacement.
+   */
   trainBatch(step: number, micro: number, t: number): DataBatch {
     const S = this.plane.seq_len;
     const stream = this.source.train;
     const rng = rngFor(this.dataSeed, step, micro);
-    const positions = stream.length - S + 1;
-    const starts = Array.from({ length: this.plane.batch_size }, () => rng.nextInt(positions));
+    const aligned = this.plane.windows === 'aligned';
+    const positions = aligned ? Math.floor(stream.length / S) : stream.length - S + 1;
+    const starts = Array.from({ length: this.plane.batch_size }, () => rng.nextInt(positions) * (aligned ? S : 1));
     return this.prepare(stream, starts, step, t);
   }
 
@@ -215,11 +222,30 @@ export interface ForwardContext {
 /** Replaces the model's forward (e.g. an activation cache for a frozen trunk). Returns logits. */
 export type ForwardOverride = (model: ModelAdapter, inputIds: Tensor, ctx: ForwardContext) => Tensor;
 
+/**
+ * Replaces the model's trunk (embedding + rack), e.g. with an activation cache for a frozen prefix
+ * (CachedPrefixForward.forwardHidden): returns the rack's output [B, S, d]; the head — and in
+ * training the fused loss — run on it.
+ */
+export type HiddenOverride = (model: ModelAdapter, inputIds: Tensor, ctx: ForwardContext) => Tensor;
+
+/** What the training loss scores, as tensors (see objectives/loss.ts `preparedTargets`). */
+export interface LossTargets {
+  /** int32 [B, S]; ignoreIndex where a position is not scored. */
+  targets: Tensor;
+  /** Per-position float weights [B, S], or null. */
+  weights: Tensor | null;
+  reduction: 'mean' | 'sum';
+  ignoreIndex: number;
+}
+
 /** A live model behind its specs. The model evolves in place; the adapter never rebuilds it. */
 export class ModelAdapter {
   readonly model: Model;
-  /** Set by a hook to change how logits are computed (cleared by setting undefined). */
+  /** Set by a hook to change how logits are computed (cleared by setting undefined); wins over hiddenOverride. */
   forwardOverride: ForwardOverride | undefined;
+  /** Set by a hook to change how the trunk's output is computed (cleared by setting undefined). */
+  hiddenOverride: HiddenOverride | undefined;
   /** Phase index at which each stack object first appeared. */
   private readonly births = new Map<Stack, number>();
   private latestBirth = 0;
@@ -255,7 +281,20 @@ export class ModelAdapter {
 
   forward(inputIds: Tensor, ctx: ForwardContext): Tensor {
     if (this.forwardOverride) return this.forwardOverride(this, inputIds, ctx);
+    if (this.hiddenOverride) return this.model.head.forward(this.hiddenOverride(this, inputIds, ctx), { seed: ctx.seed });
     return this.model.forward(inputIds, { seed: ctx.seed }).logits;
+  }
+
+  /**
+   * The training loss of a batch, as a scalar: the fused head + cross-entropy
+   * (Model.lossFromHidden: no [B, S, V] logits) on the trunk's output, or the cross-entropy of
+   * the logits when a forwardOverride gives logits. Targets are scored as given (no shift).
+   */
+  loss(inputIds: Tensor, ctx: ForwardContext, scored: LossTargets): Tensor {
+    const opts = { shift: false, ignoreIndex: scored.ignoreIndex, weights: scored.weights, reduction: scored.reduction, seed: ctx.seed };
+    if (this.forwardOverride) return this.model.loss(this.forwardOverride(this, inputIds, ctx), scored.targets, opts);
+    const h = this.hiddenOverride ? this.hiddenOverride(this, inputIds, ctx) : this.model.forwardHidden(inputIds, { seed: ctx.seed });
+    return this.model.lossFromHidden(h, scored.targets, opts);
   }
 
   namedParameters(): [string, Tensor][] {

@@ -49,6 +49,8 @@ export interface TrainingHooks {
   /** Extra state saved in checkpoints (JSON). */
   saveState?(): JsonValue;
   loadState?(state: JsonValue): void;
+  /** Releases what the hook holds (caches, files) when the machine is disposed. */
+  dispose?(): void;
 }
 
 export interface StepMetrics {

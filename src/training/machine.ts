@@ -72,7 +72,7 @@ import type {
 } from './hooks.js';
 import './objective-registry.js';
 import { ProgressivePlane, usesProgressivePlane } from './progressive-plane.js';
-import { preparedLoss } from './objectives/loss.js';
+import { preparedLoss, preparedTargets } from './objectives/loss.js';
 
 export interface TrainingMachineOptions {
   /** Overrides training.total_steps of the config. */
@@ -561,8 +561,9 @@ export class TrainingMachine {
       tokens += batch.tokens;
       const value = E.tidy(() => {
         const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
-        const logits = this.model.forward(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds });
-        const loss = preparedLoss(logits, batch);
+        // The fused head + loss (no [B, S, V] logits; see ModelAdapter.loss).
+        const scored = preparedTargets(batch, batch.batch, batch.seqLen, this.model.model.dtype, backend);
+        const loss = this.model.loss(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds }, scored);
         const v = loss.item();
         if (!Number.isFinite(v)) return v;
         (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
@@ -903,6 +904,7 @@ export class TrainingMachine {
   dispose(): void {
     this.logger?.close();
     this.logger = null;
+    for (const h of this.hooks) h.dispose?.();
     this.optimizer.dispose();
   }
 }

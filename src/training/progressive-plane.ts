@@ -16,6 +16,9 @@
  *                          model events written to the metrics JSONL:
  *                          {kind: 'grow'|'freeze'|'adapters'|'quantize', step, t, description,
  *                           stacks: [{index, state}]};
+ *                          then the phase's memory and compute (builder.report at the phase's
+ *                          seq_len, optimizer and activation cache): {kind: 'resources', step, t,
+ *                          phase, params, bytes, flops_per_token, per_stack} (resource-record.ts);
  *   onStepStart            builder.setTime(t) (ramp gates) and, after a structural change, the
  *                          optimizer groups from builder.parameterGroups() (new-stack, trunk,
  *                          stack-lora, progressive-lora, no-decay) via setParamGroups (state of
@@ -47,8 +50,10 @@ import type { TrainingMachine } from './machine.js';
 import type { Phase } from './schedule/phase.js';
 import type { ResolvedPhase } from './config/resolve.js';
 import {
+  CachedTraining,
   ProgressiveConfigError,
   ProgressiveRackBuilder,
+  type ActivationCacheState,
   parameterEntries,
   type BuilderState,
   type FreezePolicy,
@@ -58,8 +63,10 @@ import {
   type LoraRankStrategy,
   type PlanStep,
   type ProgressiveLoraOptions,
+  type ResourceReportOptions,
   type StackLoraOptions,
 } from './progressive/index.js';
+import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type ResourceRecord } from './progressive/resource-record.js';
 
 // ---- config ---------------------------------------------------------------------------------------
 
@@ -151,6 +158,19 @@ export const progressiveConfigSchema = z.strictObject({
     progressive_lora: z.number().min(0).optional(),
     no_decay: z.number().min(0).optional(),
   }).optional(),
+  /**
+   * Serve the frozen prefix (embedding + leading frozen stacks) from an activation cache: each training sample's prefix output is computed once and reused while the prefix is unchanged (pair with data.windows: aligned so that samples recur). The prefix runs in eval mode (no dropout).
+   */
+  activation_cache: z.strictObject({
+    /** Megabytes of activations kept in memory; beyond it the least recently used spill to disk. */
+    memory_budget_mb: z.number().min(0).default(256),
+    /** Megabytes allowed on disk (default unlimited); beyond it the oldest spilled entries are dropped. */
+    disk_budget_mb: z.number().min(0).optional(),
+    /** Parent folder of the spill folder (default the OS temp folder). */
+    spill_dir: z.string().min(1).optional(),
+    /** Also hash the prefix weights' contents on every step (a verification; write versions are exact already). */
+    check_content: z.boolean().default(false),
+  }).optional(),
 });
 
 export type ProgressiveConfig = z.output<typeof progressiveConfigSchema>;
@@ -158,7 +178,7 @@ export type ProgressiveConfig = z.output<typeof progressiveConfigSchema>;
 registerConfigExtension('model', 'progressive', progressiveConfigSchema);
 
 /** Keys of model.progressive that no phase may change (the builder is made once). */
-export const FIXED_PROGRESSIVE_KEYS = ['direction', 'target_stacks', 'stack_lora', 'progressive_lora', 'seed', 'group_lr_scale'] as const;
+export const FIXED_PROGRESSIVE_KEYS = ['direction', 'target_stacks', 'stack_lora', 'progressive_lora', 'seed', 'group_lr_scale', 'activation_cache'] as const;
 
 const dash = (s: string) => s.replace(/_/g, '-');
 
@@ -290,7 +310,10 @@ export class ProgressivePlane implements TrainingHooks {
   private lastAdapted = new Set<number>();
   /** Every event the plane reported (also while the metrics file is absent). */
   readonly events: ModelEventRecord[] = [];
+  /** The `resources` record of every phase start (memory and compute; see progressive/resource-record.ts). */
+  readonly resources: ResourceRecord[] = [];
   private validated = false;
+  private cached: CachedTraining | undefined;
 
   constructor(opts: ProgressivePlaneOptions = {}) {
     this.opts = opts;
@@ -318,6 +341,17 @@ export class ProgressivePlane implements TrainingHooks {
   /** Stacks of a phase: its model.n_stacks, else stacksPerPhase, else `fallback`. */
   private stacksOf(p: ResolvedPhase, fallback: number): number {
     return p.model?.n_stacks ?? this.opts.stacksPerPhase?.[p.index] ?? fallback;
+  }
+
+  /** The activation cache of the frozen prefix (model.progressive.activation_cache), once the first phase started. */
+  activationCache(): ActivationCacheState | undefined {
+    return this.cached?.info();
+  }
+
+  /** Releases the activation cache (its memory and spill folder). */
+  dispose(): void {
+    this.cached?.dispose();
+    this.cached = undefined;
   }
 
   /**
@@ -460,6 +494,11 @@ export class ProgressivePlane implements TrainingHooks {
       if (freeze !== undefined && JSON.stringify(freeze) !== oldFreeze) builder.setFreezePolicy(freeze);
       if (s.trunk_format !== oldFormat) builder.setTrunkWeightFormat(s.trunk_format as WeightFormat);
     }
+    const cacheSettings = s?.activation_cache;
+    if (cacheSettings && !this.cached) {
+      this.cached = new CachedTraining(machine.model.model, cacheSettings);
+      this.cached.install(machine.model);
+    }
     const target = this.stacksOf(ctx.resolved, builder.numStacks);
     const events: GrowthEvent[] = builder.growTo(target, { t });
     builder.setTime(t);
@@ -518,8 +557,32 @@ export class ProgressivePlane implements TrainingHooks {
       const rec = { kind: 'stacks', ...base, description: `phase '${phase.name}': ${states.length} stack(s)` };
       machine.logRecord(rec);
     }
+    this.writeResources(machine, phase, step, t);
     this.lastStates = states;
     this.lastAdapted = adapted;
+  }
+
+  /**
+   * The phase's memory and compute (builder.report at the phase's seq_len, with the optimizer the
+   * phase trains with and the activation cache, if any) as a `resources` record in the metrics
+   * JSONL; also kept in `resources`.
+   */
+  private writeResources(machine: TrainingMachine, phase: Phase, step: number, t: number): void {
+    // Hooks run before the machine applies the phase's optimizer plane: when the config governs
+    // the optimizer, the phase's plane says what will train; otherwise the machine's stays.
+    const index = machine.schedule.phases.indexOf(phase);
+    const resolved = index >= 0 ? machine.parsed.phases[index] : undefined;
+    const optimizer = machine.parsed.given.optimizer && resolved ? optimizerStateKindOfPlane(resolved.optimizer) : optimizerStateKindOf(machine.optimizer.optimizer);
+    const seqLen = machine.data.getBatchSpec().seq_len;
+    const cache = this.activationCache();
+    const opts: ResourceReportOptions = { seqLen, optimizer: optimizer.kind };
+    if (cache) {
+      opts.cachedPrefixStacks = cache.prefixStacks;
+      opts.cachedActivationBytes = { memory: cache.memoryBytes, disk: cache.diskBytes };
+    }
+    const rec = resourceRecord(this.builder.report(opts), { step, t, phase: phase.name, seqLen, optimizer, cachedPrefixStacks: cache?.prefixStacks ?? 0 });
+    this.resources.push(rec);
+    machine.logRecord({ ...rec });
   }
 
   onStepStart(machine: TrainingMachine, ctx: StepContext): void {

@@ -49,6 +49,10 @@ test('the default config at a small scale: grows 1→2→4 stacks on SOTU, loss 
     assert.equal(lines[0]!.type, 'start');
     const phases = lines.filter((l) => l.type === 'phase_start');
     assert.deepEqual(phases.map((p) => p.stacks), [1, 2, 4]);
+    // The progressive plane's memory and compute report of every phase, after its phase_start line.
+    const resources = lines.filter((l) => l.type === 'resources') as { n_stacks: number; params: { trainable: number } }[];
+    assert.deepEqual(resources.map((r) => r.n_stacks), [1, 2, 4]);
+    assert.deepEqual(resources.map((r) => r.params.trainable), phases.map((p) => p.trainable_params));
     const result = lines.at(-1)!;
     assert.equal(result.type, 'result');
     assert.equal(result.ok, true);
@@ -130,6 +134,7 @@ test('bad input: clear message, non-zero exit, no run folder left behind', () =>
     const small = ['--steps', '4', ...SMALL];
     const mk = stackwise('train', '--run-dir', join(dir, 'tokrun'), ...small, ...files(`[${join(dir, 'corpus.txt')}]`), '--set', `data.tokenizer.path=${join(dir, 'tok.json')}`, '--set', 'data.split.val=0', '--set', 'data.split.test=0', '--no-report');
     assert.equal(mk.status, 0, mk.stderr);
+    assert.match(mk.stderr, /phase '[^']+' from step 0 .*\n  memory and compute: params [\d.]+K? trainable .* adamw state [\d.]+ MB.*; train [\d.]+[KMG]? FLOP\/token/);
     assert.ok(existsSync(join(dir, 'tok.json')));
     for (const c of cases) {
       const r = stackwise('train', ...c.args.filter((a) => a.endsWith('.yaml')), '--run-dir', run, ...small, ...c.args.filter((a) => !a.endsWith('.yaml')));

@@ -130,6 +130,10 @@ export const dataSchema = z.strictObject({
     .default({ val: 0.05, test: 0.05, seed: 0 }),
   /** Validation batches per evaluation (taken in order from the start of the split). */
   eval_batches: posInt.default(8),
+  /**
+   * Where training windows start: 'random' (default) any token position; 'aligned' multiples of seq_len — a fixed set of samples revisited epoch after epoch, so that an activation cache (model.progressive.activation_cache) computes a frozen trunk's output once per sample and reuses it.
+   */
+  windows: z.enum(['random', 'aligned']).default('random'),
 });
 
 // ---- optimizer --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import { PHASE_COLORS, REPORT_CHARTS, STATE_COLORS, EVENT_STYLE, chartContext, type ChartContext } from './charts.js';
 import { escapeXml, formatValue } from './svg.js';
-import type { RunReportData, SummaryValue } from './types.js';
+import type { ReportResources, RunReportData, SummaryValue } from './types.js';
 import { STACK_STATES } from './types.js';
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -103,6 +103,55 @@ function eventTable(ctx: ChartContext): string {
   return `<table><thead><tr><th class="num">#</th><th class="num">t</th><th class="num">step</th><th>kind</th><th>description</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/** A count with a unit prefix and 4 significant digits (1234567 → 1.235M). */
+function compact(v: number | null | undefined): string {
+  if (!finite(v)) return formatValue(v ?? null);
+  const a = Math.abs(v);
+  for (const [scale, unit] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) {
+    if (a >= scale) return `${Number((v / scale).toPrecision(4))}${unit}`;
+  }
+  return String(Number(v.toPrecision(4)));
+}
+
+/** Bytes as MB (10⁶ bytes). */
+function megabytes(v: number | null | undefined): string {
+  if (!finite(v)) return formatValue(v ?? null);
+  const mb = v / 1e6;
+  if (mb === 0) return '0';
+  if (Math.abs(mb) < 0.001) return '<0.001';
+  return Math.abs(mb) < 10 ? mb.toFixed(3) : Math.abs(mb) < 1000 ? mb.toFixed(1) : mb.toFixed(0);
+}
+
+/** A right-aligned cell whose title holds the exact value. */
+function numCell(text: string, exact: number | null | undefined): string {
+  const title = finite(exact) ? ` title="${escapeXml(String(exact))}"` : '';
+  return `<td class="num"${title}>${escapeXml(text)}</td>`;
+}
+
+/** Per-phase memory and compute (a progressive run's `resources` records). */
+function resourcesTable(data: RunReportData, rows: ReportResources[]): string {
+  const body = rows.map((r) => {
+    const i = data.phases.findIndex((p) => p.name === r.phase);
+    const swatch = i >= 0 ? `<span class="swatch" style="background:${PHASE_COLORS[i % PHASE_COLORS.length]}"></span>` : '';
+    const cached = r.cached_activations_disk_bytes ? `${megabytes(r.cached_activations_memory_bytes)} + ${megabytes(r.cached_activations_disk_bytes)} disk` : megabytes(r.cached_activations_memory_bytes);
+    const prefix = finite(r.cached_prefix_stacks) && r.cached_prefix_stacks > 0 ? ` (${r.cached_prefix_stacks} stack${r.cached_prefix_stacks === 1 ? '' : 's'})` : '';
+    return `<tr><td>${swatch}${escapeXml(r.phase || '–')}</td>`
+      + numCell(formatValue(r.t), r.t) + numCell(formatValue(r.stacks), r.stacks)
+      + numCell(compact(r.trainable_params), r.trainable_params) + numCell(compact(r.frozen_params), r.frozen_params) + numCell(compact(r.adapter_params), r.adapter_params)
+      + numCell(megabytes(r.weights_bytes), r.weights_bytes) + numCell(megabytes(r.grads_bytes), r.grads_bytes)
+      + numCell(megabytes(r.optimizer_state_bytes), r.optimizer_state_bytes) + numCell(cached, r.cached_activations_memory_bytes)
+      + numCell(megabytes(r.total_bytes), r.total_bytes)
+      + numCell(compact(r.train_flops_per_token), r.train_flops_per_token) + numCell(`${compact(r.train_cached_flops_per_token)}${prefix}`, r.train_cached_flops_per_token)
+      + '</tr>';
+  });
+  const head = ['phase', 'start t', 'stacks', 'trainable params', 'frozen params', 'adapter params', 'weights MB', 'grads MB', 'optimizer state MB', 'cached activations MB', 'total MB', 'train FLOPs / token', 'train FLOPs / token, cached prefix'];
+  const optimizers = [...new Set(rows.map((r) => r.optimizer).filter((o): o is string => typeof o === 'string' && o !== ''))];
+  const note = `At each phase start. MB = 10⁶ bytes; total = weights + grads + optimizer state${optimizers.length ? ` (${optimizers.join(', ')})` : ''} + cached activations in memory. `
+    + 'Training FLOPs per token count a multiply-add as 2 (forward + backward); the cached column serves the frozen prefix from the activation cache.';
+  return `<div style="overflow-x:auto"><table><thead><tr>${head.map((h, i) => `<th${i === 0 ? '' : ' class="num"'}>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table></div>`
+    + `<p class="meta" style="margin:10px 0 0">${escapeXml(note)}</p>`;
+}
+
 export interface RenderHtmlOptions {
   /** File names of the separate SVG charts, by chart id (linked in the captions). */
   chartFiles?: Record<string, string>;
@@ -145,7 +194,7 @@ export function renderReportHtml(data: RunReportData, opts: RenderHtmlOptions = 
 <section id="summary"><h2>Summary</h2>${summary.length || derived.length ? kvGrid([...summary, ...derived]) : '<p class="empty">No summary.</p>'}</section>
 ${notes.length ? `<section class="notes" id="notes"><h2>Notes</h2><ul>${notes.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul></section>\n` : ''}${figures.join('\n')}
 <section id="phases"><h2>Phases</h2>${phaseTable(data)}</section>
-<section id="events"><h2>Model events</h2>${eventTable(ctx)}<p class="meta" style="margin:10px 0 0">Stack states: ${stateLegend}</p></section>
+${data.resources?.length ? `<section id="resources"><h2>Memory and compute per phase</h2>${resourcesTable(data, data.resources)}</section>\n` : ''}<section id="events"><h2>Model events</h2>${eventTable(ctx)}<p class="meta" style="margin:10px 0 0">Stack states: ${stateLegend}</p></section>
 </main>
 <footer>stackwise run report · self-contained: no scripts, no external resources</footer>
 </body>

@@ -46,6 +46,7 @@ export function normalizeReportData(data: Partial<RunReportData> & { run_name?: 
     stack_timeline: arr(data.stack_timeline).map((s) => ({ t: s.t, stacks: arr(s.stacks) })),
     summary: data.summary && typeof data.summary === 'object' ? data.summary : {},
   };
+  if (Array.isArray(data.resources) && data.resources.length > 0) out.resources = data.resources;
   if (Array.isArray(data.notes)) out.notes = data.notes;
   if (typeof data.generated_at === 'string') out.generated_at = data.generated_at;
   return out;
@@ -128,6 +129,7 @@ export function readRunReportData(runDir: string): RunReportData {
     if (data.events.length === 0) data.events = previous.events;
     if (data.stack_timeline.length === 0) data.stack_timeline = previous.stack_timeline;
     if (data.evals.length === 0) data.evals = previous.evals;
+    if (!data.resources && previous.resources) data.resources = previous.resources;
     data.summary = { ...previous.summary, ...data.summary };
     if (previous.run_name && data.run_name === basename(resolve(runDir))) data.run_name = previous.run_name;
   }

@@ -15,6 +15,10 @@
  *                      or {trainable: [2], frozen: [0, 1], adapted: [], quantized: [0]}
  *   run / run_start / config   {run_name, total_steps, phases: [{name, start_t, end_t}]}
  *   phase / phase_start        {name, t (or start_t), end_t}
+ *   resources                  {t, step, phase, n_stacks, params: {trainable, frozen, adapters},
+ *                      bytes: {weights, grads, optimizer_state, cached_activations_memory, …, total},
+ *                      flops_per_token: {train, train_cached}}  [also flat: trainable_params,
+ *                      weights_bytes, train_flops_per_token, …, or dotted keys 'params.trainable']
  *   summary / run_end          every other scalar field goes to the summary
  * A t that is missing is computed from step and total_steps when known.
  */
@@ -24,7 +28,7 @@ import { readJsonl, type MetricsRecord } from '../metrics-jsonl.js';
 import { extent } from './svg.js';
 import {
   emptyRunReportData, STACK_STATES,
-  type ReportPhase, type ReportStackEntry, type RunEventKind, type RunReportData, type StackState, type SummaryValue,
+  type ReportPhase, type ReportResources, type ReportStackEntry, type RunEventKind, type RunReportData, type StackState, type SummaryValue,
 } from './types.js';
 
 type Rec = Record<string, unknown>;
@@ -131,6 +135,44 @@ export function parseStackSnapshot(v: unknown): ReportStackEntry[] | undefined {
   return undefined;
 }
 
+/** A number at the first of `paths` present: a literal key, else a dotted path into nested objects. */
+function numAt(r: Rec, paths: string[]): number | undefined {
+  for (const p of paths) {
+    let v: unknown = r[p];
+    if (v === undefined && p.includes('.')) v = p.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Rec)[k] : undefined), r);
+    const n = num(v);
+    if (n !== undefined) return n;
+  }
+  return undefined;
+}
+
+const RESOURCE_KINDS = ['resources', 'resource', 'resource_report', 'resources_report', 'memory_report'];
+
+/** The per-phase memory and compute of a `resources` record (t filled in by the caller). */
+function resourcesOf(r: Rec): ReportResources {
+  const v = (paths: string[]) => numAt(r, paths) ?? null;
+  const out: ReportResources = {
+    phase: str(pick(r, PHASE_KEYS)) ?? '',
+    t: NaN,
+    step: num(pick(r, STEP_KEYS)) ?? null,
+    stacks: v(['n_stacks', 'num_stacks', 'numStacks', 'stacks']),
+    trainable_params: v(['params.trainable', 'trainable_params', 'params_trainable']),
+    frozen_params: v(['params.frozen', 'frozen_params', 'params_frozen']),
+    adapter_params: v(['params.adapters', 'adapter_params', 'params_adapters']),
+    weights_bytes: v(['bytes.weights', 'weights_bytes', 'weight_bytes', 'bytes_weights']),
+    grads_bytes: v(['bytes.grads', 'grads_bytes', 'grad_bytes', 'gradient_bytes', 'bytes_grads']),
+    optimizer_state_bytes: v(['bytes.optimizer_state', 'optimizer_state_bytes', 'bytes_optimizer_state', 'bytes.optimizerState']),
+    cached_activations_memory_bytes: v(['bytes.cached_activations_memory', 'cached_activations_memory_bytes', 'bytes.cached_activations.memory', 'bytes.cachedActivations.memory', 'cached_activations_bytes']),
+    cached_activations_disk_bytes: v(['bytes.cached_activations_disk', 'cached_activations_disk_bytes', 'bytes.cached_activations.disk', 'bytes.cachedActivations.disk']),
+    total_bytes: v(['bytes.total', 'total_bytes', 'bytes_total', 'memory_bytes']),
+    train_flops_per_token: v(['flops_per_token.train', 'train_flops_per_token', 'flops_per_token_train', 'flopsPerToken.train']),
+    train_cached_flops_per_token: v(['flops_per_token.train_cached', 'train_cached_flops_per_token', 'flops_per_token_train_cached', 'flopsPerToken.trainCached']),
+    cached_prefix_stacks: v(['cached_prefix_stacks', 'cachedPrefixStacks']),
+    optimizer: str(pick(r, ['optimizer', 'optimizer_kind'])) ?? null,
+  };
+  return out;
+}
+
 function kindOf(r: Rec): string {
   const k = str(pick(r, ['kind', 'type', 'record', 'event_type']));
   return k ? k.toLowerCase() : '';
@@ -172,6 +214,7 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
   let completed = false;
   const phaseStarts: { name: string; t: number; end?: number }[] = [];
   const pendingT: { set: (t: number) => void; step: number | undefined }[] = [];
+  const resources: ReportResources[] = [];
   let skipped = 0;
 
   // First pass: run-level facts (total steps, phases, name).
@@ -229,6 +272,12 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       const t = num(pick(r, ['start_t', ...T_KEYS])) ?? (stepNum !== undefined && totalSteps ? stepNum / totalSteps : undefined);
       const end = num(pick(r, ['end_t', 'endT']));
       if (name !== undefined && t !== undefined) phaseStarts.push({ name, t, ...(end !== undefined ? { end } : {}) });
+      handled = true;
+    } else if (RESOURCE_KINDS.includes(k)) {
+      const res = resourcesOf(r);
+      const t = tOf(r, (x) => { res.t = x; });
+      if (t !== undefined) res.t = t;
+      resources.push(res);
       handled = true;
     } else if (['summary', 'run_end', 'end', 'final', 'done', 'finished'].includes(k)) {
       completed = true;
@@ -303,7 +352,7 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
     data.phases = starts.map((s, i) => ({ name: s.name, start_t: s.t, end_t: s.end ?? (i + 1 < starts.length ? starts[i + 1]!.t : Math.max(endOfRun, s.t)) }));
   }
 
-  for (const arr of [data.steps, data.evals, data.events, data.stack_timeline] as { t: number }[][]) {
+  for (const arr of [data.steps, data.evals, data.events, data.stack_timeline, resources] as { t: number }[][]) {
     const before = arr.length;
     const keep = arr.filter((x) => finiteT(x.t));
     arr.length = 0;
@@ -313,6 +362,7 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
   data.steps.sort((a, b) => a.t - b.t || a.step - b.step);
   data.evals.sort((a, b) => a.t - b.t);
   data.stack_timeline.sort((a, b) => a.t - b.t);
+  if (resources.length) data.resources = resources.sort((a, b) => a.t - b.t);
   if (skipped) notes.push(`${skipped} record(s) of unknown kind were ignored`);
   if (notes.length) data.notes = notes;
   return data;

@@ -57,6 +57,31 @@ export interface ReportStackSnapshot {
 
 export type SummaryValue = string | number | boolean | null;
 
+/**
+ * Memory and compute of one phase (a progressive run's `resources` record): parameters, bytes and
+ * FLOPs per token. A value the record lacks is null.
+ */
+export interface ReportResources {
+  phase: string;
+  t: number;
+  step?: number | null;
+  stacks: number | null;
+  trainable_params: number | null;
+  frozen_params: number | null;
+  adapter_params: number | null;
+  weights_bytes: number | null;
+  grads_bytes: number | null;
+  optimizer_state_bytes: number | null;
+  cached_activations_memory_bytes: number | null;
+  cached_activations_disk_bytes: number | null;
+  total_bytes: number | null;
+  /** Training FLOPs per token (forward + backward), without and with the activation cache. */
+  train_flops_per_token: number | null;
+  train_cached_flops_per_token: number | null;
+  cached_prefix_stacks?: number | null;
+  optimizer?: string | null;
+}
+
 export interface RunReportData {
   run_name: string;
   phases: ReportPhase[];
@@ -64,6 +89,8 @@ export interface RunReportData {
   evals: ReportEval[];
   events: ReportEvent[];
   stack_timeline: ReportStackSnapshot[];
+  /** Per-phase memory and compute (progressive runs), in t order. */
+  resources?: ReportResources[];
   /** Shown as a key/value table at the top of the report (in insertion order). */
   summary: Record<string, SummaryValue>;
   /** Optional notes printed under the summary (e.g. what the reader had to guess). */

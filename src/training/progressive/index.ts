@@ -9,3 +9,5 @@ export * from './groups.js';
 export * from './report.js';
 export * from './builder.js';
 export * from './activation-cache.js';
+export * from './resource-record.js';
+export * from './cached-training.js';

@@ -1,0 +1,62 @@
+/**
+ * The activation cache in a training run (`model.progressive.activation_cache`): the machine's
+ * forward becomes a CachedPrefixForward, so the frozen prefix (embedding + leading frozen stacks)
+ * of every training and validation row is computed once and served from the cache while the prefix
+ * is unchanged. When nothing is frozen (prefix of 0 stacks) or a batch has no sample ids, the
+ * plain forward runs. The cache is exact: a row's key is its sample id and a hash of its tokens,
+ * under the prefix's version (structure + weight write versions). The cached prefix runs in eval
+ * mode (a frozen trunk applies no dropout): without dropout in the trunk the losses are the same
+ * with and without the cache.
+ */
+import type { ModelAdapter } from '../../framework/index.js';
+import type { Model } from '../../nn/index.js';
+import { ActivationCache, CachedPrefixForward, type ActivationCacheStats } from './activation-cache.js';
+
+export interface ActivationCacheSettings {
+  memory_budget_mb: number;
+  disk_budget_mb?: number | undefined;
+  spill_dir?: string | undefined;
+  check_content: boolean;
+}
+
+/** What the cache holds now (for the per-phase resource report and the metrics). */
+export interface ActivationCacheState extends ActivationCacheStats {
+  /** Stacks currently served from the cache (0: nothing frozen at the front). */
+  prefixStacks: number;
+}
+
+const MB = 1 << 20;
+
+export class CachedTraining {
+  readonly cache: ActivationCache;
+  readonly forward: CachedPrefixForward;
+
+  constructor(model: Model, settings: ActivationCacheSettings) {
+    this.cache = new ActivationCache({
+      memoryBudgetBytes: Math.floor(settings.memory_budget_mb * MB),
+      ...(settings.disk_budget_mb !== undefined ? { diskBudgetBytes: Math.floor(settings.disk_budget_mb * MB) } : {}),
+      ...(settings.spill_dir !== undefined ? { spillDir: settings.spill_dir } : {}),
+    });
+    this.forward = new CachedPrefixForward(model, { cache: this.cache, checkContent: settings.check_content });
+  }
+
+  /**
+   * Makes the adapter's trunk go through the cache: its hiddenOverride gives the rack's output, on
+   * which the training step runs the fused head + loss (ModelAdapter.loss) and `forward` the head.
+   */
+  install(adapter: ModelAdapter): void {
+    if (adapter.model !== this.forward.model) throw new Error("CachedTraining: the adapter's model is not the one the cache was made for");
+    adapter.hiddenOverride = (a, ids, ctx) => {
+      if (!ctx.sampleIds) return a.model.forwardHidden(ids, { seed: ctx.seed });
+      return this.forward.forwardHidden(ids, ctx.sampleIds, { seed: ctx.seed }).hidden;
+    };
+  }
+
+  info(): ActivationCacheState {
+    return { ...this.cache.stats, prefixStacks: this.forward.prefixStacks() };
+  }
+
+  dispose(): void {
+    this.cache.dispose();
+  }
+}
