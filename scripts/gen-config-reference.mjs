@@ -56,14 +56,20 @@ function docComments(source) {
   return out;
 }
 const comments = docComments(readFileSync(join(root, 'src', 'framework', 'config', 'schema.ts'), 'utf8'));
-/** Comments of extension schemas (by key name, first wins). */
+/**
+ * Comments of extension schemas: `plane.key` → the comments of the file that registers it (by key
+ * name, first wins), so two extensions with a same-named field keep their own descriptions.
+ */
 const extComments = new Map();
-for (const file of ['src/training/progressive-plane.ts']) {
+for (const file of ['src/training/progressive-plane.ts', 'src/training/config/modes.ts']) {
   if (!existsSync(join(root, file))) continue;
-  for (const [k, v] of docComments(readFileSync(join(root, file), 'utf8'))) {
+  const source = readFileSync(join(root, file), 'utf8');
+  const own = new Map();
+  for (const [k, v] of docComments(source)) {
     const key = k.startsWith('variant:') ? k : k.slice(k.indexOf('.') + 1);
-    if (!extComments.has(key)) extComments.set(key, v);
+    if (!own.has(key)) own.set(key, v);
   }
+  for (const m of source.matchAll(/registerConfigExtension\('(\w+)', '(\w+)'/g)) extComments.set(`${m[1]}.${m[2]}`, own);
 }
 
 /** Descriptions of keys the schema source leaves uncommented. */
@@ -149,6 +155,7 @@ const FALLBACK = {
   'training.keep_last': 'Checkpoints kept in the run folder (older ones are pruned).',
   'training.tensorboard': 'Also write TensorBoard event files (run_dir/tb).',
   'training.backend': 'Engine backend (default: native when built, else reference).',
+  'training.mode': 'A classic training mode, expanded into the phase schedule and model.progressive settings it stands for: fused (one phase, whole model), progressive, stack_wise, block_wise, layer_wise (grow one unit per phase). A string is short for {kind: …}. A growing mode refuses an explicit schedule; see the README\'s "Training modes".',
   'schedule': 'Phases over normalized time t ∈ [0, 1]; each may change the data, model and optimizer planes. Absent: one phase over the whole run.',
   'schedule[].name': 'Phase name (shown in logs, reports and checkpoint names).',
   'schedule[].start_t': 'Where the phase starts in normalized time (phases must tile [0, 1]).',
@@ -232,9 +239,10 @@ function fmtDefault(v) {
 }
 
 const rows = [];
+/** `extension`: the comments of the module that registered the key (false: a built-in key). */
 function describe(path, schemaName, key, s, extension = false) {
   const i = info(s);
-  const desc = (extension ? extComments.get(key) : comments.get(`${schemaName}.${key}`)) ?? metaDescription(s) ?? FALLBACK[path] ?? FALLBACK[path.replace(/\[\d+\]/g, '[]')] ?? (extension ? 'Registered by a module (see its documentation).' : '');
+  const desc = (extension ? extension.get(key) : comments.get(`${schemaName}.${key}`)) ?? metaDescription(s) ?? FALLBACK[path] ?? FALLBACK[path.replace(/\[\d+\]/g, '[]')] ?? (extension ? 'Registered by a module (see its documentation).' : '');
   rows.push({ path, type: i.type, required: !i.optional, default: fmtDefault(i.default), desc });
   if (i.children) for (const [k, c] of i.children) describe(`${path}.${k}`, schemaName, k, c, extension);
   if (i.element && info(i.element).children) for (const [k, c] of info(i.element).children) describe(`${path}[].${k}`, schemaName, k, c, extension);
@@ -257,7 +265,7 @@ const sections = [];
 for (const [plane, schemaName, schema, intro] of planes) {
   rows.length = 0;
   for (const [k, s] of Object.entries(schema.shape)) describe(`${plane}.${k}`, schemaName, k, s);
-  for (const [k, s] of S.configExtensions(plane)) describe(`${plane}.${k}`, schemaName, k, s.optional(), true);
+  for (const [k, s] of S.configExtensions(plane)) describe(`${plane}.${k}`, schemaName, k, s.optional(), extComments.get(`${plane}.${k}`) ?? new Map());
   sections.push({ title: plane, intro, rows: [...rows] });
 }
 rows.length = 0;

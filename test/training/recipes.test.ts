@@ -125,3 +125,18 @@ test('recipe (d) progressive stacking 3 → 6 → 12 blocks, copy-top at t = 0.1
   assert.ok(grows.every((g) => /copy of the top blocks/.test(String(g['description']))));
   assertLossFalls(r.result.losses, 'progressive stacking');
 });
+
+test('recipe (e) layer-wise training mode: one one-block layer per phase, earlier layers frozen', () => {
+  const r = runRecipe('layer-wise.yaml', ['model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'training.total_steps=16'], {
+    phase: 3,
+    tensors: (m) => [0, 1, 2].flatMap((i) => baseWeights(m, i)),
+  });
+  assert.deepEqual(r.result.phases.map((p) => [p.name, p.steps]), [['layer-1', 4], ['layer-2', 4], ['layer-3', 4], ['layer-4', 4]]);
+  assert.equal(r.machine.model.model.rack.numStacks, 4);
+  assert.equal(r.machine.model.model.rack.numBlocks, 4);
+  assert.deepEqual(r.snapshots.get('end'), r.snapshots.get('start'), 'layers 1-3 frozen while layer 4 trains');
+  const grows = r.records.filter((x) => x['kind'] === 'grow');
+  assert.equal(grows.length, 3);
+  assert.ok(grows.every((g) => /copy of the top blocks/.test(String(g['description']))));
+  assertLossFalls(r.result.losses, 'layer-wise');
+});

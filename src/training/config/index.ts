@@ -3,3 +3,4 @@
 export * from '../../framework/config/index.js';
 export * from './resolve.js';
 export * from './load.js';
+export * from './modes.js';

@@ -17,6 +17,7 @@ import {
   type StackWiseConfig,
   type TrainingPlaneConfig,
 } from '../../framework/config/schema.js';
+import { expandTrainingMode, type ModeExpansion, type TrainingMode } from './modes.js';
 
 /** The config of every plane during one phase, validated, defaults filled in. */
 export interface ResolvedPhase {
@@ -41,6 +42,8 @@ export interface ParsedConfig {
   source?: string;
   /** Which planes the config wrote itself (the optimizer plane is defaulted when absent). */
   given: { model: boolean; data: boolean; optimizer: boolean };
+  /** What training.mode expanded into (absent without a mode). */
+  mode?: ModeExpansion;
 }
 
 /** Model fields no phase may change: the live model evolves, it is never rebuilt. */
@@ -148,21 +151,39 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
   if (optimizer) base.optimizer = optimizer;
   if (issues.length > 0) throw new ConfigError(issues, options.source);
 
+  // training.mode: its phases and model settings (modes.ts), in place of a written schedule.
+  let mode: ModeExpansion | undefined;
+  const modeConfig = parsed.training['mode'] as TrainingMode | undefined;
+  if (modeConfig !== undefined) {
+    const model = parsed['model'] as ModelPlaneConfig | undefined;
+    const inputs = {
+      rawModel: rawObj['model'],
+      ...(model ? { model } : {}),
+      ...(Array.isArray(rawObj['schedule']) ? { schedule: rawObj['schedule'] as unknown[] } : {}),
+      totalSteps: parsed.training.total_steps,
+    };
+    mode = expandTrainingMode(modeConfig, inputs, issues);
+    if (issues.length > 0) throw new ConfigError(issues, options.source);
+  }
+
   // The schedule (a single phase when none is given).
-  const phaseInits: SimplePhaseInit[] = parsed.schedule
-    ? parsed.schedule.map((p) => JSON.parse(JSON.stringify(p)) as SimplePhaseInit)
-    : [{ start_t: 0, end_t: 1, name: 'single_phase' }];
+  const phaseInits: SimplePhaseInit[] = mode
+    ? mode.schedule
+    : parsed.schedule
+      ? parsed.schedule.map((p) => JSON.parse(JSON.stringify(p)) as SimplePhaseInit)
+      : [{ start_t: 0, end_t: 1, name: 'single_phase' }];
   let schedule: PhaseSchedule;
   let controller: TimeController;
   try {
     ({ schedule, controller } = createSimpleSchedule(parsed.training.total_steps, phaseInits));
   } catch (error) {
     if (!(error instanceof ScheduleError)) throw error;
-    throw new ConfigError(error.problems.map((p) => ({ path: 'schedule', expected: '', found: '', message: p })), options.source);
+    const path = mode && !parsed.schedule ? 'training.mode' : 'schedule';
+    throw new ConfigError(error.problems.map((p) => ({ path, expected: '', found: '', message: p })), options.source);
   }
 
   // Every phase: raw base planes ⊕ the phase's overrides, then validated.
-  const rawPlanes = { data: rawObj['data'] ?? {}, model: rawObj['model'] ?? {}, optimizer: rawObj['optimizer'] ?? { lr: 1e-3 } };
+  const rawPlanes = { data: rawObj['data'] ?? {}, model: mode?.model ?? rawObj['model'] ?? {}, optimizer: rawObj['optimizer'] ?? { lr: 1e-3 } };
   const phases: ResolvedPhase[] = [];
   // Phases in the schedule are sorted by start; map them back to their position in the config.
   const configIndex = new Map<string, number>(phaseInits.map((p, i) => [p.name ?? `phase_${i}`, i]));
@@ -218,6 +239,7 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
   const given = { model: rawObj['model'] !== undefined, data: rawObj['data'] !== undefined, optimizer: rawObj['optimizer'] !== undefined };
   const result: ParsedConfig = { config: base, schedule, controller, phases, hash: configHash(base), given };
   if (options.source !== undefined) result.source = options.source;
+  if (mode !== undefined) result.mode = mode;
   return result;
 }
 
