@@ -55,6 +55,12 @@ export class SGD extends Optimizer {
   }
 
   protected setParamState(p: Tensor, s: ParamState, copy = false): void {
+    // Plain SGD keeps no state: momentum buffers handed over by an optimizer with momentum
+    // (a phase that turns momentum off) are dropped, not an error.
+    if (this.momentum === 0) {
+      this.dropParamState(p);
+      return;
+    }
     const b = s.tensors['momentum'];
     if (!b) throw new Error(`optimizer state: parameter ${p.describe()} has no SGD momentum buffer`);
     const nb = copy ? adoptState(b, p, 'momentum') : b;

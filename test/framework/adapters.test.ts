@@ -134,6 +134,17 @@ test('buildOptimizer from config, spec or object; lr(t) per group; clipping; spe
   const replaced: unknown = opt.optimizer;
   assert.ok(replaced instanceof SGD);
   assert.equal(replaced.namedState(name).tensors.size, 0);
+  // SGD momentum 0.9 → 0 (state dropped: plain SGD holds none) → 0.9 (fresh buffers at the next step).
+  for (const [, t] of m.trainableParameters()) t.grad = E.keep(E.full([...t.shape], 1));
+  opt.step();
+  assert.ok(opt.optimizer.namedState(name).tensors.size > 0, 'momentum buffers after a step');
+  assert.equal(opt.applySpec({ ...opt.getSpec(), momentum: 0 }, name), 'rebuilt');
+  assert.equal(opt.optimizer.namedState(name).tensors.size, 0);
+  opt.step();
+  assert.equal(opt.applySpec({ ...opt.getSpec(), momentum: 0.9 }, name), 'rebuilt');
+  opt.step();
+  assert.ok(opt.optimizer.namedState(name).tensors.size > 0, 'momentum is back');
+  opt.zeroGrad();
   const sgd = buildOptimizer(new SGD(m.trainableParameters().map(([, t]) => t), { lr: 0.2, momentum: 0.5 }), m);
   assert.deepEqual(sgd.getSpec().lr_schedule, { kind: 'constant', lr: 0.2 });
   assert.ok(buildOptimizer(sgd, m) === sgd);
