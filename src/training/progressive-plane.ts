@@ -511,6 +511,17 @@ export class ProgressivePlane implements TrainingHooks {
     this.report(machine, phase, ctx.step, t, events, oldFreeze !== JSON.stringify(builder.freezePolicy), oldFormat !== builder.trunkWeightFormat);
   }
 
+  /** What the activation cache did during the phase (its sizes are only meaningful once steps ran). */
+  onPhaseEnd(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void {
+    if (!this.cached || ctx.replaying) return;
+    const c = this.cached.info();
+    machine.logRecord({
+      kind: 'activation_cache', step: ctx.step, t: ctx.t, phase: phase.name, prefix_stacks: c.prefixStacks,
+      hits: c.hits, misses: c.misses, entries: c.entries, memory_bytes: c.memoryBytes, disk_bytes: c.diskBytes,
+      spills: c.spills, evictions: c.evictions, invalidations: c.invalidations,
+    });
+  }
+
   private adaptedSet(): Set<number> {
     const out = new Set<number>();
     this.builder.model.rack.stacks.toArray().forEach((s, i) => { if (hasAdapters(s)) out.add(i); });

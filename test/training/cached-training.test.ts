@@ -2,7 +2,11 @@
 // cache (hits once samples recur), and the losses match a run without the cache.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError } from '../../src/framework/index.js';
+import { readJsonl } from '../../src/io/index.js';
 import { ProgressivePlane, TrainingMachine } from '../../src/training/index.js';
 
 type Obj = Record<string, unknown>;
@@ -29,7 +33,8 @@ test('activation cache from config: same losses as without it; the frozen prefix
   const plain = new TrainingMachine(config(null));
   const a = plain.train();
   plain.dispose();
-  const m = new TrainingMachine(config({ memory_budget_mb: 0.004 }));
+  const run = mkdtempSync(join(tmpdir(), 'sw-cached-'));
+  const m = new TrainingMachine(config({ memory_budget_mb: 0.004 }), { runDir: run });
   const plane = ProgressivePlane.attach(m);
   const prefixByPhase: number[] = [];
   m.addCallback({ onStep: (s) => { prefixByPhase[s.phase_index] = plane.activationCache()!.prefixStacks; } });
@@ -41,8 +46,14 @@ test('activation cache from config: same losses as without it; the frozen prefix
   assert.equal(a.losses.length, b.losses.length);
   a.losses.forEach((l, i) => assert.ok(Math.abs(l - b.losses[i]!) <= 1e-5 * Math.max(1, Math.abs(l)), `step ${i}: ${l} vs ${b.losses[i]}`));
   assert.ok(Math.abs(a.final_eval!.loss - b.final_eval!.loss) < 1e-5, `validation loss ${a.final_eval!.loss} vs ${b.final_eval!.loss}`);
+  // One record per phase of what the cache did (counters are cumulative).
+  const recs = readJsonl(join(run, 'metrics.jsonl')).filter((r) => r['kind'] === 'activation_cache');
+  assert.deepEqual(recs.map((r) => [r['phase'], r['prefix_stacks']]), [['one', 0], ['two', 1], ['three', 2]]);
+  assert.equal(recs.at(-1)!['hits'], info.hits);
+  assert.ok((recs.at(-1)!['disk_bytes'] as number) > 0);
   m.dispose();
   assert.equal(plane.activationCache(), undefined, 'dispose releases the cache');
+  rmSync(run, { recursive: true, force: true });
 });
 
 test('aligned windows start at multiples of seq_len; bad activation_cache settings are config errors', () => {

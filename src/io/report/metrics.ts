@@ -279,6 +279,17 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       if (t !== undefined) res.t = t;
       resources.push(res);
       handled = true;
+    } else if (k === 'activation_cache') {
+      // What the cache held at the phase's end: the phase's resources row shows it (the record
+      // at the phase start sees an empty or invalidated cache).
+      const phase = str(pick(r, PHASE_KEYS));
+      const row = [...resources].reverse().find((x) => x.phase === phase);
+      if (row) {
+        row.cached_activations_memory_bytes = num(r['memory_bytes']) ?? row.cached_activations_memory_bytes;
+        row.cached_activations_disk_bytes = num(r['disk_bytes']) ?? row.cached_activations_disk_bytes;
+        row.cache_hits = num(r['hits']) ?? null;
+      }
+      handled = true;
     } else if (['summary', 'run_end', 'end', 'final', 'done', 'finished'].includes(k)) {
       completed = true;
       for (const [key, v] of Object.entries(r)) {

@@ -80,6 +80,8 @@ export interface ReportResources {
   train_cached_flops_per_token: number | null;
   cached_prefix_stacks?: number | null;
   optimizer?: string | null;
+  /** Activation cache hits so far, at the phase's end (the cached bytes are then the phase end's too). */
+  cache_hits?: number | null;
 }
 
 export interface RunReportData {

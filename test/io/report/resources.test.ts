@@ -102,3 +102,19 @@ test('writeRunReport / readRunReportData: the table comes from metrics.jsonl and
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an activation_cache record at the phase end fills that phase row: cached bytes and hits', () => {
+  const records = [
+    { type: 'run_start', total_steps: 100 },
+    planeRecord('two', 50, 0.5, 2, 400_000, 1),
+    { kind: 'activation_cache', step: 100, t: 1, phase: 'two', prefix_stacks: 1, hits: 640, misses: 64, entries: 64, memory_bytes: 3_000_000, disk_bytes: 5_000_000, spills: 3, evictions: 0, invalidations: 0 },
+  ];
+  const data = metricsToReportData(records);
+  assert.equal(data.resources!.length, 1);
+  assert.equal(data.resources![0]!.cached_activations_memory_bytes, 3_000_000);
+  assert.equal(data.resources![0]!.cached_activations_disk_bytes, 5_000_000);
+  assert.equal(data.resources![0]!.cache_hits, 640);
+  assert.ok(!data.notes?.some((n) => /unknown kind/.test(n)), 'the record is understood');
+  const row = allElements(section(renderReportHtml(data), 'resources')!).filter((e) => e.name === 'tr')[1]!;
+  assert.ok(cellTexts(row).some((c) => /3(\.0+)? \+ 5(\.0+)? disk, 640 hits/.test(c)), cellTexts(row).join(' | '));
+});
