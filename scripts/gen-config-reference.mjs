@@ -61,7 +61,7 @@ const comments = docComments(readFileSync(join(root, 'src', 'framework', 'config
  * name, first wins), so two extensions with a same-named field keep their own descriptions.
  */
 const extComments = new Map();
-for (const file of ['src/training/progressive-plane.ts', 'src/training/config/modes.ts']) {
+for (const file of ['src/training/progressive/config.ts', 'src/training/config/modes.ts']) {
   if (!existsSync(join(root, file))) continue;
   const source = readFileSync(join(root, file), 'utf8');
   const own = new Map();

@@ -20,6 +20,7 @@ import type { EvalMetrics, StepMetrics, TrainingCallbacks, TrainingHooks, TrainR
 import { ProgressiveRackBuilder } from '../training/progressive/builder.js';
 import { resourceSummary } from '../training/progressive/resource-record.js';
 import { ProgressivePlane } from '../training/progressive-plane.js';
+import { usesProgressivePlane } from '../training/progressive/config.js';
 import type { GrowthSpec } from '../training/progressive/operators.js';
 import { readRunReportData, writeRunReport } from '../io/report/index.js';
 import { loadTokenizer } from '../data/index.js';
@@ -91,11 +92,6 @@ export function nStacksGrowthHook(growth: GrowthSpec = { kind: 'copy-top' }, onG
       if (!ctx.replaying) onGrow?.({ step: ctx.step, t: ctx.t, from: have, to: want, phase: phase.name });
     },
   };
-}
-
-/** Whether the config uses the progressive model plane (which installs its own growth hooks). */
-function usesProgressivePlane(parsed: ParsedConfig): boolean {
-  return parsed.phases.some((p) => p.model !== undefined && (p.model as Record<string, unknown>)['progressive'] !== undefined);
 }
 
 /** Checks the tokenizer file a config names against the model's vocabulary before anything is written. */

@@ -71,7 +71,8 @@ import type {
   TrainingHooks,
 } from './hooks.js';
 import './objective-registry.js';
-import { ProgressivePlane, usesProgressivePlane } from './progressive-plane.js';
+import { ProgressivePlane } from './progressive-plane.js';
+import { usesProgressivePlane } from './progressive/config.js';
 import { preparedLoss, preparedTargets } from './objectives/loss.js';
 
 export interface TrainingMachineOptions {

@@ -40,10 +40,8 @@
  * With a model and a builder made in code: `new TrainingMachine(config, { model, hooks:
  * [progressiveHooks(builder, { stacksPerPhase })] })` (or ProgressiveTrainer.trainRack).
  */
-import { z } from 'zod';
-import { registerConfigExtension } from '../framework/config/schema.js';
-import { LORA_TARGET_NAMES, quantizeTrunk, validateQuantFormat, type Stack } from '../nn/index.js';
-import type { JsonValue, LoraTarget, WeightFormat } from '../framework/index.js';
+import { quantizeTrunk, type Stack } from '../nn/index.js';
+import type { JsonValue, WeightFormat } from '../framework/index.js';
 import type { ParamGroupOptions } from '../optim/index.js';
 import type { TrainingHooks, PhaseContext, StepContext } from './hooks.js';
 import type { TrainingMachine } from './machine.js';
@@ -51,6 +49,14 @@ import type { Phase } from './schedule/phase.js';
 import type { ResolvedPhase } from './config/resolve.js';
 import {
   CachedTraining,
+  FIXED_PROGRESSIVE_KEYS,
+  freezePolicyOf,
+  growthSpecOf,
+  progressiveConfigSchema,
+  progressiveLoraOf,
+  progressiveOf,
+  stackLoraOf,
+  type ProgressiveConfig,
   ProgressiveConfigError,
   ProgressiveRackBuilder,
   type ActivationCacheState,
@@ -68,177 +74,7 @@ import {
 } from './progressive/index.js';
 import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type ResourceRecord } from './progressive/resource-record.js';
 
-// ---- config ---------------------------------------------------------------------------------------
-
-const snake = (v: unknown) => (typeof v === 'string' ? v.replace(/-/g, '_') : v);
-const posInt = z.number().int().min(1);
-const posNumber = z.number().positive();
-const loraTarget = z.enum(LORA_TARGET_NAMES as unknown as [LoraTarget, ...LoraTarget[]]);
-const growthInit = z.preprocess(snake, z.enum(['fresh', 'copy_top', 'copy_middle']));
-
-export const growthConfigSchema = z.preprocess(
-  (v) => (typeof v === 'string' ? { kind: snake(v) } : v && typeof v === 'object' && !Array.isArray(v) ? { ...(v as object), kind: snake((v as { kind?: unknown }).kind) } : v),
-  z.discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('fresh') }),
-    z.strictObject({ kind: z.literal('copy_top') }),
-    z.strictObject({ kind: z.literal('copy_middle') }),
-    z.strictObject({ kind: z.literal('identity'), init: growthInit.optional() }),
-    z.strictObject({
-      kind: z.literal('ramp'),
-      /** Global t interval over which the new stack's gate rises 0 → 1 (grow at t ≤ t0). */
-      t0: z.number().min(0).max(1),
-      t1: z.number().min(0).max(1),
-      init: z.preprocess(snake, z.enum(['fresh', 'copy_top', 'copy_middle', 'identity'])).optional(),
-    }),
-  ]),
-);
-
-const partState = z.enum(['train', 'frozen', 'adapters']);
-export const freezeConfigSchema = z.union([
-  z.preprocess(snake, z.enum(['none', 'frozen_trunk', 'frozen_suffix', 'adapters_only_trunk'])),
-  z.strictObject({ new_stack: partState.optional(), trunk: partState.optional(), embedding: z.enum(['train', 'frozen']).optional(), head: z.enum(['train', 'frozen']).optional() }),
-]);
-
-export const stackLoraConfigSchema = z.strictObject({
-  rank: posInt.optional(),
-  alpha: posNumber.optional(),
-  /** constant: rank/alpha for all; growing: rank + k·step (linear) or rank·factor^k (geometric); per_stack: ranks[k]. */
-  strategy: z.preprocess(snake, z.enum(['constant', 'growing', 'per_stack'])).default('constant'),
-  growth: z.enum(['linear', 'geometric']).optional(),
-  step: z.number().int().min(0).optional(),
-  factor: posNumber.optional(),
-  max_rank: posInt.optional(),
-  ranks: z.array(posInt).optional(),
-  alphas: z.array(posNumber).optional(),
-  targets: z.array(loraTarget).min(1).default(['q', 'v']),
-  dropout: z.number().min(0).lt(1).optional(),
-  /** Also train the new stack's base weights (default true). */
-  train_base: z.boolean().default(true),
-}).superRefine((v, ctx) => {
-  if (v.strategy !== 'per_stack' && v.rank === undefined) ctx.addIssue({ code: 'custom', path: ['rank'], message: `expected a rank (strategy '${v.strategy}')` });
-  if (v.strategy === 'constant' && v.alpha === undefined) ctx.addIssue({ code: 'custom', path: ['alpha'], message: "expected an alpha (strategy 'constant')" });
-  if (v.strategy === 'per_stack' && v.ranks === undefined) ctx.addIssue({ code: 'custom', path: ['ranks'], message: "expected ranks (one per stack) for strategy 'per_stack'" });
-});
-
-export const progressiveLoraConfigSchema = z.strictObject({
-  rank: posInt,
-  alpha: posNumber,
-  targets: z.array(loraTarget).min(1).default(['q', 'v']),
-  dropout: z.number().min(0).lt(1).optional(),
-});
-
-export const TRUNK_FORMATS = ['fp32', 'nf4', 'int8', 'fp16', 'bf16'] as const;
-
-export const progressiveConfigSchema = z.strictObject({
-  /** append: left→right (capacity growth); prepend: right→left (suffix and head frozen as an anchor). */
-  direction: z.enum(['append', 'prepend']).default('append'),
-  /** Stacks the rack grows to (default: the largest n_stacks of any phase). */
-  target_stacks: posInt.optional(),
-  growth: growthConfigSchema.default({ kind: 'fresh' }),
-  /** Default: none (append), frozen_suffix (prepend). */
-  freeze: freezeConfigSchema.optional(),
-  stack_lora: stackLoraConfigSchema.optional(),
-  progressive_lora: progressiveLoraConfigSchema.optional(),
-  /** Storage of trunk weights; quantized formats need adapters to train the trunk. */
-  trunk_format: z.string().default('fp32').superRefine((v, ctx) => {
-    if (v === 'fp32') return;
-    try {
-      validateQuantFormat(v, 'model.progressive.trunk_format');
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    }
-  }),
-  /** Seed of new stacks and adapters (default training.seed). */
-  seed: z.number().int().optional(),
-  /** lr multiplier per builder group (new_stack, trunk, stack_lora, progressive_lora, no_decay); default 1. */
-  group_lr_scale: z.strictObject({
-    new_stack: z.number().min(0).optional(),
-    trunk: z.number().min(0).optional(),
-    stack_lora: z.number().min(0).optional(),
-    progressive_lora: z.number().min(0).optional(),
-    no_decay: z.number().min(0).optional(),
-  }).optional(),
-  /**
-   * Serve the frozen prefix (embedding + leading frozen stacks) from an activation cache: each training sample's prefix output is computed once and reused while the prefix is unchanged (pair with data.windows: aligned so that samples recur). The prefix runs in eval mode (no dropout).
-   */
-  activation_cache: z.strictObject({
-    /** Megabytes of activations kept in memory; beyond it the least recently used spill to disk. */
-    memory_budget_mb: z.number().min(0).default(256),
-    /** Megabytes allowed on disk (default unlimited); beyond it the oldest spilled entries are dropped. */
-    disk_budget_mb: z.number().min(0).optional(),
-    /** Parent folder of the spill folder (default the OS temp folder). */
-    spill_dir: z.string().min(1).optional(),
-    /** Also hash the prefix weights' contents on every step (a verification; write versions are exact already). */
-    check_content: z.boolean().default(false),
-  }).optional(),
-});
-
-export type ProgressiveConfig = z.output<typeof progressiveConfigSchema>;
-
-registerConfigExtension('model', 'progressive', progressiveConfigSchema);
-
-/** Keys of model.progressive that no phase may change (the builder is made once). */
-export const FIXED_PROGRESSIVE_KEYS = ['direction', 'target_stacks', 'stack_lora', 'progressive_lora', 'seed', 'group_lr_scale', 'activation_cache'] as const;
-
 const dash = (s: string) => s.replace(/_/g, '-');
-
-export function growthSpecOf(g: ProgressiveConfig['growth']): GrowthSpec {
-  switch (g.kind) {
-    case 'identity': return g.init ? { kind: 'identity', init: dash(g.init) as never } : { kind: 'identity' };
-    case 'ramp': {
-      if (!(g.t0 <= g.t1)) throw new ProgressiveConfigError(`model.progressive.growth: ramp interval [${g.t0}, ${g.t1}] must have t0 ≤ t1`);
-      return g.init ? { kind: 'ramp', t0: g.t0, t1: g.t1, init: dash(g.init) as never } : { kind: 'ramp', t0: g.t0, t1: g.t1 };
-    }
-    default: return { kind: dash(g.kind) } as GrowthSpec;
-  }
-}
-
-export function freezePolicyOf(f: ProgressiveConfig['freeze']): FreezePolicy | undefined {
-  if (f === undefined) return undefined;
-  if (typeof f === 'string') return dash(f) as FreezePolicy;
-  const out: Record<string, string> = {};
-  if (f.new_stack) out['newStack'] = f.new_stack;
-  if (f.trunk) out['trunk'] = f.trunk;
-  if (f.embedding) out['embedding'] = f.embedding;
-  if (f.head) out['head'] = f.head;
-  return out as FreezePolicy;
-}
-
-export function stackLoraOf(l: NonNullable<ProgressiveConfig['stack_lora']>): StackLoraOptions {
-  let strategy: LoraRankStrategy;
-  if (l.strategy === 'constant') strategy = { kind: 'constant', rank: l.rank!, alpha: l.alpha! };
-  else if (l.strategy === 'growing') {
-    strategy = { kind: 'growing', rank: l.rank! };
-    if (l.alpha !== undefined) strategy.alpha = l.alpha;
-    if (l.growth !== undefined) strategy.growth = l.growth;
-    if (l.step !== undefined) strategy.step = l.step;
-    if (l.factor !== undefined) strategy.factor = l.factor;
-    if (l.max_rank !== undefined) strategy.maxRank = l.max_rank;
-  } else {
-    strategy = { kind: 'per-stack', ranks: l.ranks! };
-    if (l.alphas !== undefined) strategy.alphas = l.alphas;
-  }
-  const out: StackLoraOptions = { strategy, targets: l.targets, trainBase: l.train_base };
-  if (l.dropout !== undefined) out.dropout = l.dropout;
-  return out;
-}
-
-export function progressiveLoraOf(l: NonNullable<ProgressiveConfig['progressive_lora']>): ProgressiveLoraOptions {
-  const out: ProgressiveLoraOptions = { rank: l.rank, alpha: l.alpha, targets: l.targets };
-  if (l.dropout !== undefined) out.dropout = l.dropout;
-  return out;
-}
-
-/** The model.progressive of a resolved phase (parsed again so defaults are filled). */
-function progressiveOf(resolved: ResolvedPhase): ProgressiveConfig | undefined {
-  const raw = (resolved.model as Record<string, unknown> | undefined)?.['progressive'];
-  return raw === undefined ? undefined : progressiveConfigSchema.parse(raw);
-}
-
-/** Whether any phase of a parsed config has a model.progressive section. */
-export function usesProgressivePlane(parsed: { phases: readonly ResolvedPhase[] }): boolean {
-  return parsed.phases.some((p) => (p.model as Record<string, unknown> | undefined)?.['progressive'] !== undefined);
-}
 
 // ---- stack states --------------------------------------------------------------------------------
 

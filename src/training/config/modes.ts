@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { describeValue, isPlainObject, type JsonObject } from '../../framework/index.js';
 import { joinPath, translateZodIssues, type ConfigIssue } from '../../framework/config/errors.js';
 import { registerConfigExtension } from '../../framework/config/schema.js';
-import { growthConfigSchema } from '../progressive-plane.js';
+import { growthConfigSchema } from '../progressive/config.js';
 import type { SimplePhaseInit } from '../schedule/simple-schedule.js';
 
 export const TRAINING_MODES = ['fused', 'progressive', 'stack_wise', 'block_wise', 'layer_wise'] as const;

@@ -11,3 +11,4 @@ export * from './builder.js';
 export * from './activation-cache.js';
 export * from './resource-record.js';
 export * from './cached-training.js';
+export * from './config.js';
