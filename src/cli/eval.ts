@@ -1,7 +1,8 @@
 /**
  * `stackwise eval <run-dir|checkpoint>`: measures a trained model.
  *   --split val|test (default val): perplexity on that split of the run's corpus (CLM), or
- *     masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions masked, seeded).
+ *     masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions masked, seeded;
+ *     a model with a time embedding is given r = 0.15 for every row).
  *   --task sentiment: a downstream probe — the frozen model's mean-pooled final hidden states of
  *     the labelled sentiment sentences (Amazon / IMDB / Yelp) feed a logistic-regression head
  *     trained on the train split; accuracy on the held-out test split (and validation).
@@ -85,6 +86,9 @@ function splitTokens(run: LoadedRun, split: 'val' | 'test'): Int32Array {
   return Int32Array.from(out);
 }
 
+/** Share of the positions masked (each independently) in the masked-token evaluation. */
+const EVAL_MASK_RATE = 0.15;
+
 /** Perplexity (CLM) or masked-token accuracy (MLM / diffusion) on a split. */
 export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): LmEvalResult {
   const split = opts.split ?? 'val';
@@ -114,7 +118,7 @@ export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): 
           if (clm) {
             input[r * S + i] = ids[off + i]!;
             target[r * S + i] = ids[off + i + 1]!;
-          } else if (rng.nextFloat() < 0.15) {
+          } else if (rng.nextFloat() < EVAL_MASK_RATE) {
             input[r * S + i] = mask!;
             target[r * S + i] = ids[off + i]!;
           } else {
@@ -127,7 +131,9 @@ export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): 
       if (n === 0) continue;
       const [loss, hits] = E.tidy(() => {
         const x = E.tensor(input, [b, S], { dtype: 'int32', backend: run.model.backend });
-        const logits = run.model.forward(x).logits;
+        // Time-as-input: every row was corrupted at the rate EVAL_MASK_RATE, its noise ratio.
+        const time = run.model.timeEmbedding ? { timeRatios: new Array<number>(b).fill(EVAL_MASK_RATE) } : {};
+        const logits = run.model.forward(x, time).logits;
         const tg = E.tensor(target, [b, S], { dtype: 'int32', backend: run.model.backend });
         const l = E.crossEntropy(logits, tg, { ignoreIndex: -100 }).item();
         let h = 0;
@@ -192,7 +198,9 @@ function features(run: LoadedRun, docs: readonly Document[], seqLen: number, onB
       const h = E.tidy(() => {
         const x = E.tensor(ids, [rows.length, S], { dtype: 'int32', backend: run.model.backend });
         const m = E.tensor(mask, [rows.length, S], { dtype: 'int32', backend: run.model.backend });
-        const hs = run.model.forward(x, { outputHiddenStates: true, attentionMask: m }).hiddenStates!;
+        // Time-as-input: the sentences are clean (nothing masked), noise ratio 0.
+        const time = run.model.timeEmbedding ? { timeRatios: new Array<number>(rows.length).fill(0) } : {};
+        const hs = run.model.forward(x, { outputHiddenStates: true, attentionMask: m, ...time }).hiddenStates!;
         return hs[hs.length - 1]!.toArray();
       }) as ArrayLike<number>;
       const D = h.length / (rows.length * S);

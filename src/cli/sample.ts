@@ -210,6 +210,7 @@ export function runSample(target: string, opts: SampleOptions): SampleResult {
     for (let c = 0; c < count; c++) {
       const seed = (opts.seed ?? 0) + c;
       if (mode === 'clm') {
+        if (run.model.timeEmbedding) throw new UsageError('--mode clm: this model has a time embedding (time-as-input, trained by masked diffusion) and cannot generate left to right; use --mode diffusion, mlm or depth');
         let ids = encodePrompt(run, prompt);
         if (ids.length === 0) {
           if (!run.tokenizer) throw new UsageError('--prompt: give at least one token id');

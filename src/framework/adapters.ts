@@ -55,6 +55,11 @@ export interface DataBatch {
   inputIds: Int32Array;
   targets: Int32Array;
   weights?: Float32Array;
+  /**
+   * The noise (mask) ratio of each row (masked diffusion): a model with a time embedding reads
+   * them (ForwardContext.timeRatios); ModelAdapter leaves them out for a model without one.
+   */
+  ratios?: ArrayLike<number>;
   sampleIds: number[];
   /** Input tokens in the batch (batch × seqLen). */
   tokens: number;
@@ -172,6 +177,7 @@ export class DataAdapter implements BatchSource {
       scored: countScored(prepared.targets),
     };
     if (prepared.weights) out.weights = prepared.weights;
+    if (prepared.ratios) out.ratios = prepared.ratios;
     return out;
   }
 
@@ -217,6 +223,11 @@ export interface ForwardContext {
   seed: number;
   step: number;
   sampleIds?: number[];
+  /**
+   * The noise ratio of each row (the batch's `ratios`): passed to a model with a time embedding
+   * (time-as-input), which needs them; left out for a model without one.
+   */
+  timeRatios?: ArrayLike<number>;
 }
 
 /** Replaces the model's forward (e.g. an activation cache for a frozen trunk). Returns logits. */
@@ -282,7 +293,16 @@ export class ModelAdapter {
   forward(inputIds: Tensor, ctx: ForwardContext): Tensor {
     if (this.forwardOverride) return this.forwardOverride(this, inputIds, ctx);
     if (this.hiddenOverride) return this.model.head.forward(this.hiddenOverride(this, inputIds, ctx), { seed: ctx.seed });
-    return this.model.forward(inputIds, { seed: ctx.seed }).logits;
+    return this.model.forward(inputIds, { seed: ctx.seed, ...this.timeInputs(ctx) }).logits;
+  }
+
+  /**
+   * The model inputs carrying the context's noise ratios: `timeRatios` for a model with a time
+   * embedding (which then fails clearly when the batch has none), nothing for one without (a
+   * diffusion batch always reports its ratios; only a time embedding reads them).
+   */
+  timeInputs(ctx: Pick<ForwardContext, 'timeRatios'>): { timeRatios?: ArrayLike<number> } {
+    return this.model.timeEmbedding && ctx.timeRatios !== undefined ? { timeRatios: ctx.timeRatios } : {};
   }
 
   /**
@@ -293,7 +313,7 @@ export class ModelAdapter {
   loss(inputIds: Tensor, ctx: ForwardContext, scored: LossTargets): Tensor {
     const opts = { shift: false, ignoreIndex: scored.ignoreIndex, weights: scored.weights, reduction: scored.reduction, seed: ctx.seed };
     if (this.forwardOverride) return this.model.loss(this.forwardOverride(this, inputIds, ctx), scored.targets, opts);
-    const h = this.hiddenOverride ? this.hiddenOverride(this, inputIds, ctx) : this.model.forwardHidden(inputIds, { seed: ctx.seed });
+    const h = this.hiddenOverride ? this.hiddenOverride(this, inputIds, ctx) : this.model.forwardHidden(inputIds, { seed: ctx.seed, ...this.timeInputs(ctx) });
     return this.model.lossFromHidden(h, scored.targets, opts);
   }
 
@@ -314,8 +334,11 @@ export class ModelAdapter {
     return new Map(this.namedParameters().map(([n, t]) => [t, n]));
   }
 
+  /** The embedding's spec; `time_embedding: true` when the model adds a time embedding to it. */
   getEmbeddingSpec(): EmbeddingSpec {
-    return this.model.embedding.getSpec();
+    const spec = this.model.embedding.getSpec();
+    if (this.model.timeEmbedding) spec.time_embedding = true;
+    return spec;
   }
 
   getRackSpec(): RackSpec {
@@ -342,7 +365,8 @@ export class ModelAdapter {
     const headWeight = (this.model.head as { weight?: Tensor }).weight;
     for (const [name, t] of this.namedParameters()) {
       const isHeadDecoder = t === headWeight;
-      if (t.rank < 2 || (name.startsWith('embedding.') && !isHeadDecoder)) continue;
+      // Embedding tables are lookups; the time embedding runs once per row, not per token.
+      if (t.rank < 2 || ((name.startsWith('embedding.') || name.startsWith('time.')) && !isHeadDecoder)) continue;
       matmul += t.size;
       if (t.requiresGrad) trainableMatmul += t.size;
     }

@@ -107,6 +107,8 @@ export function modelConfigFromPlane(plane: ModelPlaneConfig, options: BuildMode
       break;
     }
   }
+  const time = plane.time_embedding;
+  if (time) config.timeEmbedding = { features: time.features, hidden: time.hidden ?? plane.d_model };
   return config;
 }
 

@@ -55,6 +55,11 @@ export interface PreparedBatch {
   targets: Int32Array;
   /** Per-position loss weights, [batch, seqLen] (optional). */
   weights?: Float32Array;
+  /**
+   * The noise (mask) ratio r of each row, [batch] (masked diffusion): what a model with a time
+   * embedding (time-as-input) reads alongside the ids.
+   */
+  ratios?: ArrayLike<number>;
 }
 
 export interface Objective {
@@ -120,6 +125,13 @@ export function checkPreparedBatch(prepared: PreparedBatch, batch: ObjectiveBatc
   }
   if (prepared.weights !== undefined && (!(prepared.weights instanceof Float32Array) || prepared.weights.length !== n)) {
     throw new Error(`${where}: weights must be a Float32Array of ${n} values when given`);
+  }
+  if (prepared.ratios !== undefined) {
+    if (prepared.ratios.length !== batch.batch) throw new Error(`${where}: ratios must hold one noise ratio per row (${batch.batch}), found ${prepared.ratios.length}`);
+    for (let b = 0; b < batch.batch; b++) {
+      const r = prepared.ratios[b]!;
+      if (!(r >= 0 && r <= 1)) throw new Error(`${where}: ratios[${b}] must be a noise ratio in [0, 1], found ${r}`);
+    }
   }
 }
 

@@ -102,6 +102,17 @@ export type HeadConfig =
 
 export type Family = 'llama' | 'gpt2' | 'bert' | 'custom';
 
+/**
+ * Time-as-input: an embedding of each row's noise ratio r (sinusoidal features → MLP), added to
+ * the embedding output before the rack (nn/time-embedding.ts).
+ */
+export interface TimeEmbeddingConfig {
+  /** Sinusoidal features of r (even). */
+  features: number;
+  /** Hidden width of the MLP. */
+  hidden: number;
+}
+
 export interface ModelConfig {
   family: Family;
   vocabSize: number;
@@ -109,6 +120,8 @@ export interface ModelConfig {
   embedding: EmbeddingConfig;
   stacks: StackConfig[];
   head: HeadConfig;
+  /** Time-as-input (absent: none); the model's forward then needs one noise ratio per row. */
+  timeEmbedding?: TimeEmbeddingConfig;
 }
 
 /** Total number of blocks. */

@@ -6,6 +6,7 @@ export * from './config.js';
 export * from './attention.js';
 export * from './block.js';
 export * from './model.js';
+export * from './time-embedding.js';
 export * from './presets.js';
 export * from './lora.js';
 export * from './inspect.js';

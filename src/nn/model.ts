@@ -8,7 +8,8 @@ import { activate, applyDropout, DropoutSeeds, Embedding, LayerNorm, Linear, mak
 import { deriveSeed, DEFAULT_INIT, initTensor, type TensorPlacement } from './init.js';
 import { Rack } from './block.js';
 import type { ForwardContext } from './attention.js';
-import type { EmbeddingConfig, HeadConfig, ModelConfig, NormConfig } from './config.js';
+import type { EmbeddingConfig, HeadConfig, ModelConfig, NormConfig, TimeEmbeddingConfig } from './config.js';
+import { checkTimeRatios, TimeEmbedding } from './time-embedding.js';
 
 export interface BuildOptions extends TensorPlacement {
   /** Seed of every random initialisation (default 0). */
@@ -387,6 +388,12 @@ export interface ModelInputs {
   outputHiddenStates?: boolean;
   /** Seed of this call's dropout masks (e.g. the training step). */
   seed?: number;
+  /**
+   * Time-as-input: the noise (mask) ratio r ∈ [0, 1] of each row, embedded by the model's time
+   * embedding and added to the embedding output. Required by a model with a time embedding,
+   * refused by one without.
+   */
+  timeRatios?: ArrayLike<number> | null;
 }
 
 export interface ModelOutput {
@@ -415,21 +422,50 @@ export interface ForwardLossOptions extends Omit<ModelInputs, 'outputHiddenState
   chunkSize?: number;
 }
 
-/** EmbeddingBlock → Rack → Head. Children 'embedding', 'rack', 'head'. */
+/**
+ * EmbeddingBlock (+ optional TimeEmbedding) → Rack → Head. Children 'embedding', 'rack', 'head',
+ * and 'time' when the model has a time embedding (time-as-input: forward then needs
+ * `timeRatios`, one noise ratio per row, whose embedding is added to the embedding output).
+ */
 export class Model extends Module {
   readonly family: ModelConfig['family'];
   readonly embedding: EmbeddingBlock;
   readonly rack: Rack;
   readonly head: Head;
+  private time: TimeEmbedding | null = null;
 
-  constructor(config: Pick<ModelConfig, 'family'>, embedding: EmbeddingBlock, rack: Rack, head: Head) {
+  constructor(config: Pick<ModelConfig, 'family'>, embedding: EmbeddingBlock, rack: Rack, head: Head, timeEmbedding: TimeEmbedding | null = null) {
     super();
     this.family = config.family;
     if (embedding.dModel !== rack.dModel) throw new Error(`Model: embedding d_model ${embedding.dModel} differs from the rack's ${rack.dModel}`);
     this.embedding = this.registerModule('embedding', embedding);
     this.rack = this.registerModule('rack', rack);
     this.head = this.registerModule('head', head);
+    if (timeEmbedding) this.setTimeEmbedding(timeEmbedding);
     this.namedParameters(); // names every parameter tensor
+  }
+
+  /** The time embedding (child 'time'), or null: the model then takes no noise ratios. */
+  get timeEmbedding(): TimeEmbedding | null {
+    return this.time;
+  }
+
+  /**
+   * Gives the model a freshly initialised time embedding (child 'time', on the model's dtype and
+   * backend). Its output projection starts at zero, so the model computes the same function as
+   * before for any ratios; from now on forward needs `timeRatios`.
+   */
+  attachTimeEmbedding(config: Partial<TimeEmbeddingConfig> = {}, opts: { seed?: number } = {}): TimeEmbedding {
+    if (this.time) throw new Error('Model.attachTimeEmbedding: the model already has a time embedding');
+    const time = new TimeEmbedding({ dModel: this.embedding.dModel, ...config, seed: opts.seed ?? 0, dtype: this.dtype, backend: this.backend });
+    this.setTimeEmbedding(time);
+    this.namedParameters();
+    return time;
+  }
+
+  private setTimeEmbedding(time: TimeEmbedding): void {
+    if (time.dModel !== this.embedding.dModel) throw new Error(`Model: the time embedding's width ${time.dModel} differs from the model's d_model ${this.embedding.dModel}`);
+    this.time = this.registerModule('time', time);
   }
 
   /**
@@ -446,6 +482,7 @@ export class Model extends Module {
       embedding: structuredClone(this.embedding.config),
       stacks: this.rack.stacks.toArray().map((s) => ({ nBlocks: s.length, block: structuredClone(s.blocks.at(0).config) })),
       head,
+      ...(this.time ? { timeEmbedding: this.time.config } : {}),
     };
   }
 
@@ -456,7 +493,8 @@ export class Model extends Module {
     const embedding = new EmbeddingBlock(config.vocabSize, config.dModel, config.embedding, { ...place, seed: deriveSeed(seed, 'embedding') });
     const rack = Rack.create(config.dModel, config.stacks, { ...place, seed: deriveSeed(seed, 'rack') });
     const head = makeHead(config.head, config.dModel, config.vocabSize, embedding, { ...place, seed });
-    return new Model(config, embedding, rack, head);
+    const time = config.timeEmbedding ? new TimeEmbedding({ dModel: config.dModel, ...config.timeEmbedding, ...place, seed: deriveSeed(seed, 'time') }) : null;
+    return new Model(config, embedding, rack, head, time);
   }
 
   forward(ids: Tensor, inputs: ModelInputs = {}): ModelOutput {
@@ -497,12 +535,32 @@ export class Model extends Module {
     });
   }
 
-  /** Embedding → rack; `hidden` (when given) collects the embedding output and every block's. */
+  /**
+   * Embedding (+ the time embedding of the rows' ratios) → rack; `hidden` (when given) collects
+   * the embedding output and every block's.
+   */
   private trunk(ids: Tensor, inputs: Omit<ModelInputs, 'outputHiddenStates'>, keyMask: Tensor | null, hidden?: Tensor[]): Tensor {
     const ctx: ForwardContext = { keyMask, positions: inputs.positions ?? null, positionOffset: inputs.positionOffset, seed: inputs.seed };
-    const h0 = this.embedding.forward(ids, { tokenTypeIds: inputs.tokenTypeIds, positions: inputs.positions, positionOffset: inputs.positionOffset, seed: inputs.seed });
+    const h0 = this.addTime(this.embedding.forward(ids, { tokenTypeIds: inputs.tokenTypeIds, positions: inputs.positions, positionOffset: inputs.positionOffset, seed: inputs.seed }), inputs.timeRatios);
     hidden?.push(h0);
     return this.rack.forward(h0, ctx, hidden);
+  }
+
+  /**
+   * The embedding output `h` [B, S, d] plus the time embedding of `ratios` (one per row) at every
+   * position. A model with a time embedding needs the ratios; one without refuses them (they
+   * would be silently ignored otherwise).
+   */
+  addTime(h: Tensor, ratios: ArrayLike<number> | null | undefined): Tensor {
+    const given = ratios !== undefined && ratios !== null;
+    if (!this.time) {
+      if (given) throw new Error('Model.forward: timeRatios were given, but the model has no time embedding (model.time_embedding); leave them out, or attach one');
+      return h;
+    }
+    if (!given) throw new Error('Model.forward: the model has a time embedding (time-as-input), so it needs timeRatios: one noise ratio r ∈ [0, 1] per row (the mask ratio of each row)');
+    const [B, , d] = h.shape;
+    checkTimeRatios(ratios, B, 'Model.forward');
+    return E.add(h, E.reshape(this.time.forward(ratios), [B, 1, d]));
   }
 
   /**

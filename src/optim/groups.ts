@@ -4,7 +4,7 @@
 // stacks are new:
 //   adapters   LoRA tensors (`…lora_A`, `…lora_B`)
 //   no_decay   1-d tensors: norm weights and biases (conventionally not decayed)
-//   embedding  under `embedding.`
+//   embedding  under `embedding.`, and the time embedding under `time.` (it feeds the embedding output)
 //   head       under `head.` (a tied decoder is the embedding's table and counts as embedding)
 //   new_stack  under `rack.stacks.<i>.` with i among the new stacks
 //   trunk      under `rack.stacks.<i>.` otherwise
@@ -54,7 +54,7 @@ export function paramRoles(name: string, t: Tensor, newStacks: ReadonlySet<numbe
   const roles: ParamRole[] = [];
   if (/(^|\.)lora_[AB]$/.test(name)) roles.push('adapters');
   if (t.rank <= 1) roles.push('no_decay');
-  if (name.startsWith('embedding.')) roles.push('embedding');
+  if (name.startsWith('embedding.') || name.startsWith('time.')) roles.push('embedding');
   if (name.startsWith('head.')) roles.push('head');
   const stack = stackIndexOf(name);
   if (stack !== undefined) roles.push(newStacks.has(stack) ? 'new_stack' : 'trunk');

@@ -564,7 +564,7 @@ export class TrainingMachine {
         const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
         // The fused head + loss (no [B, S, V] logits; see ModelAdapter.loss).
         const scored = preparedTargets(batch, batch.batch, batch.seqLen, this.model.model.dtype, backend);
-        const loss = this.model.loss(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds }, scored);
+        const loss = this.model.loss(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds, timeRatios: batch.ratios }, scored);
         const v = loss.item();
         if (!Number.isFinite(v)) return v;
         (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
@@ -660,7 +660,7 @@ export class TrainingMachine {
         if (batch.scored === 0) continue;
         const [loss, nll] = E.noGrad(() => E.tidy(() => {
           const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
-          const logits = this.model.forward(ids, { seed: 0, step });
+          const logits = this.model.forward(ids, { seed: 0, step, timeRatios: batch.ratios });
           const l = preparedLoss(logits, batch).item();
           const n = batch.weights ? preparedLoss(logits, { ...batch, weights: undefined }).item() : l;
           return [l, n];

@@ -21,6 +21,7 @@ test('roles come from names and ranks; groups follow rule precedence', () => {
   assert.deepEqual(paramRoles('rack.stacks.0.blocks.0.attn_norm.weight', b), ['no_decay', 'trunk']);
   assert.deepEqual(paramRoles('rack.stacks.0.blocks.0.attn.q.lora_A', la), ['adapters', 'trunk']);
   assert.deepEqual(paramRoles('embedding.token.weight', w), ['embedding']);
+  assert.deepEqual(paramRoles('time.proj.weight', w), ['embedding'], 'the time embedding feeds the embedding output');
   assert.deepEqual(paramRoles('head.bias', b), ['no_decay', 'head']);
   assert.equal(stackIndexOf('rack.stacks.12.blocks.3.ffn.up.weight'), 12);
   assert.equal(stackIndexOf('head.weight'), undefined);

@@ -74,6 +74,20 @@ export const modelSchema = z.strictObject({
   attention: z.enum(['auto', 'causal', 'bidirectional']).default('auto'),
   /** Seed of the initial weights (default training.seed). */
   init_seed: z.number().int().optional(),
+  /**
+   * Time-as-input: an embedding of each row's mask ratio r (sinusoidal features of r → MLP, output projection zero-initialised) added to the embedding output before the rack; `true` is short for `{}` (defaults). Needs objective diffusion in every phase (no phase may change it); its parameters (`time.*`) train with the model, freeze with the embedding under the progressive freeze policies and are saved in checkpoints; sampling gives the masked share of the sequence as r. A model with one has no Hugging Face export.
+   */
+  time_embedding: z
+    .preprocess(
+      (v) => (v === true ? {} : v),
+      z.strictObject({
+        /** Sinusoidal features of r (an even integer). */
+        features: z.number().int().min(2).refine((n) => n % 2 === 0, { message: 'an even integer' }).default(64),
+        /** Hidden width of the MLP (default d_model). */
+        hidden: posInt.optional(),
+      }),
+    )
+    .optional(),
 });
 
 // ---- data -----------------------------------------------------------------------------------------

@@ -69,6 +69,14 @@ export function checkCompatibility(specs: TrainingSpecs): CompatibilityProblem[]
     );
   }
 
+  // Time-as-input: the time embedding reads each row's noise ratio, which only diffusion batches have.
+  if (embedding.time_embedding === true && batch.objective !== 'diffusion') {
+    problems.push(
+      conflict('objective', side('embedding', embedding, 'time_embedding'), objective, "'diffusion' (model.time_embedding needs a noise ratio per row)",
+        `objective '${batch.objective}' gives no noise ratio r to embed`),
+    );
+  }
+
   // Masking objectives replace tokens by [MASK]: the id must exist and fit the embedding table.
   if (isMaskingObjective(batch.objective) && batch.mask_token_id === undefined) {
     problems.push(

@@ -27,6 +27,11 @@ export interface EmbeddingSpec {
   max_positions?: number;
   /** Number of token types (BERT segments); 0 means no token-type embedding. */
   type_vocab_size: number;
+  /**
+   * Time-as-input: an embedding of each row's noise ratio r is added to the output (absent:
+   * none). Only masked diffusion gives batches a noise ratio.
+   */
+  time_embedding?: boolean;
 }
 
 export function readEmbeddingSpec(value: unknown, path: string, issues: SpecIssue[]): EmbeddingSpec {
@@ -37,6 +42,7 @@ export function readEmbeddingSpec(value: unknown, path: string, issues: SpecIssu
     positional: r.choice('positional', EMBEDDING_POSITIONALS),
     type_vocab_size: r.number('type_vocab_size', NON_NEGATIVE_INT, 0),
   };
+  if (r.has('time_embedding') && r.boolean('time_embedding')) spec.time_embedding = true;
   if (r.has('max_positions')) {
     spec.max_positions = r.number('max_positions', POSITIVE_INT);
   } else if (spec.positional === 'learned' && r.valid) {

@@ -271,6 +271,7 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFC
   const out: HFConfig = { ...base };
   const d = config.dModel;
   if ((block.attentionKind ?? 'standard') !== 'standard') throw new HFConfigError(`export: attention kind '${block.attentionKind}' has no Hugging Face ${config.family} equivalent`);
+  if (config.timeEmbedding) throw new HFConfigError(`export: a time embedding (time-as-input, model.time_embedding) has no Hugging Face ${config.family} equivalent`);
   switch (config.family) {
     case 'llama': {
       expect(block.ffn === 'swiglu' && block.norm === 'rmsnorm' && block.normPosition === 'pre' && block.positional === 'rope' && block.attention === 'causal', 'llama',

@@ -57,6 +57,8 @@ export function familyMapping(config: ModelConfig): FamilyMapping {
   const entries: MapEntry[] = [];
   const linears: LinearMap[] = [];
   const blocks = blockPaths(config);
+  // A time embedding (time-as-input) has no Hugging Face tensors: mapping the rest would drop it.
+  if (config.timeEmbedding) throw new HFConfigError(`a time embedding (time-as-input, model.time_embedding) has no Hugging Face ${config.family} equivalent`);
   switch (config.family) {
     case 'llama': {
       entries.push({ kind: 'copy', hf: 'model.embed_tokens.weight', ours: 'embedding.token.weight' });

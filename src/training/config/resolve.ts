@@ -49,7 +49,7 @@ export interface ParsedConfig {
 /** Model fields no phase may change: the live model evolves, it is never rebuilt. */
 export const FIXED_MODEL_FIELDS = [
   'preset', 'vocab_size', 'd_model', 'n_heads', 'n_kv_heads', 'd_ff', 'blocks_per_stack', 'max_positions',
-  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed',
+  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding',
 ] as const;
 
 function prefixed(issues: ConfigIssue[], plane: string, override: unknown, phase: { index: number; name: string }): ConfigIssue[] {
@@ -232,6 +232,8 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
         }
       }
     }
+    const timeProblem = timeEmbeddingProblem(resolved);
+    if (timeProblem) issues.push(timeProblem);
     phases.push(resolved);
   });
   if (issues.length > 0) throw new ConfigError(issues, options.source);
@@ -241,6 +243,22 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
   if (options.source !== undefined) result.source = options.source;
   if (mode !== undefined) result.mode = mode;
   return result;
+}
+
+/**
+ * model.time_embedding embeds each row's noise ratio, which only masked diffusion has (MLM masks
+ * a fixed share and CLM none): any other objective in a phase is an error. A phase without a data
+ * section (data given as objects) is checked when it starts (the EmbeddingSpec's time_embedding).
+ */
+function timeEmbeddingProblem(phase: ResolvedPhase): ConfigIssue | undefined {
+  const objective = phase.data?.objective;
+  if (!phase.model?.time_embedding || objective === undefined || objective === 'diffusion') return undefined;
+  return {
+    path: 'model.time_embedding',
+    expected: "objective 'diffusion' in every phase (the time embedding reads each row's noise ratio, which only masked diffusion gives)",
+    found: `objective '${objective}' in phase '${phase.name}'`,
+    hint: 'remove model.time_embedding, or train this phase with data.objective: diffusion',
+  };
 }
 
 /** A schedule built in code, as config `schedule` entries. */

@@ -11,7 +11,6 @@ export * from './clm.js';
 export * from './mlm.js';
 export * from './diffusion.js';
 export * from './loss.js';
-export * from './time-embedding.js';
 
 export type ObjectiveOptions =
   | ({ name: 'clm' } & ClmOptions)

@@ -15,6 +15,10 @@
  * activations, and checking costs a walk over the prefix's parameters, not a read of their
  * contents. Hashing the contents too (`checkContent: true`) remains as an opt-in verification.
  *
+ * Time-as-input: a model with a time embedding adds an embedding of each row's noise ratio r to
+ * the embedding output, so every prefix output depends on r (drawn afresh for every batch), not
+ * only on the row's tokens: such a model is never served from the cache (prefix of 0 stacks).
+ *
  * Memory: entries live in memory up to `memoryBudgetBytes`; beyond it the least recently used
  * are spilled to files in a private temporary folder (removed by `dispose()` and at exit), and
  * beyond `diskBudgetBytes` the oldest spilled entries are dropped.
@@ -332,7 +336,8 @@ export interface CachedPrefixOptions {
   cache: ActivationCache;
   /**
    * Stacks in the cached prefix: a number, a getter, or 'auto' (default): the longest run of
-   * leading stacks that, with the embedding, has no trainable parameter.
+   * leading stacks that, with the embedding, has no trainable parameter; 0 for a model with a
+   * time embedding (its prefix output depends on each row's noise ratio).
    */
   prefixStacks?: number | 'auto' | (() => number);
   /**
@@ -348,6 +353,8 @@ export interface CachedForwardInputs {
   attentionMask?: Tensor | null;
   /** Seed of the dropout masks after the prefix. */
   seed?: number;
+  /** Noise ratio of each row, for a model with a time embedding (then run without the cache). */
+  timeRatios?: ArrayLike<number> | null;
 }
 
 export interface CachedForwardResult extends ModelOutput {
@@ -384,6 +391,7 @@ export class CachedPrefixForward {
     let k: number;
     if (typeof this.prefix === 'number') k = this.prefix;
     else if (typeof this.prefix === 'function') k = this.prefix();
+    else if (this.model.timeEmbedding) return 0;
     else {
       if (!frozen(this.model.embedding)) return 0;
       k = 0;
@@ -392,6 +400,9 @@ export class CachedPrefixForward {
     if (!Number.isInteger(k) || k < 0 || k > stacks.length) throw new Error(`CachedPrefixForward: prefix of ${k} stacks is outside [0, ${stacks.length}]`);
     const bad = [this.model.embedding, ...stacks.slice(0, k)].find((m) => !frozen(m));
     if (k > 0 && bad) throw new Error(`CachedPrefixForward: the cached prefix (embedding + ${k} stacks) has trainable parameters (${bad.typeName}); only a frozen prefix can be cached`);
+    if (k > 0 && this.model.timeEmbedding) {
+      throw new Error(`CachedPrefixForward: a prefix of ${k} stacks cannot be cached for a model with a time embedding (its output depends on each row's noise ratio, not only on the tokens); use prefix 0 or 'auto'`);
+    }
     return k;
   }
 
@@ -419,7 +430,9 @@ export class CachedPrefixForward {
     const mask = inputs.attentionMask ?? null;
     if (mask && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== S)) throw new Error(`CachedPrefixForward: attentionMask ${mask.describe()} must be [${B}, ${S}] like the ids`);
     const k = this.prefixStacks();
-    if (k === 0) return { hidden: model.forwardHidden(ids, { attentionMask: mask, seed: inputs.seed }), prefixStacks: 0, computedRows: B, reusedRows: 0 };
+    if (k === 0) return { hidden: model.forwardHidden(ids, { attentionMask: mask, seed: inputs.seed, timeRatios: inputs.timeRatios }), prefixStacks: 0, computedRows: B, reusedRows: 0 };
+    // k > 0 only for a model without a time embedding (prefixStacks), which takes no ratios.
+    if (inputs.timeRatios !== undefined && inputs.timeRatios !== null) throw new Error('CachedPrefixForward: timeRatios were given, but the model has no time embedding (model.time_embedding); leave them out');
 
     this.cache.setVersion(this.prefixVersion(k));
     const d = model.rack.dModel;

@@ -360,6 +360,7 @@ export class ProgressiveRackBuilder {
     const plan = this.planOf(this.freeze);
     const trainable = applyFreezePlan(plan, {
       embedding: this.model.embedding,
+      time: this.model.timeEmbedding,
       head: this.model.head,
       stacks: this.model.rack.stacks.toArray(),
       newStack: this.newest,

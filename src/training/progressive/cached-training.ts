@@ -6,7 +6,8 @@
  * plain forward runs. The cache is exact: a row's key is its sample id and a hash of its tokens,
  * under the prefix's version (structure + weight write versions). The cached prefix runs in eval
  * mode (a frozen trunk applies no dropout): without dropout in the trunk the losses are the same
- * with and without the cache.
+ * with and without the cache. A model with a time embedding (time-as-input) is never served from
+ * the cache: its prefix output depends on each row's noise ratio (CachedPrefixForward).
  */
 import type { ModelAdapter } from '../../framework/index.js';
 import type { Model } from '../../nn/index.js';
@@ -47,8 +48,9 @@ export class CachedTraining {
   install(adapter: ModelAdapter): void {
     if (adapter.model !== this.forward.model) throw new Error("CachedTraining: the adapter's model is not the one the cache was made for");
     adapter.hiddenOverride = (a, ids, ctx) => {
-      if (!ctx.sampleIds) return a.model.forwardHidden(ids, { seed: ctx.seed });
-      return this.forward.forwardHidden(ids, ctx.sampleIds, { seed: ctx.seed }).hidden;
+      const time = a.timeInputs(ctx);
+      if (!ctx.sampleIds) return a.model.forwardHidden(ids, { seed: ctx.seed, ...time });
+      return this.forward.forwardHidden(ids, ctx.sampleIds, { seed: ctx.seed, ...time }).hidden;
     };
   }
 

@@ -13,6 +13,7 @@
  * | frozen-trunk        | frozen   | frozen / train               | train / train           |
  * | frozen-suffix       | frozen   | (prepend only) train         | frozen                  |
  * | adapters-only-trunk | adapters | frozen / train               | train / frozen          |
+ * A time embedding (time-as-input) is part of the embedding stage and follows its state.
  * Left→right freezes the embedding with the trunk (it is part of the frozen prefix, which lets an
  * activation cache serve it); right→left freezes the head with the suffix (the semantic anchor).
  * While the rack has a single stack there is no trunk, so under a named policy the embedding and
@@ -80,6 +81,8 @@ const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
 
 export interface FreezeTarget {
   embedding: Module;
+  /** The model's time embedding (time-as-input): part of the input stage, it follows the embedding's state. */
+  time?: Module | null;
   head: Module;
   stacks: Module[];
   newStack: Module;
@@ -95,6 +98,7 @@ export function applyFreezePlan(plan: FreezePlan, target: FreezeTarget): number 
     }
   };
   set(target.embedding, plan.embedding);
+  if (target.time) set(target.time, plan.embedding);
   set(target.head, plan.head);
   for (const s of target.stacks) set(s, s === target.newStack ? plan.newStack : plan.trunk);
   let trainable = 0;

@@ -26,6 +26,8 @@ export function parameterRoles(model: Model, newStack: Stack | null, adapterKind
     if (b) put(b, r);
   }
   for (const [, t] of parameterEntries(model.embedding)) put(t, 'embedding');
+  // The time embedding (time-as-input) is part of the input stage.
+  if (model.timeEmbedding) for (const [, t] of parameterEntries(model.timeEmbedding)) put(t, 'embedding');
   for (const s of model.rack.stacks) for (const [, t] of parameterEntries(s)) put(t, s === newStack ? 'new-stack' : 'trunk');
   for (const [, t] of parameterEntries(model.head)) put(t, 'head');
   return roles;

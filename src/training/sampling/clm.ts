@@ -1,7 +1,9 @@
 /**
  * Causal-LM generation: greedy, temperature, top-k, top-p; seeded (token n of row b is drawn
  * with a generator keyed by (seed, b, n), so results do not depend on batch composition). The
- * model is re-run on the whole context at each step (no KV cache yet).
+ * model is re-run on the whole context at each step (no KV cache yet). A model with a time
+ * embedding is refused: it was trained by masked diffusion, and left-to-right generation has no
+ * noise ratio to give it.
  */
 import * as E from '../../engine/index.js';
 import type { Model } from '../../nn/index.js';
@@ -28,6 +30,7 @@ export interface GenerateResult {
 /** Generates continuations of equal-length prompts (one row per prompt). */
 export function generate(model: Model, prompts: readonly (readonly number[])[], opts: GenerateOptions): GenerateResult {
   const who = 'generate';
+  if (model.timeEmbedding) throw new Error(`${who}: the model has a time embedding (time-as-input, trained by masked diffusion); causal generation has no noise ratio to give it: sample it with diffusionSample (stackwise sample --mode diffusion)`);
   checkSamplingOptions(opts, who);
   if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new Error(`${who}: maxNewTokens must be a non-negative integer, found ${opts.maxNewTokens}`);
   if (prompts.length === 0) throw new Error(`${who}: no prompt given`);

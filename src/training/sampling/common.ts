@@ -13,11 +13,28 @@ export function inference<T>(model: Module, fn: () => T): T {
   }
 }
 
-/** logits [B, S, V] of `ids` ([B, S] row-major) as one flat array. */
-export function logitsFor(model: Model, ids: Int32Array, B: number, S: number): Float32Array | Float64Array {
+/**
+ * logits [B, S, V] of `ids` ([B, S] row-major) as one flat array; `timeRatios` (one per row) for
+ * a model with a time embedding.
+ */
+export function logitsFor(model: Model, ids: Int32Array, B: number, S: number, timeRatios?: ArrayLike<number>): Float32Array | Float64Array {
   return E.tidy(() => {
     const x = E.tensor(ids, [B, S], { dtype: 'int32', backend: model.backend });
-    return model.forward(x).logits.toArray() as Float32Array;
+    return model.forward(x, timeRatios ? { timeRatios } : {}).logits.toArray() as Float32Array;
+  });
+}
+
+/**
+ * Time-as-input: the noise ratio of each row of `ids` ([B, S] row-major) as the samplers give it
+ * to a model with a time embedding, its masked share (masked positions / S); undefined for a
+ * model without one (which takes no ratios).
+ */
+export function maskedShares(model: Model, ids: Int32Array, B: number, S: number, maskTokenId: number): number[] | undefined {
+  if (!model.timeEmbedding) return undefined;
+  return Array.from({ length: B }, (_, b) => {
+    let n = 0;
+    for (let i = b * S; i < (b + 1) * S; i++) if (ids[i] === maskTokenId) n++;
+    return n / S;
   });
 }
 

@@ -11,6 +11,12 @@
  *   written into the residual stream (h += E[token] − E[MASK] at those positions) so later stacks
  *   see them as inputs, like the corrupted input at their training noise. Stops early when nothing
  *   is masked.
+ *
+ * Time-as-input: a model with a time embedding is given, at every model call, the masked share of
+ * the sequence (masked positions / length) as its noise ratio r. The depth unroll embeds the
+ * starting share once and, when it writes committed tokens into the residual stream (reinject),
+ * also moves the time embedding to the new share (h += T(r_new) − T(r_old)), so every stack sees
+ * the noise level its input now has.
  */
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
@@ -18,7 +24,7 @@ import type { Model } from '../../nn/index.js';
 import { rngFor } from '../../data/rng.js';
 import { NoiseSchedule } from '../objectives/noise.js';
 import { checkSamplingOptions, sampleToken, type SamplingOptions } from './logits.js';
-import { checkIds, inference, logitsFor, row } from './common.js';
+import { checkIds, inference, logitsFor, maskedShares, row } from './common.js';
 
 export interface MaskedStartOptions {
   maskTokenId: number;
@@ -106,7 +112,7 @@ export function diffusionSample(model: Model, opts: DiffusionSampleOptions): Dif
       const keep = Math.min(masked.length, Math.floor(m0 * share + 1e-9));
       const n = masked.length - keep;
       if (n === 0) { trace.push({ index: s - 1, committed: [], remaining: masked.length }); continue; }
-      const logits = logitsFor(model, x, 1, S);
+      const logits = logitsFor(model, x, 1, S, maskedShares(model, x, 1, S, mask));
       const proposals = masked.map((i) => ({ position: i, ...sampleToken(row(logits, 0, i, S, Vn), so, rngFor(seed, s, i)) }));
       const committed = commit(x, proposals, n);
       trace.push({ index: s - 1, committed, remaining: masked.length - n });
@@ -148,7 +154,11 @@ export function depthUnrollSample(model: Model, opts: DepthUnrollOptions): Depth
   inference(model, () => E.tidy(() => {
     const be = model.backend;
     const idsT = (a: Int32Array): Tensor => E.tensor(a, [1, S], { dtype: 'int32', backend: be });
+    const time = model.timeEmbedding;
+    const timeOf = (share: number): Tensor => E.reshape(time!.forward([share]), [1, 1, time!.dModel]);
+    let share = m0 / S;
     let h = model.embedding.forward(idsT(x));
+    if (time) h = E.add(h, timeOf(share));
     for (let k = 0; k < stacks.length; k++) {
       const masked = maskedPositions(x, mask);
       if (masked.length === 0) break;
@@ -165,6 +175,11 @@ export function depthUnrollSample(model: Model, opts: DepthUnrollOptions): Depth
       trace.push({ index: k, committed, remaining: masked.length - n });
       if (reinject && k + 1 < stacks.length) {
         h = E.add(h, E.sub(model.embedding.token.forward(idsT(x)), model.embedding.token.forward(idsT(before))));
+        if (time) {
+          const next = (masked.length - n) / S;
+          h = E.add(h, E.sub(timeOf(next), timeOf(share)));
+          share = next;
+        }
       }
     }
     return null;

@@ -1,11 +1,13 @@
 /**
  * MLM fill-in: every [MASK] of the input gets a token, all at once ('one-shot') or the most
- * confident one at a time ('iterative', re-running the model after each choice).
+ * confident one at a time ('iterative', re-running the model after each choice). A model with a
+ * time embedding (trained by masked diffusion) is given the input's masked share as its noise
+ * ratio at every model call, as diffusionSample does.
  */
 import type { Model } from '../../nn/index.js';
 import { rngFor } from '../../data/rng.js';
 import { checkSamplingOptions, sampleToken, type SamplingOptions } from './logits.js';
-import { checkIds, inference, logitsFor, row } from './common.js';
+import { checkIds, inference, logitsFor, maskedShares, row } from './common.js';
 
 export interface FillMaskOptions extends SamplingOptions {
   maskTokenId: number;
@@ -38,7 +40,7 @@ export function fillMask(model: Model, ids: readonly number[], opts: FillMaskOpt
     for (let round = 0; ; round++) {
       const masked = [...cur.keys()].filter((i) => cur[i] === mask);
       if (masked.length === 0) return;
-      const logits = logitsFor(model, cur, 1, S);
+      const logits = logitsFor(model, cur, 1, S, maskedShares(model, cur, 1, S, mask));
       const picks = masked.map((i) => ({ position: i, ...sampleToken(row(logits, 0, i, S, Vn), so, rngFor(seed, round, i)) }));
       if ((opts.mode ?? 'one-shot') === 'one-shot') {
         for (const p of picks) { cur[p.position] = p.token; filled.push(p); }

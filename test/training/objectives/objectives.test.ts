@@ -219,29 +219,3 @@ test('objectives reject bad batches with clear messages', () => {
   throwsWith(() => makeObjective({ name: 'nope' } as never), /unknown objective 'nope'/);
   assert.ok(new ObjectiveError('x') instanceof Error);
 });
-
-test('time embedding (time-as-input): starts as a no-op, then conditions the model on r', async () => {
-  const { llama } = await import('../../../src/nn/index.js');
-  const { TimeEmbedding, forwardWithTime } = await import('../../../src/training/objectives/index.js');
-  const m = llama({ vocabSize: 30, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, seed: 1 });
-  const te = new TimeEmbedding({ dModel: 16, features: 8, seed: 2 });
-  const ids = E.randInt([2, 5], 30, { seed: 1 });
-  const plain = m.forward(ids).logits.toArray();
-  const timed = forwardWithTime(m, te, ids, [0.2, 0.9]);
-  assert.deepEqual(timed.logits.toArray(), plain, 'zero-initialised output: no change');
-  // The gradient reaches the time embedding, and after an update r matters.
-  const p = new MaskedDiffusionObjective({ noise: 0.5 }).prepare({ ids: ids.toArray() as Int32Array, batch: 2, seqLen: 5, sampleIds: [0, 1] }, ctx({ vocabSize: 30, maskTokenId: 0 }));
-  const loss = preparedLoss(forwardWithTime(m, te, E.tensor(p.inputIds, [2, 5], { dtype: 'int32' }), [0.5, 0.5]).logits, p);
-  loss.backward();
-  const g = te.out.weight.grad!.toArray();
-  assert.ok(g.some((x) => x !== 0), 'the time embedding receives a gradient');
-  const w = te.out.weight;
-  w.backend.upload(w.storage, Float32Array.from(g, (x) => -x));
-  const a = forwardWithTime(m, te, ids, [0.2, 0.2]).logits.toArray();
-  const b = forwardWithTime(m, te, ids, [0.9, 0.9]).logits.toArray();
-  assert.ok(a.some((x, i) => Math.abs(x - b[i]!) > 1e-6));
-  throwsWith(() => forwardWithTime(m, te, ids, [0.5]), /1 ratios for 2 rows/);
-  throwsWith(() => new TimeEmbedding({ dModel: 16, features: 5 }), /features must be an even integer ≥ 2, found 5/);
-  m.dispose();
-  te.dispose();
-});
