@@ -1,7 +1,9 @@
 // Factories: each plane from its config, or already-built objects passed through (wrapped in
 // their adapter when needed). Everything a config can say can also be built in code.
 
-import { DataAdapter, ModelAdapter, OptimizerAdapter, createOptimizer, optimizerSpecOf, type BatchSource, type DataPlaneSettings } from './adapters.js';
+import { DataAdapter, type BatchSource, type DataPlaneSettings } from './data-adapter.js';
+import { ModelAdapter } from './model-adapter.js';
+import { OptimizerAdapter, createOptimizer, optimizerSpecOf } from './optimizer-adapter.js';
 import { loadTokenData, type TokenData } from './data-source.js';
 import type { DataPlaneConfig, ModelPlaneConfig, OptimizerPlaneConfig } from './config/schema.js';
 import { Model, bertConfig, gpt2Config, llamaConfig, type ModelConfig } from '../nn/index.js';

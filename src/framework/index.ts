@@ -20,5 +20,7 @@ export {
   type Objective as TrainingObjective,
 } from './objective.js';
 export * from './data-source.js';
-export * from './adapters.js';
+export * from './data-adapter.js';
+export * from './model-adapter.js';
+export * from './optimizer-adapter.js';
 export * from './factories.js';

@@ -5,6 +5,8 @@ export * from './layers.js';
 export * from './config.js';
 export * from './attention.js';
 export * from './block.js';
+export * from './embedding-block.js';
+export * from './heads.js';
 export * from './model.js';
 export * from './time-embedding.js';
 export * from './presets.js';

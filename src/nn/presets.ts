@@ -6,7 +6,8 @@
  *   MLP, bidirectional attention; MLM head (transform + LayerNorm + tied decoder + bias) or a
  *   sequence-classification head (pooler + classifier).
  */
-import { Model, type BuildOptions } from './model.js';
+import { Model } from './model.js';
+import type { BuildOptions } from './embedding-block.js';
 import { stackSizes, type BlockConfig, type ModelConfig } from './config.js';
 
 export interface CommonPresetOptions {

@@ -11,53 +11,37 @@
 // ends if asked, and at the end. Resuming replays the phase hooks to rebuild the model's
 // structure, then loads weights, optimizer state, RNG states and counters: a resumed run continues
 // bit for bit.
+//
+// This file is the loop and the phase lifecycle, readable top to bottom; the parts it calls live
+// beside it: machine-planes.ts (where each phase's data and first model come from, plane checks),
+// machine-eval.ts (the evaluation pass), machine-stats.ts (counters and per-phase stats) and
+// machine-checkpoint.ts (what a checkpoint holds, reading and loading one on resume).
 
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import * as E from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
-import { Xoshiro128, combineSeeds, hashString32, type RngState } from '../data/index.js';
+import { Xoshiro128, combineSeeds, hashString32 } from '../data/index.js';
 import {
-  ConfigError,
-  DataAdapter,
-  IncompatibleSpecsError,
-  ModelAdapter,
-  OptimizerAdapter,
-  attentionFor,
-  buildModel,
   buildOptimizer,
-  isBatchSource,
-  isTokenData,
-  loadDataPlane,
   optimizerSpecOf,
-  validateTrainingState,
   type BatchSource,
   type DataPlaneSettings,
-  type JsonValue,
+  type ModelAdapter,
   type ObjectiveFactory,
   type ObjectiveName,
+  type OptimizerAdapter,
   type TokenData,
 } from '../framework/index.js';
-import { Model } from '../nn/index.js';
+import type { Model } from '../nn/index.js';
 import type { Optimizer } from '../optim/index.js';
-import {
-  CheckpointError,
-  latestCheckpoint,
-  listCheckpoints,
-  openRunFolder,
-  readCheckpoint,
-  writeCheckpoint,
-  isRunFolder,
-  type CheckpointInfo,
-} from '../io/checkpoint.js';
-import { existsSync, renameSync, statSync } from 'node:fs';
+import { CheckpointError, latestCheckpoint, listCheckpoints, openRunFolder } from '../io/checkpoint.js';
 import { PhaseSchedule } from './schedule/phase-schedule.js';
 import type { Phase } from './schedule/phase.js';
 import type { TimeController } from './schedule/time-controller.js';
-import { diffConfigs, hashedView, parseConfig, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
+import { parseConfig, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
 import { loadConfig, writeResolvedConfigs } from './config/load.js';
 import type { StackWiseConfig } from '../framework/config/schema.js';
-import { loadModelWeights, loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
 import { METRICS_FILE, MetricsLogger, progressBar } from './metrics.js';
 import type {
   CheckpointEvent,
@@ -73,7 +57,13 @@ import type {
 import './objective-registry.js';
 import { ProgressivePlane } from './progressive-plane.js';
 import { usesProgressivePlane } from './progressive/config.js';
-import { preparedLoss, preparedTargets } from './objectives/loss.js';
+import { preparedTargets } from './objectives/loss.js';
+import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, progressivePlaneOf } from './machine-planes.js';
+import { evaluateModel } from './machine-eval.js';
+import { RunStats } from './machine-stats.js';
+import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
+
+export type { TrainingState } from './machine-checkpoint.js';
 
 export interface TrainingMachineOptions {
   /** Overrides training.total_steps of the config. */
@@ -116,51 +106,8 @@ export class TrainingDivergedError extends Error {
   }
 }
 
-interface PhaseStat {
-  first_step: number;
-  end_step: number;
-  steps: number;
-  loss_sum: number;
-  final_loss: number;
-  tokens: number;
-  flops: number;
-  wall_s: number;
-  eval?: EvalMetrics;
-}
-
-/** The JSON training state inside every checkpoint manifest. */
-export interface TrainingState {
-  step: number;
-  t: number;
-  total_steps: number;
-  phase_index: number;
-  phase_name: string;
-  phase_ended: boolean;
-  config_hash: string;
-  config: unknown;
-  schedule: unknown;
-  rng: { seed: number; named: Record<string, RngState> };
-  data_cursor: { step: number; accumulation_steps: number; micro_batches_drawn: number; source?: JsonValue };
-  model: { config: unknown; trainable: string[]; parameters: number; stack_births: number[] };
-  optimizer: { kind: string; step: number; scalars: Record<string, Record<string, number>>; groups: { name: string; lr_scale: number; weight_decay: number; params: string[] }[] };
-  hooks: Record<string, JsonValue>;
-  metrics: {
-    tokens_seen: number;
-    flops: number;
-    wall_time_s: number;
-    micro_batches: number;
-    records: number;
-    phases: PhaseStat[];
-    last_eval?: EvalMetrics;
-  };
-}
-
 function isParsedConfig(v: unknown): v is ParsedConfig {
   return typeof v === 'object' && v !== null && (v as ParsedConfig).schedule instanceof PhaseSchedule && Array.isArray((v as ParsedConfig).phases);
-}
-
-function emptyStat(): PhaseStat {
-  return { first_step: -1, end_step: -1, steps: 0, loss_sum: 0, final_loss: NaN, tokens: 0, flops: 0, wall_s: 0 };
 }
 
 export class TrainingMachine {
@@ -178,23 +125,15 @@ export class TrainingMachine {
   private readonly callbacks: TrainingCallbacks[];
   private readonly options: TrainingMachineOptions;
   private readonly log: (line: string) => void;
-  private readonly tokenCache = new Map<string, TokenData>();
-  private readonly userData: TokenData | BatchSource | undefined;
+  private readonly planes: DataPlanes;
   private readonly rngs = new Map<string, Xoshiro128>();
+  private readonly stats: RunStats;
   private currentPhase = -1;
   private phaseEnded = false;
-  private phaseStats: PhaseStat[];
   private phaseCache = { trainable: 0, flopsPerToken: 0 };
-  private tokensSeen = 0;
-  private flops = 0;
-  private microBatches = 0;
-  private wallBefore = 0;
-  private sessionStart = performance.now();
   private logger: MetricsLogger | null = null;
-  private lastEval: EvalMetrics | undefined;
   private lastCheckpoint: string | undefined;
   private resumedFrom: number | undefined;
-  private sessionLosses: number[] = [];
   private diverged: Error | null = null;
   private started = false;
 
@@ -227,12 +166,9 @@ export class TrainingMachine {
     this.hooks = [...(options.hooks ?? [])];
     this.callbacks = [...(options.callbacks ?? [])];
     // A config with model.progressive drives the model plane itself (unless a plane was passed).
-    if (usesProgressivePlane(this.parsed) && !this.hooks.some((h) => h instanceof ProgressivePlane)) this.hooks.push(new ProgressivePlane());
-    if (!this.hooks.some((h) => h instanceof ProgressivePlane)) {
-      const depth = this.parsed.phases.find((p) => p.data?.mask?.kind === 'depth');
-      if (depth) throw new ConfigError([{ path: 'data.mask.kind', expected: "a mask kind other than 'depth' without model.progressive (time-as-depth ties the noise to the stack being trained, so the model must grow)", found: `'depth' in phase '${depth.name}'` }]);
-    }
-    this.phaseStats = this.schedule.phases.map(() => emptyStat());
+    if (usesProgressivePlane(this.parsed) && !progressivePlaneOf(this.hooks)) this.hooks.push(new ProgressivePlane());
+    checkDepthMask(this.parsed, this.hooks);
+    this.stats = new RunStats(this.schedule.phases.length);
     const progress = this.config.training.progress;
     if (progress === 'on' || (progress === 'auto' && process.stderr.isTTY)) this.callbacks.push(progressBar(this.controller.totalSteps));
 
@@ -242,15 +178,9 @@ export class TrainingMachine {
 
     // Planes for the first phase (entered at the first step, so hooks added later still run).
     const first = this.parsed.phases[0]!;
-    this.userData = options.data;
-    this.data = this.dataFor(first);
-    const batchSpec = this.data.getBatchSpec();
-    if (options.model) this.model = buildModel(options.model);
-    else {
-      if (!first.model) throw new Error("TrainingMachine: the config has no 'model' section; add one or pass a built model in options.model");
-      const maxSeqLen = Math.max(...this.parsed.phases.map((p) => p.data?.seq_len ?? batchSpec.seq_len));
-      this.model = buildModel(first.model, { vocabSize: batchSpec.vocab_size, maxSeqLen, objective: batchSpec.objective, seed: this.seed, ...(this.config.training.backend ? { backend: this.config.training.backend } : {}) });
-    }
+    this.planes = new DataPlanes(this.parsed, this.seed, this.runDir, options, () => progressivePlaneOf(this.hooks)?.trainingStack());
+    this.data = this.planes.forPhase(first);
+    this.model = firstModel(this.parsed, options.model, this.data.getBatchSpec(), this.seed);
     this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
     // The progressive model plane checks its whole plan now (bad growth, freezing, LoRA targets, formats).
     for (const h of this.hooks) if (h instanceof ProgressivePlane) h.validate(this);
@@ -335,51 +265,8 @@ export class TrainingMachine {
     this.callbacks.push(callback);
   }
 
-  // ---- planes ------------------------------------------------------------------------------
 
-  private tokenDataFor(plane: NonNullable<ResolvedPhase['data']>): TokenData {
-    const key = JSON.stringify([plane.corpus, plane.tokenizer ?? null, plane.split]);
-    let data = this.tokenCache.get(key);
-    if (!data) {
-      data = loadDataPlane(plane, this.runDir);
-      this.tokenCache.set(key, data);
-    }
-    return data;
-  }
-
-  private dataFor(resolved: ResolvedPhase): BatchSource {
-    const user = this.userData;
-    const adapterOptions = { seed: this.seed, depthStack: () => this.depthStack(), ...(this.options.objectives ? { objectives: this.options.objectives } : {}) };
-    if (user && isBatchSource(user)) {
-      const plane = resolved.data ?? this.planeFromOption(resolved, false);
-      if (plane && user.withPlane) return user.withPlane(plane);
-      const firstPlane = this.parsed.phases[0]!.data;
-      if (resolved.index > 0 && resolved.data && JSON.stringify(resolved.data) !== JSON.stringify(firstPlane)) {
-        throw new Error(`phase '${resolved.name}' changes the data plane, but the batch source given in options.data has no withPlane(plane) method to follow it`);
-      }
-      return user;
-    }
-    if (user && isTokenData(user)) {
-      const plane = resolved.data ?? this.planeFromOption(resolved, true)!;
-      return new DataAdapter(user, plane, adapterOptions);
-    }
-    if (!resolved.data) throw new Error("TrainingMachine: the config has no 'data' section; add one or pass token data / a batch source in options.data");
-    return new DataAdapter(this.tokenDataFor(resolved.data), resolved.data, adapterOptions);
-  }
-
-  /** Time-as-depth: the final-rack index of the stack being trained (undefined when the model does not grow). */
-  private depthStack(): number | undefined {
-    return this.hooks.find((h): h is ProgressivePlane => h instanceof ProgressivePlane)?.trainingStack();
-  }
-
-  private planeFromOption(resolved: ResolvedPhase, required: boolean): DataPlaneSettings | undefined {
-    const plane = this.options.dataPlane;
-    if (!plane) {
-      if (required) throw new Error("TrainingMachine: token data needs a data plane: add a 'data' section to the config or pass options.dataPlane ({seq_len, batch_size, objective})");
-      return undefined;
-    }
-    return resolved.task !== undefined ? { ...plane, objective: resolved.task } : plane;
-  }
+  // ---- phases ------------------------------------------------------------------------------
 
   private hookContext(index: number, replaying: boolean, step: number): PhaseContext {
     return {
@@ -399,22 +286,10 @@ export class TrainingMachine {
     const resolved = this.parsed.phases[index]!;
     const phase = this.schedule.phases[index]!;
     const ctx = this.hookContext(index, replaying, step);
-    if (index > 0 || this.currentPhase >= 0) this.data = this.dataFor(resolved);
+    if (index > 0 || this.currentPhase >= 0) this.data = this.planes.forPhase(resolved);
     for (const h of this.hooks) h.onPhaseStart?.(phase, this, ctx);
     this.model.noteStructure(index);
-
-    const objective = this.data.getBatchSpec().objective;
-    if (resolved.model) {
-      const mode = resolved.model.attention === 'auto' ? attentionFor(objective) : resolved.model.attention;
-      this.model.setAttentionMode(mode);
-      const stacks = this.model.model.rack.numStacks;
-      if (stacks !== resolved.model.n_stacks) {
-        throw new Error(
-          `phase '${phase.name}' asks for model.n_stacks = ${resolved.model.n_stacks}, but the model has ${stacks} stack(s) after the phase's onPhaseStart hooks; ` +
-            'growth is done by a model-plane hook (e.g. the progressive RackBuilder): pass one in options.hooks, or fix n_stacks',
-        );
-      }
-    }
+    applyModelPlane(this.model, resolved, phase, this.data.getBatchSpec().objective);
 
     // A built optimizer keeps its own settings unless the config has an optimizer section.
     if (!this.options.optimizer || this.parsed.given.optimizer) {
@@ -427,17 +302,12 @@ export class TrainingMachine {
     if (groups.length === 0) {
       throw new Error(`phase '${phase.name}': the model has no trainable parameter (everything is frozen); unfreeze something or attach adapters in the phase's hooks`);
     }
-    const problems = validateTrainingState(this.data, this.model, this.optimizer);
-    if (problems.length > 0) {
-      const err = new IncompatibleSpecsError(problems);
-      err.message = `phase '${phase.name}' (starting at step ${step}, t = ${this.controller.tOf(step)}): ${err.message}`;
-      throw err;
-    }
+    assertCompatiblePlanes(this.data, this.model, this.optimizer, `phase '${phase.name}' (starting at step ${step}, t = ${this.controller.tOf(step)})`);
     this.currentPhase = index;
     this.phaseEnded = false;
     this.refreshPhaseCache();
     if (!replaying) {
-      const stat = this.phaseStats[index]!;
+      const stat = this.stats.phase(index);
       if (stat.first_step < 0) stat.first_step = step;
       this.logger?.phase('phase_start', step, this.controller.tOf(step), phase.name, index);
       for (const c of this.callbacks) c.onPhaseStart?.(phase, this, ctx);
@@ -455,12 +325,7 @@ export class TrainingMachine {
       this.optimizer.sync(this.model);
       this.refreshPhaseCache();
     }
-    const problems = validateTrainingState(this.data, this.model, this.optimizer);
-    if (problems.length > 0) {
-      const err = new IncompatibleSpecsError(problems);
-      err.message = `step ${step} (phase '${phase.name}', after the onStepStart hooks): ${err.message}`;
-      throw err;
-    }
+    assertCompatiblePlanes(this.data, this.model, this.optimizer, `step ${step} (phase '${phase.name}', after the onStepStart hooks)`);
   }
 
   private refreshPhaseCache(): void {
@@ -469,27 +334,13 @@ export class TrainingMachine {
   }
 
   private phaseResult(index: number): PhaseResult {
-    const s = this.phaseStats[index]!;
-    const r: PhaseResult = {
-      name: this.schedule.phases[index]!.name,
-      index,
-      first_step: s.first_step,
-      end_step: s.end_step,
-      steps: s.steps,
-      mean_loss: s.steps > 0 ? s.loss_sum / s.steps : NaN,
-      final_loss: s.final_loss,
-      tokens: s.tokens,
-      flops: s.flops,
-      wall_s: s.wall_s,
-    };
-    if (s.eval) r.eval = s.eval;
-    return r;
+    return this.stats.phaseResult(index, this.schedule.phases[index]!.name);
   }
 
   private finishPhase(index: number): void {
     const phase = this.schedule.phases[index]!;
     const step = this.controller.currentStep;
-    const stat = this.phaseStats[index]!;
+    const stat = this.stats.phase(index);
     stat.end_step = step;
     if (this.config.training.eval_at_phase_end) {
       const ev = this.evaluate('phase_end');
@@ -504,6 +355,7 @@ export class TrainingMachine {
     if (this.runDir && this.config.training.checkpoint_at_phase_end && !this.controller.isComplete) this.saveCheckpoint('phase_end');
   }
 
+  /** Before the first step (or checkpoint): resumes if asked, opens the metrics log. */
   private begin(): void {
     if (this.started) return;
     const resume = this.options.resume;
@@ -523,7 +375,7 @@ export class TrainingMachine {
         this.logger = new MetricsLogger(this.runDir, { tensorboard: this.config.training.tensorboard });
       }
     }
-    this.sessionStart = performance.now();
+    this.stats.startSession();
   }
 
   // ---- stepping ----------------------------------------------------------------------------
@@ -570,7 +422,7 @@ export class TrainingMachine {
         (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
         return v;
       });
-      this.microBatches++;
+      this.stats.microBatches++;
       if (!Number.isFinite(value)) this.fail(step, t, phase, `the loss is ${value} (micro-batch ${micro})`);
       lossSum += value;
     }
@@ -583,17 +435,7 @@ export class TrainingMachine {
 
     const loss = lossSum / accum;
     const stepMs = performance.now() - started;
-    const flops = this.phaseCache.flopsPerToken * tokens;
-    this.tokensSeen += tokens;
-    this.flops += flops;
-    this.sessionLosses.push(loss);
-    const stat = this.phaseStats[index]!;
-    stat.steps++;
-    stat.loss_sum += loss;
-    stat.final_loss = loss;
-    stat.tokens += tokens;
-    stat.flops += flops;
-    stat.wall_s += stepMs / 1000;
+    this.stats.recordStep(index, loss, tokens, this.phaseCache.flopsPerToken * tokens, stepMs);
     const metrics: StepMetrics = {
       step,
       t,
@@ -604,11 +446,11 @@ export class TrainingMachine {
       lrs,
       grad_norm: gradNorm,
       tokens,
-      tokens_seen: this.tokensSeen,
+      tokens_seen: this.stats.tokensSeen,
       tokens_per_s: tokens / Math.max(1e-9, stepMs / 1000),
       trainable_params: this.phaseCache.trainable,
       step_ms: stepMs,
-      wall_s: this.wallTime(),
+      wall_s: this.stats.wallTime(),
     };
     this.logger?.step(metrics);
     for (const c of this.callbacks) c.onStep?.(metrics, this);
@@ -638,58 +480,13 @@ export class TrainingMachine {
     throw err;
   }
 
-  private wallTime(): number {
-    return this.wallBefore + (performance.now() - this.sessionStart) / 1000;
-  }
-
   /** Loss and perplexity on the validation batches of the current data plane (undefined without validation data). */
   evaluate(reason: EvalMetrics['reason'] = 'manual'): EvalMetrics | undefined {
-    const step = this.controller.currentStep;
-    const t = this.controller.t;
-    const batches = this.data.evalBatches?.(step, t) ?? [];
-    if (batches.length === 0) return undefined;
-    const modes = this.model.model.namedModules().map(([, m]) => [m, m.training] as const);
-    this.model.model.eval();
-    let lossSum = 0;
-    let nllSum = 0;
-    let scored = 0;
-    let tokens = 0;
-    const backend = this.model.model.backend;
-    try {
-      for (const batch of batches) {
-        if (batch.scored === 0) continue;
-        const [loss, nll] = E.noGrad(() => E.tidy(() => {
-          const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
-          const logits = this.model.forward(ids, { seed: 0, step, timeRatios: batch.ratios });
-          const l = preparedLoss(logits, batch).item();
-          const n = batch.weights ? preparedLoss(logits, { ...batch, weights: undefined }).item() : l;
-          return [l, n];
-        }));
-        lossSum += loss! * batch.scored;
-        nllSum += nll! * batch.scored;
-        scored += batch.scored;
-        tokens += batch.tokens;
-      }
-    } finally {
-      for (const [m, mode] of modes) m.training = mode;
-    }
-    if (scored === 0) return undefined;
     const phaseIndex = Math.max(0, this.currentPhase);
-    const nll = nllSum / scored;
-    const ev: EvalMetrics = {
-      step,
-      t,
-      phase: this.schedule.phases[phaseIndex]!.name,
-      phase_index: phaseIndex,
-      loss: lossSum / scored,
-      nll,
-      perplexity: Math.exp(nll),
-      batches: batches.length,
-      tokens,
-      scored,
-      reason,
-    };
-    this.lastEval = ev;
+    const at = { step: this.controller.currentStep, t: this.controller.t, phase: this.schedule.phases[phaseIndex]!.name, phaseIndex };
+    const ev = evaluateModel(this.model, this.data, at, reason);
+    if (!ev) return undefined;
+    this.stats.lastEval = ev;
     this.logger?.eval(ev);
     for (const c of this.callbacks) c.onEval?.(ev, this);
     return ev;
@@ -702,18 +499,20 @@ export class TrainingMachine {
     const losses: number[] = [];
     try {
       while (!this.controller.isComplete) losses.push(this.trainStep().loss);
-      let finalEval = this.lastEval && this.lastEval.step === this.controller.currentStep ? this.lastEval : undefined;
+      const lastEval = this.stats.lastEval;
+      let finalEval = lastEval && lastEval.step === this.controller.currentStep ? lastEval : undefined;
       finalEval ??= this.evaluate('final');
       if (this.runDir) this.saveCheckpoint('final');
+      const sessionLosses = this.stats.sessionLosses;
       const result: TrainResult = {
         total_steps: this.controller.totalSteps,
         steps_run: this.controller.currentStep - firstStep,
-        final_loss: this.sessionLosses[this.sessionLosses.length - 1] ?? NaN,
+        final_loss: sessionLosses[sessionLosses.length - 1] ?? NaN,
         losses,
         phases: this.schedule.phases.map((_, i) => this.phaseResult(i)),
-        tokens_seen: this.tokensSeen,
-        wall_time_s: this.wallTime(),
-        flops: this.flops,
+        tokens_seen: this.stats.tokensSeen,
+        wall_time_s: this.stats.wallTime(),
+        flops: this.stats.flops,
         phase_transitions: this.controller.boundarySteps(this.schedule),
       };
       if (this.resumedFrom !== undefined) result.resumed_from = this.resumedFrom;
@@ -727,95 +526,33 @@ export class TrainingMachine {
     }
   }
 
-  // ---- checkpoints -------------------------------------------------------------------------
+  // ---- checkpoints (what they hold: machine-checkpoint.ts) ---------------------------------
 
   /** Writes a checkpoint of the current state into the run folder; returns its path. */
   saveCheckpoint(reason: CheckpointEvent['reason'] = 'manual'): CheckpointEvent {
     if (!this.runDir) throw new Error('TrainingMachine.saveCheckpoint: no run folder (set training.run_dir or options.runDir)');
     this.begin();
     const step = this.controller.currentStep;
-    const named = this.model.namedParameters();
-    for (const [name, p] of named) {
-      if (p.dtype !== 'int32' && !Number.isFinite(E.sumOfSquares(p))) {
-        throw new TrainingDivergedError(
-          `refusing to checkpoint at step ${step}: parameter '${name}' holds NaN or Inf; the last good checkpoint (${this.lastCheckpoint ?? 'none'}) is kept`,
-          step,
-          this.lastCheckpoint,
-        );
-      }
+    const bad = nonFiniteParameter(this.model);
+    if (bad !== undefined) {
+      throw new TrainingDivergedError(
+        `refusing to checkpoint at step ${step}: parameter '${bad}' holds NaN or Inf; the last good checkpoint (${this.lastCheckpoint ?? 'none'}) is kept`,
+        step,
+        this.lastCheckpoint,
+      );
     }
-    const nameOf = this.model.nameOf();
-    const name = (p: Tensor) => nameOf.get(p) ?? p.describe();
-    const opt = serializeOptimizer(this.optimizer, name);
-    const hooks: Record<string, JsonValue> = {};
-    for (const h of this.hooks) {
-      if (!h.saveState) continue;
-      if (!h.name) throw new Error('TrainingMachine: a hook with saveState() needs a name');
-      hooks[h.name] = h.saveState();
-    }
-    const dataState = this.data.saveState?.();
-    const state: TrainingState = {
-      step,
-      t: this.controller.t,
-      total_steps: this.controller.totalSteps,
-      phase_index: this.currentPhase,
-      phase_name: this.currentPhase >= 0 ? this.schedule.phases[this.currentPhase]!.name : '',
-      phase_ended: this.phaseEnded,
-      config_hash: this.parsed.hash,
-      config: hashedView(this.config),
-      schedule: this.schedule.toJSON(),
-      rng: { seed: this.seed, named: Object.fromEntries([...this.rngs].map(([k, r]) => [k, r.getState()])) },
-      data_cursor: { step, accumulation_steps: this.optimizer.accumulationSteps, micro_batches_drawn: this.microBatches, ...(dataState !== undefined ? { source: dataState } : {}) },
-      model: {
-        config: this.model.model.config,
-        trainable: this.model.trainableParameters().map(([n]) => n),
-        parameters: this.model.numParameters(),
-        stack_births: this.model.stackBirths(),
-      },
-      optimizer: {
-        kind: opt.kind,
-        step: opt.step,
-        scalars: opt.scalars,
-        groups: this.optimizer.groups.map((g) => ({ name: g.name, lr_scale: g.lrScale, weight_decay: g.weightDecay, params: g.paramNames })),
-      },
-      hooks,
-      metrics: {
-        tokens_seen: this.tokensSeen,
-        flops: this.flops,
-        wall_time_s: this.wallTime(),
-        micro_batches: this.microBatches,
-        // The 'checkpoint' record written right after this checkpoint is kept on resume.
-        records: this.logger ? this.logger.records + 1 : 0,
-        phases: this.phaseStats.map((s) => ({ ...s })),
-        ...(this.lastEval ? { last_eval: this.lastEval } : {}),
-      },
-    };
-    const info: CheckpointInfo = writeCheckpoint(
-      this.runDir,
-      step,
-      { 'model.safetensors': serializeTensors(named, { format: 'stackwise' }), 'optimizer.safetensors': opt.bytes },
-      state,
-      { keepLast: this.config.training.keep_last },
-    );
+    const info = writeMachineCheckpoint(this, this.runDir, {
+      phaseEnded: this.phaseEnded,
+      rngs: this.rngs,
+      stats: this.stats,
+      // The 'checkpoint' record written right after this checkpoint is kept on resume.
+      records: this.logger ? this.logger.records + 1 : 0,
+    });
     this.lastCheckpoint = info.path;
     this.logger?.write({ type: 'checkpoint', step, path: info.path, reason });
     const event: CheckpointEvent = { path: info.path, step, reason };
     for (const c of this.callbacks) c.onCheckpoint?.(event, this);
     return event;
-  }
-
-  /** Picks the checkpoint folder a resume target names. */
-  private checkpointPath(target: string): string | undefined {
-    if (target === 'latest') {
-      if (!this.runDir) throw new Error("TrainingMachine: resume 'latest' needs a run folder (training.run_dir or options.runDir)");
-      return latestCheckpoint(this.runDir)?.path;
-    }
-    if (isRunFolder(target) && !existsSync(join(target, 'checkpoint.json'))) {
-      const latest = latestCheckpoint(target);
-      if (!latest) throw new CheckpointError('missing', target, `run folder ${target} holds no complete checkpoint`);
-      return latest.path;
-    }
-    return target;
   }
 
   /**
@@ -825,33 +562,13 @@ export class TrainingMachine {
    */
   resumeFrom(target: string): void {
     if (this.started || this.currentPhase >= 0 || this.controller.currentStep > 0) throw new Error('TrainingMachine.resumeFrom: resume before the first step');
-    const path = this.checkpointPath(target);
+    const path = resumeTargetPath(target, this.runDir);
     if (!path) {
       this.log(`no checkpoint in ${this.runDir}; starting a fresh run`);
       return;
     }
-    let loaded;
-    try {
-      loaded = readCheckpoint<TrainingState>(path);
-    } catch (error) {
-      const root = this.runDir ?? join(path, '..', '..');
-      const earlier = error instanceof CheckpointError && isRunFolder(root) ? listCheckpoints(root).filter((c) => c.path !== path) : [];
-      if (error instanceof CheckpointError && earlier.length > 0) {
-        error.message += `; earlier checkpoints: ${earlier.map((c) => c.path).join(', ')} (resume from one of them explicitly)`;
-      }
-      throw error;
-    }
+    const loaded = readResumeCheckpoint(path, this.runDir, this.parsed);
     const state = loaded.manifest.state;
-    if (state.config_hash !== this.parsed.hash) {
-      const diffs = diffConfigs(state.config, hashedView(this.config));
-      const shown = diffs.slice(0, 8).map((d) => `  ${d.path}: checkpoint has ${JSON.stringify(d.a) ?? 'nothing'}, this config has ${JSON.stringify(d.b) ?? 'nothing'}`);
-      throw new CheckpointError(
-        'config-mismatch',
-        path,
-        `checkpoint ${path} was written by a different config (${diffs.length} difference${diffs.length === 1 ? '' : 's'}):\n${shown.join('\n')}${diffs.length > 8 ? `\n  … and ${diffs.length - 8} more` : ''}\n` +
-          'resume with the same config, or start a new run folder',
-      );
-    }
     // Rebuild the structure: replay every phase entered (and ended) before the checkpoint.
     const firstSteps = state.metrics.phases.map((p) => p.first_step);
     for (let i = 0; i <= state.phase_index; i++) {
@@ -862,38 +579,15 @@ export class TrainingMachine {
       }
     }
     this.phaseEnded = state.phase_ended;
-    const rebuilt = this.model.model.config;
-    const structural = diffConfigs(state.model.config, rebuilt);
-    if (structural.length > 0) {
-      throw new CheckpointError(
-        'incompatible',
-        path,
-        `the model rebuilt from the config and hooks differs from checkpoint ${path}: ` +
-          structural.slice(0, 5).map((d) => `${d.path}: checkpoint ${JSON.stringify(d.a)}, now ${JSON.stringify(d.b)}`).join('; ') +
-          ' (were the same hooks passed?)',
-      );
-    }
-    loadModelWeights(this.model, loaded.files.get('model.safetensors')!, join(path, 'model.safetensors'));
-    // Trainable flags as they were at the checkpoint (hooks may change them within a phase).
-    const trainable = new Set(state.model.trainable);
-    const params = new Map(this.model.namedParameters());
-    for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model does not have`);
-    for (const [n, p] of params) p.requiresGrad = trainable.has(n);
-    this.optimizer.sync(this.model);
-    const nameOf = this.model.nameOf();
-    loadOptimizerState(this.optimizer, loaded.files.get('optimizer.safetensors')!, state.optimizer, (p) => nameOf.get(p) ?? p.describe(), join(path, 'optimizer.safetensors'));
+    // Then the numbers: weights, trainable flags, optimizer state, position, RNGs, hooks, data cursor, counters.
+    loadWeightsAndOptimizer(loaded, path, this.model, this.optimizer);
     this.controller.seek(state.step);
     for (const [k, s] of Object.entries(state.rng.named)) this.rng(k).setState(s);
     for (const h of this.hooks) {
       if (h.loadState && h.name && state.hooks[h.name] !== undefined) h.loadState(state.hooks[h.name]!);
     }
     if (state.data_cursor.source !== undefined) this.data.loadState?.(state.data_cursor.source);
-    this.tokensSeen = state.metrics.tokens_seen;
-    this.flops = state.metrics.flops;
-    this.microBatches = state.metrics.micro_batches;
-    this.wallBefore = state.metrics.wall_time_s;
-    this.phaseStats = state.metrics.phases.map((s) => ({ ...s, final_loss: s.final_loss ?? NaN }));
-    if (state.metrics.last_eval) this.lastEval = state.metrics.last_eval;
+    this.stats.restore(state.metrics);
     this.refreshPhaseCache();
     this.lastCheckpoint = path;
     this.resumedFrom = state.step;

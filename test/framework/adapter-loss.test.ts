@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { llama, type Model } from '../../src/nn/index.js';
-import { ModelAdapter, type ForwardContext } from '../../src/framework/adapters.js';
+import { ModelAdapter, type ForwardContext } from '../../src/framework/index.js';
 import { preparedLoss, preparedTargets } from '../../src/training/objectives/loss.js';
 import { ActivationCache, CachedPrefixForward } from '../../src/training/progressive/activation-cache.js';
 

@@ -1,7 +1,7 @@
 /** The loss of a prepared batch, by the contract of ./types.ts. */
 import * as E from '../../engine/index.js';
 import type { Backend, DType, Tensor } from '../../engine/index.js';
-import type { LossTargets } from '../../framework/adapters.js';
+import type { LossTargets } from '../../framework/index.js';
 import { IGNORE_INDEX, ObjectiveError, type PreparedBatch } from './types.js';
 
 /**

@@ -1,0 +1,285 @@
+/**
+ * Heads: the Head base class (final norm, fused-loss DecoderInput), the token heads (LMHead,
+ * BERT's MLMHead, decoder tied to the token embedding or their own) and ClassificationHead,
+ * plus makeHead, which builds one from its HeadConfig.
+ */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import type { HeadSpec } from '../framework/specs/head.js';
+import { Module } from './module.js';
+import { activate, applyDropout, DropoutSeeds, LayerNorm, Linear, makeNorm, type Activation, type Embedding, type Norm } from './layers.js';
+import { deriveSeed, DEFAULT_INIT, initTensor, type TensorPlacement } from './init.js';
+import type { HeadConfig, NormConfig } from './config.js';
+import type { BuildOptions, EmbeddingBlock } from './embedding-block.js';
+
+export abstract class Head extends Module {
+  /** Norm applied to the rack's output before the head proper (child 'final_norm'). */
+  readonly finalNorm: Norm | null;
+
+  constructor(dModel: number, finalNorm: NormConfig | null | undefined, place: TensorPlacement) {
+    super();
+    const where = { dtype: place.dtype, backend: place.backend };
+    this.finalNorm = finalNorm ? this.registerModule('final_norm', makeNorm(finalNorm.kind, dModel, { ...where, eps: finalNorm.eps })) : null;
+  }
+
+  /** Logits from the rack's output (final norm included). */
+  forward(h: Tensor, ctx: HeadContext = {}): Tensor {
+    return this.project(this.finalNorm ? this.finalNorm.forward(h) : h, ctx);
+  }
+
+  /** Logits from an already normed hidden state. */
+  abstract project(h: Tensor, ctx?: HeadContext): Tensor;
+
+  /**
+   * `project` split before its last linear map, for the fused loss (linearCrossEntropy): logits =
+   * hidden · weightᵀ + bias. Null (the default) when the projection cannot be fused; the loss
+   * then goes through `project`'s logits.
+   */
+  decoderInput(_h: Tensor, _ctx?: HeadContext): DecoderInput | null {
+    return null;
+  }
+
+  abstract getSpec(): HeadSpec;
+
+  /** The HeadConfig describing this head as it is now. */
+  abstract headConfig(): HeadConfig;
+
+  protected finalNormConfig(): NormConfig | null {
+    return this.finalNorm ? { kind: this.finalNorm.kind, eps: this.finalNorm.eps } : null;
+  }
+}
+
+/** What a head's last projection reads: logits = hidden · weightᵀ (+ bias), weight [V, d]. */
+export interface DecoderInput {
+  hidden: Tensor;
+  weight: Tensor;
+  bias: Tensor | null;
+}
+
+/** The decoder of a token head, unless a subclass changed `project` (then only it knows the logits). */
+function plainDecoder(head: Head, own: Head['project'], hidden: Tensor, weight: Tensor, bias: Tensor | null): DecoderInput | null {
+  if (head.project !== own || weight.dtype !== hidden.dtype || weight.rank !== 2 || weight.shape[1] !== hidden.shape[hidden.rank - 1]) return null;
+  return { hidden, weight, bias };
+}
+
+export interface HeadContext {
+  /** [B, S] padding mask, used by mean pooling. */
+  keyMask?: Tensor | null;
+  seed?: number;
+}
+
+/** Decoder weight: the token embedding's table (tied, shared tensor) or its own [V, d]. */
+function decoderWeight(mod: Module & { registerDecoder(w: Tensor, trainable: boolean): void }, vocab: number, dModel: number, tiedTo: Embedding | null, seed: number, place: TensorPlacement): void {
+  if (tiedTo) {
+    if (tiedTo.numEmbeddings !== vocab || tiedTo.dim !== dModel) throw new Error(`head: cannot tie a [${vocab}, ${dModel}] decoder to an embedding of [${tiedTo.numEmbeddings}, ${tiedTo.dim}]`);
+    mod.registerDecoder(tiedTo.weight, tiedTo.weight.requiresGrad);
+  } else {
+    mod.registerDecoder(initTensor([vocab, dModel], DEFAULT_INIT, deriveSeed(seed, 'weight'), place), true);
+  }
+}
+
+/** logits = h Wᵀ (+ b), W tied to the embedding or its own. Parameters 'weight', 'bias'. */
+export class LMHead extends Head {
+  readonly dModel: number;
+  readonly vocabSize: number;
+  private tied: boolean;
+
+  constructor(dModel: number, vocabSize: number, opts: { tiedTo?: Embedding | null; bias?: boolean; finalNorm?: NormConfig | null; seed?: number } & TensorPlacement) {
+    super(dModel, opts.finalNorm, opts);
+    this.dModel = dModel;
+    this.vocabSize = vocabSize;
+    this.tied = !!opts.tiedTo;
+    decoderWeight(this, vocabSize, dModel, opts.tiedTo ?? null, opts.seed ?? 0, opts);
+    if (opts.bias) this.registerParameter('bias', E.zeros([vocabSize], { dtype: opts.dtype, backend: opts.backend }));
+  }
+
+  /** @internal */
+  registerDecoder(w: Tensor, trainable: boolean): void {
+    this.registerParameter('weight', w, trainable);
+  }
+
+  get isTied(): boolean {
+    return this.tied;
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  get bias(): Tensor | null {
+    return this.hasParam('bias') ? this.param('bias') : null;
+  }
+
+  /** Gives the head its own copy of the (tied) decoder weight. */
+  untie(): this {
+    if (!this.tied) return this;
+    const w = this.weight;
+    const copy = E.noGrad(() => E.clone(w));
+    this.registerParameter('weight', copy, w.requiresGrad);
+    this.tied = false;
+    return this;
+  }
+
+  project(h: Tensor): Tensor {
+    return E.linear(h, this.weight, this.bias);
+  }
+
+  override decoderInput(h: Tensor): DecoderInput | null {
+    return plainDecoder(this, LMHead.prototype.project, h, this.weight, this.bias);
+  }
+
+  getSpec(): HeadSpec {
+    return { kind: 'lm', d_model: this.dModel, vocab_size: this.vocabSize, tied: this.tied, bias: this.bias !== null };
+  }
+
+  headConfig(): HeadConfig {
+    return { kind: 'lm', tied: this.tied, bias: this.bias !== null, finalNorm: this.finalNormConfig() };
+  }
+}
+
+/**
+ * BERT's MLM head: dense (+bias) → activation → LayerNorm → decoder (tied or own) + bias.
+ * Children 'dense', 'norm'; parameters 'weight' (decoder), 'bias'.
+ */
+export class MLMHead extends Head {
+  readonly dModel: number;
+  readonly vocabSize: number;
+  readonly activation: Activation;
+  readonly dense: Linear;
+  readonly norm: LayerNorm;
+  private tied: boolean;
+
+  constructor(dModel: number, vocabSize: number, opts: { tiedTo?: Embedding | null; activation?: Activation; normEps?: number; finalNorm?: NormConfig | null; seed?: number } & TensorPlacement) {
+    super(dModel, opts.finalNorm, opts);
+    this.dModel = dModel;
+    this.vocabSize = vocabSize;
+    this.activation = opts.activation ?? 'gelu';
+    const seed = opts.seed ?? 0;
+    const place = { dtype: opts.dtype, backend: opts.backend };
+    this.dense = this.registerModule('dense', new Linear(dModel, dModel, { ...place, bias: true, seed: deriveSeed(seed, 'dense') }));
+    this.norm = this.registerModule('norm', new LayerNorm(dModel, { ...place, eps: opts.normEps ?? 1e-12 }));
+    this.tied = !!opts.tiedTo;
+    decoderWeight(this, vocabSize, dModel, opts.tiedTo ?? null, seed, place);
+    this.registerParameter('bias', E.zeros([vocabSize], place));
+  }
+
+  /** @internal */
+  registerDecoder(w: Tensor, trainable: boolean): void {
+    this.registerParameter('weight', w, trainable);
+  }
+
+  get isTied(): boolean {
+    return this.tied;
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  get bias(): Tensor {
+    return this.param('bias');
+  }
+
+  project(h: Tensor): Tensor {
+    return E.linear(this.transform(h), this.weight, this.bias);
+  }
+
+  override decoderInput(h: Tensor): DecoderInput | null {
+    if (this.project !== MLMHead.prototype.project) return null;
+    return plainDecoder(this, MLMHead.prototype.project, this.transform(h), this.weight, this.bias);
+  }
+
+  /** dense → activation → LayerNorm: the decoder's input. */
+  private transform(h: Tensor): Tensor {
+    return this.norm.forward(activate(this.dense.forward(h), this.activation));
+  }
+
+  getSpec(): HeadSpec {
+    return { kind: 'mlm', d_model: this.dModel, vocab_size: this.vocabSize, tied: this.tied, bias: true };
+  }
+
+  headConfig(): HeadConfig {
+    const c: HeadConfig = { kind: 'mlm', tied: this.tied, activation: this.activation, normEps: this.norm.eps };
+    if (this.finalNorm) c.finalNorm = this.finalNormConfig();
+    return c;
+  }
+
+  /** Gives the head its own copy of the (tied) decoder weight. */
+  untie(): this {
+    if (!this.tied) return this;
+    const w = this.weight;
+    this.registerParameter('weight', E.noGrad(() => E.clone(w)), w.requiresGrad);
+    this.tied = false;
+    return this;
+  }
+}
+
+/**
+ * One label per sequence: pool (first token, or mean over non-padded tokens) → optional
+ * dense + tanh pooler → dropout → classifier. Children 'pooler', 'classifier'.
+ */
+export class ClassificationHead extends Head {
+  readonly dModel: number;
+  readonly nClasses: number;
+  readonly pooling: 'cls' | 'mean';
+  readonly pooler: Linear | null;
+  readonly classifier: Linear;
+  readonly dropout: number;
+  private readonly seeds: DropoutSeeds;
+
+  constructor(dModel: number, nClasses: number, opts: { pooling?: 'cls' | 'mean'; pooler?: boolean; bias?: boolean; dropout?: number; finalNorm?: NormConfig | null; seed?: number } & TensorPlacement) {
+    super(dModel, opts.finalNorm, opts);
+    this.dModel = dModel;
+    this.nClasses = nClasses;
+    this.pooling = opts.pooling ?? 'cls';
+    this.dropout = opts.dropout ?? 0;
+    const seed = opts.seed ?? 0;
+    const place = { dtype: opts.dtype, backend: opts.backend };
+    this.pooler = opts.pooler ? this.registerModule('pooler', new Linear(dModel, dModel, { ...place, bias: true, seed: deriveSeed(seed, 'pooler') })) : null;
+    this.classifier = this.registerModule('classifier', new Linear(dModel, nClasses, { ...place, bias: opts.bias ?? true, seed: deriveSeed(seed, 'classifier') }));
+    this.seeds = new DropoutSeeds(deriveSeed(seed, 'dropout'));
+  }
+
+  /** h [B, S, d] → logits [B, nClasses]. */
+  project(h: Tensor, ctx: HeadContext = {}): Tensor {
+    const [B, S, d] = h.shape;
+    let pooled: Tensor;
+    if (this.pooling === 'cls') {
+      pooled = E.reshape(E.narrow(h, 1, 0, 1), [B, d]);
+    } else if (ctx.keyMask) {
+      const m = E.reshape(ctx.keyMask.dtype === h.dtype ? ctx.keyMask : E.cast(ctx.keyMask, h.dtype), [B, S, 1]);
+      const total = E.sum(E.mul(h, m), [1]);
+      const count = E.maximum(E.sum(m, [1]), E.full([1], 1, { dtype: h.dtype, backend: h.backend }));
+      pooled = E.div(total, count);
+    } else {
+      pooled = E.mean(h, [1]);
+    }
+    if (this.pooler) pooled = E.tanh(this.pooler.forward(pooled));
+    pooled = applyDropout(pooled, this.dropout, this.training, this.seeds, ctx.seed);
+    return this.classifier.forward(pooled);
+  }
+
+  getSpec(): HeadSpec {
+    return { kind: 'classification', d_model: this.dModel, n_classes: this.nClasses, pooling: this.pooling, bias: this.classifier.bias !== null };
+  }
+
+  headConfig(): HeadConfig {
+    const c: HeadConfig = { kind: 'classification', nClasses: this.nClasses, pooling: this.pooling, pooler: this.pooler !== null, bias: this.classifier.bias !== null };
+    if (this.dropout) c.dropout = this.dropout;
+    if (this.finalNorm) c.finalNorm = this.finalNormConfig();
+    return c;
+  }
+}
+
+export function makeHead(config: HeadConfig, dModel: number, vocabSize: number, embedding: EmbeddingBlock, opts: BuildOptions = {}): Head {
+  const place = { dtype: opts.dtype, backend: opts.backend };
+  const seed = deriveSeed(opts.seed ?? 0, 'head');
+  switch (config.kind) {
+    case 'lm':
+      return new LMHead(dModel, vocabSize, { ...place, seed, tiedTo: config.tied ? embedding.token : null, bias: config.bias, finalNorm: config.finalNorm });
+    case 'mlm':
+      return new MLMHead(dModel, vocabSize, { ...place, seed, tiedTo: config.tied ? embedding.token : null, activation: config.activation, normEps: config.normEps, finalNorm: config.finalNorm });
+    case 'classification':
+      return new ClassificationHead(dModel, config.nClasses, { ...place, seed, pooling: config.pooling, pooler: config.pooler, bias: config.bias, dropout: config.dropout, finalNorm: config.finalNorm });
+  }
+}

@@ -1,0 +1,190 @@
+// The TrainingMachine's checkpoints: what a checkpoint holds (the TrainingState manifest, model
+// weights, optimizer state) and the pieces of a resume — finding the checkpoint a target names,
+// reading it with the config check, and loading weights, trainable flags and optimizer state into
+// the rebuilt model.
+//
+// Separate from the step loop because it is the run's on-disk contract: every field a resumed run
+// needs to continue bit for bit is listed here in one place. The machine keeps the order of a
+// resume (replay the phase hooks, then load; see machine.ts); tensors ↔ safetensors live in
+// checkpoint-io.ts, folders and manifests in src/io/checkpoint.ts. Package-internal, except the
+// TrainingState type (exported through machine.ts).
+
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import type { RngState } from '../data/index.js';
+import type { JsonValue, ModelAdapter, OptimizerAdapter } from '../framework/index.js';
+import {
+  CheckpointError,
+  isRunFolder,
+  latestCheckpoint,
+  listCheckpoints,
+  readCheckpoint,
+  writeCheckpoint,
+  type CheckpointInfo,
+  type LoadedCheckpoint,
+} from '../io/checkpoint.js';
+import { diffConfigs, hashedView, type ParsedConfig } from './config/resolve.js';
+import { loadModelWeights, loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import type { RunMetricsState, RunStats } from './machine-stats.js';
+import type { TrainingMachine } from './machine.js';
+
+/** The JSON training state inside every checkpoint manifest. */
+export interface TrainingState {
+  step: number;
+  t: number;
+  total_steps: number;
+  phase_index: number;
+  phase_name: string;
+  phase_ended: boolean;
+  config_hash: string;
+  config: unknown;
+  schedule: unknown;
+  rng: { seed: number; named: Record<string, RngState> };
+  data_cursor: { step: number; accumulation_steps: number; micro_batches_drawn: number; source?: JsonValue };
+  model: { config: unknown; trainable: string[]; parameters: number; stack_births: number[] };
+  optimizer: { kind: string; step: number; scalars: Record<string, Record<string, number>>; groups: { name: string; lr_scale: number; weight_decay: number; params: string[] }[] };
+  hooks: Record<string, JsonValue>;
+  metrics: RunMetricsState;
+}
+
+/** @internal The machine's private state a checkpoint records (the rest is public on the machine). */
+export interface MachineCheckpointState {
+  phaseEnded: boolean;
+  rngs: ReadonlyMap<string, { getState(): RngState }>;
+  stats: RunStats;
+  /** Metrics-log records to keep on resume. */
+  records: number;
+}
+
+/** @internal The name of a parameter that holds NaN or Inf (a checkpoint must not keep it). */
+export function nonFiniteParameter(model: ModelAdapter): string | undefined {
+  for (const [name, p] of model.namedParameters()) {
+    if (p.dtype !== 'int32' && !Number.isFinite(E.sumOfSquares(p))) return name;
+  }
+  return undefined;
+}
+
+/** @internal Writes a checkpoint of `machine` at its current step into its run folder. */
+export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string, run: MachineCheckpointState): CheckpointInfo {
+  const { model, optimizer, controller, schedule } = machine;
+  const step = controller.currentStep;
+  const named = model.namedParameters();
+  const nameOf = model.nameOf();
+  const name = (p: Tensor) => nameOf.get(p) ?? p.describe();
+  const opt = serializeOptimizer(optimizer, name);
+  const hooks: Record<string, JsonValue> = {};
+  for (const h of machine.hookList) {
+    if (!h.saveState) continue;
+    if (!h.name) throw new Error('TrainingMachine: a hook with saveState() needs a name');
+    hooks[h.name] = h.saveState();
+  }
+  const dataState = machine.data.saveState?.();
+  const phaseIndex = machine.phaseIndex;
+  const state: TrainingState = {
+    step,
+    t: controller.t,
+    total_steps: controller.totalSteps,
+    phase_index: phaseIndex,
+    phase_name: phaseIndex >= 0 ? schedule.phases[phaseIndex]!.name : '',
+    phase_ended: run.phaseEnded,
+    config_hash: machine.parsed.hash,
+    config: hashedView(machine.config),
+    schedule: schedule.toJSON(),
+    rng: { seed: machine.seed, named: Object.fromEntries([...run.rngs].map(([k, r]) => [k, r.getState()])) },
+    data_cursor: { step, accumulation_steps: optimizer.accumulationSteps, micro_batches_drawn: run.stats.microBatches, ...(dataState !== undefined ? { source: dataState } : {}) },
+    model: {
+      config: model.model.config,
+      trainable: model.trainableParameters().map(([n]) => n),
+      parameters: model.numParameters(),
+      stack_births: model.stackBirths(),
+    },
+    optimizer: {
+      kind: opt.kind,
+      step: opt.step,
+      scalars: opt.scalars,
+      groups: optimizer.groups.map((g) => ({ name: g.name, lr_scale: g.lrScale, weight_decay: g.weightDecay, params: g.paramNames })),
+    },
+    hooks,
+    metrics: run.stats.toState(run.records),
+  };
+  return writeCheckpoint(
+    runDir,
+    step,
+    { 'model.safetensors': serializeTensors(named, { format: 'stackwise' }), 'optimizer.safetensors': opt.bytes },
+    state,
+    { keepLast: machine.config.training.keep_last },
+  );
+}
+
+/** @internal The checkpoint folder a resume target names ('latest', a run folder or a checkpoint folder); undefined = none yet. */
+export function resumeTargetPath(target: string, runDir: string | undefined): string | undefined {
+  if (target === 'latest') {
+    if (!runDir) throw new Error("TrainingMachine: resume 'latest' needs a run folder (training.run_dir or options.runDir)");
+    return latestCheckpoint(runDir)?.path;
+  }
+  if (isRunFolder(target) && !existsSync(join(target, 'checkpoint.json'))) {
+    const latest = latestCheckpoint(target);
+    if (!latest) throw new CheckpointError('missing', target, `run folder ${target} holds no complete checkpoint`);
+    return latest.path;
+  }
+  return target;
+}
+
+/**
+ * @internal Reads and verifies checkpoint `path` (a damaged one names the earlier checkpoints to
+ * fall back to) and checks it was written by this config (else lists what differs).
+ */
+export function readResumeCheckpoint(path: string, runDir: string | undefined, parsed: ParsedConfig): LoadedCheckpoint<TrainingState> {
+  let loaded;
+  try {
+    loaded = readCheckpoint<TrainingState>(path);
+  } catch (error) {
+    const root = runDir ?? join(path, '..', '..');
+    const earlier = error instanceof CheckpointError && isRunFolder(root) ? listCheckpoints(root).filter((c) => c.path !== path) : [];
+    if (error instanceof CheckpointError && earlier.length > 0) {
+      error.message += `; earlier checkpoints: ${earlier.map((c) => c.path).join(', ')} (resume from one of them explicitly)`;
+    }
+    throw error;
+  }
+  const state = loaded.manifest.state;
+  if (state.config_hash !== parsed.hash) {
+    const diffs = diffConfigs(state.config, hashedView(parsed.config));
+    const shown = diffs.slice(0, 8).map((d) => `  ${d.path}: checkpoint has ${JSON.stringify(d.a) ?? 'nothing'}, this config has ${JSON.stringify(d.b) ?? 'nothing'}`);
+    throw new CheckpointError(
+      'config-mismatch',
+      path,
+      `checkpoint ${path} was written by a different config (${diffs.length} difference${diffs.length === 1 ? '' : 's'}):\n${shown.join('\n')}${diffs.length > 8 ? `\n  … and ${diffs.length - 8} more` : ''}\n` +
+        'resume with the same config, or start a new run folder',
+    );
+  }
+  return loaded;
+}
+
+/**
+ * @internal Into the model rebuilt by replaying the phase hooks: checks its structure matches the
+ * checkpoint's, loads the weights, sets the trainable flags as they were (hooks may change them
+ * within a phase), re-syncs the optimizer and loads its state.
+ */
+export function loadWeightsAndOptimizer(loaded: LoadedCheckpoint<TrainingState>, path: string, model: ModelAdapter, optimizer: OptimizerAdapter): void {
+  const state = loaded.manifest.state;
+  const structural = diffConfigs(state.model.config, model.model.config);
+  if (structural.length > 0) {
+    throw new CheckpointError(
+      'incompatible',
+      path,
+      `the model rebuilt from the config and hooks differs from checkpoint ${path}: ` +
+        structural.slice(0, 5).map((d) => `${d.path}: checkpoint ${JSON.stringify(d.a)}, now ${JSON.stringify(d.b)}`).join('; ') +
+        ' (were the same hooks passed?)',
+    );
+  }
+  loadModelWeights(model, loaded.files.get('model.safetensors')!, join(path, 'model.safetensors'));
+  const trainable = new Set(state.model.trainable);
+  const params = new Map(model.namedParameters());
+  for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model does not have`);
+  for (const [n, p] of params) p.requiresGrad = trainable.has(n);
+  optimizer.sync(model);
+  const nameOf = model.nameOf();
+  loadOptimizerState(optimizer, loaded.files.get('optimizer.safetensors')!, state.optimizer, (p) => nameOf.get(p) ?? p.describe(), join(path, 'optimizer.safetensors'));
+}

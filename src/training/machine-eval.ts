@@ -1,0 +1,70 @@
+// The TrainingMachine's evaluation pass: loss, NLL and perplexity of the model on the validation
+// batches of the current data plane.
+//
+// Separate from the step loop because it is a different regime — no gradients, every module in
+// eval mode (restored afterwards, whatever each one was), full logits instead of the fused
+// head + loss, a fixed dropout seed — and it touches none of the machine's training state. The
+// machine records the result (last evaluation, metrics log, callbacks). Package-internal.
+
+import * as E from '../engine/index.js';
+import type { BatchSource, ModelAdapter } from '../framework/index.js';
+import type { EvalMetrics } from './hooks.js';
+import { preparedLoss } from './objectives/loss.js';
+
+/** Where the evaluation happens (the machine's position). */
+export interface EvalPoint {
+  step: number;
+  t: number;
+  phase: string;
+  phaseIndex: number;
+}
+
+/**
+ * @internal Scores `data`'s validation batches at `at`; undefined when there are none (or none
+ * scores a position). `loss` is the objective's (weighted) loss, `nll` the unweighted one.
+ */
+export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPoint, reason: EvalMetrics['reason']): EvalMetrics | undefined {
+  const { step, t } = at;
+  const batches = data.evalBatches?.(step, t) ?? [];
+  if (batches.length === 0) return undefined;
+  const modes = model.model.namedModules().map(([, m]) => [m, m.training] as const);
+  model.model.eval();
+  let lossSum = 0;
+  let nllSum = 0;
+  let scored = 0;
+  let tokens = 0;
+  const backend = model.model.backend;
+  try {
+    for (const batch of batches) {
+      if (batch.scored === 0) continue;
+      const [loss, nll] = E.noGrad(() => E.tidy(() => {
+        const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
+        const logits = model.forward(ids, { seed: 0, step, timeRatios: batch.ratios });
+        const l = preparedLoss(logits, batch).item();
+        const n = batch.weights ? preparedLoss(logits, { ...batch, weights: undefined }).item() : l;
+        return [l, n];
+      }));
+      lossSum += loss! * batch.scored;
+      nllSum += nll! * batch.scored;
+      scored += batch.scored;
+      tokens += batch.tokens;
+    }
+  } finally {
+    for (const [m, mode] of modes) m.training = mode;
+  }
+  if (scored === 0) return undefined;
+  const nll = nllSum / scored;
+  return {
+    step,
+    t,
+    phase: at.phase,
+    phase_index: at.phaseIndex,
+    loss: lossSum / scored,
+    nll,
+    perplexity: Math.exp(nll),
+    batches: batches.length,
+    tokens,
+    scored,
+    reason,
+  };
+}
