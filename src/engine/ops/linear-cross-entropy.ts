@@ -14,7 +14,8 @@ import { isGradEnabled } from '../autograd.js';
 import { registerGradient } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape, sameShape } from '../shape.js';
-import type { Tensor } from '../tensor.js';
+import { allocTensor, type Tensor } from '../tensor.js';
+import type { Backend } from '../backend.js';
 import { mul } from './binary.js';
 import { reshape } from './shape-ops.js';
 import { visibleOutput } from './reduce.js';
@@ -46,6 +47,32 @@ export interface LinearCrossEntropyAttrs {
   gradWeight: boolean;
   gradBias: boolean;
   gradWeights: boolean;
+}
+
+/** @internal A kernel's inputs unpacked and its outputs allocated, the same on every backend. */
+export interface LinearCrossEntropyBuffers {
+  hidden: Tensor; weight: Tensor; targets: Tensor; bias: Tensor | null; weights: Tensor | null;
+  N: number; d: number; V: number;
+  loss: Tensor; dHidden: Tensor | null; dWeight: Tensor | null; dBias: Tensor | null; dWeights: Tensor | null;
+  /** [loss, then the gradients asked for, in the order dHidden, dWeight, dBias, dWeights]. */
+  outputs: Tensor[];
+}
+
+/** @internal */
+export function linearCrossEntropyBuffers(inputs: Tensor[], attrs: LinearCrossEntropyAttrs, be: Backend): LinearCrossEntropyBuffers {
+  const [hidden, weight, targets] = inputs as [Tensor, Tensor, Tensor];
+  const bias = attrs.hasBias ? inputs[3]! : null;
+  const weights = attrs.hasWeights ? inputs[attrs.hasBias ? 4 : 3]! : null;
+  const [N, d] = hidden.shape as [number, number];
+  const V = weight.shape[0]!;
+  const dtype = hidden.dtype;
+  const loss = allocTensor(be, [], dtype);
+  const dHidden = attrs.gradHidden ? allocTensor(be, [N, d], dtype) : null;
+  const dWeight = attrs.gradWeight ? allocTensor(be, [V, d], dtype) : null;
+  const dBias = attrs.gradBias ? allocTensor(be, [V], dtype) : null;
+  const dWeights = attrs.gradWeights ? allocTensor(be, [N], dtype) : null;
+  const outputs = [loss, ...[dHidden, dWeight, dBias, dWeights].filter((t): t is Tensor => t !== null)];
+  return { hidden, weight, targets, bias, weights, N, d, V, loss, dHidden, dWeight, dBias, dWeights, outputs };
 }
 
 /** Default logits per chunk (4 MiB of float32): V = 4096 → 256 rows. */

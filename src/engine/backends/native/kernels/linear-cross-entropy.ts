@@ -1,7 +1,6 @@
 /** Native kernel of linearCrossEntropy (native/src/linear_ce.cc). */
 import { registerKernel } from '../../../registry.js';
-import { allocTensor, type Tensor } from '../../../tensor.js';
-import type { LinearCrossEntropyAttrs } from '../../../ops/linear-cross-entropy.js';
+import { linearCrossEntropyBuffers, type LinearCrossEntropyAttrs } from '../../../ops/linear-cross-entropy.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
 
@@ -15,20 +14,8 @@ declare module '../addon.js' {
 }
 
 registerKernel<LinearCrossEntropyAttrs>('linearCrossEntropy', 'native', (inputs, attrs, be) => {
-  const [hidden, weight, targets] = inputs;
-  const bias: Tensor | null = attrs.hasBias ? inputs[3] : null;
-  const weights: Tensor | null = attrs.hasWeights ? inputs[attrs.hasBias ? 4 : 3] : null;
-  const [N, d] = hidden.shape;
-  const V = weight.shape[0];
-  const dtype = hidden.dtype;
-  const loss = allocTensor(be, [], dtype);
-  const dh = attrs.gradHidden ? allocTensor(be, [N, d], dtype) : null;
-  const dW = attrs.gradWeight ? allocTensor(be, [V, d], dtype) : null;
-  const db = attrs.gradBias ? allocTensor(be, [V], dtype) : null;
-  const dw = attrs.gradWeights ? allocTensor(be, [N], dtype) : null;
-  addonOf(be).linearCrossEntropy(h(hidden), h(weight), hOrNull(bias), h(targets), hOrNull(weights), h(loss),
-    hOrNull(dh), hOrNull(dW), hOrNull(db), hOrNull(dw), N, d, V, attrs.ignoreIndex, attrs.sum, attrs.chunkSize);
-  const outs = [loss];
-  for (const t of [dh, dW, db, dw]) if (t) outs.push(t);
-  return outs;
+  const b = linearCrossEntropyBuffers(inputs, attrs, be);
+  addonOf(be).linearCrossEntropy(h(b.hidden), h(b.weight), hOrNull(b.bias), h(b.targets), hOrNull(b.weights), h(b.loss),
+    hOrNull(b.dHidden), hOrNull(b.dWeight), hOrNull(b.dBias), hOrNull(b.dWeights), b.N, b.d, b.V, attrs.ignoreIndex, attrs.sum, attrs.chunkSize);
+  return b.outputs;
 });

@@ -3,20 +3,16 @@
  * the chunk size only matters for the native kernel's memory and speed).
  */
 import { registerKernel } from '../../../registry.js';
-import { allocTensor, type Tensor } from '../../../tensor.js';
-import type { LinearCrossEntropyAttrs } from '../../../ops/linear-cross-entropy.js';
+import { linearCrossEntropyBuffers, type LinearCrossEntropyAttrs } from '../../../ops/linear-cross-entropy.js';
 import { floats, ints } from '../backend.js';
 
 const B = 'reference';
 const OP = 'linearCrossEntropy';
 
 registerKernel<LinearCrossEntropyAttrs>(OP, B, (inputs, attrs, be) => {
-  const [hidden, weight, targets] = inputs;
-  const bias: Tensor | undefined = attrs.hasBias ? inputs[3] : undefined;
-  const weights: Tensor | undefined = attrs.hasWeights ? inputs[attrs.hasBias ? 4 : 3] : undefined;
+  const buffers = linearCrossEntropyBuffers(inputs, attrs, be);
+  const { hidden, weight, targets, bias, weights, N, d, V, loss, dHidden: dh, dWeight: dW, dBias: db, dWeights: dw } = buffers;
   const { ignoreIndex, sum } = attrs;
-  const [N, d] = hidden.shape;
-  const V = weight.shape[0];
   const H = floats(hidden, OP), W = floats(weight, OP), T = ints(targets, OP);
   const Bv = bias ? floats(bias, OP) : null, Wt = weights ? floats(weights, OP) : null;
   for (let i = 0; i < N; i++) {
@@ -25,12 +21,6 @@ registerKernel<LinearCrossEntropyAttrs>(OP, B, (inputs, attrs, be) => {
   }
   let D = 0;
   for (let i = 0; i < N; i++) if (T[i] !== ignoreIndex) D += Wt ? Wt[i] : 1;
-  const dtype = hidden.dtype;
-  const loss = allocTensor(be, [], dtype);
-  const dh = attrs.gradHidden ? allocTensor(be, [N, d], dtype) : null;
-  const dW = attrs.gradWeight ? allocTensor(be, [V, d], dtype) : null;
-  const db = attrs.gradBias ? allocTensor(be, [V], dtype) : null;
-  const dw = attrs.gradWeights ? allocTensor(be, [N], dtype) : null;
   const DH = dh ? floats(dh, OP) : null, DW = dW ? floats(dW, OP) : null, DB = db ? floats(db, OP) : null, DWt = dw ? floats(dw, OP) : null;
   // Float64 accumulators for the weight and bias gradients (summed over rows).
   const accW = DW ? new Float64Array(V * d) : null, accB = DB ? new Float64Array(V) : null;
@@ -70,7 +60,5 @@ registerKernel<LinearCrossEntropyAttrs>(OP, B, (inputs, attrs, be) => {
   if (accW) DW!.set(accW);
   if (accB) DB!.set(accB);
   if (DWt) for (let i = 0; i < N; i++) DWt[i] = T[i] === ignoreIndex ? 0 : sum ? nll[i] : D === 0 ? 0 : (nll[i] - L) / D;
-  const outs = [loss];
-  for (const t of [dh, dW, db, dw]) if (t) outs.push(t);
-  return outs;
+  return buffers.outputs;
 });
