@@ -28,9 +28,9 @@
  *                          the rebuilt one (or replayed when the rebuilt rack is short).
  *
  * Optimizer groups: while the plane manages them (default; `builderGroups: false` keeps the
- * config's role groups), the config's optimizer.param_groups lr scales do not apply; use
- * model.progressive.group_lr_scale (applied to the group lr right before each update, so the
- * `lrs` of the step metrics show the unscaled values).
+ * config's role groups), role groups in optimizer.param_groups are refused when the plan is
+ * validated (they would not apply); use model.progressive.group_lr_scale (applied to the group lr
+ * right before each update, so the `lrs` of the step metrics show the unscaled values).
  *
  * Usage: a config with model.progressive needs nothing more — the TrainingMachine installs a
  * ProgressivePlane itself and validates its plan in its constructor.
@@ -75,6 +75,17 @@ import {
 import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type ResourceRecord } from './progressive/resource-record.js';
 
 const dash = (s: string) => s.replace(/_/g, '-');
+
+/** The builder's option names in a message, as model.progressive spells them. */
+const CONFIG_NAMES: [RegExp, string][] = [
+  [/\bstackLora\b/g, 'stack_lora'], [/\bprogressiveLora\b/g, 'progressive_lora'], [/\btargetStacks\b/g, 'target_stacks'],
+  [/\btrunkWeightFormat\b/g, 'trunk_format'], [/\bnewStack\b/g, 'new_stack'], [/\bmaxRank\b/g, 'max_rank'],
+  [/'adapters-only-trunk'/g, "'adapters_only_trunk'"], [/'frozen-trunk'/g, "'frozen_trunk'"], [/'frozen-suffix'/g, "'frozen_suffix'"],
+  [/"adapters-only-trunk"/g, '"adapters_only_trunk"'], [/"frozen-trunk"/g, '"frozen_trunk"'], [/"frozen-suffix"/g, '"frozen_suffix"'],
+];
+function configNames(message: string): string {
+  return CONFIG_NAMES.reduce((m, [re, name]) => m.replace(re, name), message);
+}
 
 // ---- stack states --------------------------------------------------------------------------------
 
@@ -273,12 +284,15 @@ export class ProgressivePlane implements TrainingHooks {
     try {
       builder = this.makeBuilder(machine);
     } catch (e) {
-      if (e instanceof ProgressiveConfigError) throw new ProgressiveConfigError(e.problems.map((m) => `model.progressive: ${m}`));
+      if (e instanceof ProgressiveConfigError) throw new ProgressiveConfigError(e.problems.map((m) => `model.progressive: ${configNames(m)}`));
       throw e;
     }
     const phases = machine.parsed.phases;
     const first = this.settingsOf(phases[0]!);
     let formatLocked: string | undefined;
+    // A trunk exists (and is stored in trunk_format) once a phase has grown the rack.
+    let hasTrunk = builder.hasTrunk;
+    let stacksBefore = builder.numStacks;
     phases.forEach((p, i) => {
       const s = this.settingsOf(p);
       const where = `phase #${i} '${p.name}'`;
@@ -299,7 +313,18 @@ export class ProgressivePlane implements TrainingHooks {
       if (formatLocked !== undefined && s.trunk_format !== formatLocked) {
         problems.push(`${where}: trunk_format '${s.trunk_format}' after a phase stored the trunk as '${formatLocked}' (quantizing is one-way)`);
       }
-      if (s.trunk_format !== 'fp32' && this.stacksOf(p, 1) > 1) formatLocked = s.trunk_format;
+      const stacks = this.stacksOf(p, stacksBefore);
+      if (stacks > stacksBefore) hasTrunk = true;
+      stacksBefore = Math.max(stacksBefore, stacks);
+      if (s.trunk_format !== 'fp32' && hasTrunk) formatLocked = s.trunk_format;
+      // The plane sets the optimizer groups itself (new-stack, trunk, stack-lora, progressive-lora,
+      // no-decay): role groups of optimizer.param_groups would be silently ignored.
+      if (this.opts.builderGroups !== false) {
+        const roleGroups = (p.optimizer?.param_groups ?? []).filter((g) => g.name !== 'no_decay' || g.lr_scale !== 1 || g.weight_decay !== undefined);
+        if (roleGroups.length > 0) {
+          problems.push(`${where}: optimizer.param_groups: expected none besides the default no_decay group while model.progressive sets the optimizer groups (new_stack, trunk, stack_lora, progressive_lora, no_decay; lr multipliers in model.progressive.group_lr_scale), found ${JSON.stringify(roleGroups)}`);
+        }
+      }
       const mask = p.data?.mask;
       if (mask?.kind === 'depth' && mask.levels.length !== builder.targetStacks) {
         problems.push(`${where}: data.mask (time-as-depth) has ${mask.levels.length} noise levels, but the rack grows to target_stacks = ${builder.targetStacks}: give one level per stack of the final rack`);
@@ -311,7 +336,7 @@ export class ProgressivePlane implements TrainingHooks {
       if (!(e instanceof ProgressiveConfigError)) throw e;
       problems.push(...e.problems);
     }
-    if (problems.length > 0) throw new ProgressiveConfigError(problems.map((m) => `model.progressive: ${m}`));
+    if (problems.length > 0) throw new ProgressiveConfigError(problems.map((m) => `model.progressive: ${configNames(m)}`));
     this.validated = true;
   }
 
@@ -384,8 +409,8 @@ export class ProgressivePlane implements TrainingHooks {
     const newAdapters = [...adapted].filter((i) => !this.lastAdapted.has(i) || grown.length > 0);
     if ((first && adapted.size > 0) || (!first && newAdapters.length > 0 && (grown.length > 0 || adapted.size !== this.lastAdapted.size))) {
       const parts: string[] = [];
-      if (builder.stackLora) parts.push(`stack LoRA on stack ${builder.newStackIndex} (${builder.stackLora.targets.join(',')})`);
-      if (builder.progressiveLora && builder.numStacks > 1) parts.push(`progressive LoRA rank ${builder.progressiveLora.rank} on trunk stacks ${builder.trunkIndices.join(',')} (${builder.progressiveLora.targets.join(',')})`);
+      if (builder.stackLora) parts.push(`stack LoRA on stack ${builder.newStackIndices.join(',')} (${builder.stackLora.targets.join(',')})`);
+      if (builder.progressiveLora && builder.hasTrunk) parts.push(`progressive LoRA rank ${builder.progressiveLora.rank} on trunk stacks ${builder.trunkIndices.join(',')} (${builder.progressiveLora.targets.join(',')})`);
       this.emit(machine, { kind: 'adapters', ...base, description: parts.join('; ') || `adapters on stacks ${[...adapted].join(',')}` });
     }
     const quantized = states.filter((e) => [e.state].flat().includes('quantized')).map((e) => e.index);
@@ -397,7 +422,7 @@ export class ProgressivePlane implements TrainingHooks {
     const frozenNow = states.filter((e) => ![e.state].flat().includes('trainable')).map((e) => e.index);
     const prevKey = this.lastStates ? key(this.lastStates.filter((e) => e.index < states.length)) : '';
     if (freezeChanged || (first && frozenNow.length > 0) || (!first && key(states.slice(0, this.lastStates!.length)) !== prevKey) || (grown.length > 0 && frozenNow.length > 0)) {
-      this.emit(machine, { kind: 'freeze', ...base, description: `freeze policy ${JSON.stringify(builder.freezePolicy)}: frozen base weights in stacks [${frozenNow.join(',')}], training stack ${builder.newStackIndex}` });
+      this.emit(machine, { kind: 'freeze', ...base, description: `freeze policy ${JSON.stringify(builder.freezePolicy)}: frozen base weights in stacks [${frozenNow.join(',')}], training stack ${builder.newStackIndices.join(',')}` });
     }
     if (this.events.length === before) {
       // No change to report: still a snapshot of the stacks at the phase start (the report's timeline).
@@ -451,7 +476,11 @@ export class ProgressivePlane implements TrainingHooks {
     return this.lrScale[group] ?? 1;
   }
 
-  beforeUpdate(machine: TrainingMachine): void {
+  beforeUpdate(machine: TrainingMachine, ctx: StepContext): void {
+    // The step's forward and backward are done: move the ramp gates on to the time the updated
+    // weights belong to (t of the next step; 1 after the last), so that evaluations, checkpoints
+    // and the final model see g(t) as the schedule says — a ramp ending at t1 = 1 ends at 1.
+    this.b?.setTime(Math.min(1, machine.controller.tOf(ctx.step + 1)));
     if (Object.keys(this.lrScale).length === 0) return;
     for (const g of machine.optimizer.optimizer.groups) g.lr *= this.lrScaleOf(g.name);
   }
@@ -469,6 +498,8 @@ export class ProgressivePlane implements TrainingHooks {
     if (JSON.stringify(a) !== JSON.stringify(b)) {
       throw new ProgressiveConfigError(`resume: the rack rebuilt by replaying the phases (${JSON.stringify(b)}) differs from the checkpoint's growth history (${JSON.stringify(a)})`);
     }
+    // Ramp gates as they were when saved (a model rebuilt for sampling or export computes what was trained).
+    if (typeof saved.t === 'number') builder.setTime(saved.t);
     this.groupsVersion = -1;
   }
 }

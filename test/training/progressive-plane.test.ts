@@ -7,8 +7,9 @@ import { readJsonl } from '../../src/io/index.js';
 import { metricsToReportData } from '../../src/io/report/metrics.js';
 import { syntheticTokenData } from '../../src/framework/index.js';
 import { llama } from '../../src/nn/index.js';
+import * as E from '../../src/engine/index.js';
 import {
-  ConfigError, ProgressiveConfigError, ProgressiveDataLoader, ProgressivePlane, ProgressiveRackBuilder, ProgressiveTrainer, RampedStack, TrainingMachine, parseConfig,
+  ConfigError, ProgressiveConfigError, ProgressiveDataLoader, ProgressivePlane, ProgressiveRackBuilder, ProgressiveTrainer, RampedStack, TrainingMachine, parseConfig, rampGate,
 } from '../../src/training/index.js';
 import { weightsDigest } from './machine-helpers.js';
 
@@ -114,13 +115,46 @@ test('ramp-in growth: the gate follows t; per-phase freeze override', () => {
     ],
   }));
   const plane = ProgressivePlane.attach(m);
-  const gates: number[] = [];
-  m.addCallback({ onStep: () => { const s = m.model.model.rack.stacks.toArray()[1]; if (s instanceof RampedStack) gates.push(s.gate); } });
+  // The gate each step trains with (read after the plane's onStepStart).
+  const gates: [number, number][] = [];
+  m.addHook({ name: 'probe', onStepStart: (_m, ctx) => { const s = m.model.model.rack.stacks.toArray()[1]; if (s instanceof RampedStack) gates.push([ctx.t, s.gate]); } });
   m.train();
   assert.equal(plane.builder.freezePolicy, 'frozen-trunk');
-  assert.equal(gates[0], 0);
-  assert.equal(gates.at(-1), 1);
-  assert.ok(gates.some((g) => g > 0 && g < 1));
+  assert.deepEqual(gates.map(([t]) => t), [6, 7, 8, 9, 10, 11].map((k) => k / 12));
+  for (const [t, g] of gates) assert.ok(Math.abs(g - rampGate(t, 0.5, 0.7)) < 1e-12, `t = ${t}: gate ${g}`);
+  assert.equal(gates[0]![1], 0);
+  assert.ok(gates.some(([, g]) => g > 0 && g < 1));
+  m.dispose();
+});
+
+test('a ramp ending at t1 = 1 ends at gate 1; checkpoints keep the gate, a rebuilt model computes what was trained', () => {
+  const dir = tempDir();
+  const ramp = { growth: { kind: 'ramp', t0: 0.5, t1: 1 }, freeze: 'adapters_only_trunk', progressive_lora: { rank: 2, alpha: 2 } };
+  const phases = [{ name: 'one', start_t: 0, end_t: 0.5 }, { name: 'two', start_t: 0.5, end_t: 1, overrides: { model: { n_stacks: 2 } } }];
+  const m = new TrainingMachine(config(ramp, { runDir: join(dir, 'run'), phases, steps: 10 }));
+  const plane = ProgressivePlane.attach(m);
+  const ramped = () => m.model.model.rack.stacks.toArray()[1] as RampedStack;
+  const mid: { path: string; gate: number; logits: Float32Array }[] = [];
+  const ids = E.randInt([2, 6], 48, { seed: 9 });
+  const logits = (mm: TrainingMachine) => E.tidy(() => E.noGrad(() => Float32Array.from(mm.model.model.forward(ids).logits.toArray())));
+  m.addCallback({ onStep: (s) => { if (s.step === 6) mid.push({ path: m.saveCheckpoint().path!, gate: ramped().gate, logits: logits(m) }); } });
+  const result = m.train();
+  // The last step runs at t = 0.9 (gate 0.8); after it t = 1 and the gate is 1, as the schedule says.
+  assert.equal(ramped().gate, 1);
+  const final = logits(m);
+  assert.ok(Math.abs(mid[0]!.gate - rampGate(0.7, 0.5, 1)) < 1e-12, `gate after step 6: ${mid[0]!.gate}`);
+  // Rebuilt from a checkpoint (phases replayed, weights and builder state loaded): the same gate and logits.
+  for (const [step, want] of [[7, mid[0]!], [10, { path: result.last_checkpoint!, gate: 1, logits: final }]] as const) {
+    const r = new TrainingMachine(config(ramp, { runDir: join(dir, 'run'), phases, steps: 10 }));
+    const rp = ProgressivePlane.attach(r);
+    r.resumeFrom(want.path);
+    assert.equal((r.model.model.rack.stacks.toArray()[1] as RampedStack).gate, want.gate, `step ${step}: gate`);
+    assert.equal(rp.builder.currentTime, step / 10);
+    assert.deepEqual(logits(r), want.logits, `step ${step}: rebuilt logits`);
+    r.dispose();
+  }
+  assert.equal(plane.builder.currentTime, 1);
+  ids.dispose();
   m.dispose();
 });
 
@@ -152,23 +186,39 @@ function planeError(cfg: Obj, ...res: RegExp[]): void {
 }
 
 test('bad plans are rejected before the first step with clear messages', () => {
-  planeError(config({ target_stacks: 2 }), /phase #2 'three': grows the rack to 3 stacks, past the configured targetStacks 2/);
+  planeError(config({ target_stacks: 2 }), /phase #2 'three': grows the rack to 3 stacks, past the configured target_stacks 2/);
   planeError(config({ freeze: { new_stack: 'frozen', trunk: 'frozen', embedding: 'frozen', head: 'frozen' } }), /freezes everything/);
-  planeError(config({ stack_lora: { rank: 2, alpha: 2, targets: ['gate'] } }, { model: { preset: 'gpt2' } }), /gate/);
+  // Messages name the config fields as written (model.progressive.stack_lora, not the builder's stackLora).
+  planeError(config({ stack_lora: { rank: 2, alpha: 2, targets: ['gate'] } }, { model: { preset: 'gpt2' } }), /model\.progressive: stack_lora\.targets: LoRA target 'gate' does not exist/);
+  planeError(config({ freeze: 'adapters_only_trunk', progressive_lora: { rank: 2, alpha: 2, targets: ['q', 'gate'] } }, { model: { preset: 'gpt2' } }), /model\.progressive: progressive_lora\.targets: LoRA target 'gate'/);
   planeError(config({ freeze: 'adapters_only_trunk', trunk_format: 'nf4' }), /quantized \(nf4\) trunk is asked to train without adapters/);
   planeError(config({ freeze: 'none', trunk_format: 'int8' }), /int8 trunk cannot be trained directly/);
+  // fp16 / bf16 trunks are frozen storage too (their weights would silently never train).
+  planeError(config({ freeze: 'none', trunk_format: 'fp16' }), /fp16 trunk cannot be trained directly/);
+  planeError(config({ freeze: 'frozen_trunk', trunk_format: 'bf16', progressive_lora: { rank: 2, alpha: 2 } }), /adapters on a trunk that the freeze policy freezes/);
   planeError(config(DUAL, { phases: [{ name: 'one', start_t: 0, end_t: 0.5 }, { name: 'two', start_t: 0.5, end_t: 1, overrides: { model: { n_stacks: 2, progressive: { direction: 'prepend' } } } }] }),
     /phase #1 'two': model\.progressive\.direction differs/);
   planeError(config({ growth: { kind: 'ramp', t0: 0.2, t1: 0.4 } }), /after the ramp starts/);
+  // The plane sets the optimizer groups: role groups of optimizer.param_groups would be ignored, so they are refused.
+  planeError({ ...config({ freeze: 'none' }), optimizer: { lr: 4e-3, param_groups: [{ name: 'no_decay' }, { name: 'new_stack', lr_scale: 2 }] } },
+    /optimizer\.param_groups: expected none besides the default no_decay group while model\.progressive sets the optimizer groups/, /group_lr_scale/, /found \[\{"name":"new_stack","lr_scale":2\}\]/);
   // Schema errors come from the config parser, with the path.
   assert.throws(() => parseConfig(config({ trunk_format: 'fp8' })), (e: unknown) => e instanceof ConfigError && /model\.progressive\.trunk_format/.test(e.message) && /fp8/.test(e.message));
   assert.throws(() => parseConfig(config({ growth: 'copy_bottom' })), (e: unknown) => e instanceof ConfigError && /model\.progressive\.growth/.test(e.message));
   assert.throws(() => parseConfig(config({ freez: 'none' })), (e: unknown) => e instanceof ConfigError && /freez/.test(e.message));
+  // stack_lora keys the chosen strategy would not read are refused, not ignored.
+  const loraError = (stackLora: Obj, ...res: RegExp[]) => assert.throws(() => parseConfig(config({ stack_lora: stackLora })), (e: unknown) => e instanceof ConfigError && res.every((re) => re.test(e.message)));
+  loraError({ rank: 2, alpha: 2, max_rank: 8 }, /model\.progressive\.stack_lora\.max_rank: expected no max_rank \(only strategy 'growing' caps the rank\)/, /found 8/);
+  loraError({ strategy: 'per_stack', ranks: [2, 2, 2], rank: 2 }, /stack_lora\.rank: expected no rank/);
+  loraError({ strategy: 'growing', rank: 2, factor: 3 }, /stack_lora\.factor: expected no factor \(factor is the geometric growth's ratio/);
+  loraError({ strategy: 'growing', rank: 2, growth: 'geometric', step: 1 }, /stack_lora\.step/);
+  loraError({ rank: 2, alpha: 2, ranks: [1, 2, 3] }, /stack_lora\.ranks: expected no ranks/);
+  parseConfig(config({ stack_lora: { strategy: 'growing', rank: 2, growth: 'geometric', factor: 3, max_rank: 8 } }));
 });
 
 test('without attach, the plane validates when the machine is made (config alone, or a plane in options.hooks)', () => {
-  assert.throws(() => new TrainingMachine(config({ target_stacks: 2 }), { hooks: [new ProgressivePlane()] }), /past the configured targetStacks 2/);
-  assert.throws(() => new TrainingMachine(config({ target_stacks: 2 })), /past the configured targetStacks 2/);
+  assert.throws(() => new TrainingMachine(config({ target_stacks: 2 }), { hooks: [new ProgressivePlane()] }), /past the configured target_stacks 2/);
+  assert.throws(() => new TrainingMachine(config({ target_stacks: 2 })), /past the configured target_stacks 2/);
 });
 
 test('ProgressiveTrainer.trainRack: equal append phases on one TrainingMachine; ProgressiveDataLoader.getBatchSpec', () => {

@@ -39,13 +39,14 @@ interface Run {
 const copy = (ts: Tensor[]) => ts.map((t) => Float32Array.from(t.toArray()));
 
 /** Loads a recipe with the overrides, runs it; `watch` snapshots tensors at phase start/end. */
-function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }): Run {
+function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }, setup?: (m: TrainingMachine) => void): Run {
   const runDir = join(tempDir(), file);
   const parsed = loadConfig(join(RECIPES, file), { set: [...TINY_DATA, ...TINY_TRAINING, `training.run_dir=${runDir}`, ...set] });
   const machine = new TrainingMachine(parsed);
   const usesPlane = parsed.phases.some((p) => (p.model as Record<string, unknown> | undefined)?.['progressive'] !== undefined);
   const plane = usesPlane ? ProgressivePlane.attach(machine) : undefined;
   const snapshots = new Map<string, Float32Array[]>();
+  setup?.(machine);
   if (watch) {
     machine.addCallback({
       onPhaseStart: (_p, m, ctx) => { if (ctx.index === watch.phase) snapshots.set('start', copy(watch.tensors(m))); },
@@ -69,22 +70,61 @@ function assertLossFalls(losses: number[], what: string): void {
 const baseWeights = (m: TrainingMachine, stack: number) =>
   parameterEntries(m.model.model.rack.stacks.at(stack)).filter(([n]) => !/lora_[AB]$/.test(n)).map(([, t]) => t);
 
+/** Per phase, the stacks whose base weights (and, separately, adapters) changed during it. */
+function changedStacks(m: TrainingMachine): { base: number[][]; adapters: number[][] } {
+  const base: number[][] = [];
+  const adapters: number[][] = [];
+  let start = new Map<Tensor, Float32Array>();
+  const all = () => m.model.model.rack.stacks.toArray().flatMap((s, i) => parameterEntries(s).map(([n, t]) => ({ i, lora: /lora_[AB]$/.test(n), t })));
+  m.addCallback({
+    onPhaseStart: () => { start = new Map(all().map(({ t }) => [t, Float32Array.from(t.toArray())])); },
+    onPhaseEnd: () => {
+      const b = new Set<number>(), a = new Set<number>();
+      for (const { i, lora, t } of all()) {
+        const old = start.get(t);
+        if (old && t.toArray().some((v, k) => v !== old[k])) (lora ? a : b).add(i);
+      }
+      base.push([...b].sort()); adapters.push([...a].sort());
+    },
+  });
+  return { base, adapters };
+}
+
 test('recipe (a) progressive system: 2 stacks then 4, stack LoRA + progressive LoRA', () => {
+  let changed: ReturnType<typeof changedStacks> | undefined;
+  const lrByGroup: Record<string, number>[] = [];
   const r = runRecipe('progressive-system.yaml', [
     'model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'model.blocks_per_stack=1',
     'model.progressive.stack_lora.rank=2', 'model.progressive.stack_lora.alpha=4', 'model.progressive.stack_lora.max_rank=4',
     'model.progressive.progressive_lora.rank=2', 'model.progressive.progressive_lora.alpha=4',
     'training.total_steps=20',
-  ], { phase: 0, tensors: (m) => baseWeights(m, 0) });
-  assert.equal(r.plane!.builder.numStacks, 4);
+  ], undefined, (m) => {
+    changed = changedStacks(m);
+    // The lr each group is updated with (after the plane's group_lr_scale).
+    m.addHook({ name: 'lr-probe', beforeUpdate: (mm) => { lrByGroup.push(Object.fromEntries(mm.optimizer.optimizer.groups.map((g) => [g.name, g.lr]))); } });
+  });
+  const b = r.plane!.builder;
+  assert.equal(b.numStacks, 4);
   assert.deepEqual(r.result.phase_transitions, [8]);
   assertLossFalls(r.result.losses, 'progressive system');
-  assert.deepEqual(r.snapshots.get('end'), r.snapshots.get('start'), 'trunk base weights frozen during the 2-stack phase');
+  // Phase 1: both stacks are new and train; phase 2: the two added stacks train, the first two are
+  // the trunk (base frozen, trained through their progressive LoRA). No stack stays random and frozen.
+  assert.deepEqual(changed!.base, [[0, 1], [2, 3]]);
+  assert.deepEqual(changed!.adapters, [[0, 1], [0, 1, 2, 3]]);
+  assert.deepEqual(b.newStackIndices, [2, 3]);
   const lrs = r.records.filter((x) => x['type'] === 'step').at(-1)!['lrs'] as Record<string, number>;
   assert.deepEqual(Object.keys(lrs), ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay']);
+  // group_lr_scale { progressive_lora: 0.5 }: the progressive LoRA group is updated at half the lr.
+  const last = lrByGroup.at(-1)!;
+  assert.ok(last['new-stack']! > 0);
+  assert.equal(last['progressive-lora'], last['new-stack']! * 0.5);
+  assert.equal(last['stack-lora'], last['new-stack']);
   assert.equal(r.records.filter((x) => x['kind'] === 'grow').length, 2);
-  const ranks = r.plane!.builder.history.map((e) => e.stackLora?.rank);
-  assert.deepEqual(ranks, [4, 4], 'growing rank capped at max_rank');
+  // Growing ranks by final stack index (2 + 2k, capped at max_rank 4): stacks 0-3 → 2, 4, 4, 4.
+  assert.deepEqual(b.history.map((e) => e.stackLora?.rank), [4, 4], 'growing rank capped at max_rank');
+  const rankOf = (i: number, p: 'q' | 'k') => (r.machine.model.model.rack.stacks.at(i).blocks.at(0).attn.getModule(p) as unknown as { lora: { rank: number } | null }).lora?.rank;
+  assert.deepEqual([0, 1, 2, 3].map((i) => rankOf(i, 'k')), [2, 4, 4, 4], 'stack LoRA (k is not a progressive target, so it stays)');
+  assert.deepEqual([0, 1, 2, 3].map((i) => rankOf(i, 'q')), [2, 2, 4, 4], 'q: progressive LoRA rank 2 on the trunk, stack LoRA on the new stacks');
 });
 
 test('recipe (b) warm-up / main curriculum', () => {
@@ -98,11 +138,18 @@ test('recipe (b) warm-up / main curriculum', () => {
 });
 
 test('recipe (c) right→left, rising mask noise, adapters-only NF4 trunk', () => {
+  // The share of positions each step's batch masks (and scores), per phase.
+  const shares: number[][] = [];
   const r = runRecipe('right-to-left-diffusion.yaml', [
     'model.d_model=64', 'model.n_heads=2', 'model.d_ff=64', 'model.blocks_per_stack=1',
     'model.progressive.progressive_lora.rank=2', 'model.progressive.progressive_lora.alpha=4',
     'training.total_steps=16',
-  ], { phase: 1, tensors: (m) => m.model.model.head.parameters() });
+  ], { phase: 1, tensors: (m) => m.model.model.head.parameters() }, (m) => {
+    m.addHook({ name: 'mask-probe', onStepStart: (mm, ctx) => { const b = mm.data.trainBatch(ctx.step, 0, ctx.t); (shares[ctx.phaseIndex] ??= []).push(b.scored / b.tokens); } });
+  });
+  // Each phase trains the leftmost stack at its level of the ladder: 0.15, 0.40, 0.75, 1.0.
+  const meanShares = shares.map(mean);
+  [0.15, 0.4, 0.75, 1].forEach((want, k) => assert.ok(Math.abs(meanShares[k]! - want) < 0.1, `phase ${k}: masked share ${meanShares[k]!.toFixed(3)} ≈ ${want}`));
   const b = r.plane!.builder;
   assert.equal(b.numStacks, 4);
   assert.equal(b.newStackIndex, 0, 'the newest stack is leftmost');
@@ -118,7 +165,20 @@ test('recipe (c) right→left, rising mask noise, adapters-only NF4 trunk', () =
 });
 
 test('recipe (d) progressive stacking 3 → 6 → 12 blocks, copy-top at t = 0.125 and 0.30', () => {
-  const r = runRecipe('progressive-stacking.yaml', ['model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'training.total_steps=40']);
+  // At each growth the new blocks are exact copies of the model before it, in order (block i + L = block i).
+  const copies: boolean[] = [];
+  const r = runRecipe('progressive-stacking.yaml', ['model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'training.total_steps=40'], undefined, (m) => {
+    m.addCallback({
+      onPhaseStart: (_p, mm, ctx) => {
+        if (ctx.index === 0) return;
+        const blocks = mm.model.model.rack.allBlocks();
+        const L = blocks.length / 2;
+        const weights = (i: number) => blocks[i]!.parameters().map((t) => Array.from(t.toArray()));
+        copies.push(Array.from({ length: L }, (_, i) => i).every((i) => JSON.stringify(weights(i + L)) === JSON.stringify(weights(i))));
+      },
+    });
+  });
+  assert.deepEqual(copies, [true, true], '3 → 6 and 6 → 12 blocks stack the model on itself');
   assert.equal(r.machine.model.model.rack.numBlocks, 12);
   const grows = r.records.filter((x) => x['kind'] === 'grow');
   assert.deepEqual(grows.map((g) => g['t']), [0.125, 0.3, 0.3]);

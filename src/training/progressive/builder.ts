@@ -5,6 +5,10 @@
  * the dual LoRA scheme and a freeze policy at every growth. The live model is evolved in place:
  * trained weights always carry over.
  *
+ * The new stacks are every stack the latest growth step added (a phase growing 2 → 4 adds two,
+ * and both train as new stacks; before any growth, all of the model's stacks are new); the trunk
+ * is every other stack. So no freshly initialised stack is ever frozen before it trained.
+ *
  * Everything that can be checked before training is checked in the constructor and in
  * `validatePlan` (growing past targetStacks, freezing everything, LoRA on a missing target, a
  * quantized trunk that should train without adapters).
@@ -67,6 +71,12 @@ export interface GrowthEvent {
   description: string;
   preservesFunction: boolean;
   stackLora?: { rank: number; alpha: number };
+  /**
+   * The growth step that added the stack (0, 1, …): stacks added together (one `growTo` or phase
+   * growing by several) share it and train together as the new stacks. Absent in old states:
+   * every event its own step.
+   */
+  batch?: number;
 }
 
 /** One step of a planned schedule, as the model plane of a phase describes it. */
@@ -85,6 +95,8 @@ export interface BuilderState {
   targetStacks: number;
   seed: number;
   history: GrowthEvent[];
+  /** Global time when saved (ramp gates); absent in old states. */
+  t?: number;
 }
 
 export class ProgressiveRackBuilder {
@@ -103,7 +115,11 @@ export class ProgressiveRackBuilder {
   private readonly quantized = new WeakSet<Stack>();
   /** Adapter kind by its A tensor (which stays the same when a layer is quantized). */
   private readonly adapterKinds = new WeakMap<Tensor, AdapterKind>();
+  /** The stack added last (time-as-depth trains its noise level). */
   private newest: Stack;
+  /** Every stack the latest growth step added (the model's own stacks before any growth): they train as new stacks. */
+  private fresh: Set<Stack>;
+  private growthSteps = 0;
   private time: number;
   private version = 0;
 
@@ -127,13 +143,13 @@ export class ProgressiveRackBuilder {
     this.trunkFormat = opts.trunkWeightFormat ?? 'fp32';
     this.quantizeTrunk = opts.quantizeTrunk;
     this.time = opts.t ?? 0;
+    this.newest = edge;
+    this.fresh = new Set(model.rack.stacks);
     this.checkOptions();
     this.checkPolicy(this.freeze, this.trunkFormat, 'freeze');
 
-    // Phase 1: the edge stack is the new one; the others (if any) are the trunk.
-    this.newest = edge;
-    if (this.progressiveLora && n > 1) for (const s of model.rack.stacks) if (s !== edge) this.attachProgressive(s, model.rack.stacks.toArray().indexOf(s));
-    if (this.stackLora) this.attachStackLora(edge, this.direction === 'append' ? n - 1 : this.targetStacks - n);
+    // Phase 1: every stack of the model is new (there is no trunk yet); each gets its stack LoRA.
+    if (this.stackLora) model.rack.stacks.toArray().forEach((s, i) => this.attachStackLora(s, this.finalIndex(i)));
     this.quantizeTrunkStacks();
     this.applyFreeze();
     this.setTime(this.time);
@@ -161,25 +177,24 @@ export class ProgressiveRackBuilder {
 
   /**
    * The part states of a policy. A named policy freezes the embedding (left→right) or the head
-   * (right→left) together with the trunk, so while there is no trunk yet (a single stack) both
-   * train; explicit part states apply as given.
+   * (right→left) together with the trunk, so while there is no trunk yet (before the first
+   * growth) both train; explicit part states apply as given.
    */
-  private planOf(policy: FreezePolicy, stacks = this.numStacks): FreezePlan {
+  private planOf(policy: FreezePolicy, hasTrunk = this.hasTrunk): FreezePlan {
     const plan = resolveFreezePlan(policy, this.direction, this.stackLora?.trainBase ?? true);
-    if (typeof policy === 'string' && stacks <= 1) return { ...plan, embedding: 'train', head: 'train' };
+    if (typeof policy === 'string' && !hasTrunk) return { ...plan, embedding: 'train', head: 'train' };
     return plan;
   }
 
   /** Every problem of a freeze policy + trunk format, as messages (empty = fine). */
-  private policyProblems(policy: FreezePolicy, format: WeightFormat, where: string, stacks: number): string[] {
+  private policyProblems(policy: FreezePolicy, format: WeightFormat, where: string, hasTrunk: boolean): string[] {
     let plan: FreezePlan;
     try {
-      plan = this.planOf(policy, stacks);
+      plan = this.planOf(policy, hasTrunk);
     } catch (e) {
       return [`${where}: ${(e as ProgressiveConfigError).problems?.[0] ?? (e as Error).message}`];
     }
     const out: string[] = [];
-    const hasTrunk = stacks > 1;
     const trunkAdapters = !!this.progressiveLora || !!this.stackLora;
     const parts: string[] = [];
     if (plan.newStack === 'train' || (plan.newStack === 'adapters' && this.stackLora)) parts.push('new stack');
@@ -190,9 +205,12 @@ export class ProgressiveRackBuilder {
     if (plan.newStack === 'adapters' && !this.stackLora) out.push(`${where}: the new stack trains only adapters, but no stackLora is configured`);
     if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: freeze policy 'adapters-only-trunk' needs adapters on the trunk (configure progressiveLora or stackLora)`);
     if (plan.trunk === 'frozen' && this.progressiveLora) out.push(`${where}: progressiveLora puts adapters on a trunk that the freeze policy freezes, so they would never train; use 'adapters-only-trunk' or drop progressiveLora`);
-    if ((QUANTIZED_WEIGHT_FORMATS as readonly string[]).includes(format)) {
-      if (plan.trunk === 'train') out.push(`${where}: a ${format} trunk cannot be trained directly (quantized weights take no gradient updates); freeze it or train it through adapters ('adapters-only-trunk')`);
-      if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: a frozen quantized (${format}) trunk is asked to train without adapters; configure progressiveLora (or stackLora)`);
+    // Every trunk format but fp32 is frozen storage (the model library's QuantizedLinear pins its
+    // weights frozen, fp16 and bf16 included): such a trunk trains only through adapters.
+    if (format !== 'fp32') {
+      const kind = (QUANTIZED_WEIGHT_FORMATS as readonly string[]).includes(format) ? 'quantized ' : '';
+      if (plan.trunk === 'train') out.push(`${where}: a ${format} trunk cannot be trained directly (its weights are stored as frozen ${format} and take no gradient updates); freeze it or train it through adapters ('adapters-only-trunk')`);
+      if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: a frozen ${kind}(${format}) trunk is asked to train without adapters; configure progressiveLora (or stackLora)`);
     }
     if (format !== 'fp32' && !this.quantizeTrunk && out.length === 0) {
       out.push(`${where}: trunk weight format '${format}' is not implemented by the model library (no quantizeTrunk hook given); use 'fp32'`);
@@ -201,7 +219,7 @@ export class ProgressiveRackBuilder {
   }
 
   private checkPolicy(policy: FreezePolicy, format: WeightFormat, where: string): void {
-    const problems = this.policyProblems(policy, format, where, this.targetStacks);
+    const problems = this.policyProblems(policy, format, where, this.hasTrunk || this.targetStacks > this.numStacks);
     if (problems.length) throw new ProgressiveConfigError(problems);
   }
 
@@ -213,15 +231,18 @@ export class ProgressiveRackBuilder {
   validatePlan(plan: readonly PlanStep[]): void {
     const problems: string[] = [];
     let prev = this.numStacks;
+    // After a growth the stacks before it are the trunk; a phase that does not grow keeps the new stacks it had.
+    let hasTrunk = this.hasTrunk;
     plan.forEach((step, i) => {
       const where = `phase #${i}${step.name ? ` '${step.name}'` : ''}`;
       if (!Number.isInteger(step.stacks) || step.stacks < 1) problems.push(`${where}: stacks must be a positive integer, found ${String(step.stacks)}`);
       else {
         if (step.stacks > this.targetStacks) problems.push(`${where}: grows the rack to ${step.stacks} stacks, past the configured targetStacks ${this.targetStacks}`);
         if (step.stacks < prev) problems.push(`${where}: has ${step.stacks} stacks, fewer than the ${prev} before it (a rack never shrinks)`);
+        if (step.stacks > prev) hasTrunk = true;
         prev = Math.max(prev, step.stacks);
       }
-      problems.push(...this.policyProblems(step.freeze ?? this.freeze, step.trunkWeightFormat ?? this.trunkFormat, where, Math.max(1, step.stacks | 0)));
+      problems.push(...this.policyProblems(step.freeze ?? this.freeze, step.trunkWeightFormat ?? this.trunkFormat, where, hasTrunk));
     });
     if (problems.length) throw new ProgressiveConfigError(problems);
   }
@@ -232,7 +253,7 @@ export class ProgressiveRackBuilder {
     return this.model.rack.numStacks;
   }
 
-  /** The most recently added stack (the one a progressive phase trains). */
+  /** The most recently added stack (the edge one: rightmost for append, leftmost for prepend). */
   get newStack(): Stack {
     return this.newest;
   }
@@ -241,10 +262,24 @@ export class ProgressiveRackBuilder {
     return this.model.rack.stacks.toArray().indexOf(this.newest);
   }
 
-  /** Rack positions of the trunk (every stack but the new one). */
+  /** Every stack the latest growth step added (a phase growing by several trains them all as new stacks). */
+  get newStacks(): Stack[] {
+    return this.model.rack.stacks.toArray().filter((s) => this.fresh.has(s));
+  }
+
+  /** Rack positions of the new stacks. */
+  get newStackIndices(): number[] {
+    return this.model.rack.stacks.toArray().flatMap((s, i) => (this.fresh.has(s) ? [i] : []));
+  }
+
+  /** Rack positions of the trunk (every stack but the new ones). */
   get trunkIndices(): number[] {
-    const k = this.newStackIndex;
-    return Array.from({ length: this.numStacks }, (_, i) => i).filter((i) => i !== k);
+    return this.model.rack.stacks.toArray().flatMap((s, i) => (this.fresh.has(s) ? [] : [i]));
+  }
+
+  /** True once a growth made the earlier stacks a trunk. */
+  get hasTrunk(): boolean {
+    return this.numStacks > this.fresh.size;
   }
 
   /** Index in the final rack of the stack at `position` now (time-as-depth noise lookups). */
@@ -269,42 +304,61 @@ export class ProgressiveRackBuilder {
 
   /** Adds one stack (append or prepend), then applies the dual LoRA scheme and the freeze policy. */
   grow(opts: GrowOptions = {}): GrowthEvent {
+    return this.growStep(1, opts)[0]!;
+  }
+
+  /**
+   * Grows until the rack has `stacks` stacks, in one growth step: the stacks it adds are the new
+   * stacks together (each with its stack LoRA; all train under the new-stack part state), the
+   * stacks before it become the trunk (progressive LoRA, trunk format). Returns the events.
+   */
+  growTo(stacks: number, opts: GrowOptions = {}): GrowthEvent[] {
+    if (stacks > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: asked for ${stacks} stacks`);
+    return this.growStep(stacks - this.numStacks, opts);
+  }
+
+  /** One growth step adding `k` stacks. */
+  private growStep(k: number, opts: GrowOptions): GrowthEvent[] {
+    if (k <= 0) return [];
     const n = this.numStacks;
     if (n >= this.targetStacks) {
       throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: the rack already has ${n} stacks`);
     }
+    if (n + k > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: asked for ${n + k} stacks`);
     const t = opts.t ?? this.time;
     if (!(t >= 0 && t <= 1)) throw new ProgressiveConfigError(`grow: t must be in [0, 1], found ${t}`);
     const op = opts.growth ? growthOperator(opts.growth) : this.growth;
-    const finalIndex = this.direction === 'append' ? n : this.targetStacks - n - 1;
-    const seed = deriveSeed(this.seed, `stack:${finalIndex}`);
     const trunk = this.model.rack.stacks.toArray();
-    growRack(this.model.rack, op, { position: this.direction, config: this.stackConfig, seed, t });
-    const stack = this.direction === 'append' ? this.model.rack.stacks.at(-1) : this.model.rack.stacks.at(0);
-    this.newest = stack;
-    if (this.progressiveLora) trunk.forEach((s, i) => this.attachProgressive(s, this.direction === 'append' ? i : i + 1, finalIndex));
-    let lora: GrowthEvent['stackLora'];
-    if (this.stackLora) lora = this.attachStackLora(stack, finalIndex);
+    const source = this.model.rack.allBlocks();
+    const batch = this.growthSteps++;
+    const added: Stack[] = [];
+    const events: GrowthEvent[] = [];
+    for (let j = 0; j < k; j++) {
+      const m = n + j;
+      const finalIndex = this.direction === 'append' ? m : this.targetStacks - m - 1;
+      const seed = deriveSeed(this.seed, `stack:${finalIndex}`);
+      growRack(this.model.rack, op, { position: this.direction, config: this.stackConfig, seed, t, source, batch: { index: j, size: k } });
+      const stack = this.direction === 'append' ? this.model.rack.stacks.at(-1) : this.model.rack.stacks.at(0);
+      added.push(stack);
+      this.newest = stack;
+      const event: GrowthEvent = {
+        stacks: this.numStacks, position: this.newStackIndex, finalIndex, t,
+        operator: op.kind, description: op.description, preservesFunction: op.preservesFunction, batch,
+      };
+      if (this.stackLora) event.stackLora = this.attachStackLora(stack, finalIndex);
+      events.push(event);
+    }
+    // The stacks that were there before the step are the trunk: each gets a progressive LoRA.
+    const last = events[events.length - 1]!.finalIndex;
+    if (this.progressiveLora) trunk.forEach((s, i) => this.attachProgressive(s, this.direction === 'append' ? i : i + k, last));
+    this.fresh = new Set(added);
     this.quantizeTrunkStacks();
     this.time = t;
     this.setTime(t);
     this.applyFreeze();
     this.model.namedParameters();
-    const event: GrowthEvent = {
-      stacks: this.numStacks, position: this.newStackIndex, finalIndex, t,
-      operator: op.kind, description: op.description, preservesFunction: op.preservesFunction,
-    };
-    if (lora) event.stackLora = lora;
-    this.history.push(event);
-    return event;
-  }
-
-  /** Grows until the rack has `stacks` stacks; returns the events. */
-  growTo(stacks: number, opts: GrowOptions = {}): GrowthEvent[] {
-    if (stacks > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: asked for ${stacks} stacks`);
-    const out: GrowthEvent[] = [];
-    while (this.numStacks < stacks) out.push(this.grow(opts));
-    return out;
+    this.history.push(...events);
+    return events;
   }
 
   /** Changes the freeze policy (a new phase); checked first, applied at once. */
@@ -363,7 +417,7 @@ export class ProgressiveRackBuilder {
       time: this.model.timeEmbedding,
       head: this.model.head,
       stacks: this.model.rack.stacks.toArray(),
-      newStack: this.newest,
+      newStacks: this.fresh,
     });
     if (trainable === 0) {
       throw new ProgressiveConfigError(`the freeze policy ${JSON.stringify(this.freeze)} leaves nothing trainable (new stack ${plan.newStack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head})`);
@@ -391,7 +445,7 @@ export class ProgressiveRackBuilder {
   private quantizeTrunkStacks(): void {
     if (this.trunkFormat === 'fp32' || !this.quantizeTrunk) return;
     for (const s of this.model.rack.stacks) {
-      if (s === this.newest || this.quantized.has(s)) continue;
+      if (this.fresh.has(s) || this.quantized.has(s)) continue;
       this.quantizeTrunk(s, this.trunkFormat);
       this.quantized.add(s);
       this.version++;
@@ -402,7 +456,7 @@ export class ProgressiveRackBuilder {
 
   /** Role of every parameter (embedding, head, new-stack, trunk, stack-lora, progressive-lora). */
   parameterRoles(): Map<Tensor, ParameterRole> {
-    return parameterRoles(this.model, this.newest, this.adapterKinds);
+    return parameterRoles(this.model, this.fresh, this.adapterKinds);
   }
 
   /** Optimizer groups of the trainable parameters: new-stack, trunk, stack-lora, progressive-lora, no-decay. */
@@ -412,7 +466,7 @@ export class ProgressiveRackBuilder {
 
   /** Memory and compute of the current phase. */
   report(opts: ResourceReportOptions = {}): ResourceReport {
-    return resourceReport(this.model, this.parameterRoles(), this.newest, opts);
+    return resourceReport(this.model, this.parameterRoles(), this.fresh, opts);
   }
 
   /** The RackSpec of the rack as it is now (trunk stacks carry the trunk weight format). */
@@ -426,7 +480,7 @@ export class ProgressiveRackBuilder {
 
   /** Serialisable state: with `replay` on a freshly built model it restores the structure. */
   getState(): BuilderState {
-    return { direction: this.direction, targetStacks: this.targetStacks, seed: this.seed, history: structuredClone(this.history) };
+    return { direction: this.direction, targetStacks: this.targetStacks, seed: this.seed, history: structuredClone(this.history), t: this.time };
   }
 
   /**
@@ -438,13 +492,21 @@ export class ProgressiveRackBuilder {
     if (state.direction !== this.direction || state.targetStacks !== this.targetStacks || state.seed !== this.seed) {
       throw new ProgressiveConfigError(`replay: the saved builder (${state.direction}, targetStacks ${state.targetStacks}, seed ${state.seed}) differs from this one (${this.direction}, ${this.targetStacks}, ${this.seed})`);
     }
+    // Events of one growth step (same `batch`) are replayed as one step, so the same stacks are new together.
+    const steps: GrowthEvent[][] = [];
     for (const e of state.history) {
+      const prev = steps[steps.length - 1];
+      if (prev && e.batch !== undefined && prev[0]!.batch === e.batch) prev.push(e);
+      else steps.push([e]);
+    }
+    for (const events of steps) {
+      const e = events[events.length - 1]!;
       if (e.stacks <= this.numStacks) continue;
       const simple = e.operator === 'fresh' || e.operator === 'copy-top' || e.operator === 'copy-middle';
       const growth: GrowthSpec | GrowthOperator | undefined = operators[e.operator]
         ?? (e.operator === this.growth.kind ? this.growth : simple ? ({ kind: e.operator } as GrowthSpec) : undefined);
       if (!growth) throw new ProgressiveConfigError(`replay: growth #${this.history.length} used operator '${e.operator}'; pass it in the operators map`);
-      this.grow({ t: e.t, growth });
+      this.growTo(e.stacks, { t: e.t, growth });
     }
   }
 }

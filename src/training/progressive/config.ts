@@ -61,6 +61,21 @@ export const stackLoraConfigSchema = z.strictObject({
   if (v.strategy !== 'per_stack' && v.rank === undefined) ctx.addIssue({ code: 'custom', path: ['rank'], message: `expected a rank (strategy '${v.strategy}')` });
   if (v.strategy === 'constant' && v.alpha === undefined) ctx.addIssue({ code: 'custom', path: ['alpha'], message: "expected an alpha (strategy 'constant')" });
   if (v.strategy === 'per_stack' && v.ranks === undefined) ctx.addIssue({ code: 'custom', path: ['ranks'], message: "expected ranks (one per stack) for strategy 'per_stack'" });
+  // A key the chosen strategy does not read would be silently ignored: refuse it.
+  const geometric = v.growth === 'geometric';
+  const unused: [keyof typeof v, boolean, string][] = [
+    ['rank', v.strategy === 'per_stack', "strategy 'per_stack' takes ranks (one per stack), not rank"],
+    ['alpha', v.strategy === 'per_stack', "strategy 'per_stack' takes alphas (one per stack), not alpha"],
+    ['growth', v.strategy !== 'growing', "only strategy 'growing' grows the rank"],
+    ['step', v.strategy !== 'growing' || geometric, v.strategy === 'growing' ? "step is the linear growth's increment; geometric growth takes factor" : "only strategy 'growing' takes a step"],
+    ['factor', v.strategy !== 'growing' || !geometric, v.strategy === 'growing' ? "factor is the geometric growth's ratio; set growth: geometric, or use step for linear growth" : "only strategy 'growing' takes a factor"],
+    ['max_rank', v.strategy !== 'growing', "only strategy 'growing' caps the rank"],
+    ['ranks', v.strategy !== 'per_stack', "only strategy 'per_stack' takes ranks"],
+    ['alphas', v.strategy !== 'per_stack', "only strategy 'per_stack' takes alphas"],
+  ];
+  for (const [key, bad, why] of unused) {
+    if (bad && v[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `expected no ${key} with strategy '${v.strategy}' (${why})`, params: { expected: `no ${key} (${why})`, found: JSON.stringify(v[key]) } });
+  }
 });
 
 export const progressiveLoraConfigSchema = z.strictObject({
@@ -82,7 +97,7 @@ export const progressiveConfigSchema = z.strictObject({
   freeze: freezeConfigSchema.optional(),
   stack_lora: stackLoraConfigSchema.optional(),
   progressive_lora: progressiveLoraConfigSchema.optional(),
-  /** Storage of trunk weights; quantized formats need adapters to train the trunk. */
+  /** Storage of trunk weights: fp32 (trainable), or nf4 / int8 / fp16 / bf16, stored frozen (such a trunk trains only through adapters). */
   trunk_format: z.string().default('fp32').superRefine((v, ctx) => {
     if (v === 'fp32') return;
     try {

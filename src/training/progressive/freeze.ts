@@ -16,9 +16,11 @@
  * A time embedding (time-as-input) is part of the embedding stage and follows its state.
  * Left→right freezes the embedding with the trunk (it is part of the frozen prefix, which lets an
  * activation cache serve it); right→left freezes the head with the suffix (the semantic anchor).
- * While the rack has a single stack there is no trunk, so under a named policy the embedding and
- * the head train with it (ProgressiveRackBuilder applies this rule); explicit part states apply
- * as given.
+ * The new stacks are every stack the latest growth step added (all of them when a phase grows by
+ * several; the model's own stacks before any growth); the trunk is every other stack. While there
+ * is no trunk (before the first growth), under a named policy the embedding and the head train
+ * with the new stacks (ProgressiveRackBuilder applies this rule); explicit part states apply as
+ * given.
  */
 import type { Tensor } from '../../engine/index.js';
 import type { Module } from '../../nn/index.js';
@@ -85,7 +87,8 @@ export interface FreezeTarget {
   time?: Module | null;
   head: Module;
   stacks: Module[];
-  newStack: Module;
+  /** The new stacks (every stack added by the latest growth step); the others are the trunk. */
+  newStacks: ReadonlySet<Module>;
 }
 
 /** Sets requiresGrad on every parameter as the plan says; returns the number of trainable parameters. */
@@ -100,7 +103,7 @@ export function applyFreezePlan(plan: FreezePlan, target: FreezeTarget): number 
   set(target.embedding, plan.embedding);
   if (target.time) set(target.time, plan.embedding);
   set(target.head, plan.head);
-  for (const s of target.stacks) set(s, s === target.newStack ? plan.newStack : plan.trunk);
+  for (const s of target.stacks) set(s, target.newStacks.has(s) ? plan.newStack : plan.trunk);
   let trainable = 0;
   for (const [t, v] of want) {
     t.requiresGrad = v;

@@ -23,6 +23,14 @@ export interface GrowthContext {
   seed: number;
   /** Global time of the growth (ramp-in needs it). */
   t?: number;
+  /**
+   * The rack's blocks before the growth step (copies read them). Default: the rack's blocks now.
+   * A growth step that adds several stacks passes the same list to each, so copies come from
+   * the rack as it was, not from stacks added moments before.
+   */
+  source?: readonly Block[];
+  /** This stack's place in a growth step adding `size` stacks (index 0 is added first); default one stack. */
+  batch?: { index: number; size: number };
 }
 
 export interface GrowthOperator {
@@ -97,11 +105,23 @@ function freshStack(rack: Rack, ctx: GrowthContext): Stack {
   return s;
 }
 
+/**
+ * A stack of copies of the top (or middle) blocks. A growth step adding k stacks of n blocks
+ * copies the top (middle) k·n blocks of the rack as it was, in order: the j-th piece of n blocks
+ * goes to the j-th new stack from the left, so 6 → 12 blocks by two 3-block stacks appended gives
+ * blocks 0-5 again on top (classic progressive stacking), not three copies of blocks 3-5.
+ */
 function copiedStack(rack: Rack, ctx: GrowthContext, where: 'top' | 'middle'): Stack {
-  const blocks = rack.allBlocks();
+  const blocks = ctx.source ?? rack.allBlocks();
   if (blocks.length === 0) throw new ProgressiveConfigError(`copy-${where}: the rack has no block to copy`);
   const n = ctx.config.nBlocks;
-  const start = where === 'top' ? blocks.length - n : Math.floor((blocks.length - n) / 2);
+  const k = ctx.batch?.size ?? 1;
+  const j = ctx.batch?.index ?? 0;
+  const span = k * n;
+  const first = where === 'top' ? blocks.length - span : Math.floor((blocks.length - span) / 2);
+  // Appended stacks are added left to right; prepended ones right to left (the first ends up rightmost).
+  const piece = ctx.position === 'append' ? j : k - 1 - j;
+  const start = first + piece * n;
   const copies = cyclic(start, n, blocks.length).map((i, j) => copyBlock(blocks[i]!, deriveSeed(ctx.seed, j)));
   const s = new Stack(rack.dModel, copies);
   s.train(rack.training);

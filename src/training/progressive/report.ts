@@ -4,15 +4,19 @@
  * pass, the backward pass and a training step, with and without an activation cache serving the
  * frozen prefix. FLOPs count multiply-adds as 2: a Linear costs 2·in·out per token forward;
  * attention scores and values 4·S_eff·(heads·head_dim) (S_eff = (S+1)/2 when causal).
- * Backward = weight gradients (2·trainable matrix size) plus input gradients (≈ forward) of
- * every module the gradient must pass through to reach a trainable parameter.
+ * Backward = weight gradients (2·trainable matrix size) plus input gradients of every module the
+ * gradient must pass through to reach a trainable parameter: a module's input gradient is needed
+ * when a trainable parameter lies upstream of it in the data flow, counted within a block too
+ * (norm → q/k/v → attention core → o → norm → gate/up → down), so the first trainable block of a
+ * frozen trunk still pays for the gradient through its own layers. A matrix's input gradient
+ * costs its forward; the attention core's costs twice its forward (gradients of Q, K and V).
  */
 import type { Tensor } from '../../engine/index.js';
-import type { Model, Module, Stack } from '../../nn/index.js';
+import type { Block, Model, Module, Stack } from '../../nn/index.js';
 import { isLinearLike, representedSize } from './linear-like.js';
 import { parameterEntries } from './operators.js';
 import { RampedStack } from './ramp.js';
-import { PARAMETER_ROLES, type ParameterRole } from './roles.js';
+import { newStackTest, PARAMETER_ROLES, type ParameterRole } from './roles.js';
 
 export type OptimizerKind = 'adamw' | 'sgd' | 'sgd-momentum' | { stateSlots: number };
 
@@ -76,48 +80,72 @@ function stateSlots(o: OptimizerKind): number {
 
 const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
 
-interface ModuleCost { fwd: number; wgrad: number; trainable: boolean }
+/**
+ * One stage of the data flow: forward and weight-gradient FLOPs per token, the FLOPs of its input
+ * gradient (paid when something upstream trains) and whether it holds a trainable parameter.
+ */
+interface ModuleCost { fwd: number; wgrad: number; inputGrad: number; trainable: boolean }
 
 /**
- * Forward and weight-gradient FLOPs per token of the matrices in `m`: every projection (fp32 or
- * quantized) costs 2·in·out (+ 2·r·(in+out) for an adapter); other rank-2 parameters (a head's
- * decoder) 2·size. Weight gradients count only trainable matrices.
+ * Forward and weight-gradient FLOPs per token of the matrices in `modules`: every projection (fp32
+ * or quantized) costs 2·in·out (+ 2·r·(in+out) for an adapter); other rank-2 parameters (a head's
+ * decoder) 2·size. Weight gradients count only trainable matrices; the input gradient of a matrix
+ * costs its forward.
  */
-function matrixCost(m: Module): ModuleCost {
+function matrixCost(...modules: Module[]): ModuleCost {
   let fwd = 0, wgrad = 0, trainable = false;
-  const covered = new Set<Tensor>();
-  for (const [, mod] of m.namedModules()) {
-    if (!isLinearLike(mod)) continue;
-    const base = 2 * mod.inFeatures * mod.outFeatures;
-    fwd += base;
-    for (const [n, t] of mod.ownParameters()) {
-      covered.add(t);
-      if (n === 'lora_A' || n === 'lora_B') {
-        fwd += 2 * t.size;
-        if (t.requiresGrad) wgrad += 2 * t.size;
-      } else if (n === 'weight' && t.requiresGrad) wgrad += base;
+  for (const m of modules) {
+    const covered = new Set<Tensor>();
+    for (const [, mod] of m.namedModules()) {
+      if (!isLinearLike(mod)) continue;
+      const base = 2 * mod.inFeatures * mod.outFeatures;
+      fwd += base;
+      for (const [n, t] of mod.ownParameters()) {
+        covered.add(t);
+        if (n === 'lora_A' || n === 'lora_B') {
+          fwd += 2 * t.size;
+          if (t.requiresGrad) wgrad += 2 * t.size;
+        } else if (n === 'weight' && t.requiresGrad) wgrad += base;
+      }
+    }
+    for (const [, t] of parameterEntries(m)) {
+      if (t.requiresGrad) trainable = true;
+      if (covered.has(t) || t.rank !== 2) continue;
+      fwd += 2 * t.size;
+      if (t.requiresGrad) wgrad += 2 * t.size;
     }
   }
-  for (const [, t] of parameterEntries(m)) {
-    if (t.requiresGrad) trainable = true;
-    if (covered.has(t) || t.rank !== 2) continue;
-    fwd += 2 * t.size;
-    if (t.requiresGrad) wgrad += 2 * t.size;
-  }
-  return { fwd, wgrad, trainable };
+  return { fwd, wgrad, inputGrad: fwd, trainable };
 }
 
-function blockCosts(stack: Stack, S: number): ModuleCost[] {
+/** The stages of a block in data-flow order (pre-norm or post-norm). */
+function blockStages(b: Block, S: number): ModuleCost[] {
+  const width = b.attn.nHeads * b.attn.headDim;
+  const coreFwd = b.attn.kind === 'linear' ? 4 * b.attn.headDim * width : 4 * (b.attn.causal ? (S + 1) / 2 : S) * width;
+  const children = b.attn.namedChildren();
+  const attnIn = matrixCost(...children.filter(([n]) => n !== 'o').map(([, m]) => m));
+  const out = matrixCost(...children.filter(([n]) => n === 'o').map(([, m]) => m));
+  const core: ModuleCost = { fwd: coreFwd, wgrad: 0, inputGrad: 2 * coreFwd, trainable: false };
+  const ffn = b.ffn;
+  const ffnIn = matrixCost(...(ffn.gate ? [ffn.gate, ffn.up] : [ffn.up]));
+  const down = matrixCost(ffn.down);
+  const attnNorm = matrixCost(b.attnNorm), ffnNorm = matrixCost(b.ffnNorm);
+  return b.config.normPosition === 'pre'
+    ? [attnNorm, attnIn, core, out, ffnNorm, ffnIn, down]
+    : [attnIn, core, out, attnNorm, ffnIn, down, ffnNorm];
+}
+
+function blockCosts(stack: Stack, S: number): ModuleCost[][] {
   const skip = stack instanceof RampedStack && stack.gate === 0;
   return stack.blocks.toArray().map((b) => {
-    const c = matrixCost(b);
-    const width = b.attn.nHeads * b.attn.headDim;
-    const core = b.attn.kind === 'linear' ? 4 * b.attn.headDim * width : 4 * (b.attn.causal ? (S + 1) / 2 : S) * width;
-    return skip ? { fwd: 0, wgrad: 0, trainable: c.trainable } : { fwd: c.fwd + core, wgrad: c.wgrad, trainable: c.trainable };
+    const stages = blockStages(b, S);
+    // A closed ramp gate (0) skips the stack: no compute, but its parameters still count as trainable.
+    return skip ? stages.map((c) => ({ fwd: 0, wgrad: 0, inputGrad: 0, trainable: c.trainable })) : stages;
   });
 }
 
-export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, newStack: Stack | null, opts: ResourceReportOptions = {}): ResourceReport {
+export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, newStacks: Stack | ReadonlySet<Stack> | null, opts: ResourceReportOptions = {}): ResourceReport {
+  const isNew = newStackTest(newStacks);
   const S = opts.seqLen ?? 128;
   const entries = parameterEntries(model);
   const byRole = Object.fromEntries(PARAMETER_ROLES.map((r) => [r, { total: 0, trainable: 0 }])) as ResourceReport['params']['byRole'];
@@ -136,21 +164,21 @@ export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, 
 
   // FLOPs: modules in data-flow order.
   const stacks = model.rack.stacks.toArray();
-  const emb: ModuleCost = { fwd: 0, wgrad: 0, trainable: model.embedding.parameters().some((t) => t.requiresGrad) };
-  const perStackBlocks = stacks.map((s) => blockCosts(s, S));
-  const headCost = matrixCost(model.head);
-  const order: ModuleCost[] = [emb, ...perStackBlocks.flat(), headCost];
-  const bwdOf = (from: number) => {
-    let upstream = false, bwd = 0;
-    for (let i = 0; i < order.length; i++) {
-      const m = order[i]!;
-      if (i >= from && (upstream || m.trainable)) bwd += m.wgrad + (upstream ? m.fwd : 0);
-      upstream ||= m.trainable;
-    }
-    return bwd;
-  };
+  const inputs = [model.embedding, ...(model.timeEmbedding ? [model.timeEmbedding] : [])];
+  // The lookup costs nothing per token; a trainable embedding (or time embedding) needs the gradient of everything after it.
+  const emb: ModuleCost = { fwd: 0, wgrad: 0, inputGrad: 0, trainable: inputs.some((m) => m.parameters().some((t) => t.requiresGrad)) };
+  const perStackBlocks = stacks.map((s) => blockCosts(s, S).flat());
+  const head = model.head;
+  const finalNorm = head.finalNorm ? matrixCost(head.finalNorm) : null;
+  const normParams = new Set(head.finalNorm ? head.finalNorm.parameters() : []);
+  const headCost: ModuleCost = { ...matrixCost(head), trainable: parameterEntries(head).some(([, t]) => t.requiresGrad && !normParams.has(t)) };
+  const order: ModuleCost[] = [emb, ...perStackBlocks.flat(), ...(finalNorm ? [finalNorm] : []), headCost];
+  let upstream = false, backward = 0;
+  for (const m of order) {
+    backward += m.wgrad + (upstream ? m.inputGrad : 0);
+    upstream ||= m.trainable;
+  }
   const forward = order.reduce((a, m) => a + m.fwd, 0);
-  const backward = bwdOf(0);
   const k = Math.min(opts.cachedPrefixStacks ?? 0, stacks.length);
   const prefixFwd = perStackBlocks.slice(0, k).flat().reduce((a, m) => a + m.fwd, 0);
 
@@ -158,7 +186,7 @@ export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, 
     const es = parameterEntries(s);
     const r: StackReport = {
       index: i,
-      role: s === newStack ? 'new' : 'trunk',
+      role: isNew(s) ? 'new' : 'trunk',
       blocks: s.length,
       params: es.reduce((a, [, t]) => a + representedSize(t), 0),
       trainable: es.reduce((a, [, t]) => a + (t.requiresGrad ? t.size : 0), 0),

@@ -13,7 +13,8 @@ export type AdapterKind = 'stack' | 'progressive';
  * adapters are progressive (on the trunk); every other adapter counts as a stack LoRA. A tensor shared by the embedding
  * and the head is an 'embedding' parameter.
  */
-export function parameterRoles(model: Model, newStack: Stack | null, adapterKinds: WeakMap<Tensor, AdapterKind>): Map<Tensor, ParameterRole> {
+export function parameterRoles(model: Model, newStacks: Stack | ReadonlySet<Stack> | null, adapterKinds: WeakMap<Tensor, AdapterKind>): Map<Tensor, ParameterRole> {
+  const isNew = newStackTest(newStacks);
   const roles = new Map<Tensor, ParameterRole>();
   const put = (t: Tensor, r: ParameterRole) => { if (!roles.has(t)) roles.set(t, r); };
   for (const [, m] of model.namedModules()) {
@@ -28,7 +29,14 @@ export function parameterRoles(model: Model, newStack: Stack | null, adapterKind
   for (const [, t] of parameterEntries(model.embedding)) put(t, 'embedding');
   // The time embedding (time-as-input) is part of the input stage.
   if (model.timeEmbedding) for (const [, t] of parameterEntries(model.timeEmbedding)) put(t, 'embedding');
-  for (const s of model.rack.stacks) for (const [, t] of parameterEntries(s)) put(t, s === newStack ? 'new-stack' : 'trunk');
+  for (const s of model.rack.stacks) for (const [, t] of parameterEntries(s)) put(t, isNew(s) ? 'new-stack' : 'trunk');
   for (const [, t] of parameterEntries(model.head)) put(t, 'head');
   return roles;
+}
+
+/** Membership test of the new stacks (one stack, a set of them, or none). */
+export function newStackTest(newStacks: Stack | ReadonlySet<Stack> | null): (s: Stack) => boolean {
+  if (newStacks === null) return () => false;
+  if (newStacks instanceof Set) return (s) => newStacks.has(s);
+  return (s) => s === newStacks;
 }

@@ -60,7 +60,8 @@ function batches(n: number, B: number, S: number): ObjectiveBatch[] {
 function trainTop(cache: ActivationCache | null, steps: number): { losses: number[]; reused: number } {
   const m = tinyLlama(1, 21);
   const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', seed: 4 });
-  b.growTo(3);
+  b.grow(); // two growth steps: stacks 0 and 1 are the frozen trunk (growTo(3) would add both as new stacks)
+  b.grow();
   const opt = new AdamW(b.parameterGroups(), { lr: 1e-2 });
   const obj = new MaskedDiffusionObjective({ noise: 0.5, maskTokenId: 0 });
   const data = batches(3, 4, 12);

@@ -231,7 +231,8 @@ test('bad input is rejected before training with clear messages', () => {
 test('memory and compute report per phase', () => {
   const m = tinyLlama(1, 3);
   const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', stackLora: { strategy: { kind: 'constant', rank: 2, alpha: 2 }, targets: ['q'] } });
-  b.growTo(3);
+  b.grow();
+  b.grow();
   const r = b.report({ seqLen: 8, optimizer: 'adamw', cachedPrefixStacks: 2 });
   const trainable = m.parameters().filter((t) => t.requiresGrad).reduce((a, t) => a + t.size, 0);
   assert.equal(r.params.total, m.numParameters());
@@ -287,7 +288,8 @@ test('adapters-only quantized trunk (nf4) through the quantizeTrunk hook', async
     targetStacks: 3, freeze: 'adapters-only-trunk', trunkWeightFormat: 'nf4', quantizeTrunk: (s, f) => { q.quantizeTrunk!(s, f); },
     progressiveLora: { rank: 2, alpha: 2, targets: ['q', 'v', 'down'] },
   });
-  b.growTo(3);
+  b.grow();
+  b.grow();
   assert.deepEqual(b.toSpec().stacks.map((s) => s.weight_format), ['nf4', 'nf4', 'fp32']);
   for (const [n, p] of m.namedParameters()) {
     if (n.startsWith('rack.stacks.0.') || n.startsWith('rack.stacks.1.')) assert.equal(p.requiresGrad, /lora_[AB]$/.test(n), n);
@@ -302,5 +304,76 @@ test('adapters-only quantized trunk (nf4) through the quantizeTrunk hook', async
   assert.ok(Number.isFinite(loss));
   opt.zeroGrad();
   opt.dispose();
+  m.dispose();
+});
+
+test('one growth step adding several stacks makes them all new; before any growth every stack is new', () => {
+  const x = idsOf(2, 5, 4);
+  const opts = {
+    targetStacks: 4, freeze: 'adapters-only-trunk' as const, seed: 7,
+    stackLora: { strategy: { kind: 'growing' as const, rank: 2, step: 1 }, targets: ['k' as const] },
+    progressiveLora: { rank: 3, alpha: 3, targets: ['q' as const] },
+  };
+  const m = tinyLlama(2, 3);
+  const b = new ProgressiveRackBuilder(m, opts);
+  const rankOf = (i: number, p: 'q' | 'k') => (m.rack.stacks.at(i).blocks.at(0).attn.getModule(p) as Linear).lora?.rank;
+  // Phase 1: no trunk yet — both stacks train (embedding and head too), each with its stack LoRA.
+  assert.deepEqual([b.newStackIndices, b.trunkIndices, b.hasTrunk], [[0, 1], [], false]);
+  assert.ok(m.parameters().every((t) => t.requiresGrad));
+  assert.deepEqual([rankOf(0, 'k'), rankOf(1, 'k'), rankOf(0, 'q'), rankOf(1, 'q')], [2, 3, undefined, undefined]);
+  // Phase 2: two stacks in one step. Both are new (they train fully); the first two are the trunk.
+  const events = b.growTo(4, { t: 0.5 });
+  assert.deepEqual(events.map((e) => [e.stacks, e.finalIndex, e.stackLora!.rank, e.batch]), [[3, 2, 4, 0], [4, 3, 5, 0]]);
+  assert.deepEqual([b.newStackIndices, b.trunkIndices, b.newStackIndex], [[2, 3], [0, 1], 3]);
+  for (const i of [0, 1]) for (const [n, t] of m.rack.stacks.at(i).namedParameters()) assert.equal(t.requiresGrad, /lora_[AB]$/.test(n), `stack ${i} ${n}`);
+  for (const i of [2, 3]) assert.ok(m.rack.stacks.at(i).parameters().every((t) => t.requiresGrad), `stack ${i} trains`);
+  assert.deepEqual([0, 1, 2, 3].map((i) => rankOf(i, 'q')), [3, 3, undefined, undefined], 'progressive LoRA on the trunk only');
+  assert.deepEqual(b.report({ seqLen: 4 }).perStack.map((s) => s.role), ['trunk', 'trunk', 'new', 'new']);
+  const groups = b.parameterGroups();
+  const named = new Map(m.namedParameters().map(([n, t]) => [t, n]));
+  const stacksIn = (g: string) => [...new Set(groups.find((x) => x.name === g)!.params.map((t) => /^rack\.stacks\.(\d+)\./.exec(named.get(t)!)?.[1]))].sort();
+  assert.deepEqual(stacksIn('new-stack'), ['2', '3']);
+  assert.deepEqual(stacksIn('progressive-lora'), ['0', '1']);
+  // Replay rebuilds the same step (the same stacks new together), and with the weights the same function.
+  const sd = new Map([...m.stateDict()].map(([k, t]) => [k, E.clone(t)]));
+  const m2 = tinyLlama(2, 3);
+  const b2 = new ProgressiveRackBuilder(m2, opts);
+  b2.replay(b.getState());
+  m2.loadStateDict(sd);
+  assert.deepEqual([b2.newStackIndices, b2.toSpec()], [[2, 3], b.toSpec()]);
+  assert.equal(maxAbsDiff(logitsOf(m2, x), logitsOf(m, x)), 0);
+  m.dispose();
+  m2.dispose();
+});
+
+test('copy-top over a step of several stacks stacks the model on itself (append and prepend)', () => {
+  for (const direction of ['append', 'prepend'] as const) {
+    const m = tinyLlama(2, 5);
+    const before = m.rack.allBlocks().map((blk) => blk.parameters().map((t) => Array.from(t.toArray())));
+    new ProgressiveRackBuilder(m, { direction, targetStacks: 4, growth: { kind: 'copy-top' }, freeze: 'none' }).growTo(4);
+    const after = m.rack.allBlocks().map((blk) => blk.parameters().map((t) => Array.from(t.toArray())));
+    // append: [b0, b1, b0, b1]; prepend: [b0, b1, b0, b1] too (the copies go in front, in order).
+    assert.deepEqual(after, [...before, ...before], direction);
+    m.dispose();
+  }
+  // copy-middle of a step: the middle k·n blocks of the rack as it was, in order.
+  const m = tinyLlama(4, 6);
+  const before = m.rack.allBlocks().map((blk) => blk.ffn.up.weight.toArray());
+  new ProgressiveRackBuilder(m, { targetStacks: 6, growth: { kind: 'copy-middle' }, freeze: 'none' }).growTo(6);
+  const after = m.rack.allBlocks().map((blk) => blk.ffn.up.weight.toArray());
+  assert.deepEqual(after.slice(4), [before[1], before[2]]);
+  m.dispose();
+});
+
+test('a non-fp32 trunk format is frozen storage: fp16/bf16 trunks cannot train directly; plans know when a trunk exists', () => {
+  const m = tinyLlama(2);
+  const hook = () => {};
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'none', trunkWeightFormat: 'fp16', quantizeTrunk: hook }), /a fp16 trunk cannot be trained directly/);
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'adapters-only-trunk', trunkWeightFormat: 'bf16', quantizeTrunk: hook }), /a frozen \(bf16\) trunk is asked to train without adapters/);
+  // A 2-stack model before growth has no trunk: a policy that trains only the trunk trains nothing.
+  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk' });
+  const onlyTrunk = { newStack: 'frozen' as const, trunk: 'train' as const, embedding: 'frozen' as const, head: 'frozen' as const };
+  throwsWith(() => b.validatePlan([{ name: 'first', stacks: 2, freeze: onlyTrunk }]), /phase #0 'first': the freeze policy .* freezes everything/);
+  b.validatePlan([{ stacks: 2 }, { stacks: 3, freeze: onlyTrunk }]);
   m.dispose();
 });
