@@ -85,11 +85,12 @@ function rebuildWithMachine(parsed: ParsedConfig, checkpoint: string, vocabSize:
   const maxBatch = Math.max(...parsed.phases.map((p) => p.data?.batch_size ?? 1));
   const ids = new Int32Array(4 * (maxSeq + 1) * maxBatch);
   const stand_in: TokenData = { vocabSize, train: new ArrayTokenStream(ids, vocabSize), maskTokenId: vocabSize - 1, padTokenId: 0, corpusName: 'checkpoint', tokenizerName: 'checkpoint' };
-  void backend;
   const machine = new TrainingMachine(parsed, { data: stand_in, log: () => {} });
   machine.resumeFrom(checkpoint);
   const model = machine.model.model;
   machine.optimizer.dispose();
+  // The machine builds on the default backend; --backend moves the rebuilt model.
+  if (backend !== undefined && model.backend.name !== backend) model.to(backend);
   return model;
 }
 
@@ -234,7 +235,9 @@ export function runSample(target: string, opts: SampleOptions): SampleResult {
           const r = mode === 'depth'
             ? depthUnrollSample(run.model, { template: ids, maskTokenId: run.maskTokenId, seed, schedule: depthScheduleOf(run), ...sampling })
             : diffusionSample(run.model, { template: ids, maskTokenId: run.maskTokenId, seed, ...(opts.steps !== undefined ? { steps: opts.steps } : {}), ...sampling });
-          samples.push({ text: decodeIds(run, r.ids), ids: r.ids, generated: decodeIds(run, r.ids.slice(encodePrompt(run, prompt).filter((x) => x !== run.maskTokenId).length)) });
+          // Generated = the tokens written where the input had [MASK] (anywhere, not only after the prompt).
+          const filled = ids.flatMap((t, i) => (t === run.maskTokenId ? [r.ids[i]!] : []));
+          samples.push({ text: decodeIds(run, r.ids), ids: r.ids, generated: decodeIds(run, filled) });
         }
       }
     }

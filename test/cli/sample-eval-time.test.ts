@@ -43,6 +43,14 @@ test('time embedding run: sample (diffusion, mlm, depth) and eval work; clm samp
     assert.equal(r.status, 0, r.stderr);
     assert.ok(!(json(r.stdout) as { samples: { ids: number[] }[] }).samples[0]!.ids.includes(31), `${args[1]}: every [MASK] filled`);
   }
+  // `generated` lists the tokens written at the [MASK] positions, wherever they are.
+  for (const mode of ['diffusion', 'depth']) {
+    const mid = stackwise('sample', run, '--mode', mode, '--prompt', '3 [MASK] [MASK] 6 [MASK]', '--json');
+    assert.equal(mid.status, 0, mid.stderr);
+    const s = (json(mid.stdout) as { samples: { ids: number[]; generated: string }[] }).samples[0]!;
+    assert.deepEqual([s.ids[0], s.ids[3]], [3, 6], `${mode}: the prompt's tokens stay`);
+    assert.equal(s.generated, [s.ids[1], s.ids[2], s.ids[4]].join(' '), `${mode}: generated = the filled positions`);
+  }
   const e = stackwise('eval', run, '--json');
   assert.equal(e.status, 0, e.stderr);
   const re = json(e.stdout) as { objective: string; masked_accuracy: number; loss: number };

@@ -6,7 +6,10 @@ export interface SamplingOptions {
   temperature?: number;
   /** Keep only the k most likely tokens (0 / undefined = all). */
   topK?: number;
-  /** Keep the smallest set of most likely tokens whose probability reaches p (1 / undefined = all). */
+  /**
+   * Keep the smallest set of most likely tokens whose probability reaches p (1 / undefined = all);
+   * with topK, p applies to the top-k distribution renormalised (as Hugging Face's warpers chain).
+   */
   topP?: number;
   /** Token ids that are never produced (e.g. [MASK], [PAD]). */
   excludeIds?: readonly number[];
@@ -51,10 +54,12 @@ export function tokenProbabilities(logits: ArrayLike<number>, o: SamplingOptions
     const order = Array.from({ length: Vn }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]! || a - b);
     let keep = k > 0 ? Math.min(k, Vn) : Vn;
     if (p < 1) {
+      let mass = 0;
+      for (let i = 0; i < keep; i++) mass += probs[order[i]!]!;
       let c = 0;
       for (let i = 0; i < keep; i++) {
         c += probs[order[i]!]!;
-        if (c >= p - 1e-12) { keep = i + 1; break; }
+        if (c >= p * mass - 1e-12) { keep = i + 1; break; }
       }
     }
     let kept = 0;
@@ -81,10 +86,19 @@ export function drawFrom(probs: Float64Array, rng: Xoshiro128): number {
   return last;
 }
 
-/** One token from a row of logits (greedy when temperature is 0). Returns the token and its probability. */
+/**
+ * One token from a row of logits (greedy when temperature is 0). Returns the token and its
+ * probability under the model: the softmax of the logits at temperature 1 with the excluded ids
+ * removed, whatever temperature, top-k or top-p chose the token. That is the confidence the
+ * masked samplers rank positions by (under greedy decoding the sampling distribution is one-hot,
+ * so its probability, always 1, would rank nothing).
+ */
 export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Xoshiro128): { token: number; prob: number } {
   const probs = tokenProbabilities(logits, o);
-  const token = (o.temperature ?? 1) === 0 ? probs.indexOf(1) : drawFrom(probs, rng);
-  return { token, prob: probs[token]! };
+  const T = o.temperature ?? 1;
+  const token = T === 0 ? probs.indexOf(1) : drawFrom(probs, rng);
+  const plain = T === 1 && (o.topK ?? 0) === 0 && (o.topP ?? 1) === 1;
+  const model = plain ? probs : tokenProbabilities(logits, { excludeIds: o.excludeIds ?? [] });
+  return { token, prob: model[token]! };
 }
 

@@ -20,7 +20,7 @@ export interface FillMaskOptions extends SamplingOptions {
 
 export interface FillMaskResult {
   ids: number[];
-  /** Filled positions in the order they were decided, with token and probability. */
+  /** Filled positions in the order they were decided, with token and the model's probability of it (its confidence). */
   filled: { position: number; token: number; prob: number }[];
 }
 
