@@ -171,8 +171,14 @@ export class DataAdapter implements BatchSource {
     return this.prepare(stream, starts, step, t);
   }
 
-  /** The first `eval_batches` batches of consecutive windows of the validation split. */
-  evalBatches(step: number, t: number): DataBatch[] {
+  /**
+   * The first `eval_batches` batches of consecutive windows of the validation split. Batch j is
+   * corrupted as if at step j, whatever step the evaluation runs at: a noise ratio drawn from the
+   * training step would mask each evaluation differently and make them incomparable (ratios
+   * still differ from batch to batch, so a uniform mask spec is covered). `t` still applies (a
+   * mask schedule in t, time-as-depth).
+   */
+  evalBatches(_step: number, t: number): DataBatch[] {
     const val = this.source.validation;
     const S = this.plane.seq_len;
     if (!val || val.length < S) return [];
@@ -185,7 +191,7 @@ export class DataAdapter implements BatchSource {
         starts.push(start);
         start += S;
       }
-      out.push(this.prepare(val, starts, step, t));
+      out.push(this.prepare(val, starts, out.length, t));
     }
     return out;
   }

@@ -23,7 +23,8 @@ export type MaskScheduleShape = (typeof MASK_SCHEDULE_SHAPES)[number];
  * would score nothing (and break MDLM's 1/r loss weight).
  * - constant: the same ratio always (BERT: 0.15).
  * - schedule: a ratio that moves with global t from `start` to `end` (curriculum on noise).
- * - uniform: a ratio drawn per sequence from [min, max] (time-as-input masked diffusion).
+ * - uniform: a ratio drawn per batch from (min, max] (time-as-input masked diffusion; the
+ *   objectives can also draw it per sequence, stratified).
  * - depth: time-as-depth — stack k of the final rack is tied to noise level `levels[k]`
  *   (leftmost = noisiest, so the levels never increase); a batch is corrupted at the level of the
  *   stack being trained. `mode: 'bands'` draws r from (levels[k+1], levels[k]] instead (the last

@@ -1,12 +1,18 @@
 /**
  * Masked-diffusion LM (MDLM-style absorbing-state diffusion): at mask ratio r, tokens are replaced
  * by [MASK] (⌈r·L⌉ of them, or each with probability r), only the masked tokens are scored, and
- * the loss is weighted by 1/r. With the loss contract of ./types.ts (Σ wᵢ·CEᵢ), the weights
- * wᵢ = 1 / (r_b · L_b · B) give MDLM's estimator: the mean over rows of Σ_masked CE / (r_b · L_b),
- * an unbiased estimate of the per-token negative ELBO (L_b = maskable positions of row b).
+ * the loss is weighted by 1/r. With the loss contract of ./types.ts (Σ wᵢ·CEᵢ):
+ * - 'bernoulli': wᵢ = 1 / (r_b · L_b · B), MDLM's estimator: the mean over rows of
+ *   Σ_masked CE / (r_b · L_b), an unbiased estimate of the per-token negative ELBO (L_b = maskable
+ *   positions of row b; E[Σᵢ wᵢ] = 1 per row). When the draw masks nothing, one position is
+ *   masked anyway (every row is corrupted) but weighted 0: counting it at 1/(r·L) would bias the
+ *   loss upwards at small r (by ≈ ln(1/(r_min·L))/L, 11 % for L = 32).
+ * - 'exact': n_b = ⌈r_b·L_b⌉ positions, wᵢ = 1 / (n_b · B): the realised ratio n_b/L_b in place of
+ *   r_b, the discrete (any-order) form of the same ELBO — each row's weights sum to 1/B, where
+ *   1/(r·L) would over-weight rows by ⌈r·L⌉/(r·L) (up to L× at small r).
  */
 import { drawRatios, type DrawOptions, type NoiseSpec } from './noise.js';
-import { eligiblePositions, maskRng, selectPositions, type SelectionMode } from './masking.js';
+import { eligiblePositions, maskRng, selectPositionsDetailed, type SelectionMode } from './masking.js';
 import {
   checkBatch, IGNORE_INDEX, ObjectiveError, resolveMaskId,
   type BatchObjective, type ObjectiveBatch, type ObjectiveContext, type PreparedBatch,
@@ -24,7 +30,7 @@ export interface DiffusionOptions {
   per?: DrawOptions['per'];
   /** 'bernoulli' (default, as MDLM) or 'exact' (⌈r·L⌉ positions). Both mask ≥ 1 token. */
   selection?: SelectionMode;
-  /** 'mdlm' (default): per-token weights ∝ 1/r; 'none': no weights (plain mean over masked). */
+  /** 'mdlm' (default): per-token weights ∝ 1/r (see the file comment); 'none': no weights (plain mean over masked). */
   weighting?: 'mdlm' | 'none';
   /** Tokens never masked (e.g. [PAD]). */
   specialIds?: number[];
@@ -74,12 +80,12 @@ export class MaskedDiffusionObjective implements BatchObjective {
       const off = b * S;
       const r = ratios[b]!;
       const eligible = eligiblePositions(ids, off, S, special);
-      const chosen = selectPositions(eligible, r, this.selection, maskRng(ctx.seed, DIFFUSION_TAG, sampleIds[b]!, r));
-      const w = 1 / (r * eligible.length * B);
+      const { positions: chosen, forced } = selectPositionsDetailed(eligible, r, this.selection, maskRng(ctx.seed, DIFFUSION_TAG, sampleIds[b]!, r));
+      const w = this.selection === 'exact' ? 1 / (chosen.length * B) : 1 / (r * eligible.length * B);
       for (const i of chosen) {
         targets[off + i] = ids[off + i]!;
         inputIds[off + i] = mask;
-        if (weights) weights[off + i] = w;
+        if (weights) weights[off + i] = i === forced ? 0 : w;
       }
       maskedCounts.push(chosen.length);
     }

@@ -26,11 +26,21 @@ export type SelectionMode = 'exact' | 'bernoulli';
  * Returns a sorted list.
  */
 export function selectPositions(eligible: readonly number[], r: number, mode: SelectionMode, rng: Xoshiro128): number[] {
+  return selectPositionsDetailed(eligible, r, mode, rng).positions;
+}
+
+/**
+ * `selectPositions`, also telling which position (if any) was added only because a Bernoulli
+ * draw chose none: an estimator that weights the selected positions by 1/r must not count it,
+ * or rows at small r are over-weighted (the forced position has probability (1-r)^L, not r).
+ */
+export function selectPositionsDetailed(eligible: readonly number[], r: number, mode: SelectionMode, rng: Xoshiro128): { positions: number[]; forced: number | null } {
   const L = eligible.length;
-  if (L === 0) return [];
+  if (L === 0) return { positions: [], forced: null };
   const u = new Float64Array(L);
   for (let i = 0; i < L; i++) u[i] = rng.nextFloat();
   let chosen: number[];
+  let forced: number | null = null;
   if (mode === 'exact') {
     // The tolerance keeps ⌈0.15 × 20⌉ at 3 although 0.15 × 20 = 3.0000000000000004 in doubles.
     const n = Math.min(L, Math.max(1, Math.ceil(r * L - 1e-9)));
@@ -43,11 +53,14 @@ export function selectPositions(eligible: readonly number[], r: number, mode: Se
       if (u[i]! < r) chosen.push(i);
       if (u[i]! < u[best]!) best = i;
     }
-    if (chosen.length === 0) chosen.push(best);
+    if (chosen.length === 0) {
+      chosen.push(best);
+      forced = eligible[best]!;
+    }
   } else {
     throw new ObjectiveError(`selectPositions: mode must be 'exact' or 'bernoulli', found '${String(mode)}'`);
   }
-  return chosen.map((i) => eligible[i]!).sort((a, b) => a - b);
+  return { positions: chosen.map((i) => eligible[i]!).sort((a, b) => a - b), forced };
 }
 
 /** Draws a token uniformly from [0, V) outside `excluded` (rejection; the set must leave one). */

@@ -6,6 +6,8 @@ import {
   NoiseSchedule, preparedLoss, ObjectiveError, type ObjectiveBatch, type ObjectiveContext,
 } from '../../../src/training/objectives/index.js';
 import { rngFor } from '../../../src/data/rng.js';
+import { DataAdapter, syntheticTokenData as syntheticData } from '../../../src/framework/index.js';
+import '../../../src/training/objective-registry.js';
 
 function randomBatch(B: number, S: number, V: number, seed: number, lo = 0): ObjectiveBatch {
   const rng = rngFor(seed);
@@ -117,7 +119,8 @@ test('diffusion: ⌈r·L⌉ or Bernoulli(r) [MASK]s, only masked scored, MDLM 1/
         n++;
         assert.equal(exact.inputIds[i], 3);
         assert.equal(exact.targets[i], batch.ids[i]);
-        assert.ok(Math.abs(exact.weights![i]! - 1 / (0.3 * L * B)) < 1e-9);
+        // 'exact': the realised ratio n/L in place of r, so the row's weights sum to 1/B.
+        assert.ok(Math.abs(exact.weights![i]! - 1 / (Math.ceil(0.3 * L - 1e-9) * B)) < 1e-9);
       }
     }
     assert.equal(n, Math.ceil(0.3 * L - 1e-9));
@@ -134,6 +137,49 @@ test('diffusion: ⌈r·L⌉ or Bernoulli(r) [MASK]s, only masked scored, MDLM 1/
   assert.ok(tiny.maskedCounts.every((c) => c >= 1), 'never an uncorrupted sequence');
   // weighting 'none' → no weights.
   assert.equal(new MaskedDiffusionObjective({ noise: 0.5, weighting: 'none' }).prepare(batch, ctx({ vocabSize: 200 })).weights, undefined);
+});
+
+test('diffusion: the MDLM weights are unbiased (E[Σ w] = 1 per row) at every ratio, a forced mask weighs 0', () => {
+  // Σ_i w_i·CE_i with CE ≡ 1 is Σ w: the loss of a perfectly uninformative model must not depend
+  // on how r is sampled. Bernoulli at small r often masks nothing; the position masked anyway
+  // (so that every row is corrupted) must not be counted at 1/(r·L).
+  const B = 1, S = 32;
+  const rowSum = (w: Float32Array) => w.reduce((a, x) => a + x, 0);
+  for (const r of [0.002, 0.01, 0.05, 0.3]) {
+    const obj = new MaskedDiffusionObjective({ noise: r });
+    let sum = 0, forced = 0;
+    const N = 4000;
+    for (let k = 0; k < N; k++) {
+      const batch = randomBatch(B, S, 60, 1, 4);
+      batch.sampleIds[0] = k;
+      const p = obj.prepare(batch, ctx({ vocabSize: 60 }));
+      sum += rowSum(p.weights!);
+      let natural = 0;
+      for (let i = 0; i < S; i++) if (p.targets[i] !== IGNORE_INDEX && p.weights![i]! > 0) natural++;
+      assert.ok(p.maskedCounts[0]! >= 1, 'every row is corrupted');
+      if (natural === 0) {
+        forced++;
+        assert.equal(p.maskedCounts[0], 1);
+        assert.equal(rowSum(p.weights!), 0, 'the forced position weighs 0');
+      }
+    }
+    // Var(Σ w) = (1 - r)/(r·L): the mean is within 4.5 standard errors of 1.
+    const se = Math.sqrt((1 - r) / (r * S) / N);
+    assert.ok(Math.abs(sum / N - 1) < 4.5 * se, `r = ${r}: mean Σw = ${sum / N} (se ${se})`);
+    if (r === 0.002) assert.ok(forced > N * 0.8, `most rows at r = 0.002 mask nothing by chance: ${forced}`);
+  }
+  // Time-as-input over (0.001, 1]: the per-batch mean of Σ w is 1 (it was ≈ 1.11 at L = 32 when
+  // the forced position counted at 1/(r·L)).
+  const uni = new MaskedDiffusionObjective({ noise: { kind: 'uniform', min: 0.001, max: 1 } });
+  let total = 0;
+  const steps = 3000;
+  for (let step = 0; step < steps; step++) total += rowSum(uni.prepare(randomBatch(4, S, 60, 2, 4), ctx({ vocabSize: 60, step })).weights!);
+  assert.ok(Math.abs(total / steps - 1) < 0.04, `uniform r: mean Σw = ${total / steps}`);
+  // 'exact': every row's weights sum to exactly 1/B, at any ratio.
+  for (const r of [0.001, 0.1, 0.33, 1]) {
+    const p = new MaskedDiffusionObjective({ noise: r, selection: 'exact' }).prepare(randomBatch(3, 30, 60, 3, 4), ctx({ vocabSize: 60 }));
+    for (let b = 0; b < 3; b++) assert.ok(Math.abs(rowSum(p.weights!.subarray(b * 30, (b + 1) * 30)) - 1 / 3) < 1e-6, `r = ${r}, row ${b}`);
+  }
 });
 
 test('diffusion loss: uniform predictions give ln V per token under the MDLM weighting', () => {
@@ -218,4 +264,14 @@ test('objectives reject bad batches with clear messages', () => {
   throwsWith(() => new MaskedDiffusionObjective({ noise: 0 }), /mask ratio must be in \(0, 1\], found 0/);
   throwsWith(() => makeObjective({ name: 'nope' } as never), /unknown objective 'nope'/);
   assert.ok(new ObjectiveError('x') instanceof Error);
+});
+
+test('diffusion evaluation batches are corrupted the same way at every step (ratios vary across batches)', () => {
+  const data = syntheticData({ vocab_size: 40, tokens: 4000 });
+  const d = new DataAdapter(data, { seq_len: 8, batch_size: 4, objective: 'diffusion', eval_batches: 4 }, { seed: 3 });
+  const at100 = d.evalBatches(100, 0.5), at900 = d.evalBatches(900, 0.5);
+  assert.equal(at100.length, 4);
+  assert.deepEqual(at900.map((b) => [...b.inputIds]), at100.map((b) => [...b.inputIds]), 'same masks at every evaluation');
+  assert.deepEqual(at900.map((b) => b.ratios), at100.map((b) => b.ratios));
+  assert.ok(new Set(at100.map((b) => b.ratios![0])).size > 1, 'a different ratio per batch');
 });
