@@ -41,6 +41,8 @@ interface Run {
   /** trainable_params of the first step of every phase. */
   trainableAtStart: Map<string, number>;
   plane: ProgressivePlane;
+  /** Cache entries after the last step of the phase before (index = phase index). */
+  cacheEntriesBeforePhase: number[];
 }
 
 function train(progressive: Obj, optimizer: Obj = {}, phaseTwo: Obj = {}): Run {
@@ -48,7 +50,9 @@ function train(progressive: Obj, optimizer: Obj = {}, phaseTwo: Obj = {}): Run {
   const m = new TrainingMachine(config(progressive, run, optimizer, phaseTwo));
   const plane = ProgressivePlane.attach(m);
   const reports: ResourceReport[] = [];
+  const cacheEntriesBeforePhase: number[] = [];
   m.addCallback({ onPhaseStart: () => { reports.push(plane.builder.report({ seqLen: 8, optimizer: 'adamw', cachedPrefixStacks: plane.activationCache()?.prefixStacks ?? 0 })); } });
+  m.addCallback({ onStep: (s) => { cacheEntriesBeforePhase[s.phase_index + 1] = plane.activationCache()?.entries ?? 0; } });
   m.train();
   const all = readJsonl(join(run, 'metrics.jsonl')) as Obj[];
   const records = all.filter((r) => r['kind'] === 'resources') as unknown as ResourceRecord[];
@@ -57,7 +61,7 @@ function train(progressive: Obj, optimizer: Obj = {}, phaseTwo: Obj = {}): Run {
     if (r['type'] === 'step' && !trainableAtStart.has(String(r['phase']))) trainableAtStart.set(String(r['phase']), Number(r['trainable_params']));
   }
   m.dispose();
-  return { run, records, reports, trainableAtStart, plane };
+  return { run, records, reports, trainableAtStart, plane, cacheEntriesBeforePhase };
 }
 
 test('one resources record per phase, equal to the builder report at that phase and to the trainable count trained', () => {
@@ -121,6 +125,10 @@ test('the optimizer a phase trains with (hooks run before the machine applies it
 test('with the activation cache, the frozen prefix is counted as cached (training FLOPs per token without the prefix forward)', () => {
   const r = train({ growth: 'copy_top', freeze: 'frozen_trunk', activation_cache: { memory_budget_mb: 4 } });
   assert.deepEqual(r.records.map((x) => x.cached_prefix_stacks), [0, 1, 2], 'the frozen trunk stacks');
+  // Phase two filled the cache under a 1-stack prefix; phase three's prefix has 2 stacks, so those
+  // activations are stale at its start and are not counted (nor kept).
+  assert.deepEqual(r.records.map((x) => [x.bytes.cached_activations_memory, x.bytes.cached_activations_disk]), [[0, 0], [0, 0], [0, 0]]);
+  assert.ok(r.cacheEntriesBeforePhase[2]! > 0, 'phase two did cache rows');
   assert.equal(r.records[0]!.flops_per_token.train_cached, r.records[0]!.flops_per_token.train);
   r.records.forEach((rec, i) => {
     const rep = r.reports[i]!;

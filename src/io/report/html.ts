@@ -147,7 +147,7 @@ function resourcesTable(data: RunReportData, rows: ReportResources[]): string {
   });
   const head = ['phase', 'start t', 'stacks', 'trainable params', 'frozen params', 'adapter params', 'weights MB', 'grads MB', 'optimizer state MB', 'cached activations MB', 'total MB', 'train FLOPs / token', 'train FLOPs / token, cached prefix'];
   const optimizers = [...new Set(rows.map((r) => r.optimizer).filter((o): o is string => typeof o === 'string' && o !== ''))];
-  const note = `At each phase start, except the cached activations (and cache hits so far), which are at the phase's end when the run uses an activation cache. MB = 10⁶ bytes; total = weights + grads + optimizer state${optimizers.length ? ` (${optimizers.join(', ')})` : ''} + cached activations in memory at the phase start. `
+  const note = `At each phase start, except the cached activations (and the run's cache hits so far), which are at the phase's end when the run uses an activation cache. MB = 10⁶ bytes; total = weights + grads + optimizer state${optimizers.length ? ` (${optimizers.join(', ')})` : ''} + cached activations in memory. `
     + 'Training FLOPs per token count a multiply-add as 2 (forward + backward); the cached column serves the frozen prefix from the activation cache.';
   return `<div style="overflow-x:auto"><table><thead><tr>${head.map((h, i) => `<th${i === 0 ? '' : ' class="num"'}>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table></div>`
     + `<p class="meta" style="margin:10px 0 0">${escapeXml(note)}</p>`;

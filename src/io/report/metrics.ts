@@ -285,7 +285,9 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       const phase = str(pick(r, PHASE_KEYS));
       const row = [...resources].reverse().find((x) => x.phase === phase);
       if (row) {
-        row.cached_activations_memory_bytes = num(r['memory_bytes']) ?? row.cached_activations_memory_bytes;
+        const memory = num(r['memory_bytes']);
+        if (memory !== undefined && row.total_bytes !== null) row.total_bytes += memory - (row.cached_activations_memory_bytes ?? 0);
+        row.cached_activations_memory_bytes = memory ?? row.cached_activations_memory_bytes;
         row.cached_activations_disk_bytes = num(r['disk_bytes']) ?? row.cached_activations_disk_bytes;
         row.cache_hits = num(r['hits']) ?? null;
       }

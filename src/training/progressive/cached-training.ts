@@ -54,8 +54,15 @@ export class CachedTraining {
     };
   }
 
+  /**
+   * What the cache holds now. Entries computed under another prefix version (the trunk grew, was
+   * frozen or changed since) are dropped first: the next forward would drop them anyway, and a
+   * phase start's resources record must not count activations that will never be served.
+   */
   info(): ActivationCacheState {
-    return { ...this.cache.stats, prefixStacks: this.forward.prefixStacks() };
+    const prefixStacks = this.forward.prefixStacks();
+    if (this.cache.stats.entries > 0) this.cache.setVersion(this.forward.prefixVersion(prefixStacks));
+    return { ...this.cache.stats, prefixStacks };
   }
 
   dispose(): void {

@@ -114,6 +114,7 @@ test('an activation_cache record at the phase end fills that phase row: cached b
   assert.equal(data.resources![0]!.cached_activations_memory_bytes, 3_000_000);
   assert.equal(data.resources![0]!.cached_activations_disk_bytes, 5_000_000);
   assert.equal(data.resources![0]!.cache_hits, 640);
+  assert.equal(data.resources![0]!.total_bytes, 12_000_000 + 12 * 400_000 + 3_000_000, 'the total counts the cache at the phase end');
   assert.ok(!data.notes?.some((n) => /unknown kind/.test(n)), 'the record is understood');
   const row = allElements(section(renderReportHtml(data), 'resources')!).filter((e) => e.name === 'tr')[1]!;
   assert.ok(cellTexts(row).some((c) => /3(\.0+)? \+ 5(\.0+)? disk, 640 hits/.test(c)), cellTexts(row).join(' | '));
