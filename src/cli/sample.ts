@@ -94,6 +94,14 @@ function rebuildWithMachine(parsed: ParsedConfig, checkpoint: string, vocabSize:
   return model;
 }
 
+/** Whether the progressive plane's saved growth history holds a ramp-in growth. */
+function grewByRamp(state: TrainingState): boolean {
+  return Object.values(state.hooks ?? {}).some((h) => {
+    const history = (h as { history?: unknown } | null)?.history;
+    return Array.isArray(history) && history.some((e) => (e as { operator?: unknown } | null)?.operator === 'ramp');
+  });
+}
+
 /** Loads the model of a run folder (newest checkpoint) or of a checkpoint folder. */
 export function loadRun(target: string, opts: { backend?: string } = {}): LoadedRun {
   const { checkpoint, runDir } = resolveCheckpoint(target);
@@ -106,11 +114,19 @@ export function loadRun(target: string, opts: { backend?: string } = {}): Loaded
   const objective = (phase.task ?? phase.data?.objective ?? 'clm') as Objective;
   let model = Model.fromConfig(state.model.config as ModelConfig, { seed: 0, ...(opts.backend ? { backend: opts.backend } : {}) });
   try {
-    try {
-      loadModelWeights(new ModelAdapter(model), loaded.files.get('model.safetensors')!, join(checkpoint, 'model.safetensors'));
-    } catch (error) {
-      if (!(error instanceof CheckpointError)) throw error;
-      // Adapters, ramp gates or quantized stacks: rebuild the structure the way training did.
+    // Adapters, ramp gates or quantized stacks: rebuild the structure the way training did. A
+    // ramped-in stack has no weights of its own (its gate, below 1 mid-ramp, lives only in the
+    // rebuilt structure), so a run that grew by a ramp is always rebuilt.
+    let rebuild = grewByRamp(state);
+    if (!rebuild) {
+      try {
+        loadModelWeights(new ModelAdapter(model), loaded.files.get('model.safetensors')!, join(checkpoint, 'model.safetensors'));
+      } catch (error) {
+        if (!(error instanceof CheckpointError)) throw error;
+        rebuild = true;
+      }
+    }
+    if (rebuild) {
       const vocab = model.embedding.vocabSize;
       model.dispose();
       model = rebuildWithMachine(parsed, checkpoint, vocab, opts.backend);
