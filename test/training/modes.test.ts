@@ -55,8 +55,8 @@ test('each mode expands into its phases: names, t boundaries, stacks, blocks per
   // block_wise re-cuts 4 stacks × 1 block into 2 stacks of 2 blocks; knobs: direction, growth, boundaries.
   const bw = parseConfig(config({ kind: 'block-wise', block_size: 2, direction: 'prepend', growth: 'copy_top', boundaries: [0.25] }, { model: { n_stacks: 4, blocks_per_stack: 1 } }));
   assert.deepEqual(summary(bw), [
-    ['block-1', 0, 0.25, 1, 2, 'frozen_trunk', 'prepend', 'copy_top'],
-    ['block-2', 0.25, 1, 2, 2, 'frozen_trunk', 'prepend', 'copy_top'],
+    ['block-1', 0, 0.25, 1, 2, 'frozen_suffix', 'prepend', 'copy_top'],
+    ['block-2', 0.25, 1, 2, 2, 'frozen_suffix', 'prepend', 'copy_top'],
   ]);
   assert.deepEqual({ kind: bw.mode?.kind, units: bw.mode?.units, blocksPerUnit: bw.mode?.blocksPerUnit }, { kind: 'block_wise', units: 2, blocksPerUnit: 2 });
   assert.equal(parseConfig(config({ kind: 'block_wise', block_size: 1 })).phases.length, 4);
@@ -148,10 +148,12 @@ test('layer_wise: phase k trains block k and the head, never an earlier block', 
   r.machine.dispose();
 });
 
-test('stack_wise right→left: the newest (leftmost) stack, the embedding next to it and the head train', () => {
+test('stack_wise right→left: the first stack trains with the head; then the newest (leftmost) stack and the embedding train, suffix and head frozen (the anchor)', () => {
   const r = changedPerPhase(config({ kind: 'stack_wise', direction: 'prepend' }));
   // After the prepend the new stack is rack position 0 (blocks 0-1), the first one moved to blocks 2-3.
-  assert.deepEqual(r.phases, [['block0', 'block1', 'embedding', 'head'], ['block0', 'block1', 'embedding', 'head']]);
+  assert.deepEqual(r.phases, [['block0', 'block1', 'embedding', 'head'], ['block0', 'block1', 'embedding']]);
+  assert.equal(r.machine.parsed.phases[0]!.model!['progressive'] !== undefined, true);
+  assert.equal((r.machine.parsed.phases[0]!.model!['progressive'] as { freeze: string }).freeze, 'frozen_suffix');
   assert.equal(r.machine.model.model.rack.numBlocks, 4);
   r.machine.dispose();
 });

@@ -10,6 +10,8 @@
 //   stack_wise    stack-1 … stack-N          a stack              frozen_trunk   —
 //   block_wise    block-1 … block-U          block_size blocks    frozen_trunk   U stacks of block_size blocks
 //   layer_wise    layer-1 … layer-U          one block            frozen_trunk   U stacks of 1 block
+// (with direction prepend the unit-wise modes use frozen_suffix: the suffix and the head stay
+// frozen as the right→left curriculum's semantic anchor)
 //
 // A growing mode *is* the schedule: it refuses an explicit `schedule` and the model.progressive
 // keys it sets (direction, growth, freeze, target_stacks); the other model.progressive keys
@@ -96,7 +98,15 @@ export interface ModeInputs {
   totalSteps: number;
 }
 
-const FREEZE: Record<GrowingMode, 'none' | 'frozen_trunk'> = { progressive: 'none', stack_wise: 'frozen_trunk', block_wise: 'frozen_trunk', layer_wise: 'frozen_trunk' };
+/**
+ * The freeze policy of a growing mode: progressive trains everything; the unit-wise modes train
+ * the newest unit over a frozen trunk (left→right) or a frozen suffix and head, the semantic
+ * anchor of the right→left curriculum (prepend).
+ */
+function freezeOf(kind: GrowingMode, direction: 'append' | 'prepend'): 'none' | 'frozen_trunk' | 'frozen_suffix' {
+  if (kind === 'progressive') return 'none';
+  return direction === 'prepend' ? 'frozen_suffix' : 'frozen_trunk';
+}
 const PHASE_PREFIX: Record<GrowingMode, string> = { progressive: 'stack', stack_wise: 'stack', block_wise: 'block', layer_wise: 'layer' };
 
 const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
@@ -144,7 +154,7 @@ export function expandTrainingMode(mode: TrainingMode, inputs: ModeInputs, issue
   if (isPlainObject(rawProgressive)) {
     for (const key of MODE_PROGRESSIVE_KEYS) {
       if (rawProgressive[key] === undefined) continue;
-      const use = key === 'direction' || key === 'growth' ? `set training.mode.${key} instead` : key === 'freeze' ? `the mode sets freeze '${FREEZE[kind]}'` : 'the mode grows the rack to its full depth';
+      const use = key === 'direction' || key === 'growth' ? `set training.mode.${key} instead` : key === 'freeze' ? `the mode sets freeze '${freezeOf(kind, mode.direction ?? 'append')}'` : 'the mode grows the rack to its full depth';
       issues.push({ path: `model.progressive.${key}`, expected: `no model.progressive.${key} with training.mode '${kind}' (${use})`, found: describeValue(rawProgressive[key]) });
     }
   }
@@ -178,7 +188,7 @@ export function expandTrainingMode(mode: TrainingMode, inputs: ModeInputs, issue
     ...(isPlainObject(rawProgressive) ? (structuredClone(rawProgressive) as JsonObject) : {}),
     direction: mode.direction ?? 'append',
     growth: mode.growth ?? { kind: 'fresh' },
-    freeze: FREEZE[kind],
+    freeze: freezeOf(kind, mode.direction ?? 'append'),
   };
   const model: JsonObject = { ...(structuredClone(inputs.rawModel) as JsonObject), n_stacks: units, blocks_per_stack: unit, progressive };
   return { kind, schedule, model, units, blocksPerUnit: unit };
