@@ -325,6 +325,11 @@ export class ProgressivePlane implements TrainingHooks {
           problems.push(`${where}: optimizer.param_groups: expected none besides the default no_decay group while model.progressive sets the optimizer groups (new_stack, trunk, stack_lora, progressive_lora, no_decay; lr multipliers in model.progressive.group_lr_scale), found ${JSON.stringify(roleGroups)}`);
         }
       }
+      if (s.activation_cache && i === 0) {
+        const c = machine.model.model.config;
+        const dropout = Math.max(c.embedding.dropout ?? 0, ...c.stacks.map((st) => st.block.dropout ?? 0));
+        if (dropout > 0) problems.push(`activation_cache: the cached prefix runs without dropout, but the model has dropout ${dropout} (model.dropout), so training with the cache would not be training the same model as without it: set model.dropout: 0 or drop activation_cache`);
+      }
       const mask = p.data?.mask;
       if (mask?.kind === 'depth' && mask.levels.length !== builder.targetStacks) {
         problems.push(`${where}: data.mask (time-as-depth) has ${mask.levels.length} noise levels, but the rack grows to target_stacks = ${builder.targetStacks}: give one level per stack of the final rack`);

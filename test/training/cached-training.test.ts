@@ -66,4 +66,8 @@ test('aligned windows start at multiples of seq_len; bad activation_cache settin
   assert.throws(() => new TrainingMachine(config({ memory_budget_mb: -1 })), (e: unknown) => e instanceof ConfigError && /model\.progressive\.activation_cache\.memory_budget_mb/.test((e as Error).message));
   assert.throws(() => new TrainingMachine(config({ budget: 1 })), (e: unknown) => e instanceof ConfigError && /activation_cache\.budget/.test((e as Error).message));
   assert.throws(() => new TrainingMachine(config(null, 'strided')), (e: unknown) => e instanceof ConfigError && /data\.windows/.test((e as Error).message));
+  // The cached prefix runs without dropout: a model with dropout would train differently with the cache.
+  const withDropout = config({ memory_budget_mb: 1 });
+  (withDropout['model'] as Obj)['dropout'] = 0.1;
+  assert.throws(() => new TrainingMachine(withDropout), /model\.progressive: activation_cache: the cached prefix runs without dropout, but the model has dropout 0\.1/);
 });
