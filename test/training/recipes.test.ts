@@ -200,3 +200,16 @@ test('recipe (e) layer-wise training mode: one one-block layer per phase, earlie
   assert.ok(grows.every((g) => /copy of the top blocks/.test(String(g['description']))));
   assertLossFalls(r.result.losses, 'layer-wise');
 });
+
+test('recipe (f) stack-wise over a frozen, cached trunk: the prefix is served from the cache', () => {
+  const r = runRecipe('stack-wise-cached.yaml', [
+    'model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'model.n_stacks=3', 'training.total_steps=24',
+    'data.corpus={kind: synthetic, vocab_size: 48, tokens: 600, branching: 1}',
+  ]);
+  assert.equal(r.machine.model.model.rack.numStacks, 3);
+  const cache = r.records.filter((x) => x['kind'] === 'activation_cache');
+  assert.deepEqual(cache.map((x) => x['prefix_stacks']), [0, 1, 2], 'the frozen stacks before the new one are cached');
+  assert.ok((cache.at(-1)!['hits'] as number) > 0, `cache hits: ${cache.at(-1)!['hits']}`);
+  assert.ok(r.result.losses.every(Number.isFinite));
+});
+
