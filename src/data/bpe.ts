@@ -7,9 +7,9 @@ import { forEachWord, type PretokenizerName } from './pretokenize.js';
 import {
   SPECIAL_TOKEN_NAMES,
   assertWellFormed,
+  decodeIdBytes,
   specialTokenText,
   splitOnSpecialLiterals,
-  utf8Decoder,
   utf8Encoder,
   type DecodeOptions,
   type EncodeOptions,
@@ -119,25 +119,7 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
-    let total = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      const bytes = this.bytesById[id];
-      if (bytes === undefined || !Number.isInteger(id)) {
-        throw new RangeError(`BpeTokenizer.decode: id ${id} at position ${i} is outside [0, ${this.vocabSize})`);
-      }
-      if (!(options.skipSpecial && isSpecialId(id))) total += bytes.length;
-    }
-    const buffer = new Uint8Array(total);
-    let offset = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      if (options.skipSpecial && isSpecialId(id)) continue;
-      const bytes = this.bytesById[id]!;
-      buffer.set(bytes, offset);
-      offset += bytes.length;
-    }
-    return utf8Decoder.decode(buffer);
+    return decodeIdBytes(this.bytesById, ids, options.skipSpecial ? isSpecialId : null, 'BpeTokenizer.decode', this.vocabSize);
   }
 
   /** The raw bytes a token stands for (a copy). */

@@ -10,9 +10,9 @@ import r50kRanks from 'gpt-tokenizer/bpeRanks/r50k_base';
 import {
   SPECIAL_TOKEN_NAMES,
   assertWellFormed,
+  decodeIdBytes,
   specialTokenText,
   splitOnSpecialLiterals,
-  utf8Decoder,
   utf8Encoder,
   type DecodeOptions,
   type EncodeOptions,
@@ -95,25 +95,7 @@ export class Gpt2Tokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      const bytes = this.bytesById[id];
-      if (bytes === undefined || !Number.isInteger(id)) {
-        throw new RangeError(`Gpt2Tokenizer.decode: id ${id} at position ${i} is outside [0, ${this.vocabSize})`);
-      }
-      if (options.skipSpecial && this.specialIds.has(id)) continue;
-      parts.push(bytes);
-      total += bytes.length;
-    }
-    const buffer = new Uint8Array(total);
-    let offset = 0;
-    for (const part of parts) {
-      buffer.set(part, offset);
-      offset += part.length;
-    }
-    return utf8Decoder.decode(buffer);
+    return decodeIdBytes(this.bytesById, ids, options.skipSpecial ? (id) => this.specialIds.has(id) : null, 'Gpt2Tokenizer.decode', this.vocabSize);
   }
 
   toJSON(): Gpt2TokenizerJSON {

@@ -111,4 +111,29 @@ function escapeRegExp(s: string): string {
 
 /** Decodes UTF-8 bytes; keeps a leading U+FEFF (it is content, not a byte-order mark, here). */
 export const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/**
+ * Decoding of a byte-level tokenizer: the bytes of every id (from a table indexed by id) joined
+ * and decoded as UTF-8, leaving out the ids `skip` names. An id without bytes is a RangeError
+ * naming `who` and its position.
+ */
+export function decodeIdBytes(bytesById: readonly (Uint8Array | undefined)[], ids: ArrayLike<number>, skip: ((id: number) => boolean) | null, who: string, vocabSize: number): string {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    const bytes = bytesById[id];
+    if (bytes === undefined || !Number.isInteger(id)) throw new RangeError(`${who}: id ${id} at position ${i} is outside [0, ${vocabSize})`);
+    if (skip?.(id)) continue;
+    parts.push(bytes);
+    total += bytes.length;
+  }
+  const buffer = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    buffer.set(part, offset);
+    offset += part.length;
+  }
+  return utf8Decoder.decode(buffer);
+}
 export const utf8Encoder = new TextEncoder();
