@@ -1,15 +1,13 @@
 // BatchSpec: what one training batch looks like (shape, vocabulary, objective, corruption).
 
 import {
-  FieldReader,
   describeNumberRule,
   describeValue,
-  numberMatches,
+  FieldReader,
   NON_NEGATIVE_INT,
+  numberMatches,
   POSITIVE_INT,
-  parseSpecJSON,
-  specToJSON,
-  throwIfIssues,
+  specCodec,
   type NumberOptions,
   type SpecIssue,
 } from './fields.js';
@@ -122,22 +120,12 @@ export function readBatchSpec(value: unknown, path: string, issues: SpecIssue[])
   return spec;
 }
 
-/** Checks a batch spec and returns a normalised copy; throws SpecValidationError. */
-export function validateBatchSpec(value: unknown, path = 'batch'): BatchSpec {
-  const issues: SpecIssue[] = [];
-  const spec = readBatchSpec(value, path, issues);
-  throwIfIssues(issues);
-  return spec;
-}
-
-export function batchSpecToJSON(spec: BatchSpec): BatchSpec {
-  return specToJSON(spec);
-}
-
+const batchCodec = specCodec(readBatchSpec, 'batch');
+/** Checks a batch spec and returns a normalised copy; throws SpecValidationError listing every issue. */
+export const validateBatchSpec = batchCodec.validate;
+export const batchSpecToJSON = batchCodec.toJSON;
 /** Accepts JSON text or parsed JSON; validates. */
-export function batchSpecFromJSON(json: unknown): BatchSpec {
-  return validateBatchSpec(parseSpecJSON(json, 'batch'));
-}
+export const batchSpecFromJSON = batchCodec.fromJSON;
 
 /** Range the mask ratio is drawn from at global time t; `min === max` for a fixed ratio. */
 export interface MaskRatioRange {

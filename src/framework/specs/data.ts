@@ -1,6 +1,6 @@
 // DataSpec: where tokens come from (corpus, tokenizer, split) and which objective they feed.
 
-import { FieldReader, parseSpecJSON, specToJSON, throwIfIssues, type SpecIssue } from './fields.js';
+import { FieldReader, specCodec, type SpecIssue } from './fields.js';
 import { OBJECTIVES, type Objective } from './objective.js';
 
 export const DATA_SPLITS = ['train', 'validation', 'test'] as const;
@@ -27,17 +27,9 @@ export function readDataSpec(value: unknown, path: string, issues: SpecIssue[]):
   return spec;
 }
 
-export function validateDataSpec(value: unknown, path = 'data'): DataSpec {
-  const issues: SpecIssue[] = [];
-  const spec = readDataSpec(value, path, issues);
-  throwIfIssues(issues);
-  return spec;
-}
-
-export function dataSpecToJSON(spec: DataSpec): DataSpec {
-  return specToJSON(spec);
-}
-
-export function dataSpecFromJSON(json: unknown): DataSpec {
-  return validateDataSpec(parseSpecJSON(json, 'data'));
-}
+const dataCodec = specCodec(readDataSpec, 'data');
+/** Checks a data spec and returns a normalised copy; throws SpecValidationError listing every issue. */
+export const validateDataSpec = dataCodec.validate;
+export const dataSpecToJSON = dataCodec.toJSON;
+/** Accepts JSON text or parsed JSON; validates. */
+export const dataSpecFromJSON = dataCodec.fromJSON;

@@ -4,9 +4,7 @@ import {
   FieldReader,
   NON_NEGATIVE_INT,
   POSITIVE_INT,
-  parseSpecJSON,
-  specToJSON,
-  throwIfIssues,
+  specCodec,
   type SpecIssue,
 } from './fields.js';
 
@@ -55,17 +53,9 @@ export function readEmbeddingSpec(value: unknown, path: string, issues: SpecIssu
   return spec;
 }
 
-export function validateEmbeddingSpec(value: unknown, path = 'embedding'): EmbeddingSpec {
-  const issues: SpecIssue[] = [];
-  const spec = readEmbeddingSpec(value, path, issues);
-  throwIfIssues(issues);
-  return spec;
-}
-
-export function embeddingSpecToJSON(spec: EmbeddingSpec): EmbeddingSpec {
-  return specToJSON(spec);
-}
-
-export function embeddingSpecFromJSON(json: unknown): EmbeddingSpec {
-  return validateEmbeddingSpec(parseSpecJSON(json, 'embedding'));
-}
+const embeddingCodec = specCodec(readEmbeddingSpec, 'embedding');
+/** Checks a embedding spec and returns a normalised copy; throws SpecValidationError listing every issue. */
+export const validateEmbeddingSpec = embeddingCodec.validate;
+export const embeddingSpecToJSON = embeddingCodec.toJSON;
+/** Accepts JSON text or parsed JSON; validates. */
+export const embeddingSpecFromJSON = embeddingCodec.fromJSON;

@@ -249,6 +249,26 @@ export function specToJSON<T extends object>(spec: T): T {
   return JSON.parse(JSON.stringify(spec)) as T;
 }
 
+/** The public functions of a spec, from its reader. */
+export interface SpecCodec<T> {
+  /** Checks a value and returns a normalised copy; throws SpecValidationError listing every issue. */
+  validate(value: unknown, path?: string): T;
+  /** A plain JSON-safe copy. */
+  toJSON(spec: T): T;
+  /** Accepts JSON text or parsed JSON; validates. */
+  fromJSON(json: unknown): T;
+}
+
+export function specCodec<T extends object>(read: (value: unknown, path: string, issues: SpecIssue[]) => T, name: string): SpecCodec<T> {
+  const validate = (value: unknown, path = name): T => {
+    const issues: SpecIssue[] = [];
+    const spec = read(value, path, issues);
+    throwIfIssues(issues);
+    return spec;
+  };
+  return { validate, toJSON: (spec) => specToJSON(spec), fromJSON: (json) => validate(parseSpecJSON(json, name)) };
+}
+
 /** Accepts JSON text or already-parsed JSON data; a parse failure names the spec. */
 export function parseSpecJSON(json: unknown, path: string): unknown {
   if (typeof json !== 'string') return json;

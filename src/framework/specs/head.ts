@@ -3,9 +3,7 @@
 import {
   FieldReader,
   POSITIVE_INT,
-  parseSpecJSON,
-  specToJSON,
-  throwIfIssues,
+  specCodec,
   type SpecIssue,
 } from './fields.js';
 
@@ -61,17 +59,9 @@ export function readHeadSpec(value: unknown, path: string, issues: SpecIssue[]):
   return spec;
 }
 
-export function validateHeadSpec(value: unknown, path = 'head'): HeadSpec {
-  const issues: SpecIssue[] = [];
-  const spec = readHeadSpec(value, path, issues);
-  throwIfIssues(issues);
-  return spec;
-}
-
-export function headSpecToJSON(spec: HeadSpec): HeadSpec {
-  return specToJSON(spec);
-}
-
-export function headSpecFromJSON(json: unknown): HeadSpec {
-  return validateHeadSpec(parseSpecJSON(json, 'head'));
-}
+const headCodec = specCodec(readHeadSpec, 'head');
+/** Checks a head spec and returns a normalised copy; throws SpecValidationError listing every issue. */
+export const validateHeadSpec = headCodec.validate;
+export const headSpecToJSON = headCodec.toJSON;
+/** Accepts JSON text or parsed JSON; validates. */
+export const headSpecFromJSON = headCodec.fromJSON;

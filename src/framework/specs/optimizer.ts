@@ -3,16 +3,14 @@
 
 import { readLrSchedule, type LrScheduleSpec } from '../../optim/lr-schedule.js';
 import {
-  FieldReader,
-  NON_NEGATIVE_NUMBER,
-  POSITIVE_INT,
-  POSITIVE_NUMBER,
   describeNumberRule,
   describeValue,
+  FieldReader,
+  NON_NEGATIVE_NUMBER,
   numberMatches,
-  parseSpecJSON,
-  specToJSON,
-  throwIfIssues,
+  POSITIVE_INT,
+  POSITIVE_NUMBER,
+  specCodec,
   type NumberOptions,
   type SpecIssue,
 } from './fields.js';
@@ -119,17 +117,9 @@ export function readOptimizerSpec(value: unknown, path: string, issues: SpecIssu
   return spec;
 }
 
-export function validateOptimizerSpec(value: unknown, path = 'optimizer'): OptimizerSpec {
-  const issues: SpecIssue[] = [];
-  const spec = readOptimizerSpec(value, path, issues);
-  throwIfIssues(issues);
-  return spec;
-}
-
-export function optimizerSpecToJSON(spec: OptimizerSpec): OptimizerSpec {
-  return specToJSON(spec);
-}
-
-export function optimizerSpecFromJSON(json: unknown): OptimizerSpec {
-  return validateOptimizerSpec(parseSpecJSON(json, 'optimizer'));
-}
+const optimizerCodec = specCodec(readOptimizerSpec, 'optimizer');
+/** Checks a optimizer spec and returns a normalised copy; throws SpecValidationError listing every issue. */
+export const validateOptimizerSpec = optimizerCodec.validate;
+export const optimizerSpecToJSON = optimizerCodec.toJSON;
+/** Accepts JSON text or parsed JSON; validates. */
+export const optimizerSpecFromJSON = optimizerCodec.fromJSON;

@@ -2,13 +2,11 @@
 // stack currently is (frozen, LoRA, storage format, attention mode, shape).
 
 import {
+  describeValue,
   FieldReader,
   POSITIVE_INT,
-  describeValue,
   POSITIVE_NUMBER,
-  parseSpecJSON,
-  specToJSON,
-  throwIfIssues,
+  specCodec,
   type SpecIssue,
 } from './fields.js';
 import { conflict, problemToIssue, type CompatibilityProblem } from './problems.js';
@@ -173,20 +171,12 @@ export function readRackSpec(value: unknown, path: string, issues: SpecIssue[]):
   return spec;
 }
 
-export function validateRackSpec(value: unknown, path = 'rack'): RackSpec {
-  const issues: SpecIssue[] = [];
-  const spec = readRackSpec(value, path, issues);
-  throwIfIssues(issues);
-  return spec;
-}
-
-export function rackSpecToJSON(spec: RackSpec): RackSpec {
-  return specToJSON(spec);
-}
-
-export function rackSpecFromJSON(json: unknown): RackSpec {
-  return validateRackSpec(parseSpecJSON(json, 'rack'));
-}
+const rackCodec = specCodec(readRackSpec, 'rack');
+/** Checks a rack spec and returns a normalised copy; throws SpecValidationError listing every issue. */
+export const validateRackSpec = rackCodec.validate;
+export const rackSpecToJSON = rackCodec.toJSON;
+/** Accepts JSON text or parsed JSON; validates. */
+export const rackSpecFromJSON = rackCodec.fromJSON;
 
 /** Convenience: a rack of `n_stacks` identical stacks (validated). */
 export function uniformRackSpec(options: {
