@@ -68,34 +68,31 @@ export interface HeadContext {
   seed?: number;
 }
 
-/** Decoder weight: the token embedding's table (tied, shared tensor) or its own [V, d]. */
-function decoderWeight(mod: Module & { registerDecoder(w: Tensor, trainable: boolean): void }, vocab: number, dModel: number, tiedTo: Embedding | null, seed: number, place: TensorPlacement): void {
-  if (tiedTo) {
-    if (tiedTo.numEmbeddings !== vocab || tiedTo.dim !== dModel) throw new Error(`head: cannot tie a [${vocab}, ${dModel}] decoder to an embedding of [${tiedTo.numEmbeddings}, ${tiedTo.dim}]`);
-    mod.registerDecoder(tiedTo.weight, tiedTo.weight.requiresGrad);
-  } else {
-    mod.registerDecoder(initTensor([vocab, dModel], DEFAULT_INIT, deriveSeed(seed, 'weight'), place), true);
-  }
-}
-
-/** logits = h Wᵀ (+ b), W tied to the embedding or its own. Parameters 'weight', 'bias'. */
-export class LMHead extends Head {
+/**
+ * A head whose last map is a vocabulary decoder (parameter 'weight', [V, d]): the token
+ * embedding's table (tied: the same tensor) or its own.
+ */
+export abstract class TokenHead extends Head {
   readonly dModel: number;
   readonly vocabSize: number;
-  private tied: boolean;
+  protected tied = false;
 
-  constructor(dModel: number, vocabSize: number, opts: { tiedTo?: Embedding | null; bias?: boolean; finalNorm?: NormConfig | null; seed?: number } & TensorPlacement) {
-    super(dModel, opts.finalNorm, opts);
+  constructor(dModel: number, vocabSize: number, finalNorm: NormConfig | null | undefined, place: TensorPlacement) {
+    super(dModel, finalNorm, place);
     this.dModel = dModel;
     this.vocabSize = vocabSize;
-    this.tied = !!opts.tiedTo;
-    decoderWeight(this, vocabSize, dModel, opts.tiedTo ?? null, opts.seed ?? 0, opts);
-    if (opts.bias) this.registerParameter('bias', E.zeros([vocabSize], { dtype: opts.dtype, backend: opts.backend }));
   }
 
-  /** @internal */
-  registerDecoder(w: Tensor, trainable: boolean): void {
-    this.registerParameter('weight', w, trainable);
+  /** Registers the decoder weight (subclasses call it where it belongs in their parameter order). */
+  protected registerDecoder(tiedTo: Embedding | null, seed: number, place: TensorPlacement): void {
+    const vocab = this.vocabSize, dModel = this.dModel;
+    if (tiedTo) {
+      if (tiedTo.numEmbeddings !== vocab || tiedTo.dim !== dModel) throw new Error(`head: cannot tie a [${vocab}, ${dModel}] decoder to an embedding of [${tiedTo.numEmbeddings}, ${tiedTo.dim}]`);
+      this.registerParameter('weight', tiedTo.weight, tiedTo.weight.requiresGrad);
+    } else {
+      this.registerParameter('weight', initTensor([vocab, dModel], DEFAULT_INIT, deriveSeed(seed, 'weight'), place), true);
+    }
+    this.tied = !!tiedTo;
   }
 
   get isTied(): boolean {
@@ -105,9 +102,18 @@ export class LMHead extends Head {
   get weight(): Tensor {
     return this.param('weight');
   }
+}
+
+/** logits = h Wᵀ (+ b), W tied to the embedding or its own. Parameters 'weight', 'bias'. */
+export class LMHead extends TokenHead {
+  constructor(dModel: number, vocabSize: number, opts: { tiedTo?: Embedding | null; bias?: boolean; finalNorm?: NormConfig | null; seed?: number } & TensorPlacement) {
+    super(dModel, vocabSize, opts.finalNorm, opts);
+    this.registerDecoder(opts.tiedTo ?? null, opts.seed ?? 0, opts);
+    if (opts.bias) this.registerParameter('bias', E.zeros([vocabSize], { dtype: opts.dtype, backend: opts.backend }));
+  }
 
   get bias(): Tensor | null {
-    return this.hasParam('bias') ? this.param('bias') : null;
+    return this.optionalParam('bias');
   }
 
   /** Gives the head its own copy of the (tied) decoder weight. */
@@ -141,39 +147,20 @@ export class LMHead extends Head {
  * BERT's MLM head: dense (+bias) → activation → LayerNorm → decoder (tied or own) + bias.
  * Children 'dense', 'norm'; parameters 'weight' (decoder), 'bias'.
  */
-export class MLMHead extends Head {
-  readonly dModel: number;
-  readonly vocabSize: number;
+export class MLMHead extends TokenHead {
   readonly activation: Activation;
   readonly dense: Linear;
   readonly norm: LayerNorm;
-  private tied: boolean;
 
   constructor(dModel: number, vocabSize: number, opts: { tiedTo?: Embedding | null; activation?: Activation; normEps?: number; finalNorm?: NormConfig | null; seed?: number } & TensorPlacement) {
-    super(dModel, opts.finalNorm, opts);
-    this.dModel = dModel;
-    this.vocabSize = vocabSize;
+    super(dModel, vocabSize, opts.finalNorm, opts);
     this.activation = opts.activation ?? 'gelu';
     const seed = opts.seed ?? 0;
     const place = { dtype: opts.dtype, backend: opts.backend };
     this.dense = this.registerModule('dense', new Linear(dModel, dModel, { ...place, bias: true, seed: deriveSeed(seed, 'dense') }));
     this.norm = this.registerModule('norm', new LayerNorm(dModel, { ...place, eps: opts.normEps ?? 1e-12 }));
-    this.tied = !!opts.tiedTo;
-    decoderWeight(this, vocabSize, dModel, opts.tiedTo ?? null, seed, place);
+    this.registerDecoder(opts.tiedTo ?? null, seed, place);
     this.registerParameter('bias', E.zeros([vocabSize], place));
-  }
-
-  /** @internal */
-  registerDecoder(w: Tensor, trainable: boolean): void {
-    this.registerParameter('weight', w, trainable);
-  }
-
-  get isTied(): boolean {
-    return this.tied;
-  }
-
-  get weight(): Tensor {
-    return this.param('weight');
   }
 
   get bias(): Tensor {

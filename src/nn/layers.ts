@@ -118,15 +118,15 @@ export class Linear extends Module {
   }
 
   get bias(): Tensor | null {
-    return this.hasParam('bias') ? this.param('bias') : null;
+    return this.optionalParam('bias');
   }
 
   get loraA(): Tensor | null {
-    return this.hasParam('lora_A') ? this.param('lora_A') : null;
+    return this.optionalParam('lora_A');
   }
 
   get loraB(): Tensor | null {
-    return this.hasParam('lora_B') ? this.param('lora_B') : null;
+    return this.optionalParam('lora_B');
   }
 
   get isMerged(): boolean {
@@ -260,7 +260,7 @@ export class LayerNorm extends Norm {
   }
 
   get bias(): Tensor | null {
-    return this.hasParam('bias') ? this.param('bias') : null;
+    return this.optionalParam('bias');
   }
 
   forward(x: Tensor): Tensor {

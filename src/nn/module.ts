@@ -99,6 +99,11 @@ export abstract class Module {
     return t;
   }
 
+  /** The parameter registered under `name` in this very module, or null when there is none. */
+  protected optionalParam(name: string): Tensor | null {
+    return this._params.get(name) ?? null;
+  }
+
   protected hasParam(name: string): boolean {
     return this._params.has(name);
   }

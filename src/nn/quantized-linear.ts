@@ -192,15 +192,15 @@ export class QuantizedLinear extends Module {
   }
 
   get bias(): Tensor | null {
-    return this.hasParam('bias') ? this.param('bias') : null;
+    return this.optionalParam('bias');
   }
 
   get loraA(): Tensor | null {
-    return this.hasParam('lora_A') ? this.param('lora_A') : null;
+    return this.optionalParam('lora_A');
   }
 
   get loraB(): Tensor | null {
-    return this.hasParam('lora_B') ? this.param('lora_B') : null;
+    return this.optionalParam('lora_B');
   }
 
   /** Adapters are never merged into quantized storage. */
