@@ -48,6 +48,9 @@ export interface LlamaOptions extends CommonPresetOptions {
   /** Attention variant inside the LLaMA block (default standard softmax). */
   attentionKind?: BlockConfig['attentionKind'];
   mla?: BlockConfig['mla'];
+  /** Biases on q/k/v/o (HF attention_bias) and on the MLP (mlp_bias); LLaMA has none. */
+  attentionBias?: boolean;
+  mlpBias?: boolean;
 }
 
 export function llamaConfig(o: LlamaOptions): ModelConfig {
@@ -61,11 +64,11 @@ export function llamaConfig(o: LlamaOptions): ModelConfig {
     mla: o.mla,
     positional: 'rope',
     ropeTheta: o.ropeTheta ?? 10000,
-    qkvBias: false,
-    outBias: false,
+    qkvBias: o.attentionBias ?? false,
+    outBias: o.attentionBias ?? false,
     dFF: o.dFF ?? defaultLlamaFF(o.dModel),
     ffn: 'swiglu',
-    ffnBias: false,
+    ffnBias: o.mlpBias ?? false,
     norm: 'rmsnorm',
     normEps: o.normEps ?? 1e-6,
     normPosition: 'pre',
@@ -95,7 +98,12 @@ export interface Gpt2Options extends CommonPresetOptions {
   normEps?: number;
   /** MLP activation (GPT-2: 'gelu_tanh' = gelu_new). */
   activation?: BlockConfig['activation'];
+  /** Residual dropout (resid_pdrop), also the embedding's unless embeddingDropout is given. */
   dropout?: number;
+  /** Embedding dropout (embd_pdrop); default `dropout`. */
+  embeddingDropout?: number;
+  /** Decoder tied to the token embedding (default true, as GPT-2). */
+  tieEmbeddings?: boolean;
 }
 
 export function gpt2Config(o: Gpt2Options): ModelConfig {
@@ -117,13 +125,14 @@ export function gpt2Config(o: Gpt2Options): ModelConfig {
     normPosition: 'pre',
     ...(o.dropout ? { dropout: o.dropout } : {}),
   };
+  const embDropout = o.embeddingDropout ?? o.dropout;
   return {
     family: 'gpt2',
     vocabSize: o.vocabSize,
     dModel: o.dModel,
-    embedding: { positional: 'learned', maxPositions: o.maxPositions ?? 1024, ...(o.dropout ? { dropout: o.dropout } : {}) },
+    embedding: { positional: 'learned', maxPositions: o.maxPositions ?? 1024, ...(embDropout ? { dropout: embDropout } : {}) },
     stacks: stacksOf(o.nLayers, o.stacks, block),
-    head: { kind: 'lm', tied: true, bias: false, finalNorm: { kind: 'layernorm', eps } },
+    head: { kind: 'lm', tied: o.tieEmbeddings ?? true, bias: false, finalNorm: { kind: 'layernorm', eps } },
   };
 }
 
@@ -136,6 +145,10 @@ export interface BertOptions extends CommonPresetOptions {
   /** 'mlm' (default): BertForMaskedLM; 'classification': BertForSequenceClassification. */
   head?: 'mlm' | 'classification';
   nClasses?: number;
+  /** Dropout of the classification head (HF classifier_dropout); default `dropout`. */
+  classifierDropout?: number;
+  /** MLM decoder tied to the token embedding (default true, as BERT). */
+  tieEmbeddings?: boolean;
 }
 
 export function bertConfig(o: BertOptions): ModelConfig {
@@ -158,9 +171,10 @@ export function bertConfig(o: BertOptions): ModelConfig {
     normPosition: 'post',
     ...(o.dropout ? { dropout: o.dropout } : {}),
   };
+  const clsDropout = o.classifierDropout ?? o.dropout;
   const head: ModelConfig['head'] = (o.head ?? 'mlm') === 'mlm'
-    ? { kind: 'mlm', tied: true, activation: act, normEps: eps }
-    : { kind: 'classification', nClasses: o.nClasses ?? 2, pooling: 'cls', pooler: true, bias: true, ...(o.dropout ? { dropout: o.dropout } : {}) };
+    ? { kind: 'mlm', tied: o.tieEmbeddings ?? true, activation: act, normEps: eps }
+    : { kind: 'classification', nClasses: o.nClasses ?? 2, pooling: 'cls', pooler: true, bias: true, ...(clsDropout ? { dropout: clsDropout } : {}) };
   if (head.kind === 'classification') positiveInt(head.nClasses, 'nClasses');
   return {
     family: 'bert',

@@ -4,7 +4,7 @@
  * refused with an error naming the field (never silently ignored).
  */
 import type { Activation, BlockConfig, ModelConfig } from '../../nn/index.js';
-import { stackSizes } from '../../nn/index.js';
+import { bertConfig, gpt2Config, llamaConfig } from '../../nn/index.js';
 
 export type HFConfig = Record<string, unknown>;
 export type HFFamily = 'llama' | 'gpt2' | 'bert';
@@ -109,47 +109,37 @@ export function modelConfigFromHF(cfg: HFConfig, opts: FromHFOptions = {}): Mode
   return bertFromHF(cfg, opts);
 }
 
-function stacks(nLayers: number, block: BlockConfig, opts: FromHFOptions, cfg: HFConfig) {
+/** Block counts per stack: the caller's, else those the export recorded, else one stack. */
+function stacksOf(opts: FromHFOptions, cfg: HFConfig): number | number[] {
   const saved = cfg[STACKS_FIELD];
   const fromFile = Array.isArray(saved) && saved.every((n) => typeof n === 'number') ? (saved as number[]) : undefined;
-  return stackSizes(nLayers, opts.stacks ?? fromFile ?? 1).map((nBlocks) => ({ nBlocks, block: structuredClone(block) }));
+  return opts.stacks ?? fromFile ?? 1;
 }
 
 function llamaFromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
   const d = int(cfg, 'hidden_size');
   const nHeads = int(cfg, 'num_attention_heads');
-  const nKv = int(cfg, 'num_key_value_heads', nHeads);
   const headDim = int(cfg, 'head_dim', d / nHeads);
   const act = activationOf(cfg, 'hidden_act', 'silu');
   if (act !== 'silu') throw new HFConfigError(`config.json: 'hidden_act' = ${JSON.stringify(cfg.hidden_act)} is not supported for llama (SwiGLU uses silu)`);
   refuse(cfg, 'pretraining_tp', (v) => v === 1, 'tensor-parallel slicing changes rounding only; set it to 1');
-  const eps = num(cfg, 'rms_norm_eps', 1e-6);
-  const attnBias = bool(cfg, 'attention_bias', false);
-  const block: BlockConfig = {
-    nHeads,
-    nKvHeads: nKv,
-    attention: 'causal',
-    positional: 'rope',
-    ropeTheta: ropeThetaOf(cfg),
-    qkvBias: attnBias,
-    outBias: attnBias,
-    dFF: int(cfg, 'intermediate_size'),
-    ffn: 'swiglu',
-    ffnBias: bool(cfg, 'mlp_bias', false),
-    norm: 'rmsnorm',
-    normEps: eps,
-    normPosition: 'pre',
-  };
-  if (headDim !== d / nHeads) block.headDim = headDim;
   const maxPos = cfg.max_position_embeddings;
-  return {
-    family: 'llama',
+  return llamaConfig({
     vocabSize: int(cfg, 'vocab_size'),
     dModel: d,
-    embedding: { positional: 'rope', ...(typeof maxPos === 'number' ? { maxPositions: maxPos } : {}) },
-    stacks: stacks(int(cfg, 'num_hidden_layers'), block, opts, cfg),
-    head: { kind: 'lm', tied: bool(cfg, 'tie_word_embeddings', false), bias: false, finalNorm: { kind: 'rmsnorm', eps } },
-  };
+    nLayers: int(cfg, 'num_hidden_layers'),
+    nHeads,
+    nKvHeads: int(cfg, 'num_key_value_heads', nHeads),
+    ...(headDim !== d / nHeads ? { headDim } : {}),
+    ropeTheta: ropeThetaOf(cfg),
+    normEps: num(cfg, 'rms_norm_eps', 1e-6),
+    dFF: int(cfg, 'intermediate_size'),
+    attentionBias: bool(cfg, 'attention_bias', false),
+    mlpBias: bool(cfg, 'mlp_bias', false),
+    tieEmbeddings: bool(cfg, 'tie_word_embeddings', false),
+    ...(typeof maxPos === 'number' ? { maxPositions: maxPos } : {}),
+    stacks: stacksOf(opts, cfg),
+  });
 }
 
 function gpt2FromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
@@ -157,32 +147,20 @@ function gpt2FromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
   refuse(cfg, 'scale_attn_by_inverse_layer_idx', (v) => v === false, 'per-layer attention scaling is not implemented');
   refuse(cfg, 'scale_attn_weights', (v) => v === true, 'unscaled attention scores are not implemented');
   refuse(cfg, 'add_cross_attention', (v) => v === false, 'cross-attention is not implemented');
-  const eps = num(cfg, 'layer_norm_epsilon', 1e-5);
-  const block: BlockConfig = {
-    nHeads: int(cfg, 'n_head'),
-    attention: 'causal',
-    positional: 'none',
-    qkvBias: true,
-    outBias: true,
-    dFF: int(cfg, 'n_inner', 4 * d),
-    ffn: 'gelu',
-    activation: activationOf(cfg, 'activation_function', 'gelu_new'),
-    ffnBias: true,
-    norm: 'layernorm',
-    normEps: eps,
-    normPosition: 'pre',
-  };
-  block.nKvHeads = block.nHeads;
-  const resid = prob(cfg, 'resid_pdrop'), embd = prob(cfg, 'embd_pdrop');
-  if (resid > 0) block.dropout = resid;
-  return {
-    family: 'gpt2',
+  return gpt2Config({
     vocabSize: int(cfg, 'vocab_size'),
     dModel: d,
-    embedding: { positional: 'learned', maxPositions: int(cfg, 'n_positions', 1024), ...(embd > 0 ? { dropout: embd } : {}) },
-    stacks: stacks(int(cfg, 'n_layer'), block, opts, cfg),
-    head: { kind: 'lm', tied: bool(cfg, 'tie_word_embeddings', true), bias: false, finalNorm: { kind: 'layernorm', eps } },
-  };
+    nLayers: int(cfg, 'n_layer'),
+    nHeads: int(cfg, 'n_head'),
+    dFF: int(cfg, 'n_inner', 4 * d),
+    activation: activationOf(cfg, 'activation_function', 'gelu_new'),
+    normEps: num(cfg, 'layer_norm_epsilon', 1e-5),
+    maxPositions: int(cfg, 'n_positions', 1024),
+    dropout: prob(cfg, 'resid_pdrop'),
+    embeddingDropout: prob(cfg, 'embd_pdrop'),
+    tieEmbeddings: bool(cfg, 'tie_word_embeddings', true),
+    stacks: stacksOf(opts, cfg),
+  });
 }
 
 /** BERT head kind from the architectures list. */
@@ -200,47 +178,28 @@ function numLabels(cfg: HFConfig): number {
 }
 
 function bertFromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
-  const d = int(cfg, 'hidden_size');
   refuse(cfg, 'position_embedding_type', (v) => v === 'absolute', 'only absolute learned positions are implemented');
   refuse(cfg, 'is_decoder', (v) => v === false, 'BERT as a decoder is not implemented');
   refuse(cfg, 'add_cross_attention', (v) => v === false, 'cross-attention is not implemented');
-  const eps = num(cfg, 'layer_norm_eps', 1e-12);
-  const act = activationOf(cfg, 'hidden_act', 'gelu');
-  const block: BlockConfig = {
-    nHeads: int(cfg, 'num_attention_heads'),
-    attention: 'bidirectional',
-    positional: 'none',
-    qkvBias: true,
-    outBias: true,
-    dFF: int(cfg, 'intermediate_size'),
-    ffn: 'gelu',
-    activation: act,
-    ffnBias: true,
-    norm: 'layernorm',
-    normEps: eps,
-    normPosition: 'post',
-  };
-  block.nKvHeads = block.nHeads;
   const hidden = prob(cfg, 'hidden_dropout_prob');
-  if (hidden > 0) block.dropout = hidden;
-  const clsDrop = cfg.classifier_dropout === undefined || cfg.classifier_dropout === null ? hidden : prob(cfg, 'classifier_dropout');
   const kind = bertHeadKind(cfg);
-  return {
-    family: 'bert',
+  return bertConfig({
     vocabSize: int(cfg, 'vocab_size'),
-    dModel: d,
-    embedding: {
-      positional: 'learned',
-      maxPositions: int(cfg, 'max_position_embeddings', 512),
-      typeVocabSize: int(cfg, 'type_vocab_size', 2),
-      norm: { kind: 'layernorm', eps },
-      ...(hidden > 0 ? { dropout: hidden } : {}),
-    },
-    stacks: stacks(int(cfg, 'num_hidden_layers'), block, opts, cfg),
-    head: kind === 'mlm'
-      ? { kind: 'mlm', tied: bool(cfg, 'tie_word_embeddings', true), activation: act, normEps: eps }
-      : { kind: 'classification', nClasses: numLabels(cfg), pooling: 'cls', pooler: true, bias: true, ...(clsDrop > 0 ? { dropout: clsDrop } : {}) },
-  };
+    dModel: int(cfg, 'hidden_size'),
+    nLayers: int(cfg, 'num_hidden_layers'),
+    nHeads: int(cfg, 'num_attention_heads'),
+    dFF: int(cfg, 'intermediate_size'),
+    activation: activationOf(cfg, 'hidden_act', 'gelu'),
+    normEps: num(cfg, 'layer_norm_eps', 1e-12),
+    maxPositions: int(cfg, 'max_position_embeddings', 512),
+    typeVocabSize: int(cfg, 'type_vocab_size', 2),
+    dropout: hidden,
+    head: kind,
+    ...(kind === 'classification' ? { nClasses: numLabels(cfg) } : {}),
+    classifierDropout: cfg.classifier_dropout === undefined || cfg.classifier_dropout === null ? hidden : prob(cfg, 'classifier_dropout'),
+    tieEmbeddings: bool(cfg, 'tie_word_embeddings', true),
+    stacks: stacksOf(opts, cfg),
+  });
 }
 
 // ---- export -----------------------------------------------------------------------------------
