@@ -92,29 +92,21 @@ export function createLoraAdapter(who: string, inFeatures: number, outFeatures: 
   return { a, b, state: { rank: r, alpha: opts.alpha, scale: rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout, rslora } };
 }
 
-/** y = x Wᵀ + b (W: [out, in]); with LoRA: + (α/r)·B A x, A: [r, in], B: [out, r]. */
-export class Linear extends Module {
+/**
+ * What Linear and QuantizedLinear share: the shape, the optional bias and a LoRA adapter
+ * (parameters 'lora_A' [r, in], 'lora_B' [out, r]) adding (alpha/r) B A x to the base output.
+ */
+export abstract class LoraLinear extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
   lora: LoraState | null = null;
-  private loraSeeds: DropoutSeeds | null = null;
-  private loraAShared = false;
-  /** The weight before merge(), restored bit-exactly by unmerge(). */
-  private unmergedWeight: Tensor | null = null;
+  protected loraSeeds: DropoutSeeds | null = null;
+  protected loraAShared = false;
 
-  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+  constructor(inFeatures: number, outFeatures: number) {
     super();
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
-    const seed = opts.seed ?? 0;
-    this.registerParameter('weight', initTensor([outFeatures, inFeatures], opts.init ?? DEFAULT_INIT, deriveSeed(seed, 'weight'), opts));
-    if (opts.bias ?? true) {
-      this.registerParameter('bias', initTensor([outFeatures], opts.biasInit ?? { kind: 'constant', value: 0 }, deriveSeed(seed, 'bias'), opts));
-    }
-  }
-
-  get weight(): Tensor {
-    return this.param('weight');
   }
 
   get bias(): Tensor | null {
@@ -129,26 +121,77 @@ export class Linear extends Module {
     return this.optionalParam('lora_B');
   }
 
-  get isMerged(): boolean {
-    return this.unmergedWeight !== null;
-  }
-
-  forward(x: Tensor, callSeed?: number): Tensor {
-    const y = E.linear(x, this.weight, this.bias);
-    if (!this.lora || this.isMerged) return y;
-    return addLoraDelta(y, x, this.lora, this.loraA!, this.loraB!, this.training, this.loraSeeds!, callSeed);
-  }
-
-  /** Attaches a LoRA adapter (replacing any previous one); the base is frozen by default. */
-  addLora(opts: LoraOptions): this {
-    if (this.isMerged) throw new Error('Linear.addLora: unmerge the current adapter first');
-    const adapter = createLoraAdapter('Linear', this.inFeatures, this.outFeatures, opts, { dtype: this.weight.dtype, backend: this.weight.backend });
+  /** Replaces any adapter by a new one (see createLoraAdapter; `who` names the caller in errors). */
+  protected attachLora(who: string, opts: LoraOptions, place: TensorPlacement): void {
+    const adapter = createLoraAdapter(who, this.inFeatures, this.outFeatures, opts, place);
     this.removeLora();
     this.loraAShared = opts.sharedA !== undefined;
     this.registerParameter('lora_A', adapter.a);
     this.registerParameter('lora_B', adapter.b);
     this.lora = adapter.state;
     this.loraSeeds = new DropoutSeeds(deriveSeed(opts.seed, 'lora_dropout'));
+  }
+
+  /** Takes over another layer's adapter: the same tensors, trainability and dropout stream. */
+  protected adoptLora(from: LoraLinear): void {
+    if (!from.lora) return;
+    this.registerParameter('lora_A', from.loraA!, from.loraA!.requiresGrad);
+    this.registerParameter('lora_B', from.loraB!, from.loraB!.requiresGrad);
+    this.lora = { ...from.lora };
+    this.loraSeeds = from.loraSeeds;
+    this.loraAShared = from.loraAShared;
+  }
+
+  /** Detaches the adapter (its tensors are disposed, A unless it was given as shared). */
+  removeLora(): this {
+    if (!this.lora) return this;
+    const a = this.unregisterParameter('lora_A');
+    const b = this.unregisterParameter('lora_B');
+    b?.dispose();
+    if (!this.loraAShared) a?.dispose();
+    this.lora = null;
+    this.loraSeeds = null;
+    return this;
+  }
+
+  /** The base output `y` plus the adapter's contribution for input `x` (y itself without one). */
+  protected withLora(y: Tensor, x: Tensor, callSeed?: number): Tensor {
+    if (!this.lora) return y;
+    return addLoraDelta(y, x, this.lora, this.loraA!, this.loraB!, this.training, this.loraSeeds!, callSeed);
+  }
+}
+
+/** y = x Wᵀ + b (W: [out, in]); with LoRA: + (α/r)·B A x, A: [r, in], B: [out, r]. */
+export class Linear extends LoraLinear {
+  /** The weight before merge(), restored bit-exactly by unmerge(). */
+  private unmergedWeight: Tensor | null = null;
+
+  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+    super(inFeatures, outFeatures);
+    const seed = opts.seed ?? 0;
+    this.registerParameter('weight', initTensor([outFeatures, inFeatures], opts.init ?? DEFAULT_INIT, deriveSeed(seed, 'weight'), opts));
+    if (opts.bias ?? true) {
+      this.registerParameter('bias', initTensor([outFeatures], opts.biasInit ?? { kind: 'constant', value: 0 }, deriveSeed(seed, 'bias'), opts));
+    }
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  get isMerged(): boolean {
+    return this.unmergedWeight !== null;
+  }
+
+  forward(x: Tensor, callSeed?: number): Tensor {
+    const y = E.linear(x, this.weight, this.bias);
+    return this.isMerged ? y : this.withLora(y, x, callSeed);
+  }
+
+  /** Attaches a LoRA adapter (replacing any previous one); the base is frozen by default. */
+  addLora(opts: LoraOptions): this {
+    if (this.isMerged) throw new Error('Linear.addLora: unmerge the current adapter first');
+    this.attachLora('Linear', opts, { dtype: this.weight.dtype, backend: this.weight.backend });
     if (opts.freezeBase ?? true) {
       this.weight.requiresGrad = false;
       if (this.bias) this.bias.requiresGrad = false;
@@ -157,16 +200,9 @@ export class Linear extends Module {
   }
 
   /** Detaches the adapter (its tensors are disposed, A unless it was given as shared). Unmerges first if merged. */
-  removeLora(): this {
-    if (!this.lora) return this;
-    if (this.isMerged) this.unmerge();
-    const a = this.unregisterParameter('lora_A');
-    const b = this.unregisterParameter('lora_B');
-    b?.dispose();
-    if (!this.loraAShared) a?.dispose();
-    this.lora = null;
-    this.loraSeeds = null;
-    return this;
+  override removeLora(): this {
+    if (this.lora && this.isMerged) this.unmerge();
+    return super.removeLora();
   }
 
   /** Folds the adapter into the weight: W ← W + scale·B A. The old W is kept for unmerge(). */

@@ -23,8 +23,8 @@ import * as E from '../engine/index.js';
 import type { DType, QuantFormat, QuantParts, Tensor } from '../engine/index.js';
 import { QuantizedWeight, validateQuantFormat } from '../engine/index.js';
 import { Module, type CountOptions } from './module.js';
-import { addLoraDelta, createLoraAdapter, DropoutSeeds, Linear, type LoraOptions, type LoraState } from './layers.js';
-import { deriveSeed, initTensor } from './init.js';
+import { Linear, LoraLinear, type LoraOptions } from './layers.js';
+import { deriveSeed } from './init.js';
 
 export { SUPPORTED_QUANT_FORMATS, validateQuantFormat, QuantizedWeight, quantizeWeight } from '../engine/index.js';
 export type { QuantFormat, QuantizeOptions } from '../engine/index.js';
@@ -72,28 +72,21 @@ export interface QuantizedLinearOptions {
   trainableBias?: boolean;
 }
 
-/** Internals of Linear that a conversion carries over (runtime fields, private in TypeScript). */
-interface LinearInternals {
-  loraSeeds: DropoutSeeds | null;
-  loraAShared: boolean;
+/** [in, out] of a quantized weight, checked to be a live QuantizedWeight first. */
+function shapeOf(qweight: QuantizedWeight): [number, number] {
+  if (!(qweight instanceof QuantizedWeight)) throw new Error('QuantizedLinear: expected a QuantizedWeight (see quantizeWeight)');
+  if (qweight.isDisposed) throw new Error(`QuantizedLinear: ${qweight} was disposed`);
+  return [qweight.shape[1]!, qweight.shape[0]!];
 }
 
 /** y = dequant(W) x + b (+ (α/r)·B A x with a LoRA adapter). W is frozen quantized storage. */
-export class QuantizedLinear extends Module {
-  readonly inFeatures: number;
-  readonly outFeatures: number;
+export class QuantizedLinear extends LoraLinear {
   private fmt: QuantFormat;
   private dq: boolean;
-  lora: LoraState | null = null;
-  private loraSeeds: DropoutSeeds | null = null;
-  private loraAShared = false;
 
   /** Takes ownership of `qweight`'s tensors and of `bias`. */
   constructor(qweight: QuantizedWeight, bias: Tensor | null = null, opts: QuantizedLinearOptions = {}) {
-    super();
-    if (!(qweight instanceof QuantizedWeight)) throw new Error('QuantizedLinear: expected a QuantizedWeight (see quantizeWeight)');
-    if (qweight.isDisposed) throw new Error(`QuantizedLinear: ${qweight} was disposed`);
-    [this.outFeatures, this.inFeatures] = qweight.shape;
+    super(...shapeOf(qweight));
     this.fmt = qweight.format;
     this.dq = qweight.doubleQuant;
     this.registerParts(qweight);
@@ -127,14 +120,7 @@ export class QuantizedLinear extends Module {
     }
     const bias = linear.bias;
     const q = new QuantizedLinear(qweight, bias, { trainableBias: bias?.requiresGrad ?? false });
-    if (linear.lora) {
-      const inner = linear as unknown as LinearInternals;
-      q.registerParameter('lora_A', linear.loraA!, linear.loraA!.requiresGrad);
-      q.registerParameter('lora_B', linear.loraB!, linear.loraB!.requiresGrad);
-      q.lora = { ...linear.lora };
-      q.loraSeeds = inner.loraSeeds;
-      q.loraAShared = inner.loraAShared;
-    }
+    q.adoptLora(linear);
     return q;
   }
 
@@ -191,27 +177,13 @@ export class QuantizedLinear extends Module {
     return new QuantizedWeight({ format: this.format, shape: [this.outFeatures, this.inFeatures], doubleQuant: this.doubleQuant }, parts);
   }
 
-  get bias(): Tensor | null {
-    return this.optionalParam('bias');
-  }
-
-  get loraA(): Tensor | null {
-    return this.optionalParam('lora_A');
-  }
-
-  get loraB(): Tensor | null {
-    return this.optionalParam('lora_B');
-  }
-
   /** Adapters are never merged into quantized storage. */
   get isMerged(): boolean {
     return false;
   }
 
   forward(x: Tensor, callSeed?: number): Tensor {
-    const y = E.quantizedLinear(x, this.qweight, this.bias);
-    if (!this.lora) return y;
-    return addLoraDelta(y, x, this.lora, this.loraA!, this.loraB!, this.training, this.loraSeeds!, callSeed);
+    return this.withLora(E.quantizedLinear(x, this.qweight, this.bias), x, callSeed);
   }
 
   /** The dequantized weight [out, in] (a new tensor; for inspection and tests). */
@@ -248,26 +220,8 @@ export class QuantizedLinear extends Module {
 
   /** Attaches a LoRA adapter (same options and initialisation as Linear.addLora). */
   addLora(opts: LoraOptions): this {
-    const adapter = createLoraAdapter('QuantizedLinear', this.inFeatures, this.outFeatures, opts, { dtype: this.computeDtype(), backend: this.qweight.backend });
-    this.removeLora();
-    this.loraAShared = opts.sharedA !== undefined;
-    this.registerParameter('lora_A', adapter.a);
-    this.registerParameter('lora_B', adapter.b);
-    this.lora = adapter.state;
-    this.loraSeeds = new DropoutSeeds(deriveSeed(opts.seed, 'lora_dropout'));
+    this.attachLora('QuantizedLinear', opts, { dtype: this.computeDtype(), backend: this.qweight.backend });
     if ((opts.freezeBase ?? true) && this.bias) this.bias.requiresGrad = false;
-    return this;
-  }
-
-  /** Detaches the adapter (its tensors are disposed, A unless it was given as shared). */
-  removeLora(): this {
-    if (!this.lora) return this;
-    const a = this.unregisterParameter('lora_A');
-    const b = this.unregisterParameter('lora_B');
-    b?.dispose();
-    if (!this.loraAShared) a?.dispose();
-    this.lora = null;
-    this.loraSeeds = null;
     return this;
   }
 
