@@ -19,6 +19,7 @@ import type { TokenData } from '../framework/index.js';
 import { TrainingMachine } from '../training/machine.js';
 import { loadModelWeights } from '../training/checkpoint-io.js';
 import { loadConfig } from '../training/config/load.js';
+import { usesProgressivePlane } from '../training/progressive/config.js';
 import type { ParsedConfig, ResolvedPhase } from '../training/config/resolve.js';
 import type { TrainingState } from '../training/machine.js';
 import { depthUnrollSample, diffusionSample, fillMask, generate } from '../training/sampling/index.js';
@@ -94,14 +95,6 @@ function rebuildWithMachine(parsed: ParsedConfig, checkpoint: string, vocabSize:
   return model;
 }
 
-/** Whether the progressive plane's saved growth history holds a ramp-in growth. */
-function grewByRamp(state: TrainingState): boolean {
-  return Object.values(state.hooks ?? {}).some((h) => {
-    const history = (h as { history?: unknown } | null)?.history;
-    return Array.isArray(history) && history.some((e) => (e as { operator?: unknown } | null)?.operator === 'ramp');
-  });
-}
-
 /** Loads the model of a run folder (newest checkpoint) or of a checkpoint folder. */
 export function loadRun(target: string, opts: { backend?: string } = {}): LoadedRun {
   const { checkpoint, runDir } = resolveCheckpoint(target);
@@ -114,10 +107,10 @@ export function loadRun(target: string, opts: { backend?: string } = {}): Loaded
   const objective = (phase.task ?? phase.data?.objective ?? 'clm') as Objective;
   let model = Model.fromConfig(state.model.config as ModelConfig, { seed: 0, ...(opts.backend ? { backend: opts.backend } : {}) });
   try {
-    // Adapters, ramp gates or quantized stacks: rebuild the structure the way training did. A
-    // ramped-in stack has no weights of its own (its gate, below 1 mid-ramp, lives only in the
-    // rebuilt structure), so a run that grew by a ramp is always rebuilt.
-    let rebuild = grewByRamp(state);
+    // A progressive run's structure (adapters, quantized stacks, ramp gates — the gates have no
+    // weights, so a plain load would silently open them fully) comes from replaying its phases:
+    // rebuild it the way training did. Other runs load plainly, or are rebuilt when they do not fit.
+    let rebuild = usesProgressivePlane(parsed);
     if (!rebuild) {
       try {
         loadModelWeights(new ModelAdapter(model), loaded.files.get('model.safetensors')!, join(checkpoint, 'model.safetensors'));
