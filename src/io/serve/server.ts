@@ -275,6 +275,12 @@ export class RunServer {
     return name === this.host.toLowerCase() || name === `[${this.host.toLowerCase()}]` || (isLoopbackHost(this.host) && LOOPBACK.has(name));
   }
 
+  /** The run of that name; a folder created since the last scan is found at once. */
+  private run(name: string): LiveRun | undefined {
+    if (!this.runs.has(name) && Date.now() - this.lastScan > 100) this.scan();
+    return this.runs.get(name);
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
@@ -293,7 +299,7 @@ export class RunServer {
     if (path === '/compare') return this.page(res, 'compare', 'Compare runs');
     if (path.startsWith('/run/')) {
       const seg = decodeSegments(path.slice(5));
-      if (!seg || seg.length !== 1 || !this.runs.has(seg[0]!)) return this.notFound(res);
+      if (!seg || seg.length !== 1 || !this.run(seg[0]!)) return this.notFound(res);
       return this.page(res, 'run', seg[0]!, seg[0]);
     }
     if (path.startsWith('/static/')) {
@@ -304,7 +310,7 @@ export class RunServer {
     if (path === '/api/runs') return this.json(res, { root: this.root, runs: this.list() });
     if (path.startsWith('/api/runs/')) {
       const seg = decodeSegments(path.slice(10));
-      const run = seg && seg.length === 1 ? this.runs.get(seg[0]!) : undefined;
+      const run = seg && seg.length === 1 ? this.run(seg[0]!) : undefined;
       if (!run) return this.notFound(res);
       return this.json(res, run.currentView(Date.now()));
     }
@@ -401,7 +407,7 @@ export class RunServer {
     const s: Stream = { res, list: query.get('list') === '1', runs, listJson: '', sent: new Map() };
     this.streams.add(s);
     req.on('close', () => this.streams.delete(s));
-    const missing = runs.filter((n) => !this.runs.has(n));
+    const missing = runs.filter((n) => !this.run(n));
     if (missing.length) res.write(`event: missing\ndata: ${JSON.stringify(missing)}\n\n`);
     this.push(s, Date.now());
   }
