@@ -174,12 +174,15 @@ function drawPhasesAndMarkers(u, phases, markers, fig) {
     bands++;
   });
   let drawn = 0;
+  const atX = new Map(); // events at the same place: their numbers stack downwards
   markers.forEach((m, i) => {
     if (!finite(m.t)) return;
     const x = u.valToPos(m.t, 'x');
+    const slot = atX.get(Math.round(x)) ?? 0;
+    atX.set(Math.round(x), slot + 1);
     const style = THEME.event_style[m.kind] || { color: '#475569' };
     u.over.append(el('div', { class: `marker ${m.kind}`, 'data-kind': m.kind, title: `${i + 1}. ${m.kind} at t ${compact(m.t)}${finite(m.step) ? `, step ${m.step}` : ''}: ${m.description}`, style: `left:${x}px;height:${height}px;border-color:${style.color}` },
-      el('span', { text: String(i + 1), style: `background:${style.color}` })));
+      el('span', { text: String(i + 1), style: `background:${style.color};top:${slot * 15 - 1}px` })));
     drawn++;
   });
   fig.dataset.phases = String(bands);
