@@ -10,6 +10,9 @@ import { JsonlTail } from './jsonl-tail.js';
 import { readConfigSummary, runStatus, type RunConfigSummary, type RunStatus } from './run-status.js';
 import { buildRunView, type RunView } from './run-view.js';
 
+/** A view that took x ms to build is not rebuilt within VIEW_BUSY_FACTOR·x ms (≤ 10 % of a core per run). */
+const VIEW_BUSY_FACTOR = 10;
+
 export class LiveRun {
   readonly tail: JsonlTail;
   records: MetricsRecord[] = [];
@@ -21,6 +24,8 @@ export class LiveRun {
   private configMtimeMs = -1;
   private view: RunView | null = null;
   private viewVersion = -1;
+  private viewBuiltAt = 0;
+  private viewBuildMs = 0;
 
   constructor(readonly name: string, readonly dir: string) {
     this.tail = new JsonlTail(join(dir, METRICS_FILE));
@@ -65,10 +70,16 @@ export class LiveRun {
     return runStatus(this.records, this.lastChangeMs, nowMs);
   }
 
-  /** The run page's data; rebuilt only when the records changed (the status is always current). */
+  /**
+   * The run page's data; rebuilt only when the records changed (the status is always current).
+   * A rebuild goes through every record (hundreds of ms for 100k steps), so a run whose view is
+   * slow to build is rebuilt at most once per VIEW_BUSY_FACTOR times its last build time.
+   */
   currentView(nowMs: number): RunView {
     const status = this.status(nowMs);
-    if (!this.view || this.viewVersion !== this.version) {
+    const due = performance.now() - this.viewBuiltAt >= VIEW_BUSY_FACTOR * this.viewBuildMs;
+    if (!this.view || (this.viewVersion !== this.version && due)) {
+      const started = performance.now();
       this.view = buildRunView({
         name: this.name,
         records: this.records,
@@ -78,6 +89,8 @@ export class LiveRun {
         counts: { records: this.records.length, malformed: this.tail.malformed, pending_bytes: this.tail.pendingBytes },
       });
       this.viewVersion = this.version;
+      this.viewBuiltAt = performance.now();
+      this.viewBuildMs = this.viewBuiltAt - started;
     } else if (this.view.status.state !== status.state || this.view.status.detail !== status.detail) {
       this.view = { ...this.view, status };
     }

@@ -19,6 +19,9 @@ import type { RunStatus } from './run-status.js';
 export const MAX_STEP_POINTS = 4000;
 /** Rows of the events table and evaluations kept (the latest). */
 export const MAX_TABLE_ROWS = 2000;
+/** Samples kept (the latest), and characters of each. */
+const MAX_SAMPLES = 100;
+const MAX_SAMPLE_CHARS = 4000;
 
 type Num = number | null;
 
@@ -183,9 +186,10 @@ function samplesOf(records: readonly MetricsRecord[]): SampleRow[] {
     if (kindOf(r) !== 'sample') continue;
     const text = r['text'] ?? r['sample'] ?? r['completion'] ?? r['output'];
     if (typeof text !== 'string') continue;
-    out.push({ step: fin(r['step']), t: fin(r['t']), prompt: typeof r['prompt'] === 'string' ? r['prompt'] : '', text });
+    const prompt = typeof r['prompt'] === 'string' ? r['prompt'] : '';
+    out.push({ step: fin(r['step']), t: fin(r['t']), prompt: prompt.slice(0, MAX_SAMPLE_CHARS), text: text.slice(0, MAX_SAMPLE_CHARS) });
   }
-  return out.slice(-100);
+  return out.slice(-MAX_SAMPLES);
 }
 
 export interface RunViewInput {

@@ -307,7 +307,7 @@ export class RunServer {
       if (!asset) return this.notFound(res);
       return this.send(res, 200, asset.type, asset.body, { 'Cache-Control': 'no-cache' });
     }
-    if (path === '/api/runs') return this.json(res, { root: this.root, runs: this.list() });
+    if (path === '/api/runs') return this.json(res, { runs: this.list() });
     if (path.startsWith('/api/runs/')) {
       const seg = decodeSegments(path.slice(10));
       const run = seg && seg.length === 1 ? this.run(seg[0]!) : undefined;
