@@ -18,13 +18,11 @@
  * files are sandboxed (no script runs in our origin).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { existsSync, readFileSync, readdirSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readdirSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { escapeXml, METRICS_FILE } from '../report/index.js';
-import { EVENT_STYLE, PHASE_COLORS, STATE_COLORS } from '../report/charts.js';
+import { METRICS_FILE } from '../report/index.js';
+import { loadAssets, pageHtml, type PageKind, type StaticAsset } from './pages.js';
 import { LiveRun } from './live-run.js';
 import { listEntryOf, type RunListEntry, type RunView } from './run-view.js';
 import { decodeSegments, resolveRunFile } from './safe-path.js';
@@ -57,32 +55,6 @@ export function isLoopbackHost(host: string): boolean {
   return LOOPBACK.has(host) || /^127\./.test(host);
 }
 
-function findClientDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'src', 'io', 'serve', 'client');
-    if (existsSync(join(candidate, 'app.js'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('stackwise serve: the page script (src/io/serve/client/app.js) is missing from the package');
-    dir = parent;
-  }
-}
-
-interface StaticAsset { type: string; body: Buffer }
-
-function loadAssets(): Map<string, StaticAsset> {
-  const require = createRequire(import.meta.url);
-  const client = findClientDir();
-  const js = 'text/javascript; charset=utf-8';
-  const css = 'text/css; charset=utf-8';
-  return new Map<string, StaticAsset>([
-    ['uplot.js', { type: js, body: readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js')) }],
-    ['uplot.css', { type: css, body: readFileSync(require.resolve('uplot/dist/uPlot.min.css')) }],
-    ['app.js', { type: js, body: readFileSync(join(client, 'app.js')) }],
-    ['app.css', { type: css, body: readFileSync(join(client, 'app.css')) }],
-  ]);
-}
-
 const FILE_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json; charset=utf-8',
   '.jsonl': 'text/plain; charset=utf-8', '.yaml': 'text/plain; charset=utf-8', '.yml': 'text/plain; charset=utf-8',
@@ -92,9 +64,6 @@ const FILE_TYPES: Record<string, string> = {
 const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /** Files of run folders: no script, an opaque origin. */
 const FILE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:";
-
-/** The report's palette, so that phases and events look the same in both. */
-const THEME_JSON = JSON.stringify({ phase_colors: PHASE_COLORS, event_style: EVENT_STYLE, state_colors: STATE_COLORS }).replace(/</g, '\\u003c');
 
 interface Stream {
   res: ServerResponse;
@@ -346,26 +315,8 @@ export class RunServer {
     this.send(res, 200, 'application/json; charset=utf-8', JSON.stringify(value));
   }
 
-  private page(res: ServerResponse, page: 'list' | 'run' | 'compare', title: string, run?: string): void {
-    const html = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8" />
-<meta name="viewport" content="width=device-width, initial-scale=1" />
-<title>${escapeXml(title)} · stackwise serve</title>
-<link rel="stylesheet" href="/static/uplot.css" />
-<link rel="stylesheet" href="/static/app.css" />
-</head>
-<body data-page="${page}"${run !== undefined ? ` data-run="${escapeXml(run)}"` : ''}>
-<header><a class="brand" href="/">stackwise serve</a><nav><a href="/">runs</a><a href="/compare">compare</a></nav><span id="conn" class="conn">connecting…</span></header>
-<main id="app"></main>
-<script type="application/json" id="sw-theme">${THEME_JSON}</script>
-<script src="/static/uplot.js"></script>
-<script type="module" src="/static/app.js"></script>
-</body>
-</html>
-`;
-    this.send(res, 200, 'text/html; charset=utf-8', html);
+  private page(res: ServerResponse, page: PageKind, title: string, run?: string): void {
+    this.send(res, 200, 'text/html; charset=utf-8', pageHtml(page, title, run));
   }
 
   private file(res: ServerResponse, path: string): void {
