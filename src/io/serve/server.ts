@@ -357,7 +357,10 @@ export class RunServer {
     res.write('retry: 2000\n\n');
     const s: Stream = { res, list: query.get('list') === '1', runs, listJson: '', sent: new Map() };
     this.streams.add(s);
-    req.on('close', () => this.streams.delete(s));
+    const drop = () => this.streams.delete(s);
+    req.on('close', drop);
+    res.on('close', drop);
+    res.on('error', drop); // a page gone mid-write: forget it, never crash the server
     const missing = runs.filter((n) => !this.run(n));
     if (missing.length) res.write(`event: missing\ndata: ${JSON.stringify(missing)}\n\n`);
     this.push(s, Date.now());
