@@ -17,6 +17,15 @@ if [ "$need_blas" = 1 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-openmp-dev g++ make python3
 fi
 
+# Debian's chromium, for the browser tests of `stackwise serve` (driven by playwright-core).
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "[setup] installing chromium (browser tests of stackwise serve)"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 echo "[setup] installing npm dependencies and building the native addon"
 npm ci --no-audit --no-fund
 echo "[setup] compiling TypeScript"

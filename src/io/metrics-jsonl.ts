@@ -25,7 +25,8 @@ export function encodeJsonlRecord(record: MetricsRecord): string {
   return JSON.stringify({ ...JSON.parse(line), nonfinite });
 }
 
-function decodeJsonlRecord(line: string): MetricsRecord {
+/** One JSON line back to its record (non-finite numbers restored); throws on invalid JSON. */
+export function decodeJsonlRecord(line: string): MetricsRecord {
   const record = JSON.parse(line) as MetricsRecord;
   const nonfinite = record['nonfinite'];
   if (nonfinite && typeof nonfinite === 'object') {

@@ -71,6 +71,8 @@ export interface StepMetrics {
   /** Input tokens processed by this step. */
   tokens: number;
   tokens_seen: number;
+  /** Estimated training FLOPs so far (summed over resumed sessions; see ModelAdapter.flopsPerToken). */
+  flops_seen: number;
   tokens_per_s: number;
   trainable_params: number;
   step_ms: number;

@@ -447,6 +447,7 @@ export class TrainingMachine {
       grad_norm: gradNorm,
       tokens,
       tokens_seen: this.stats.tokensSeen,
+      flops_seen: this.stats.flops,
       tokens_per_s: tokens / Math.max(1e-9, stepMs / 1000),
       trainable_params: this.phaseCache.trainable,
       step_ms: stepMs,
