@@ -78,7 +78,7 @@ function timestamp(): string {
  * given growth operator). Used when the config has no `model.progressive` section (which brings
  * its own hooks). Deterministic, so it is replayed on resume.
  */
-export function nStacksGrowthHook(growth: GrowthSpec = { kind: 'copy-top' }, onGrow?: (e: { step: number; t: number; from: number; to: number; phase: string }) => void): TrainingHooks {
+export function nStacksGrowthHook(growth: GrowthSpec = { kind: 'copy_top' }, onGrow?: (e: { step: number; t: number; from: number; to: number; phase: string }) => void): TrainingHooks {
   let builder: ProgressiveRackBuilder | null = null;
   return {
     onPhaseStart(phase, machine, ctx) {
@@ -173,7 +173,7 @@ function setUp(configArg: string | undefined, opts: TrainCommandOptions, callbac
   const existed = existsSync(runDir);
   const hooks: TrainingHooks[] = [];
   if (!usesProgressivePlane(parsed)) {
-    hooks.push(nStacksGrowthHook({ kind: 'copy-top' }, (e) => events.grows.push(e)));
+    hooks.push(nStacksGrowthHook({ kind: 'copy_top' }, (e) => events.grows.push(e)));
   }
   try {
     const machine = new TrainingMachine(parsed, { runDir, hooks, callbacks, ...(opts.resume !== undefined ? { resume: 'latest' as const } : {}) });
@@ -190,7 +190,7 @@ function writeReport(runDir: string, events: RunEvents, machine: TrainingMachine
   const known = new Set(data.events.map((e) => `${e.kind}@${e.step}`));
   for (const g of events.grows) {
     if (known.has(`grow@${g.step}`)) continue;
-    data.events.push({ kind: 'grow', t: g.t, step: g.step, description: `phase '${g.phase}': ${g.from} → ${g.to} stacks (copy-top)` });
+    data.events.push({ kind: 'grow', t: g.t, step: g.step, description: `phase '${g.phase}': ${g.from} → ${g.to} stacks (copy_top)` });
   }
   data.events.sort((a, b) => a.t - b.t);
   if (data.stack_timeline.length === 0) {

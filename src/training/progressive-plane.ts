@@ -76,17 +76,6 @@ import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type R
 
 const dash = (s: string) => s.replace(/_/g, '-');
 
-/** The builder's option names in a message, as model.progressive spells them. */
-const CONFIG_NAMES: [RegExp, string][] = [
-  [/\bstackLora\b/g, 'stack_lora'], [/\bprogressiveLora\b/g, 'progressive_lora'], [/\btargetStacks\b/g, 'target_stacks'],
-  [/\btrunkWeightFormat\b/g, 'trunk_format'], [/\bnewStack\b/g, 'new_stack'], [/\bmaxRank\b/g, 'max_rank'],
-  [/'adapters-only-trunk'/g, "'adapters_only_trunk'"], [/'frozen-trunk'/g, "'frozen_trunk'"], [/'frozen-suffix'/g, "'frozen_suffix'"],
-  [/"adapters-only-trunk"/g, '"adapters_only_trunk"'], [/"frozen-trunk"/g, '"frozen_trunk"'], [/"frozen-suffix"/g, '"frozen_suffix"'],
-];
-function configNames(message: string): string {
-  return CONFIG_NAMES.reduce((m, [re, name]) => m.replace(re, name), message);
-}
-
 // ---- stack states --------------------------------------------------------------------------------
 
 export type StackStateName = 'trainable' | 'frozen' | 'adapted' | 'quantized';
@@ -284,7 +273,7 @@ export class ProgressivePlane implements TrainingHooks {
     try {
       builder = this.makeBuilder(machine);
     } catch (e) {
-      if (e instanceof ProgressiveConfigError) throw new ProgressiveConfigError(e.problems.map((m) => `model.progressive: ${configNames(m)}`));
+      if (e instanceof ProgressiveConfigError) throw new ProgressiveConfigError(e.problems.map((m) => `model.progressive: ${m}`));
       throw e;
     }
     const phases = machine.parsed.phases;
@@ -341,7 +330,7 @@ export class ProgressivePlane implements TrainingHooks {
       if (!(e instanceof ProgressiveConfigError)) throw e;
       problems.push(...e.problems);
     }
-    if (problems.length > 0) throw new ProgressiveConfigError(problems.map((m) => `model.progressive: ${configNames(m)}`));
+    if (problems.length > 0) throw new ProgressiveConfigError(problems.map((m) => `model.progressive: ${m}`));
     this.validated = true;
   }
 

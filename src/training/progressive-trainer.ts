@@ -8,7 +8,7 @@
  *                          of equal phases, one per stack count (builder.numStacks … targetStacks),
  *                          run by a TrainingMachine with a ProgressivePlane over the builder.
  *
- *   const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen-trunk' });
+ *   const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen_trunk' });
  *   const loader = new ProgressiveDataLoader(tokens, { seq_len: 32, batch_size: 8, objective: 'clm' });
  *   const { result } = new ProgressiveTrainer({ stepsPerPhase: 100, optimizer: { lr: 1e-3 } })
  *     .trainRack(builder, loader, { targetStacks: 4 });

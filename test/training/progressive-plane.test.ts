@@ -119,7 +119,7 @@ test('ramp-in growth: the gate follows t; per-phase freeze override', () => {
   const gates: [number, number][] = [];
   m.addHook({ name: 'probe', onStepStart: (_m, ctx) => { const s = m.model.model.rack.stacks.toArray()[1]; if (s instanceof RampedStack) gates.push([ctx.t, s.gate]); } });
   m.train();
-  assert.equal(plane.builder.freezePolicy, 'frozen-trunk');
+  assert.equal(plane.builder.freezePolicy, 'frozen_trunk');
   assert.deepEqual(gates.map(([t]) => t), [6, 7, 8, 9, 10, 11].map((k) => k / 12));
   for (const [t, g] of gates) assert.ok(Math.abs(g - rampGate(t, 0.5, 0.7)) < 1e-12, `t = ${t}: gate ${g}`);
   assert.equal(gates[0]![1], 0);
@@ -223,7 +223,7 @@ test('without attach, the plane validates when the machine is made (config alone
 
 test('ProgressiveTrainer.trainRack: equal append phases on one TrainingMachine; ProgressiveDataLoader.getBatchSpec', () => {
   const model = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFF: 24, stacks: 1, seed: 2 });
-  const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen-trunk', growth: { kind: 'copy-top' } });
+  const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen_trunk', growth: { kind: 'copy_top' } });
   const tokens = syntheticTokenData({ vocab_size: 48, tokens: 3000, seed: 1 });
   const loader = new ProgressiveDataLoader(tokens, { seq_len: 8, batch_size: 4, objective: 'clm' }, { seed: 1 });
   const spec = loader.getBatchSpec();
