@@ -72,28 +72,6 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 }
 
-/**
- * A model-plane hook that grows the rack whenever a phase asks for more stacks (model.n_stacks in
- * the phase's overrides) than the live model has, with the ProgressiveRackBuilder (append, the
- * given growth operator). Used when the config has no `model.progressive` section (which brings
- * its own hooks). Deterministic, so it is replayed on resume.
- */
-export function nStacksGrowthHook(growth: GrowthSpec = { kind: 'copy_top' }, onGrow?: (e: { step: number; t: number; from: number; to: number; phase: string }) => void): TrainingHooks {
-  let builder: ProgressiveRackBuilder | null = null;
-  return {
-    onPhaseStart(phase, machine, ctx) {
-      const want = ctx.resolved.model?.n_stacks;
-      const model = machine.model.model;
-      const have = model.rack.numStacks;
-      if (want === undefined || want <= have) return;
-      const target = Math.max(want, ...machine.parsed.phases.map((p) => p.model?.n_stacks ?? 0));
-      builder ??= new ProgressiveRackBuilder(model, { targetStacks: target, growth, freeze: 'none', seed: machine.seed });
-      builder.growTo(want, { t: ctx.t });
-      if (!ctx.replaying) onGrow?.({ step: ctx.step, t: ctx.t, from: have, to: want, phase: phase.name });
-    },
-  };
-}
-
 /** Checks the tokenizer file a config names against the model's vocabulary before anything is written. */
 function checkTokenizerFile(parsed: ParsedConfig): void {
   for (const p of parsed.phases) {
@@ -171,12 +149,8 @@ function setUp(configArg: string | undefined, opts: TrainCommandOptions, callbac
   }
   checkTokenizerFile(parsed);
   const existed = existsSync(runDir);
-  const hooks: TrainingHooks[] = [];
-  if (!usesProgressivePlane(parsed)) {
-    hooks.push(nStacksGrowthHook({ kind: 'copy_top' }, (e) => events.grows.push(e)));
-  }
   try {
-    const machine = new TrainingMachine(parsed, { runDir, hooks, callbacks, ...(opts.resume !== undefined ? { resume: 'latest' as const } : {}) });
+    const machine = new TrainingMachine(parsed, { runDir, callbacks, ...(opts.resume !== undefined ? { resume: 'latest' as const } : {}) });
     return { machine, configPath, runDir };
   } catch (error) {
     if (!existed && existsSync(runDir)) rmSync(runDir, { recursive: true, force: true });
@@ -230,8 +204,7 @@ export async function runTrain(configArg: string | undefined, opts: TrainCommand
     onPhaseStart(phase, machine, ctx) {
       const stacks = machine.model.model.rack.numStacks;
       // The progressive plane's memory and compute report of this phase (written just before, at its phase start).
-      const plane = machine.hookList.find((h): h is ProgressivePlane => h instanceof ProgressivePlane);
-      const resources = plane?.resources.at(-1);
+      const resources = machine.modelPlane?.resources.at(-1);
       const ours = resources !== undefined && resources.step === ctx.step && resources.phase === phase.name ? resources : undefined;
       if (json) {
         printJson({ type: 'phase_start', step: ctx.step, t: ctx.t, phase: phase.name, stacks, trainable_params: machine.model.numParameters(true) });

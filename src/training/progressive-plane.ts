@@ -43,7 +43,7 @@
 import { quantizeTrunk, type Stack } from '../nn/index.js';
 import type { JsonValue, WeightFormat } from '../framework/index.js';
 import type { ParamGroupOptions } from '../optim/index.js';
-import type { TrainingHooks, PhaseContext, StepContext } from './hooks.js';
+import type { ModelPlaneHook, PhaseContext, StepContext } from './hooks.js';
 import type { TrainingMachine } from './machine.js';
 import type { Phase } from './schedule/phase.js';
 import type { ResolvedPhase } from './config/resolve.js';
@@ -135,7 +135,8 @@ export interface ModelEventRecord {
   stacks: StackStateEntry[];
 }
 
-export class ProgressivePlane implements TrainingHooks {
+export class ProgressivePlane implements ModelPlaneHook {
+  readonly drivesModelPlane = true as const;
   readonly name: string;
   private builderOpt: ProgressiveRackBuilder | undefined;
   private b: ProgressiveRackBuilder | undefined;
@@ -196,6 +197,12 @@ export class ProgressivePlane implements TrainingHooks {
    */
   trainingStack(): number | undefined {
     return this.b?.finalIndex();
+  }
+
+  /** Each rack position's index in the final rack (kept when stacks are prepended). */
+  stackIds(): number[] | undefined {
+    const b = this.b;
+    return b ? b.model.rack.stacks.toArray().map((_, i) => b.finalIndex(i)) : undefined;
   }
 
   /** The builder (made from the machine's model on first use). */

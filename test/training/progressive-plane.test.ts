@@ -243,6 +243,33 @@ test('ProgressiveTrainer.trainRack: equal append phases on one TrainingMachine; 
   assert.throws(() => new ProgressiveTrainer().trainRack(builder, loader, { targetStacks: 5 }), /past the builder's targetStacks 4/);
 });
 
+test('ProgressiveTrainer.trainRack grows right to left too, and takes a built model or a config\'s model section', () => {
+  const tokens = syntheticTokenData({ vocab_size: 48, tokens: 3000, seed: 1 });
+  const loader = new ProgressiveDataLoader(tokens, { seq_len: 8, batch_size: 4, objective: 'clm' }, { seed: 1 });
+  const trainer = new ProgressiveTrainer({ stepsPerPhase: 3, optimizer: { lr: 5e-3 } });
+  // Prepend with a builder: the first stack stays rightmost, the suffix (and head) frozen.
+  const model = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, stacks: 1, seed: 2 });
+  const first = model.rack.stacks.at(0);
+  const builder = new ProgressiveRackBuilder(model, { direction: 'prepend', targetStacks: 3, growth: { kind: 'copy_top' } });
+  const r = trainer.trainRack(builder, loader);
+  assert.deepEqual(r.stacks, [1, 2, 3]);
+  assert.equal(model.rack.numStacks, 3);
+  assert.equal(model.rack.stacks.at(2), first);
+  assert.deepEqual(r.plane.stackIds(), [0, 1, 2]);
+  // A built model, grown by model.progressive settings.
+  const built = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, stacks: 1, seed: 3 });
+  const b = trainer.trainRack(built, loader, { targetStacks: 2, progressive: { direction: 'prepend', growth: 'identity' } });
+  assert.equal(built.rack.numStacks, 2);
+  assert.equal(b.plane.builder.direction, 'prepend');
+  // A config's model section: the config path (model.progressive installed by the machine).
+  const c = trainer.trainRack({ preset: 'llama', d_model: 16, n_heads: 2, d_ff: 24, blocks_per_stack: 1, n_stacks: 1, progressive: { direction: 'prepend', growth: 'copy_top' } }, loader, { targetStacks: 2 });
+  assert.equal(c.machine.model.model.rack.numStacks, 2);
+  assert.equal(c.plane.builder.direction, 'prepend');
+  assert.equal(c.result.losses.length, 6);
+  assert.throws(() => trainer.trainRack(llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, stacks: 1, seed: 3 }), loader), /give targetStacks/);
+  c.machine.model.model.dispose();
+});
+
 test('a config with model.progressive installs the plane itself (no hook passed)', () => {
   const m = new TrainingMachine(config({ freeze: 'frozen_trunk' }, { steps: 8 }));
   const r = m.train();

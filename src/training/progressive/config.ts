@@ -192,3 +192,17 @@ export function usesProgressivePlane(parsed: { phases: readonly ResolvedPhase[] 
   return parsed.phases.some((p) => (p.model as Record<string, unknown> | undefined)?.['progressive'] !== undefined);
 }
 
+/**
+ * The model.progressive settings of a config whose phases change model.n_stacks without a
+ * model.progressive section: the rack grows left to right by copy_top, everything keeps training,
+ * and the optimizer keeps the config's parameter groups (progressive stacking, as `stackwise
+ * train` has always grown such configs).
+ */
+export const IMPLICIT_GROWTH = { direction: 'append', growth: 'copy_top', freeze: 'none' } as const;
+
+/** Whether the phases of a parsed config change the number of stacks. */
+export function changesStacks(parsed: { phases: readonly ResolvedPhase[] }): boolean {
+  const counts = new Set(parsed.phases.map((p) => p.model?.n_stacks).filter((n) => n !== undefined));
+  return counts.size > 1;
+}
+
