@@ -26,7 +26,9 @@ import {
   type LoadedCheckpoint,
 } from '../io/checkpoint.js';
 import { diffConfigs, hashedView, type ParsedConfig } from './config/resolve.js';
-import { loadModelWeights, loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import { loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import { MODEL_MANIFEST_FILE, describeModel, manifestDifferences } from './model-manifest/manifest.js';
+import { loadManifestWeights, manifestOf } from './model-manifest/load-model.js';
 import type { RunMetricsState, RunStats } from './machine-stats.js';
 import type { TrainingMachine } from './machine.js';
 
@@ -109,10 +111,16 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
     hooks,
     metrics: run.stats.toState(run.records),
   };
+  // The model manifest: the model can be built from the checkpoint alone (model-manifest/).
+  const manifest = describeModel(model.model, { stackIds: machine.modelPlane?.stackIds() });
   return writeCheckpoint(
     runDir,
     step,
-    { 'model.safetensors': serializeTensors(named, { format: 'stackwise' }), 'optimizer.safetensors': opt.bytes },
+    {
+      'model.safetensors': serializeTensors(named, { format: 'stackwise' }),
+      'optimizer.safetensors': opt.bytes,
+      [MODEL_MANIFEST_FILE]: Buffer.from(JSON.stringify(manifest, null, 1) + '\n', 'utf8'),
+    },
     state,
     { keepLast: machine.config.training.keep_last },
   );
@@ -163,23 +171,26 @@ export function readResumeCheckpoint(path: string, runDir: string | undefined, p
 }
 
 /**
- * @internal Into the model rebuilt by replaying the phase hooks: checks its structure matches the
- * checkpoint's, loads the weights, sets the trainable flags as they were (hooks may change them
- * within a phase), re-syncs the optimizer and loads its state.
+ * @internal Into the model rebuilt by replaying the phase hooks (which also rebuilds the model
+ * plane's own state): checks it is the model the checkpoint's manifest describes, loads the
+ * weights as `loadModel` does, sets the trainable flags as they were (hooks may change them within
+ * a phase), re-syncs the optimizer and loads its state.
  */
-export function loadWeightsAndOptimizer(loaded: LoadedCheckpoint<TrainingState>, path: string, model: ModelAdapter, optimizer: OptimizerAdapter): void {
+export function loadWeightsAndOptimizer(loaded: LoadedCheckpoint<TrainingState>, path: string, machine: TrainingMachine): void {
+  const { model, optimizer } = machine;
   const state = loaded.manifest.state;
-  const structural = diffConfigs(state.model.config, model.model.config);
+  const saved = manifestOf(loaded, path);
+  const structural = manifestDifferences(saved, describeModel(model.model, { stackIds: machine.modelPlane?.stackIds() }));
   if (structural.length > 0) {
     throw new CheckpointError(
       'incompatible',
       path,
-      `the model rebuilt from the config and hooks differs from checkpoint ${path}: ` +
-        structural.slice(0, 5).map((d) => `${d.path}: checkpoint ${JSON.stringify(d.a)}, now ${JSON.stringify(d.b)}`).join('; ') +
+      `the model rebuilt from the config and hooks differs from the model checkpoint ${path} describes (checkpoint vs now): ` +
+        structural.slice(0, 5).join('; ') + (structural.length > 5 ? `; … and ${structural.length - 5} more` : '') +
         ' (were the same hooks passed?)',
     );
   }
-  loadModelWeights(model, loaded.files.get('model.safetensors')!, join(path, 'model.safetensors'));
+  loadManifestWeights(model.model, saved, loaded, path);
   const trainable = new Set(state.model.trainable);
   const params = new Map(model.namedParameters());
   for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model does not have`);

@@ -591,7 +591,7 @@ export class TrainingMachine {
     }
     this.phaseEnded = state.phase_ended;
     // Then the numbers: weights, trainable flags, optimizer state, position, RNGs, hooks, data cursor, counters.
-    loadWeightsAndOptimizer(loaded, path, this.model, this.optimizer);
+    loadWeightsAndOptimizer(loaded, path, this);
     this.controller.seek(state.step);
     for (const [k, s] of Object.entries(state.rng.named)) this.rng(k).setState(s);
     for (const h of this.hooks) {
