@@ -10,7 +10,7 @@
 // TrainingState type (exported through machine.ts).
 
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { RngState } from '../data/index.js';
@@ -25,7 +25,7 @@ import {
   type CheckpointInfo,
   type LoadedCheckpoint,
 } from '../io/checkpoint.js';
-import { diffConfigs, hashedView, type ParsedConfig } from './config/resolve.js';
+import { diffConfigs, hashedView, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
 import { loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
 import { MODEL_MANIFEST_FILE, describeModel, manifestDifferences } from './model-manifest/manifest.js';
 import { loadManifestWeights, manifestOf } from './model-manifest/load-model.js';
@@ -49,6 +49,23 @@ export interface TrainingState {
   optimizer: { kind: string; step: number; scalars: Record<string, Record<string, number>>; groups: { name: string; lr_scale: number; weight_decay: number; params: string[] }[] };
   hooks: Record<string, JsonValue>;
   metrics: RunMetricsState;
+  /**
+   * The current phase's task and resolved data plane (objective, mask, tokenizer, corpus and
+   * split, seq_len, batch_size): what sampling and evaluation need besides the model, so that a
+   * checkpoint is read without its run's config.
+   */
+  phase_data: { task: string | null; data: JsonValue | null };
+}
+
+/** The run's tokenizer file inside a checkpoint (when the data plane has a trained BPE tokenizer). */
+export const CHECKPOINT_TOKENIZER_FILE = 'tokenizer.json';
+
+/** The BPE tokenizer file a phase's data plane reads or writes (its path, else the run folder's tokenizer.json). */
+function tokenizerFile(data: ResolvedPhase['data'], runDir: string): string | undefined {
+  const tok = data?.tokenizer;
+  if (!tok || tok.kind !== 'bpe') return undefined;
+  const path = tok.path ?? join(runDir, CHECKPOINT_TOKENIZER_FILE);
+  return existsSync(path) ? path : undefined;
 }
 
 /** @internal The machine's private state a checkpoint records (the rest is public on the machine). */
@@ -84,6 +101,7 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
   }
   const dataState = machine.data.saveState?.();
   const phaseIndex = machine.phaseIndex;
+  const resolved = machine.resolvedPhase(Math.max(0, phaseIndex));
   const state: TrainingState = {
     step,
     t: controller.t,
@@ -110,7 +128,9 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
     },
     hooks,
     metrics: run.stats.toState(run.records),
+    phase_data: { task: resolved.task ?? null, data: (resolved.data ?? null) as JsonValue | null },
   };
+  const tokenizer = tokenizerFile(resolved.data, runDir);
   // The model manifest: the model can be built from the checkpoint alone (model-manifest/).
   const manifest = describeModel(model.model, { stackIds: machine.modelPlane?.stackIds() });
   return writeCheckpoint(
@@ -120,6 +140,7 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
       'model.safetensors': serializeTensors(named, { format: 'stackwise' }),
       'optimizer.safetensors': opt.bytes,
       [MODEL_MANIFEST_FILE]: Buffer.from(JSON.stringify(manifest, null, 1) + '\n', 'utf8'),
+      ...(tokenizer ? { [CHECKPOINT_TOKENIZER_FILE]: new Uint8Array(readFileSync(tokenizer)) } : {}),
     },
     state,
     { keepLast: machine.config.training.keep_last },

@@ -1,7 +1,8 @@
 // `stackwise sample` and `stackwise eval` as child processes, on tiny runs trained here.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stackwise } from './support.js';
@@ -102,14 +103,19 @@ test('sample/eval bad input: missing run, no checkpoint, tokenizer not matching 
   r = stackwise('eval', empty);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /not a StackWise run folder/);
-  // A copy of the CLM run whose tokenizer.json is replaced by another vocabulary.
+  // A copy of the CLM run whose checkpoint keeps another vocabulary's tokenizer (its digest updated).
   const other = join(dir, 'other');
   const tr = stackwise('train', config('small-vocab', 'clm'), '--run-dir', other, '--no-report', '--set', 'data.tokenizer.vocab_size=280', '--steps', '2');
   assert.equal(tr.status, 0, tr.stderr);
   const swapped = join(dir, 'swapped');
   mkdirSync(swapped);
-  for (const f of readdirSync(clmRun)) if (f !== 'tokenizer.json') copyTree(join(clmRun, f), join(swapped, f));
-  copyFileSync(join(other, 'tokenizer.json'), join(swapped, 'tokenizer.json'));
+  for (const f of readdirSync(clmRun)) copyTree(join(clmRun, f), join(swapped, f));
+  const ck = join(swapped, 'checkpoints', readdirSync(join(swapped, 'checkpoints')).filter((n) => n.startsWith('step-')).sort().at(-1)!);
+  const bytes = readFileSync(join(other, 'tokenizer.json'));
+  writeFileSync(join(ck, 'tokenizer.json'), bytes);
+  const manifest = JSON.parse(readFileSync(join(ck, 'checkpoint.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
+  manifest.files['tokenizer.json'] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  writeFileSync(join(ck, 'checkpoint.json'), JSON.stringify(manifest));
   r = stackwise('sample', swapped, '--prompt', 'x');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /has a vocabulary of \d+ tokens, but the model's embedding has 300/);

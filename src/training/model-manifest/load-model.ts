@@ -85,6 +85,8 @@ export interface LoadedModel {
   step: number;
   /** The checkpoint's training state (JSON), for what the run recorded beyond the model. */
   state: unknown;
+  /** The checkpoint's verified files (model.safetensors, model.json, tokenizer.json, …). */
+  files: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface LoadModelOptions {
@@ -112,5 +114,5 @@ export function loadModel(target: string, opts: LoadModelOptions = {}): LoadedMo
     model.dispose();
     throw error;
   }
-  return { model, manifest, checkpoint, runDir, step: loaded.manifest.step, state: loaded.manifest.state };
+  return { model, manifest, checkpoint, runDir, step: loaded.manifest.step, state: loaded.manifest.state, files: loaded.files };
 }
