@@ -198,3 +198,29 @@ test('sample --mode depth: the time-as-depth unroll with the ladder a right→le
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--steps/);
 });
+
+test('sample, eval, inspect and export read a checkpoint folder alone (no run folder, no config.yaml)', () => {
+  const ck = join(clmRun, 'checkpoints', readdirSync(join(clmRun, 'checkpoints')).filter((f) => f.startsWith('step-')).sort().at(-1)!);
+  const alone = join(dir, 'alone', 'ck');
+  copyTree(ck, alone);
+  const args = ['--prompt', 'This movie was', '--max-tokens', '6', '--temperature', '0', '--json'];
+  const a = stackwise('sample', clmRun, ...args);
+  const b = stackwise('sample', alone, ...args);
+  assert.equal(b.status, 0, b.stderr);
+  assert.deepEqual(json(b.stdout).samples, json(a.stdout).samples);
+  const ev = stackwise('eval', alone, '--max-tokens', '256', '--json');
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.equal(json(ev.stdout).task, 'lm');
+  const ins = stackwise('inspect', alone, '--json');
+  assert.equal(ins.status, 0, ins.stderr);
+  const report = json(ins.stdout) as { modelType: string; stacks: number[]; manifest: { rack: { stacks: unknown[] } } };
+  assert.equal(report.modelType, 'stackwise');
+  assert.deepEqual(report.stacks, [1]);
+  assert.equal(report.manifest.rack.stacks.length, 1);
+  const text = stackwise('inspect', alone);
+  assert.match(text.stdout, /stack 0: id 0, 1 block, fp32/);
+  const out = join(dir, 'alone-hf');
+  const ex = stackwise('export', alone, '--out', out, '--json');
+  assert.equal(ex.status, 0, ex.stderr);
+  assert.ok(readdirSync(out).includes('config.json'));
+});
