@@ -18,11 +18,13 @@ const posNumber = z.number().positive();
 const loraTarget = z.enum(LORA_TARGET_NAMES as unknown as [LoraTarget, ...LoraTarget[]]);
 const growthInit = z.enum(GROWTH_INITS);
 
+// fresh, copy_top and copy_middle (GROWTH_INITS) take no options.
+const [freshGrowth, copyTopGrowth, copyMiddleGrowth] = GROWTH_INITS.map((kind) => z.strictObject({ kind: z.literal(kind) }));
+
 export const growthConfigSchema = z.preprocess(
   (v) => (typeof v === 'string' ? { kind: v } : v),
   z.discriminatedUnion('kind', [
-    // fresh, copy_top and copy_middle (GROWTH_INITS) take no options.
-    z.strictObject({ kind: z.literal(GROWTH_INITS) }),
+    freshGrowth!, copyTopGrowth!, copyMiddleGrowth!,
     z.strictObject({ kind: z.literal('identity'), init: growthInit.optional() }),
     z.strictObject({
       kind: z.literal('ramp'),
