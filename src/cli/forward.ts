@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeForwardCase, type LoadHFOptions } from '../io/hf/index.js';
-import { checkStacksOption, withConfigPath } from './inspect.js';
+import { checkStacksOption, withConfigPath } from '../training/run/index.js';
 import { UsageError, parseChoice, parseStacks, printJson, requireFile, requireFolder, runCommand } from './output.js';
 
 export interface ForwardOptions {

@@ -11,16 +11,12 @@
 import { createRequire } from 'node:module';
 import { existsSync, statSync } from 'node:fs';
 import { CommanderError, InvalidArgumentError } from 'commander';
+import { UsageError } from '../training/run/errors.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 
-/** An error in how the command was called (exit code 2). */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+/** An error in how the command was called (exit code 2); the library's entry points throw it too. */
+export { UsageError };
 
 /** The exit code an error stands for. */
 export function exitCodeOf(error: unknown): number {

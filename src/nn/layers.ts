@@ -219,6 +219,18 @@ export class Linear extends LoraLinear {
     return this;
   }
 
+  /**
+   * Marks the adapter as merged when the weight already holds W + scale·B A (a merged model
+   * loaded from its saved weights): forward then uses the weight alone, and unmerge() restores
+   * W = weight − scale·B A (up to float rounding: the exact W was not saved).
+   */
+  markMerged(): this {
+    if (!this.lora) throw new Error('Linear.markMerged: no LoRA adapter attached');
+    if (this.isMerged) return this;
+    this.unmergedWeight = E.noGrad(() => E.tidy(() => E.keep(E.sub(this.weight, E.mulScalar(E.matmul(this.loraB!, this.loraA!), this.lora!.scale)))));
+    return this;
+  }
+
   /** Restores the exact weight from before merge(). */
   unmerge(): this {
     if (!this.unmergedWeight) return this;

@@ -9,6 +9,7 @@ import type { JsonValue } from '../framework/index.js';
 import type { ResolvedPhase } from './config/resolve.js';
 import type { Phase } from './schedule/phase.js';
 import type { TrainingMachine } from './machine.js';
+import type { ResourceRecord } from './progressive/resource-record.js';
 
 export interface PhaseContext {
   machine: TrainingMachine;
@@ -51,6 +52,31 @@ export interface TrainingHooks {
   loadState?(state: JsonValue): void;
   /** Releases what the hook holds (caches, files) when the machine is disposed. */
   dispose?(): void;
+}
+
+/**
+ * A hook that drives the model plane (grows the rack, freezes, attaches adapters, quantizes the
+ * trunk). The TrainingMachine knows it by this interface: it validates its plan before the first
+ * step, asks it which stack time-as-depth trains, and the model manifest takes stack identities
+ * from it. `ProgressivePlane` (model.progressive) is the one the machine installs itself.
+ */
+export interface ModelPlaneHook extends TrainingHooks {
+  readonly drivesModelPlane: true;
+  /** Checks the whole schedule before training (throws one error listing every problem). */
+  validate(machine: TrainingMachine): void;
+  /** Time-as-depth: the final-rack index of the stack being trained now (undefined before the first phase). */
+  trainingStack(): number | undefined;
+  /**
+   * The identity of the stack at each rack position: its index in the final rack, which it keeps
+   * when others are prepended (undefined: positions are identities).
+   */
+  stackIds(): number[] | undefined;
+  /** The memory and compute record of each phase start so far (see progressive/resource-record.ts). */
+  readonly resources: readonly ResourceRecord[];
+}
+
+export function isModelPlaneHook(h: TrainingHooks): h is ModelPlaneHook {
+  return (h as Partial<ModelPlaneHook>).drivesModelPlane === true;
 }
 
 export interface StepMetrics {

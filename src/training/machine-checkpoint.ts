@@ -10,7 +10,7 @@
 // TrainingState type (exported through machine.ts).
 
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { RngState } from '../data/index.js';
@@ -25,8 +25,10 @@ import {
   type CheckpointInfo,
   type LoadedCheckpoint,
 } from '../io/checkpoint.js';
-import { diffConfigs, hashedView, type ParsedConfig } from './config/resolve.js';
-import { loadModelWeights, loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import { diffConfigs, hashedView, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
+import { loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import { MODEL_MANIFEST_FILE, describeModel, manifestDifferences } from './model-manifest/manifest.js';
+import { loadManifestWeights, manifestOf } from './model-manifest/load-model.js';
 import type { RunMetricsState, RunStats } from './machine-stats.js';
 import type { TrainingMachine } from './machine.js';
 
@@ -47,6 +49,23 @@ export interface TrainingState {
   optimizer: { kind: string; step: number; scalars: Record<string, Record<string, number>>; groups: { name: string; lr_scale: number; weight_decay: number; params: string[] }[] };
   hooks: Record<string, JsonValue>;
   metrics: RunMetricsState;
+  /**
+   * The current phase's task and resolved data plane (objective, mask, tokenizer, corpus and
+   * split, seq_len, batch_size): what sampling and evaluation need besides the model, so that a
+   * checkpoint is read without its run's config.
+   */
+  phase_data: { task: string | null; data: JsonValue | null };
+}
+
+/** The run's tokenizer file inside a checkpoint (when the data plane has a trained BPE tokenizer). */
+export const CHECKPOINT_TOKENIZER_FILE = 'tokenizer.json';
+
+/** The BPE tokenizer file a phase's data plane reads or writes (its path, else the run folder's tokenizer.json). */
+function tokenizerFile(data: ResolvedPhase['data'], runDir: string): string | undefined {
+  const tok = data?.tokenizer;
+  if (!tok || tok.kind !== 'bpe') return undefined;
+  const path = tok.path ?? join(runDir, CHECKPOINT_TOKENIZER_FILE);
+  return existsSync(path) ? path : undefined;
 }
 
 /** @internal The machine's private state a checkpoint records (the rest is public on the machine). */
@@ -82,6 +101,7 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
   }
   const dataState = machine.data.saveState?.();
   const phaseIndex = machine.phaseIndex;
+  const resolved = machine.resolvedPhase(Math.max(0, phaseIndex));
   const state: TrainingState = {
     step,
     t: controller.t,
@@ -108,11 +128,20 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
     },
     hooks,
     metrics: run.stats.toState(run.records),
+    phase_data: { task: resolved.task ?? null, data: (resolved.data ?? null) as JsonValue | null },
   };
+  const tokenizer = tokenizerFile(resolved.data, runDir);
+  // The model manifest: the model can be built from the checkpoint alone (model-manifest/).
+  const manifest = describeModel(model.model, { stackIds: machine.modelPlane?.stackIds() });
   return writeCheckpoint(
     runDir,
     step,
-    { 'model.safetensors': serializeTensors(named, { format: 'stackwise' }), 'optimizer.safetensors': opt.bytes },
+    {
+      'model.safetensors': serializeTensors(named, { format: 'stackwise' }),
+      'optimizer.safetensors': opt.bytes,
+      [MODEL_MANIFEST_FILE]: Buffer.from(JSON.stringify(manifest, null, 1) + '\n', 'utf8'),
+      ...(tokenizer ? { [CHECKPOINT_TOKENIZER_FILE]: new Uint8Array(readFileSync(tokenizer)) } : {}),
+    },
     state,
     { keepLast: machine.config.training.keep_last },
   );
@@ -163,23 +192,26 @@ export function readResumeCheckpoint(path: string, runDir: string | undefined, p
 }
 
 /**
- * @internal Into the model rebuilt by replaying the phase hooks: checks its structure matches the
- * checkpoint's, loads the weights, sets the trainable flags as they were (hooks may change them
- * within a phase), re-syncs the optimizer and loads its state.
+ * @internal Into the model rebuilt by replaying the phase hooks (which also rebuilds the model
+ * plane's own state): checks it is the model the checkpoint's manifest describes, loads the
+ * weights as `loadModel` does, sets the trainable flags as they were (hooks may change them within
+ * a phase), re-syncs the optimizer and loads its state.
  */
-export function loadWeightsAndOptimizer(loaded: LoadedCheckpoint<TrainingState>, path: string, model: ModelAdapter, optimizer: OptimizerAdapter): void {
+export function loadWeightsAndOptimizer(loaded: LoadedCheckpoint<TrainingState>, path: string, machine: TrainingMachine): void {
+  const { model, optimizer } = machine;
   const state = loaded.manifest.state;
-  const structural = diffConfigs(state.model.config, model.model.config);
+  const saved = manifestOf(loaded, path);
+  const structural = manifestDifferences(saved, describeModel(model.model, { stackIds: machine.modelPlane?.stackIds() }));
   if (structural.length > 0) {
     throw new CheckpointError(
       'incompatible',
       path,
-      `the model rebuilt from the config and hooks differs from checkpoint ${path}: ` +
-        structural.slice(0, 5).map((d) => `${d.path}: checkpoint ${JSON.stringify(d.a)}, now ${JSON.stringify(d.b)}`).join('; ') +
+      `the model rebuilt from the config and hooks differs from the model checkpoint ${path} describes (checkpoint vs now): ` +
+        structural.slice(0, 5).join('; ') + (structural.length > 5 ? `; … and ${structural.length - 5} more` : '') +
         ' (were the same hooks passed?)',
     );
   }
-  loadModelWeights(model, loaded.files.get('model.safetensors')!, join(path, 'model.safetensors'));
+  loadManifestWeights(model.model, saved, loaded, path);
   const trainable = new Set(state.model.trainable);
   const params = new Map(model.namedParameters());
   for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model does not have`);

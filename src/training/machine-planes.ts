@@ -25,9 +25,8 @@ import {
 } from '../framework/index.js';
 import type { Model } from '../nn/index.js';
 import type { ParsedConfig, ResolvedPhase } from './config/resolve.js';
-import type { TrainingHooks } from './hooks.js';
+import { isModelPlaneHook, type ModelPlaneHook, type TrainingHooks } from './hooks.js';
 import type { TrainingMachineOptions } from './machine.js';
-import { ProgressivePlane } from './progressive-plane.js';
 import type { Phase } from './schedule/phase.js';
 
 /** What DataPlanes needs from the machine's options. */
@@ -108,14 +107,14 @@ export function firstModel(parsed: ParsedConfig, given: Model | ModelAdapter | u
 
 /** @internal Time-as-depth masks need the progressive model plane (the model must grow). */
 export function checkDepthMask(parsed: ParsedConfig, hooks: readonly TrainingHooks[]): void {
-  if (hooks.some((h) => h instanceof ProgressivePlane)) return;
+  if (hooks.some(isModelPlaneHook)) return;
   const depth = parsed.phases.find((p) => p.data?.mask?.kind === 'depth');
   if (depth) throw new ConfigError([{ path: 'data.mask.kind', expected: "a mask kind other than 'depth' without model.progressive (time-as-depth ties the noise to the stack being trained, so the model must grow)", found: `'depth' in phase '${depth.name}'` }]);
 }
 
-/** @internal The installed progressive model plane, if any. */
-export function progressivePlaneOf(hooks: readonly TrainingHooks[]): ProgressivePlane | undefined {
-  return hooks.find((h): h is ProgressivePlane => h instanceof ProgressivePlane);
+/** @internal The installed model plane, if any. */
+export function modelPlaneOf(hooks: readonly TrainingHooks[]): ModelPlaneHook | undefined {
+  return hooks.find(isModelPlaneHook);
 }
 
 /**

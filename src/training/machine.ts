@@ -53,12 +53,13 @@ import type {
   TrainResult,
   TrainingCallbacks,
   TrainingHooks,
+  ModelPlaneHook,
 } from './hooks.js';
 import './objective-registry.js';
 import { ProgressivePlane } from './progressive-plane.js';
-import { usesProgressivePlane } from './progressive/config.js';
+import { IMPLICIT_GROWTH, changesStacks, usesProgressivePlane } from './progressive/config.js';
 import { preparedTargets } from './objectives/loss.js';
-import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, progressivePlaneOf } from './machine-planes.js';
+import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, modelPlaneOf } from './machine-planes.js';
 import { evaluateModel } from './machine-eval.js';
 import { RunStats } from './machine-stats.js';
 import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
@@ -165,8 +166,13 @@ export class TrainingMachine {
     this.runDir = options.runDir ?? this.config.training.run_dir;
     this.hooks = [...(options.hooks ?? [])];
     this.callbacks = [...(options.callbacks ?? [])];
-    // A config with model.progressive drives the model plane itself (unless a plane was passed).
-    if (usesProgressivePlane(this.parsed) && !progressivePlaneOf(this.hooks)) this.hooks.push(new ProgressivePlane());
+    // The one way to grow: a config with model.progressive, or whose phases change n_stacks, gets
+    // the progressive model plane (unless a model plane was passed). Without model.progressive it
+    // grows by IMPLICIT_GROWTH, after the caller's hooks, and only the stacks they did not add.
+    if (!modelPlaneOf(this.hooks)) {
+      if (usesProgressivePlane(this.parsed)) this.hooks.push(new ProgressivePlane());
+      else if (changesStacks(this.parsed)) this.hooks.push(new ProgressivePlane({ config: IMPLICIT_GROWTH, builderGroups: false }));
+    }
     checkDepthMask(this.parsed, this.hooks);
     this.stats = new RunStats(this.schedule.phases.length);
     const progress = this.config.training.progress;
@@ -178,12 +184,12 @@ export class TrainingMachine {
 
     // Planes for the first phase (entered at the first step, so hooks added later still run).
     const first = this.parsed.phases[0]!;
-    this.planes = new DataPlanes(this.parsed, this.seed, this.runDir, options, () => progressivePlaneOf(this.hooks)?.trainingStack());
+    this.planes = new DataPlanes(this.parsed, this.seed, this.runDir, options, () => modelPlaneOf(this.hooks)?.trainingStack());
     this.data = this.planes.forPhase(first);
     this.model = firstModel(this.parsed, options.model, this.data.getBatchSpec(), this.seed);
     this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
     // The progressive model plane checks its whole plan now (bad growth, freezing, LoRA targets, formats).
-    for (const h of this.hooks) if (h instanceof ProgressivePlane) h.validate(this);
+    this.modelPlane?.validate(this);
   }
 
   /**
@@ -254,6 +260,11 @@ export class TrainingMachine {
   /** The hook of that name (e.g. 'progressive': the ProgressivePlane a model.progressive config installs). */
   getHook(name: string): TrainingHooks | undefined {
     return this.hooks.find((h) => h.name === name);
+  }
+
+  /** The hook that drives the model plane (growth, freezing, adapters), if any. */
+  get modelPlane(): ModelPlaneHook | undefined {
+    return modelPlaneOf(this.hooks);
   }
 
   /** The hooks, in call order. */
@@ -581,7 +592,7 @@ export class TrainingMachine {
     }
     this.phaseEnded = state.phase_ended;
     // Then the numbers: weights, trainable flags, optimizer state, position, RNGs, hooks, data cursor, counters.
-    loadWeightsAndOptimizer(loaded, path, this.model, this.optimizer);
+    loadWeightsAndOptimizer(loaded, path, this);
     this.controller.seek(state.step);
     for (const [k, s] of Object.entries(state.rng.named)) this.rng(k).setState(s);
     for (const h of this.hooks) {

@@ -43,7 +43,7 @@
 import { quantizeTrunk, type Stack } from '../nn/index.js';
 import type { JsonValue, WeightFormat } from '../framework/index.js';
 import type { ParamGroupOptions } from '../optim/index.js';
-import type { TrainingHooks, PhaseContext, StepContext } from './hooks.js';
+import type { ModelPlaneHook, PhaseContext, StepContext } from './hooks.js';
 import type { TrainingMachine } from './machine.js';
 import type { Phase } from './schedule/phase.js';
 import type { ResolvedPhase } from './config/resolve.js';
@@ -75,17 +75,6 @@ import {
 import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type ResourceRecord } from './progressive/resource-record.js';
 
 const dash = (s: string) => s.replace(/_/g, '-');
-
-/** The builder's option names in a message, as model.progressive spells them. */
-const CONFIG_NAMES: [RegExp, string][] = [
-  [/\bstackLora\b/g, 'stack_lora'], [/\bprogressiveLora\b/g, 'progressive_lora'], [/\btargetStacks\b/g, 'target_stacks'],
-  [/\btrunkWeightFormat\b/g, 'trunk_format'], [/\bnewStack\b/g, 'new_stack'], [/\bmaxRank\b/g, 'max_rank'],
-  [/'adapters-only-trunk'/g, "'adapters_only_trunk'"], [/'frozen-trunk'/g, "'frozen_trunk'"], [/'frozen-suffix'/g, "'frozen_suffix'"],
-  [/"adapters-only-trunk"/g, '"adapters_only_trunk"'], [/"frozen-trunk"/g, '"frozen_trunk"'], [/"frozen-suffix"/g, '"frozen_suffix"'],
-];
-function configNames(message: string): string {
-  return CONFIG_NAMES.reduce((m, [re, name]) => m.replace(re, name), message);
-}
 
 // ---- stack states --------------------------------------------------------------------------------
 
@@ -146,7 +135,8 @@ export interface ModelEventRecord {
   stacks: StackStateEntry[];
 }
 
-export class ProgressivePlane implements TrainingHooks {
+export class ProgressivePlane implements ModelPlaneHook {
+  readonly drivesModelPlane = true as const;
   readonly name: string;
   private builderOpt: ProgressiveRackBuilder | undefined;
   private b: ProgressiveRackBuilder | undefined;
@@ -207,6 +197,12 @@ export class ProgressivePlane implements TrainingHooks {
    */
   trainingStack(): number | undefined {
     return this.b?.finalIndex();
+  }
+
+  /** Each rack position's index in the final rack (kept when stacks are prepended). */
+  stackIds(): number[] | undefined {
+    const b = this.b;
+    return b ? b.model.rack.stacks.toArray().map((_, i) => b.finalIndex(i)) : undefined;
   }
 
   /** The builder (made from the machine's model on first use). */
@@ -284,7 +280,7 @@ export class ProgressivePlane implements TrainingHooks {
     try {
       builder = this.makeBuilder(machine);
     } catch (e) {
-      if (e instanceof ProgressiveConfigError) throw new ProgressiveConfigError(e.problems.map((m) => `model.progressive: ${configNames(m)}`));
+      if (e instanceof ProgressiveConfigError) throw new ProgressiveConfigError(e.problems.map((m) => `model.progressive: ${m}`));
       throw e;
     }
     const phases = machine.parsed.phases;
@@ -341,7 +337,7 @@ export class ProgressivePlane implements TrainingHooks {
       if (!(e instanceof ProgressiveConfigError)) throw e;
       problems.push(...e.problems);
     }
-    if (problems.length > 0) throw new ProgressiveConfigError(problems.map((m) => `model.progressive: ${configNames(m)}`));
+    if (problems.length > 0) throw new ProgressiveConfigError(problems.map((m) => `model.progressive: ${m}`));
     this.validated = true;
   }
 

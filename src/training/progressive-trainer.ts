@@ -4,11 +4,12 @@
  *   ProgressiveDataLoader  a BatchSource over token data (+ a data plane) or over another batch
  *                          source (e.g. the machine's DataAdapter); `getBatchSpec()` says what its
  *                          batches are; `withPlane` follows a phase's data plane.
- *   ProgressiveTrainer     `trainRack(builder, dataLoader, { targetStacks })`: an append schedule
- *                          of equal phases, one per stack count (builder.numStacks … targetStacks),
- *                          run by a TrainingMachine with a ProgressivePlane over the builder.
+ *   ProgressiveTrainer     `trainRack(source, dataLoader, { targetStacks })`: a growing schedule
+ *                          of equal phases, one per stack count (append or prepend), run by a
+ *                          TrainingMachine with a ProgressivePlane — over a builder, a built
+ *                          model, or a config's model section (then exactly the config path).
  *
- *   const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen-trunk' });
+ *   const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen_trunk' });
  *   const loader = new ProgressiveDataLoader(tokens, { seq_len: 32, batch_size: 8, objective: 'clm' });
  *   const { result } = new ProgressiveTrainer({ stepsPerPhase: 100, optimizer: { lr: 1e-3 } })
  *     .trainRack(builder, loader, { targetStacks: 4 });
@@ -27,7 +28,8 @@ import {
 import type { TrainResult, TrainingCallbacks, TrainingHooks } from './hooks.js';
 import { TrainingMachine } from './machine.js';
 import { ProgressivePlane } from './progressive-plane.js';
-import { ProgressiveConfigError, type ProgressiveRackBuilder } from './progressive/index.js';
+import { ProgressiveConfigError, ProgressiveRackBuilder } from './progressive/index.js';
+import { Model } from '../nn/index.js';
 
 export interface ProgressiveDataLoaderOptions {
   /** Seed of batch sampling and corruption (default 0). */
@@ -105,8 +107,13 @@ export interface ProgressiveTrainerOptions {
 }
 
 export interface TrainRackOptions {
-  /** Stacks at the end (default: the builder's targetStacks). */
+  /** Stacks at the end (default: the builder's targetStacks; for a model or a model section, model.progressive.target_stacks, else required). */
   targetStacks?: number;
+  /**
+   * model.progressive settings (config names: direction, growth, freeze, stack_lora, …) when
+   * training a built model; a model section brings its own `progressive`.
+   */
+  progressive?: Record<string, unknown>;
 }
 
 export interface TrainRackResult {
@@ -117,6 +124,9 @@ export interface TrainRackResult {
   stacks: number[];
 }
 
+/** What trainRack grows: a builder over a model, a built model, or a config's `model` section. */
+export type RackSource = ProgressiveRackBuilder | Model | Record<string, unknown>;
+
 export class ProgressiveTrainer {
   readonly options: ProgressiveTrainerOptions;
 
@@ -124,7 +134,7 @@ export class ProgressiveTrainer {
     this.options = options;
   }
 
-  /** The config of the append schedule: one equal phase per stack count. */
+  /** The config of the growing schedule: one equal phase per stack count. */
   scheduleConfig(fromStacks: number, targetStacks: number): { config: Record<string, unknown>; stacks: number[] } {
     const stacks = Array.from({ length: targetStacks - fromStacks + 1 }, (_, i) => fromStacks + i);
     const k = stacks.length;
@@ -140,26 +150,58 @@ export class ProgressiveTrainer {
   }
 
   /**
-   * Grows `builder`'s rack from its current size to `targetStacks` (append: one phase per stack
-   * count, equal phases), training on `dataLoader`, on one TrainingMachine.
+   * Grows a rack from its current size to `targetStacks` (one equal phase per stack count, in the
+   * builder's / model.progressive's direction: append or prepend), training on `dataLoader`, on one
+   * TrainingMachine with a ProgressivePlane — the path `model.progressive` configs take.
+   *   - a ProgressiveRackBuilder: its model, operator, freeze policy and adapters;
+   *   - a built Model: grown by `opts.progressive` (model.progressive settings);
+   *   - a config's model section (e.g. {preset: 'llama', d_model: 64, …, progressive: {…}}): built
+   *     from it at its n_stacks, exactly as a config with that section and the schedule runs.
    */
-  trainRack(builder: ProgressiveRackBuilder, dataLoader: ProgressiveDataLoader | BatchSource | TokenData, opts: TrainRackOptions = {}): TrainRackResult {
-    const target = opts.targetStacks ?? builder.targetStacks;
-    if (builder.direction !== 'append') throw new ProgressiveConfigError(`trainRack builds an append (left→right) schedule; the builder is '${builder.direction}' (write a config schedule for right→left)`);
-    if (!Number.isInteger(target) || target < builder.numStacks) throw new ProgressiveConfigError(`trainRack: targetStacks ${target} must be an integer ≥ the ${builder.numStacks} stacks the rack has`);
-    if (target > builder.targetStacks) throw new ProgressiveConfigError(`trainRack: targetStacks ${target} is past the builder's targetStacks ${builder.targetStacks}`);
-    const { config, stacks } = this.scheduleConfig(builder.numStacks, target);
+  trainRack(source: RackSource, dataLoader: ProgressiveDataLoader | BatchSource | TokenData, opts: TrainRackOptions = {}): TrainRackResult {
     const data = dataLoader instanceof ProgressiveDataLoader || isBatchSource(dataLoader) ? dataLoader : undefined;
     if (!data) throw new Error('trainRack: token data needs a data plane; wrap it in a ProgressiveDataLoader(tokens, {seq_len, batch_size, objective})');
-    const plane = new ProgressivePlane({ builder, stacksPerPhase: stacks });
+    if (source instanceof ProgressiveRackBuilder) {
+      const builder = source;
+      const target = opts.targetStacks ?? builder.targetStacks;
+      if (target > builder.targetStacks) throw new ProgressiveConfigError(`trainRack: targetStacks ${target} is past the builder's targetStacks ${builder.targetStacks}`);
+      const { config, stacks } = this.stacksSchedule(builder.numStacks, target);
+      return this.run(config, stacks, data, { model: builder.model, plane: new ProgressivePlane({ builder, stacksPerPhase: stacks }) });
+    }
+    if (source instanceof Model) {
+      const progressive = opts.progressive ?? {};
+      const target = opts.targetStacks ?? (progressive['target_stacks'] as number | undefined);
+      if (target === undefined) throw new ProgressiveConfigError('trainRack: give targetStacks (or progressive.target_stacks) to grow a built model');
+      const { config, stacks } = this.stacksSchedule(source.rack.numStacks, target);
+      return this.run(config, stacks, data, { model: source, plane: new ProgressivePlane({ config: progressive, stacksPerPhase: stacks }) });
+    }
+    // A config's model section: the config path itself (model.progressive, phases raising n_stacks).
+    const section = source as Record<string, unknown>;
+    const progressive = { ...((section['progressive'] as Record<string, unknown> | undefined) ?? {}), ...opts.progressive };
+    const from = (section['n_stacks'] as number | undefined) ?? 1;
+    const target = opts.targetStacks ?? (progressive['target_stacks'] as number | undefined);
+    if (target === undefined) throw new ProgressiveConfigError('trainRack: give targetStacks (or model.progressive.target_stacks)');
+    const { config, stacks } = this.stacksSchedule(from, target);
+    const schedule = (config['schedule'] as Record<string, unknown>[]).map((p, i) => ({ ...p, overrides: { model: { n_stacks: stacks[i] } } }));
+    const withModel = { ...config, model: { ...section, n_stacks: from, progressive }, schedule };
+    return this.run(withModel, stacks, data, {});
+  }
+
+  private stacksSchedule(from: number, target: number): { config: Record<string, unknown>; stacks: number[] } {
+    if (!Number.isInteger(target) || target < from) throw new ProgressiveConfigError(`trainRack: targetStacks ${target} must be an integer ≥ the ${from} stacks the rack has`);
+    return this.scheduleConfig(from, target);
+  }
+
+  private run(config: Record<string, unknown>, stacks: number[], data: BatchSource, built: { model?: Model; plane?: ProgressivePlane }): TrainRackResult {
     const machine = new TrainingMachine(config, {
-      model: builder.model,
+      ...(built.model ? { model: built.model } : {}),
       data,
-      hooks: [...(this.options.hooks ?? []), plane],
+      hooks: [...(this.options.hooks ?? []), ...(built.plane ? [built.plane] : [])],
       ...(this.options.callbacks ? { callbacks: this.options.callbacks } : {}),
       ...(this.options.resume ? { resume: true } : {}),
       ...(this.options.log ? { log: this.options.log } : {}),
     });
+    const plane = machine.modelPlane as ProgressivePlane;
     plane.validate(machine);
     try {
       const result = machine.train();

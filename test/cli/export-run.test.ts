@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { loadHF } from '../../src/io/index.js';
-import { loadRun } from '../../src/cli/sample.js';
+import { loadRun } from '../../src/training/run/index.js';
 import { stackwise } from './support.js';
 
 test('export --format hf of a run folder gives the same logits as the trained model', () => {

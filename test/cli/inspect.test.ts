@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatInspect, inspectFolder, weightFileInfo } from '../../src/cli/inspect.js';
+import { formatInspect } from '../../src/cli/inspect.js';
+import { inspectFolder, weightFileInfo } from '../../src/training/run/index.js';
 import { FIXTURES_DIR, stackwise } from './support.js';
 
 const have = (f: string) => existsSync(join(FIXTURES_DIR, f, 'config.json'));

@@ -1,7 +1,8 @@
 // `stackwise sample` and `stackwise eval` as child processes, on tiny runs trained here.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stackwise } from './support.js';
@@ -102,14 +103,19 @@ test('sample/eval bad input: missing run, no checkpoint, tokenizer not matching 
   r = stackwise('eval', empty);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /not a StackWise run folder/);
-  // A copy of the CLM run whose tokenizer.json is replaced by another vocabulary.
+  // A copy of the CLM run whose checkpoint keeps another vocabulary's tokenizer (its digest updated).
   const other = join(dir, 'other');
   const tr = stackwise('train', config('small-vocab', 'clm'), '--run-dir', other, '--no-report', '--set', 'data.tokenizer.vocab_size=280', '--steps', '2');
   assert.equal(tr.status, 0, tr.stderr);
   const swapped = join(dir, 'swapped');
   mkdirSync(swapped);
-  for (const f of readdirSync(clmRun)) if (f !== 'tokenizer.json') copyTree(join(clmRun, f), join(swapped, f));
-  copyFileSync(join(other, 'tokenizer.json'), join(swapped, 'tokenizer.json'));
+  for (const f of readdirSync(clmRun)) copyTree(join(clmRun, f), join(swapped, f));
+  const ck = join(swapped, 'checkpoints', readdirSync(join(swapped, 'checkpoints')).filter((n) => n.startsWith('step-')).sort().at(-1)!);
+  const bytes = readFileSync(join(other, 'tokenizer.json'));
+  writeFileSync(join(ck, 'tokenizer.json'), bytes);
+  const manifest = JSON.parse(readFileSync(join(ck, 'checkpoint.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
+  manifest.files['tokenizer.json'] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  writeFileSync(join(ck, 'checkpoint.json'), JSON.stringify(manifest));
   r = stackwise('sample', swapped, '--prompt', 'x');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /has a vocabulary of \d+ tokens, but the model's embedding has 300/);
@@ -191,4 +197,30 @@ test('sample --mode depth: the time-as-depth unroll with the ladder a right→le
   const bad = stackwise('sample', run, '--mode', 'depth', '--steps', '3');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--steps/);
+});
+
+test('sample, eval, inspect and export read a checkpoint folder alone (no run folder, no config.yaml)', () => {
+  const ck = join(clmRun, 'checkpoints', readdirSync(join(clmRun, 'checkpoints')).filter((f) => f.startsWith('step-')).sort().at(-1)!);
+  const alone = join(dir, 'alone', 'ck');
+  copyTree(ck, alone);
+  const args = ['--prompt', 'This movie was', '--max-tokens', '6', '--temperature', '0', '--json'];
+  const a = stackwise('sample', clmRun, ...args);
+  const b = stackwise('sample', alone, ...args);
+  assert.equal(b.status, 0, b.stderr);
+  assert.deepEqual(json(b.stdout).samples, json(a.stdout).samples);
+  const ev = stackwise('eval', alone, '--max-tokens', '256', '--json');
+  assert.equal(ev.status, 0, ev.stderr);
+  assert.equal(json(ev.stdout).task, 'lm');
+  const ins = stackwise('inspect', alone, '--json');
+  assert.equal(ins.status, 0, ins.stderr);
+  const report = json(ins.stdout) as { modelType: string; stacks: number[]; manifest: { rack: { stacks: unknown[] } } };
+  assert.equal(report.modelType, 'stackwise');
+  assert.deepEqual(report.stacks, [1]);
+  assert.equal(report.manifest.rack.stacks.length, 1);
+  const text = stackwise('inspect', alone);
+  assert.match(text.stdout, /stack 0: id 0, 1 block, fp32/);
+  const out = join(dir, 'alone-hf');
+  const ex = stackwise('export', alone, '--out', out, '--json');
+  assert.equal(ex.status, 0, ex.stderr);
+  assert.ok(readdirSync(out).includes('config.json'));
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
 import { TrainingMachine } from '../../src/training/index.js';
-import { loadRun } from '../../src/cli/sample.js';
+import { loadRun } from '../../src/training/run/index.js';
 import { generate } from '../../src/training/sampling/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sw-sample-load-'));

@@ -132,8 +132,22 @@ test('a NaN loss stops training with a clear error; the last good checkpoint is 
   assert.equal(readJsonl(join(run, 'metrics.jsonl')).at(-1)!['type'], 'diverged');
 });
 
-test('clear errors: growth without a hook, nothing trainable, incompatible specs, bad run folders', () => {
-  assert.throws(() => new TrainingMachine(tinyConfig()).train(), /phase 'grow' asks for model\.n_stacks = 3, but the model has 2 stack\(s\) after the phase's onPhaseStart hooks/);
+test('a config whose phases raise n_stacks grows under the machine as under `stackwise train` (copy_top); clear errors: nothing trainable, incompatible specs, bad run folders', () => {
+  const grown = new TrainingMachine(tinyConfig());
+  let top: Float32Array | undefined;
+  grown.addCallback({ onPhaseStart: (p, m) => {
+    if (p.name !== 'grow') return;
+    const blocks = m.model.model.rack.allBlocks();
+    assert.equal(blocks.length, 3);
+    // copy_top: the new block starts as a copy of the block below it.
+    assert.deepEqual(blocks[2]!.ffn.down.weight.toArray(), blocks[1]!.ffn.down.weight.toArray());
+    top = Float32Array.from(blocks[2]!.ffn.down.weight.toArray());
+  } });
+  grown.train();
+  assert.ok(top, 'the phase grew');
+  assert.equal(grown.model.model.rack.numStacks, 3);
+  assert.equal(grown.modelPlane?.name, 'progressive');
+  grown.dispose();
   const frozen = new TrainingMachine(tinyConfig(), { hooks: [{ onPhaseStart: (_p, machine) => { machine.model.model.freeze(); } }] });
   assert.throws(() => frozen.trainStep(), /phase 'base': the model has no trainable parameter/);
   const causalMlm = tinyConfig() as Record<string, any>;

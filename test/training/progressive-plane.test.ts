@@ -119,7 +119,7 @@ test('ramp-in growth: the gate follows t; per-phase freeze override', () => {
   const gates: [number, number][] = [];
   m.addHook({ name: 'probe', onStepStart: (_m, ctx) => { const s = m.model.model.rack.stacks.toArray()[1]; if (s instanceof RampedStack) gates.push([ctx.t, s.gate]); } });
   m.train();
-  assert.equal(plane.builder.freezePolicy, 'frozen-trunk');
+  assert.equal(plane.builder.freezePolicy, 'frozen_trunk');
   assert.deepEqual(gates.map(([t]) => t), [6, 7, 8, 9, 10, 11].map((k) => k / 12));
   for (const [t, g] of gates) assert.ok(Math.abs(g - rampGate(t, 0.5, 0.7)) < 1e-12, `t = ${t}: gate ${g}`);
   assert.equal(gates[0]![1], 0);
@@ -223,7 +223,7 @@ test('without attach, the plane validates when the machine is made (config alone
 
 test('ProgressiveTrainer.trainRack: equal append phases on one TrainingMachine; ProgressiveDataLoader.getBatchSpec', () => {
   const model = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFF: 24, stacks: 1, seed: 2 });
-  const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen-trunk', growth: { kind: 'copy-top' } });
+  const builder = new ProgressiveRackBuilder(model, { targetStacks: 4, freeze: 'frozen_trunk', growth: { kind: 'copy_top' } });
   const tokens = syntheticTokenData({ vocab_size: 48, tokens: 3000, seed: 1 });
   const loader = new ProgressiveDataLoader(tokens, { seq_len: 8, batch_size: 4, objective: 'clm' }, { seed: 1 });
   const spec = loader.getBatchSpec();
@@ -241,6 +241,33 @@ test('ProgressiveTrainer.trainRack: equal append phases on one TrainingMachine; 
   assert.ok(result.losses.at(-1)! < result.losses[0]!);
   assert.equal(ProgressiveDataLoader.fromMachine(machine).getBatchSpec().seq_len, 8);
   assert.throws(() => new ProgressiveTrainer().trainRack(builder, loader, { targetStacks: 5 }), /past the builder's targetStacks 4/);
+});
+
+test('ProgressiveTrainer.trainRack grows right to left too, and takes a built model or a config\'s model section', () => {
+  const tokens = syntheticTokenData({ vocab_size: 48, tokens: 3000, seed: 1 });
+  const loader = new ProgressiveDataLoader(tokens, { seq_len: 8, batch_size: 4, objective: 'clm' }, { seed: 1 });
+  const trainer = new ProgressiveTrainer({ stepsPerPhase: 3, optimizer: { lr: 5e-3 } });
+  // Prepend with a builder: the first stack stays rightmost, the suffix (and head) frozen.
+  const model = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, stacks: 1, seed: 2 });
+  const first = model.rack.stacks.at(0);
+  const builder = new ProgressiveRackBuilder(model, { direction: 'prepend', targetStacks: 3, growth: { kind: 'copy_top' } });
+  const r = trainer.trainRack(builder, loader);
+  assert.deepEqual(r.stacks, [1, 2, 3]);
+  assert.equal(model.rack.numStacks, 3);
+  assert.equal(model.rack.stacks.at(2), first);
+  assert.deepEqual(r.plane.stackIds(), [0, 1, 2]);
+  // A built model, grown by model.progressive settings.
+  const built = llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, stacks: 1, seed: 3 });
+  const b = trainer.trainRack(built, loader, { targetStacks: 2, progressive: { direction: 'prepend', growth: 'identity' } });
+  assert.equal(built.rack.numStacks, 2);
+  assert.equal(b.plane.builder.direction, 'prepend');
+  // A config's model section: the config path (model.progressive installed by the machine).
+  const c = trainer.trainRack({ preset: 'llama', d_model: 16, n_heads: 2, d_ff: 24, blocks_per_stack: 1, n_stacks: 1, progressive: { direction: 'prepend', growth: 'copy_top' } }, loader, { targetStacks: 2 });
+  assert.equal(c.machine.model.model.rack.numStacks, 2);
+  assert.equal(c.plane.builder.direction, 'prepend');
+  assert.equal(c.result.losses.length, 6);
+  assert.throws(() => trainer.trainRack(llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 24, stacks: 1, seed: 3 }), loader), /give targetStacks/);
+  c.machine.model.model.dispose();
 });
 
 test('a config with model.progressive installs the plane itself (no hook passed)', () => {

@@ -164,7 +164,7 @@ test('recipe (c) right→left, rising mask noise, adapters-only NF4 trunk', () =
   assert.deepEqual((quant['stacks'] as { state: unknown }[]).map((s) => s.state), ['trainable', ['adapted', 'quantized'], ['adapted', 'quantized'], ['adapted', 'quantized']]);
 });
 
-test('recipe (d) progressive stacking 3 → 6 → 12 blocks, copy-top at t = 0.125 and 0.30', () => {
+test('recipe (d) progressive stacking 3 → 6 → 12 blocks, copy_top at t = 0.125 and 0.30', () => {
   // At each growth the new blocks are exact copies of the model before it, in order (block i + L = block i).
   const copies: boolean[] = [];
   const r = runRecipe('progressive-stacking.yaml', ['model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'training.total_steps=40'], undefined, (m) => {

@@ -36,7 +36,7 @@ export interface ProgressiveRackBuilderOptions {
   stack?: StackConfig;
   /** Growth operator (default fresh random init). */
   growth?: GrowthSpec | GrowthOperator;
-  /** Freeze policy (default: append 'none', prepend 'frozen-suffix'). */
+  /** Freeze policy (default: append 'none', prepend 'frozen_suffix'). */
   freeze?: FreezePolicy;
   /** LoRA on every new stack. */
   stackLora?: StackLoraOptions;
@@ -129,8 +129,8 @@ export class ProgressiveRackBuilder {
     if (this.direction !== 'append' && this.direction !== 'prepend') throw new ProgressiveConfigError(`direction must be 'append' (left→right) or 'prepend' (right→left), found '${String(this.direction)}'`);
     const n = model.rack.numStacks;
     if (n < 1) throw new ProgressiveConfigError('the model must start with at least one stack');
-    if (!Number.isInteger(opts.targetStacks) || opts.targetStacks < 1) throw new ProgressiveConfigError(`targetStacks must be a positive integer, found ${String(opts.targetStacks)}`);
-    if (opts.targetStacks < n) throw new ProgressiveConfigError(`targetStacks ${opts.targetStacks} is smaller than the ${n} stacks the model already has`);
+    if (!Number.isInteger(opts.targetStacks) || opts.targetStacks < 1) throw new ProgressiveConfigError(`target_stacks must be a positive integer, found ${String(opts.targetStacks)}`);
+    if (opts.targetStacks < n) throw new ProgressiveConfigError(`target_stacks ${opts.targetStacks} is smaller than the ${n} stacks the model already has`);
     this.targetStacks = opts.targetStacks;
     const edge = this.direction === 'append' ? model.rack.stacks.at(-1) : model.rack.stacks.at(0);
     this.stackConfig = structuredClone(opts.stack ?? { nBlocks: edge.length, block: edge.blocks.at(0).config });
@@ -162,16 +162,16 @@ export class ProgressiveRackBuilder {
     const blockConfigs = [this.stackConfig.block, ...this.model.rack.allBlocks().map((b) => b.config)];
     if (this.stackLora) {
       checkRankStrategy(this.stackLora.strategy, this.targetStacks);
-      for (const c of blockConfigs) checkLoraTargets(this.stackLora.targets, c, 'stackLora');
+      for (const c of blockConfigs) checkLoraTargets(this.stackLora.targets, c, 'stack_lora');
     }
     if (this.progressiveLora) {
       const p = this.progressiveLora;
-      if (!Number.isInteger(p.rank) || p.rank < 1) throw new ProgressiveConfigError(`progressiveLora.rank must be a positive integer, found ${p.rank}`);
-      if (!(p.alpha > 0)) throw new ProgressiveConfigError(`progressiveLora.alpha must be a positive number, found ${p.alpha}`);
-      for (const c of blockConfigs) checkLoraTargets(p.targets, c, 'progressiveLora');
+      if (!Number.isInteger(p.rank) || p.rank < 1) throw new ProgressiveConfigError(`progressive_lora.rank must be a positive integer, found ${p.rank}`);
+      if (!(p.alpha > 0)) throw new ProgressiveConfigError(`progressive_lora.alpha must be a positive number, found ${p.alpha}`);
+      for (const c of blockConfigs) checkLoraTargets(p.targets, c, 'progressive_lora');
     }
     if (!(WEIGHT_FORMATS as readonly string[]).includes(this.trunkFormat)) {
-      throw new ProgressiveConfigError(`trunkWeightFormat must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(this.trunkFormat)}'`);
+      throw new ProgressiveConfigError(`trunk_format must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(this.trunkFormat)}'`);
     }
   }
 
@@ -197,20 +197,20 @@ export class ProgressiveRackBuilder {
     const out: string[] = [];
     const trunkAdapters = !!this.progressiveLora || !!this.stackLora;
     const parts: string[] = [];
-    if (plan.newStack === 'train' || (plan.newStack === 'adapters' && this.stackLora)) parts.push('new stack');
+    if (plan.new_stack === 'train' || (plan.new_stack === 'adapters' && this.stackLora)) parts.push('new stack');
     if (hasTrunk && (plan.trunk === 'train' || (plan.trunk === 'adapters' && trunkAdapters))) parts.push('trunk');
     if (plan.embedding === 'train') parts.push('embedding');
     if (plan.head === 'train') parts.push('head');
-    if (parts.length === 0) out.push(`${where}: the freeze policy ${JSON.stringify(policy)} freezes everything (new stack ${plan.newStack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head}); nothing would train`);
-    if (plan.newStack === 'adapters' && !this.stackLora) out.push(`${where}: the new stack trains only adapters, but no stackLora is configured`);
-    if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: freeze policy 'adapters-only-trunk' needs adapters on the trunk (configure progressiveLora or stackLora)`);
-    if (plan.trunk === 'frozen' && this.progressiveLora) out.push(`${where}: progressiveLora puts adapters on a trunk that the freeze policy freezes, so they would never train; use 'adapters-only-trunk' or drop progressiveLora`);
+    if (parts.length === 0) out.push(`${where}: the freeze policy ${JSON.stringify(policy)} freezes everything (new stack ${plan.new_stack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head}); nothing would train`);
+    if (plan.new_stack === 'adapters' && !this.stackLora) out.push(`${where}: the new stack trains only adapters, but no stack_lora is configured`);
+    if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: freeze policy 'adapters_only_trunk' needs adapters on the trunk (configure progressive_lora or stack_lora)`);
+    if (plan.trunk === 'frozen' && this.progressiveLora) out.push(`${where}: progressive_lora puts adapters on a trunk that the freeze policy freezes, so they would never train; use 'adapters_only_trunk' or drop progressive_lora`);
     // Every trunk format but fp32 is frozen storage (the model library's QuantizedLinear pins its
     // weights frozen, fp16 and bf16 included): such a trunk trains only through adapters.
     if (format !== 'fp32') {
       const kind = (QUANTIZED_WEIGHT_FORMATS as readonly string[]).includes(format) ? 'quantized ' : '';
-      if (plan.trunk === 'train') out.push(`${where}: a ${format} trunk cannot be trained directly (its weights are stored as frozen ${format} and take no gradient updates); freeze it or train it through adapters ('adapters-only-trunk')`);
-      if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: a frozen ${kind}(${format}) trunk is asked to train without adapters; configure progressiveLora (or stackLora)`);
+      if (plan.trunk === 'train') out.push(`${where}: a ${format} trunk cannot be trained directly (its weights are stored as frozen ${format} and take no gradient updates); freeze it or train it through adapters ('adapters_only_trunk')`);
+      if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: a frozen ${kind}(${format}) trunk is asked to train without adapters; configure progressive_lora (or stack_lora)`);
     }
     if (format !== 'fp32' && !this.quantizeTrunk && out.length === 0) {
       out.push(`${where}: trunk weight format '${format}' is not implemented by the model library (no quantizeTrunk hook given); use 'fp32'`);
@@ -237,7 +237,7 @@ export class ProgressiveRackBuilder {
       const where = `phase #${i}${step.name ? ` '${step.name}'` : ''}`;
       if (!Number.isInteger(step.stacks) || step.stacks < 1) problems.push(`${where}: stacks must be a positive integer, found ${String(step.stacks)}`);
       else {
-        if (step.stacks > this.targetStacks) problems.push(`${where}: grows the rack to ${step.stacks} stacks, past the configured targetStacks ${this.targetStacks}`);
+        if (step.stacks > this.targetStacks) problems.push(`${where}: grows the rack to ${step.stacks} stacks, past the configured target_stacks ${this.targetStacks}`);
         if (step.stacks < prev) problems.push(`${where}: has ${step.stacks} stacks, fewer than the ${prev} before it (a rack never shrinks)`);
         if (step.stacks > prev) hasTrunk = true;
         prev = Math.max(prev, step.stacks);
@@ -313,7 +313,7 @@ export class ProgressiveRackBuilder {
    * stacks before it become the trunk (progressive LoRA, trunk format). Returns the events.
    */
   growTo(stacks: number, opts: GrowOptions = {}): GrowthEvent[] {
-    if (stacks > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: asked for ${stacks} stacks`);
+    if (stacks > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past target_stacks ${this.targetStacks}: asked for ${stacks} stacks`);
     return this.growStep(stacks - this.numStacks, opts);
   }
 
@@ -322,9 +322,9 @@ export class ProgressiveRackBuilder {
     if (k <= 0) return [];
     const n = this.numStacks;
     if (n >= this.targetStacks) {
-      throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: the rack already has ${n} stacks`);
+      throw new ProgressiveConfigError(`cannot grow past target_stacks ${this.targetStacks}: the rack already has ${n} stacks`);
     }
-    if (n + k > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past targetStacks ${this.targetStacks}: asked for ${n + k} stacks`);
+    if (n + k > this.targetStacks) throw new ProgressiveConfigError(`cannot grow past target_stacks ${this.targetStacks}: asked for ${n + k} stacks`);
     const t = opts.t ?? this.time;
     if (!(t >= 0 && t <= 1)) throw new ProgressiveConfigError(`grow: t must be in [0, 1], found ${t}`);
     const op = opts.growth ? growthOperator(opts.growth) : this.growth;
@@ -376,7 +376,7 @@ export class ProgressiveRackBuilder {
   setTrunkWeightFormat(format: WeightFormat): void {
     if (format === this.trunkFormat) return;
     if (!(WEIGHT_FORMATS as readonly string[]).includes(format)) {
-      throw new ProgressiveConfigError(`trunkWeightFormat must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(format)}'`);
+      throw new ProgressiveConfigError(`trunk_format must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(format)}'`);
     }
     if (this.model.rack.stacks.toArray().some((s) => this.quantized.has(s))) {
       throw new ProgressiveConfigError(`cannot change the trunk weight format from '${this.trunkFormat}' to '${format}': trunk stacks are already stored as ${this.trunkFormat} (quantizing is one-way)`);
@@ -420,7 +420,7 @@ export class ProgressiveRackBuilder {
       newStacks: this.fresh,
     });
     if (trainable === 0) {
-      throw new ProgressiveConfigError(`the freeze policy ${JSON.stringify(this.freeze)} leaves nothing trainable (new stack ${plan.newStack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head})`);
+      throw new ProgressiveConfigError(`the freeze policy ${JSON.stringify(this.freeze)} leaves nothing trainable (new stack ${plan.new_stack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head})`);
     }
     this.version++;
     return trainable;
@@ -490,7 +490,7 @@ export class ProgressiveRackBuilder {
    */
   replay(state: BuilderState, operators: Partial<Record<string, GrowthSpec | GrowthOperator>> = {}): void {
     if (state.direction !== this.direction || state.targetStacks !== this.targetStacks || state.seed !== this.seed) {
-      throw new ProgressiveConfigError(`replay: the saved builder (${state.direction}, targetStacks ${state.targetStacks}, seed ${state.seed}) differs from this one (${this.direction}, ${this.targetStacks}, ${this.seed})`);
+      throw new ProgressiveConfigError(`replay: the saved builder (${state.direction}, target_stacks ${state.targetStacks}, seed ${state.seed}) differs from this one (${this.direction}, ${this.targetStacks}, ${this.seed})`);
     }
     // Events of one growth step (same `batch`) are replayed as one step, so the same stacks are new together.
     const steps: GrowthEvent[][] = [];
@@ -502,7 +502,7 @@ export class ProgressiveRackBuilder {
     for (const events of steps) {
       const e = events[events.length - 1]!;
       if (e.stacks <= this.numStacks) continue;
-      const simple = e.operator === 'fresh' || e.operator === 'copy-top' || e.operator === 'copy-middle';
+      const simple = e.operator === 'fresh' || e.operator === 'copy_top' || e.operator === 'copy_middle';
       const growth: GrowthSpec | GrowthOperator | undefined = operators[e.operator]
         ?? (e.operator === this.growth.kind ? this.growth : simple ? ({ kind: e.operator } as GrowthSpec) : undefined);
       if (!growth) throw new ProgressiveConfigError(`replay: growth #${this.history.length} used operator '${e.operator}'; pass it in the operators map`);

@@ -9,36 +9,36 @@ import { LORA_TARGET_NAMES, validateQuantFormat } from '../../nn/index.js';
 import type { LoraTarget } from '../../framework/index.js';
 import type { ResolvedPhase } from '../config/resolve.js';
 import { ProgressiveConfigError } from './errors.js';
-import type { FreezePolicy } from './freeze.js';
-import type { GrowthSpec } from './operators.js';
-import type { LoraRankStrategy, ProgressiveLoraOptions, StackLoraOptions } from './lora.js';
+import { FREEZE_POLICIES, type FreezePolicy } from './freeze.js';
+import { GROWTH_INITS, type GrowthSpec } from './operators.js';
+import { LORA_RANK_STRATEGIES, type LoraRankStrategy, type ProgressiveLoraOptions, type StackLoraOptions } from './lora.js';
 
-const snake = (v: unknown) => (typeof v === 'string' ? v.replace(/-/g, '_') : v);
 const posInt = z.number().int().min(1);
 const posNumber = z.number().positive();
 const loraTarget = z.enum(LORA_TARGET_NAMES as unknown as [LoraTarget, ...LoraTarget[]]);
-const growthInit = z.preprocess(snake, z.enum(['fresh', 'copy_top', 'copy_middle']));
+const growthInit = z.enum(GROWTH_INITS);
+
+// fresh, copy_top and copy_middle (GROWTH_INITS) take no options.
+const [freshGrowth, copyTopGrowth, copyMiddleGrowth] = GROWTH_INITS.map((kind) => z.strictObject({ kind: z.literal(kind) }));
 
 export const growthConfigSchema = z.preprocess(
-  (v) => (typeof v === 'string' ? { kind: snake(v) } : v && typeof v === 'object' && !Array.isArray(v) ? { ...(v as object), kind: snake((v as { kind?: unknown }).kind) } : v),
+  (v) => (typeof v === 'string' ? { kind: v } : v),
   z.discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('fresh') }),
-    z.strictObject({ kind: z.literal('copy_top') }),
-    z.strictObject({ kind: z.literal('copy_middle') }),
+    freshGrowth!, copyTopGrowth!, copyMiddleGrowth!,
     z.strictObject({ kind: z.literal('identity'), init: growthInit.optional() }),
     z.strictObject({
       kind: z.literal('ramp'),
       /** Global t interval over which the new stack's gate rises 0 → 1 (grow at t ≤ t0). */
       t0: z.number().min(0).max(1),
       t1: z.number().min(0).max(1),
-      init: z.preprocess(snake, z.enum(['fresh', 'copy_top', 'copy_middle', 'identity'])).optional(),
+      init: z.enum([...GROWTH_INITS, 'identity']).optional(),
     }),
   ]),
 );
 
 const partState = z.enum(['train', 'frozen', 'adapters']);
 export const freezeConfigSchema = z.union([
-  z.preprocess(snake, z.enum(['none', 'frozen_trunk', 'frozen_suffix', 'adapters_only_trunk'])),
+  z.enum(FREEZE_POLICIES),
   z.strictObject({ new_stack: partState.optional(), trunk: partState.optional(), embedding: z.enum(['train', 'frozen']).optional(), head: z.enum(['train', 'frozen']).optional() }),
 ]);
 
@@ -46,7 +46,7 @@ export const stackLoraConfigSchema = z.strictObject({
   rank: posInt.optional(),
   alpha: posNumber.optional(),
   /** constant: rank/alpha for all; growing: rank + k·step (linear) or rank·factor^k (geometric); per_stack: ranks[k]. */
-  strategy: z.preprocess(snake, z.enum(['constant', 'growing', 'per_stack'])).default('constant'),
+  strategy: z.enum(LORA_RANK_STRATEGIES).default('constant'),
   growth: z.enum(['linear', 'geometric']).optional(),
   step: z.number().int().min(0).optional(),
   factor: posNumber.optional(),
@@ -138,27 +138,23 @@ registerConfigExtension('model', 'progressive', progressiveConfigSchema);
 /** Keys of model.progressive that no phase may change (the builder is made once). */
 export const FIXED_PROGRESSIVE_KEYS = ['direction', 'target_stacks', 'stack_lora', 'progressive_lora', 'seed', 'group_lr_scale', 'activation_cache'] as const;
 
-const dash = (s: string) => s.replace(/_/g, '-');
-
 export function growthSpecOf(g: ProgressiveConfig['growth']): GrowthSpec {
   switch (g.kind) {
-    case 'identity': return g.init ? { kind: 'identity', init: dash(g.init) as never } : { kind: 'identity' };
+    case 'identity': return g.init ? { kind: 'identity', init: g.init } : { kind: 'identity' };
     case 'ramp': {
       if (!(g.t0 <= g.t1)) throw new ProgressiveConfigError(`model.progressive.growth: ramp interval [${g.t0}, ${g.t1}] must have t0 ≤ t1`);
-      return g.init ? { kind: 'ramp', t0: g.t0, t1: g.t1, init: dash(g.init) as never } : { kind: 'ramp', t0: g.t0, t1: g.t1 };
+      return g.init ? { kind: 'ramp', t0: g.t0, t1: g.t1, init: g.init } : { kind: 'ramp', t0: g.t0, t1: g.t1 };
     }
-    default: return { kind: dash(g.kind) } as GrowthSpec;
+    default: return { kind: g.kind };
   }
 }
 
 export function freezePolicyOf(f: ProgressiveConfig['freeze']): FreezePolicy | undefined {
   if (f === undefined) return undefined;
-  if (typeof f === 'string') return dash(f) as FreezePolicy;
-  const out: Record<string, string> = {};
-  if (f.new_stack) out['newStack'] = f.new_stack;
-  if (f.trunk) out['trunk'] = f.trunk;
-  if (f.embedding) out['embedding'] = f.embedding;
-  if (f.head) out['head'] = f.head;
+  if (typeof f === 'string') return f;
+  // The config's part names are FreezePlan's: copy the parts given.
+  const out: Partial<Record<keyof typeof f, string>> = {};
+  for (const [k, v] of Object.entries(f)) if (v !== undefined) out[k as keyof typeof f] = v;
   return out as FreezePolicy;
 }
 
@@ -173,7 +169,7 @@ export function stackLoraOf(l: NonNullable<ProgressiveConfig['stack_lora']>): St
     if (l.factor !== undefined) strategy.factor = l.factor;
     if (l.max_rank !== undefined) strategy.maxRank = l.max_rank;
   } else {
-    strategy = { kind: 'per-stack', ranks: l.ranks! };
+    strategy = { kind: 'per_stack', ranks: l.ranks! };
     if (l.alphas !== undefined) strategy.alphas = l.alphas;
   }
   const out: StackLoraOptions = { strategy, targets: l.targets, trainBase: l.train_base };
@@ -196,5 +192,19 @@ export function progressiveOf(resolved: ResolvedPhase): ProgressiveConfig | unde
 /** Whether any phase of a parsed config has a model.progressive section. */
 export function usesProgressivePlane(parsed: { phases: readonly ResolvedPhase[] }): boolean {
   return parsed.phases.some((p) => (p.model as Record<string, unknown> | undefined)?.['progressive'] !== undefined);
+}
+
+/**
+ * The model.progressive settings of a config whose phases change model.n_stacks without a
+ * model.progressive section: the rack grows left to right by copy_top, everything keeps training,
+ * and the optimizer keeps the config's parameter groups (progressive stacking, as `stackwise
+ * train` has always grown such configs).
+ */
+export const IMPLICIT_GROWTH = { direction: 'append', growth: 'copy_top', freeze: 'none' } as const;
+
+/** Whether the phases of a parsed config change the number of stacks. */
+export function changesStacks(parsed: { phases: readonly ResolvedPhase[] }): boolean {
+  const counts = new Set(parsed.phases.map((p) => p.model?.n_stacks).filter((n) => n !== undefined));
+  return counts.size > 1;
 }
 

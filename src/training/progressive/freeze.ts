@@ -10,9 +10,9 @@
  * | policy              | trunk    | embedding (append / prepend) | head (append / prepend) |
  * |---------------------|----------|------------------------------|-------------------------|
  * | none                | train    | train / train                | train / train           |
- * | frozen-trunk        | frozen   | frozen / train               | train / train           |
- * | frozen-suffix       | frozen   | (prepend only) train         | frozen                  |
- * | adapters-only-trunk | adapters | frozen / train               | train / frozen          |
+ * | frozen_trunk        | frozen   | frozen / train               | train / train           |
+ * | frozen_suffix       | frozen   | (prepend only) train         | frozen                  |
+ * | adapters_only_trunk | adapters | frozen / train               | train / frozen          |
  * A time embedding (time-as-input) is part of the embedding stage and follows its state.
  * Left→right freezes the embedding with the trunk (it is part of the frozen prefix, which lets an
  * activation cache serve it); right→left freezes the head with the suffix (the semantic anchor).
@@ -30,47 +30,51 @@ import type { BuildDirection } from '../objectives/noise.js';
 
 export type PartState = 'train' | 'frozen' | 'adapters';
 
+/** The parts a freeze policy sets, by the names `model.progressive.freeze` uses. */
+export const FREEZE_PARTS = ['new_stack', 'trunk', 'embedding', 'head'] as const;
+
 export interface FreezePlan {
-  newStack: PartState;
+  new_stack: PartState;
   trunk: PartState;
   embedding: 'train' | 'frozen';
   head: 'train' | 'frozen';
 }
 
-export const FREEZE_POLICIES = ['none', 'frozen-trunk', 'frozen-suffix', 'adapters-only-trunk'] as const;
+/** The named freeze policies, by the names `model.progressive.freeze` uses (config, code and messages). */
+export const FREEZE_POLICIES = ['none', 'frozen_trunk', 'frozen_suffix', 'adapters_only_trunk'] as const;
 export type FreezePolicyName = (typeof FREEZE_POLICIES)[number];
 /** A named policy, or explicit part states over the direction's default ('none'). */
 export type FreezePolicy = FreezePolicyName | Partial<FreezePlan>;
 
-/** The default policy of a direction: append → 'none', prepend → 'frozen-suffix'. */
+/** The default policy of a direction: append → 'none', prepend → 'frozen_suffix'. */
 export function defaultFreezePolicy(direction: BuildDirection): FreezePolicyName {
-  return direction === 'append' ? 'none' : 'frozen-suffix';
+  return direction === 'append' ? 'none' : 'frozen_suffix';
 }
 
 const PART_STATES: readonly PartState[] = ['train', 'frozen', 'adapters'];
 
-/** The part states of a policy for a direction; `newStack` is 'adapters' when the new stack's base does not train. */
+/** The part states of a policy for a direction; `new_stack` is 'adapters' when the new stack's base does not train. */
 export function resolveFreezePlan(policy: FreezePolicy, direction: BuildDirection, newStackTrainsBase = true): FreezePlan {
-  const newStack: PartState = newStackTrainsBase ? 'train' : 'adapters';
+  const new_stack: PartState = newStackTrainsBase ? 'train' : 'adapters';
   const append = direction === 'append';
   if (typeof policy === 'string') {
     switch (policy) {
-      case 'none': return { newStack, trunk: 'train', embedding: 'train', head: 'train' };
-      case 'frozen-trunk': return { newStack, trunk: 'frozen', embedding: append ? 'frozen' : 'train', head: 'train' };
-      case 'frozen-suffix':
-        if (append) throw new ProgressiveConfigError("freeze policy 'frozen-suffix' is the right→left (prepend) policy: the suffix is the stacks after the new one and the head; with append use 'frozen-trunk'");
-        return { newStack, trunk: 'frozen', embedding: 'train', head: 'frozen' };
-      case 'adapters-only-trunk': return { newStack, trunk: 'adapters', embedding: append ? 'frozen' : 'train', head: append ? 'train' : 'frozen' };
+      case 'none': return { new_stack, trunk: 'train', embedding: 'train', head: 'train' };
+      case 'frozen_trunk': return { new_stack, trunk: 'frozen', embedding: append ? 'frozen' : 'train', head: 'train' };
+      case 'frozen_suffix':
+        if (append) throw new ProgressiveConfigError("freeze policy 'frozen_suffix' is the right→left (prepend) policy: the suffix is the stacks after the new one and the head; with append use 'frozen_trunk'");
+        return { new_stack, trunk: 'frozen', embedding: 'train', head: 'frozen' };
+      case 'adapters_only_trunk': return { new_stack, trunk: 'adapters', embedding: append ? 'frozen' : 'train', head: append ? 'train' : 'frozen' };
       default:
-        throw new ProgressiveConfigError(`unknown freeze policy '${String(policy)}' (expected ${FREEZE_POLICIES.join(', ')}, or an object with newStack/trunk/embedding/head)`);
+        throw new ProgressiveConfigError(`unknown freeze policy '${String(policy)}' (expected ${FREEZE_POLICIES.join(', ')}, or an object with new_stack/trunk/embedding/head)`);
     }
   }
   if (!policy || typeof policy !== 'object') throw new ProgressiveConfigError(`freeze policy must be a name or an object, found ${String(policy)}`);
-  const plan: FreezePlan = { newStack, trunk: 'train', embedding: 'train', head: 'train', ...policy };
+  const plan: FreezePlan = { new_stack, trunk: 'train', embedding: 'train', head: 'train', ...policy };
   for (const key of Object.keys(policy)) {
-    if (!['newStack', 'trunk', 'embedding', 'head'].includes(key)) throw new ProgressiveConfigError(`freeze.${key} is not a part (expected newStack, trunk, embedding, head)`);
+    if (!(FREEZE_PARTS as readonly string[]).includes(key)) throw new ProgressiveConfigError(`freeze.${key} is not a part (expected ${FREEZE_PARTS.join(', ')})`);
   }
-  for (const k of ['newStack', 'trunk'] as const) {
+  for (const k of ['new_stack', 'trunk'] as const) {
     if (!PART_STATES.includes(plan[k])) throw new ProgressiveConfigError(`freeze.${k} must be 'train', 'frozen' or 'adapters', found '${String(plan[k])}'`);
   }
   for (const k of ['embedding', 'head'] as const) {
@@ -103,7 +107,7 @@ export function applyFreezePlan(plan: FreezePlan, target: FreezeTarget): number 
   set(target.embedding, plan.embedding);
   if (target.time) set(target.time, plan.embedding);
   set(target.head, plan.head);
-  for (const s of target.stacks) set(s, target.newStacks.has(s) ? plan.newStack : plan.trunk);
+  for (const s of target.stacks) set(s, target.newStacks.has(s) ? plan.new_stack : plan.trunk);
   let trainable = 0;
   for (const [t, v] of want) {
     t.requiresGrad = v;

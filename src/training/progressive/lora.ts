@@ -14,6 +14,9 @@ import type { LoraTarget } from '../../framework/index.js';
 import { ProgressiveConfigError } from './errors.js';
 import { isQuantizedLike, projectionsOf, type LinearLike } from './linear-like.js';
 
+/** The stack-LoRA rank strategies, by the names `stack_lora.strategy` uses. */
+export const LORA_RANK_STRATEGIES = ['constant', 'growing', 'per_stack'] as const;
+
 export type LoraRankStrategy =
   /** The same rank and alpha on every stack. */
   | { kind: 'constant'; rank: number; alpha: number }
@@ -24,7 +27,7 @@ export type LoraRankStrategy =
    */
   | { kind: 'growing'; rank: number; alpha?: number; growth?: 'linear' | 'geometric'; step?: number; factor?: number; maxRank?: number; alphaMode?: 'proportional' | 'fixed' }
   /** Explicit values per final stack index (alphas default to the ranks). */
-  | { kind: 'per-stack'; ranks: number[]; alphas?: number[] };
+  | { kind: 'per_stack'; ranks: number[]; alphas?: number[] };
 
 export interface StackLoraOptions {
   strategy: LoraRankStrategy;
@@ -50,7 +53,7 @@ function positive(v: unknown, what: string): void {
 }
 
 /** Checks a strategy against the final number of stacks. */
-export function checkRankStrategy(s: LoraRankStrategy, targetStacks: number, what = 'stackLora.strategy'): void {
+export function checkRankStrategy(s: LoraRankStrategy, targetStacks: number, what = 'stack_lora.strategy'): void {
   switch (s?.kind) {
     case 'constant':
       positiveInt(s.rank, `${what}.rank`);
@@ -61,10 +64,10 @@ export function checkRankStrategy(s: LoraRankStrategy, targetStacks: number, wha
       if (s.alpha !== undefined) positive(s.alpha, `${what}.alpha`);
       if (s.step !== undefined && !(Number.isInteger(s.step) && s.step >= 0)) throw new ProgressiveConfigError(`${what}.step must be a non-negative integer, found ${s.step}`);
       if (s.factor !== undefined) positive(s.factor, `${what}.factor`);
-      if (s.maxRank !== undefined) positiveInt(s.maxRank, `${what}.maxRank`);
+      if (s.maxRank !== undefined) positiveInt(s.maxRank, `${what}.max_rank`);
       if (s.growth !== undefined && s.growth !== 'linear' && s.growth !== 'geometric') throw new ProgressiveConfigError(`${what}.growth must be 'linear' or 'geometric', found '${String(s.growth)}'`);
       return;
-    case 'per-stack':
+    case 'per_stack':
       if (!Array.isArray(s.ranks) || s.ranks.length < targetStacks) {
         throw new ProgressiveConfigError(`${what}.ranks lists ${Array.isArray(s.ranks) ? s.ranks.length : 0} ranks, but the rack grows to ${targetStacks} stacks (one rank per stack)`);
       }
@@ -75,7 +78,7 @@ export function checkRankStrategy(s: LoraRankStrategy, targetStacks: number, wha
       }
       return;
     default:
-      throw new ProgressiveConfigError(`${what}.kind must be 'constant', 'growing' or 'per-stack', found '${String((s as { kind?: unknown })?.kind)}'`);
+      throw new ProgressiveConfigError(`${what}.kind must be one of ${LORA_RANK_STRATEGIES.join(', ')}, found '${String((s as { kind?: unknown })?.kind)}'`);
   }
 }
 
@@ -92,7 +95,7 @@ export function loraRankFor(s: LoraRankStrategy, k: number): { rank: number; alp
       const alpha0 = s.alpha ?? base;
       return { rank, alpha: (s.alphaMode ?? 'proportional') === 'fixed' ? alpha0 : (alpha0 * rank) / base };
     }
-    case 'per-stack':
+    case 'per_stack':
       return { rank: s.ranks[k]!, alpha: s.alphas?.[k] ?? s.ranks[k]! };
   }
 }

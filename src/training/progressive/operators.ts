@@ -11,7 +11,9 @@ import { ProgressiveConfigError } from './errors.js';
 import { RampedStack } from './ramp.js';
 import { effectiveWeight, isLinearLike } from './linear-like.js';
 
-export type GrowthKind = 'fresh' | 'copy-top' | 'copy-middle' | 'identity' | 'ramp';
+/** The growth operators, by the names `model.progressive.growth` uses (one list: config, code and messages). */
+export const GROWTH_OPERATORS = ['fresh', 'copy_top', 'copy_middle', 'identity', 'ramp'] as const;
+export type GrowthKind = (typeof GROWTH_OPERATORS)[number];
 export type GrowthPosition = 'append' | 'prepend';
 
 export interface GrowthContext {
@@ -43,13 +45,15 @@ export interface GrowthOperator {
   makeStack(rack: Rack, ctx: GrowthContext): Stack;
 }
 
-export type GrowthInit = 'fresh' | 'copy-top' | 'copy-middle';
+/** How a new stack's weights start before identity or ramp wrap it (growth.init). */
+export const GROWTH_INITS = ['fresh', 'copy_top', 'copy_middle'] as const;
+export type GrowthInit = (typeof GROWTH_INITS)[number];
 
 /** Serialisable choice of a growth operator (config files use this). */
 export type GrowthSpec =
   | { kind: 'fresh' }
-  | { kind: 'copy-top' }
-  | { kind: 'copy-middle' }
+  | { kind: 'copy_top' }
+  | { kind: 'copy_middle' }
   /** Zero-initialised output projections (attention o, FFN down): a pre-norm stack starts as the identity. */
   | { kind: 'identity'; init?: GrowthInit }
   /** A scalar gate on the new stack, 0 → 1 over [t0, t1] (global time). */
@@ -147,8 +151,8 @@ export function zeroOutputProjections(stack: Stack): void {
 function initStack(rack: Rack, ctx: GrowthContext, init: GrowthInit | 'identity'): Stack {
   switch (init) {
     case 'fresh': return freshStack(rack, ctx);
-    case 'copy-top': return copiedStack(rack, ctx, 'top');
-    case 'copy-middle': return copiedStack(rack, ctx, 'middle');
+    case 'copy_top': return copiedStack(rack, ctx, 'top');
+    case 'copy_middle': return copiedStack(rack, ctx, 'middle');
     case 'identity': {
       const s = freshStack(rack, ctx);
       zeroOutputProjections(s);
@@ -165,13 +169,13 @@ export const freshGrowth: GrowthOperator = {
 
 /** Progressive stacking: the new stack copies the top nBlocks blocks (cycling when the rack is shorter). */
 export const copyTopGrowth: GrowthOperator = {
-  kind: 'copy-top', preservesFunction: false, description: 'copy of the top blocks',
+  kind: 'copy_top', preservesFunction: false, description: 'copy of the top blocks',
   makeStack: (rack, ctx) => copiedStack(rack, ctx, 'top'),
 };
 
 /** The new stack copies the nBlocks blocks in the middle of the rack. */
 export const copyMiddleGrowth: GrowthOperator = {
-  kind: 'copy-middle', preservesFunction: false, description: 'copy of the middle blocks',
+  kind: 'copy_middle', preservesFunction: false, description: 'copy of the middle blocks',
   makeStack: (rack, ctx) => copiedStack(rack, ctx, 'middle'),
 };
 
@@ -208,12 +212,12 @@ export function growthOperator(spec: GrowthSpec | GrowthOperator): GrowthOperato
   if ('makeStack' in spec) return spec;
   switch (spec.kind) {
     case 'fresh': return freshGrowth;
-    case 'copy-top': return copyTopGrowth;
-    case 'copy-middle': return copyMiddleGrowth;
+    case 'copy_top': return copyTopGrowth;
+    case 'copy_middle': return copyMiddleGrowth;
     case 'identity': return identityGrowth(spec.init ?? 'fresh');
     case 'ramp': return rampGrowth(spec.t0, spec.t1, spec.init ?? 'fresh');
     default:
-      throw new ProgressiveConfigError(`unknown growth operator '${String((spec as { kind: unknown }).kind)}' (expected fresh, copy-top, copy-middle, identity or ramp)`);
+      throw new ProgressiveConfigError(`unknown growth operator '${String((spec as { kind: unknown }).kind)}' (expected one of ${GROWTH_OPERATORS.join(', ')})`);
   }
 }
 

@@ -41,6 +41,12 @@ export class RampedStack extends Stack {
     this.g = rampGate(t, this.t0, this.t1);
   }
 
+  /** Sets the gate itself (a model loaded from its manifest gets the gate it was saved with). */
+  setGate(g: number): void {
+    if (!(g >= 0 && g <= 1)) throw new ProgressiveConfigError(`ramp gate must be in [0, 1], found ${g}`);
+    this.g = g;
+  }
+
   override forward(x: Tensor, ctx: ForwardContext = {}, hidden?: HiddenStateSink): Tensor {
     if (this.g === 0) {
       for (let i = 0; i < this.length; i++) hidden?.push(x);

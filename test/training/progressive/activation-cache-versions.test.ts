@@ -15,7 +15,7 @@ import { idsOf, logitsOf, maxAbsDiff, tinyLlama } from './helpers.js';
 /** A 2-stack rack with a frozen trunk: the embedding and stack 0 are served from the cache. */
 function frozenTrunk(seed: number): { m: Model; fwd: CachedPrefixForward; cache: ActivationCache } {
   const m = tinyLlama(1, seed);
-  new ProgressiveRackBuilder(m, { targetStacks: 2, freeze: 'frozen-trunk', seed }).grow();
+  new ProgressiveRackBuilder(m, { targetStacks: 2, freeze: 'frozen_trunk', seed }).grow();
   const cache = new ActivationCache({ memoryBudgetBytes: 1 << 20 });
   return { m, fwd: new CachedPrefixForward(m, { cache }), cache };
 }
@@ -140,7 +140,7 @@ test('forwards, backward and training the top stack leave the prefix version: th
 
 test('checkContent: true also hashes contents, catching a write that bypasses the engine', () => {
   const m = tinyLlama(1, 13);
-  new ProgressiveRackBuilder(m, { targetStacks: 2, freeze: 'frozen-trunk' }).grow();
+  new ProgressiveRackBuilder(m, { targetStacks: 2, freeze: 'frozen_trunk' }).grow();
   m.to('reference');
   const byVersion = new CachedPrefixForward(m, { cache: new ActivationCache({ memoryBudgetBytes: 1 << 20 }) });
   const byContent = new CachedPrefixForward(m, { cache: new ActivationCache({ memoryBudgetBytes: 1 << 20 }), checkContent: true });

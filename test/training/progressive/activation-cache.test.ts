@@ -59,7 +59,7 @@ function batches(n: number, B: number, S: number): ObjectiveBatch[] {
 /** Trains the top stack of a 3-stack rack (frozen trunk) for `steps` steps; returns the losses. */
 function trainTop(cache: ActivationCache | null, steps: number): { losses: number[]; reused: number } {
   const m = tinyLlama(1, 21);
-  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', seed: 4 });
+  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk', seed: 4 });
   b.grow(); // two growth steps: stacks 0 and 1 are the frozen trunk (growTo(3) would add both as new stacks)
   b.grow();
   const opt = new AdamW(b.parameterGroups(), { lr: 1e-2 });
@@ -109,7 +109,7 @@ test('training the top stack with the activation cache gives the same losses as 
 
 test('a changed trunk never serves stale activations; a trainable prefix is not cached', () => {
   const m = tinyLlama(1, 8);
-  const b = new ProgressiveRackBuilder(m, { targetStacks: 2, freeze: 'frozen-trunk' });
+  const b = new ProgressiveRackBuilder(m, { targetStacks: 2, freeze: 'frozen_trunk' });
   b.grow();
   const cache = new ActivationCache({ memoryBudgetBytes: 1 << 20 });
   const fwd = new CachedPrefixForward(m, { cache });

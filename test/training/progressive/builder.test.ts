@@ -12,7 +12,7 @@ const TOL = 1e-5;
 
 test('append grows 1 → 3 stacks left→right; frozen trunk freezes the prefix, the head trains', () => {
   const m = tinyGpt2(1);
-  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', seed: 5 });
+  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk', seed: 5 });
   assert.equal(b.numStacks, 1);
   assert.equal(b.newStackIndex, 0);
   assert.ok(m.parameters().every((t) => t.requiresGrad), 'no trunk yet: the first stack trains with the embedding and head');
@@ -34,7 +34,7 @@ test('append grows 1 → 3 stacks left→right; frozen trunk freezes the prefix,
   assert.equal(spec.n_stacks, 3);
   assert.deepEqual(spec.stacks.map((s) => s.frozen), [true, true, false]);
   assert.deepEqual(b.history.map((h) => h.t), [0.3, 0.6]);
-  throwsWith(() => b.grow(), /cannot grow past targetStacks 3: the rack already has 3 stacks/);
+  throwsWith(() => b.grow(), /cannot grow past target_stacks 3: the rack already has 3 stacks/);
   // Parameter names are dotted paths of the grown model.
   assert.ok(m.namedParameters().some(([n]) => n === 'rack.stacks.2.blocks.0.attn.q.weight'));
   m.dispose();
@@ -69,8 +69,8 @@ test('function-preserving operators: identity insertion and ramp-in keep the log
       assert.equal(b.grow().preservesFunction, true);
       assert.ok(maxAbsDiff(logitsOf(m, x), before) <= TOL, `${m.family} ${direction}: identity insertion changed the logits`);
       // identity on top of a copy of the top stack
-      b.grow({ growth: { kind: 'identity', init: 'copy-top' } });
-      assert.ok(maxAbsDiff(logitsOf(m, x), before) <= TOL, `${m.family} ${direction}: identity(copy-top) changed the logits`);
+      b.grow({ growth: { kind: 'identity', init: 'copy_top' } });
+      assert.ok(maxAbsDiff(logitsOf(m, x), before) <= TOL, `${m.family} ${direction}: identity(copy_top) changed the logits`);
       // ramp-in over [0.4, 0.6], added at t = 0.2: no change until t0, then a real stack.
       b.grow({ t: 0.2, growth: { kind: 'ramp', t0: 0.4, t1: 0.6 } });
       const ramp = m.rack.stacks.toArray().find((s) => s instanceof RampedStack) as RampedStack;
@@ -91,7 +91,7 @@ test('stack LoRA and progressive LoRA start as no-ops (function preserved), fold
   const b = new ProgressiveRackBuilder(m, {
     targetStacks: 3,
     growth: { kind: 'identity' },
-    freeze: 'adapters-only-trunk',
+    freeze: 'adapters_only_trunk',
     stackLora: { strategy: { kind: 'constant', rank: 2, alpha: 4 }, targets: ['q', 'v', 'down'] },
     progressiveLora: { rank: 3, alpha: 3, targets: ['q', 'o'] },
   });
@@ -142,7 +142,7 @@ test('stack LoRA ranks: one for all, growing with depth, or per stack', () => {
   assert.deepEqual([0, 1, 2].map((k) => loraRankFor({ kind: 'growing', rank: 4, alpha: 8 }, k).rank), [4, 8, 12]);
   assert.deepEqual([0, 1, 2].map((k) => loraRankFor({ kind: 'growing', rank: 4, alpha: 8 }, k).alpha), [8, 16, 24]);
   assert.deepEqual([0, 1, 2, 3].map((k) => loraRankFor({ kind: 'growing', rank: 2, growth: 'geometric', maxRank: 8 }, k).rank), [2, 4, 8, 8]);
-  assert.deepEqual(loraRankFor({ kind: 'per-stack', ranks: [1, 5, 3], alphas: [2, 2, 2] }, 1), { rank: 5, alpha: 2 });
+  assert.deepEqual(loraRankFor({ kind: 'per_stack', ranks: [1, 5, 3], alphas: [2, 2, 2] }, 1), { rank: 5, alpha: 2 });
   const m = tinyLlama(1);
   const b = new ProgressiveRackBuilder(m, { targetStacks: 3, stackLora: { strategy: { kind: 'growing', rank: 2, step: 1 }, targets: ['up'] } });
   b.growTo(3);
@@ -152,7 +152,7 @@ test('stack LoRA ranks: one for all, growing with depth, or per stack', () => {
   m.dispose();
 });
 
-test('copy-top / copy-middle copy effective weights; fresh and copies are seeded', () => {
+test('copy_top / copy_middle copy effective weights; fresh and copies are seeded', () => {
   const m = tinyLlama(3, 7);
   const top = m.rack.stacks.at(2).blocks.at(0);
   top.attn.getModule('q') instanceof Linear && (top.attn.getModule('q') as Linear).addLora({ rank: 2, alpha: 2, seed: 1, init: 'random' });
@@ -164,10 +164,10 @@ test('copy-top / copy-middle copy effective weights; fresh and copies are seeded
   assert.ok(maxAbsDiff(c.ffn.up.weight.toArray(), top.ffn.up.weight.toArray()) === 0);
   c.dispose();
   const cfg = { nBlocks: 1, block: top.config };
-  growRack(m.rack, { kind: 'copy-middle' }, { position: 'append', config: cfg, seed: 1 });
+  growRack(m.rack, { kind: 'copy_middle' }, { position: 'append', config: cfg, seed: 1 });
   assert.equal(maxAbsDiff(m.rack.stacks.at(3).blocks.at(0).ffn.down.weight.toArray(), m.rack.stacks.at(1).blocks.at(0).ffn.down.weight.toArray()), 0);
   // Classic progressive stacking: a 4-block stack copying the top 4 blocks.
-  growRack(m.rack, { kind: 'copy-top' }, { position: 'append', config: { nBlocks: 4, block: top.config }, seed: 1 });
+  growRack(m.rack, { kind: 'copy_top' }, { position: 'append', config: { nBlocks: 4, block: top.config }, seed: 1 });
   const blocks = m.rack.allBlocks();
   for (let j = 0; j < 4; j++) assert.equal(maxAbsDiff(blocks[4 + j]!.ffn.gate!.weight.toArray(), blocks[j]!.ffn.gate!.weight.toArray()), 0);
   assert.equal(m.rack.numBlocks, 8);
@@ -186,22 +186,22 @@ test('copy-top / copy-middle copy effective weights; fresh and copies are seeded
 
 test('bad input is rejected before training with clear messages', () => {
   const m = tinyGpt2(1);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: { newStack: 'frozen', trunk: 'frozen', embedding: 'frozen', head: 'frozen' } }),
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: { new_stack: 'frozen', trunk: 'frozen', embedding: 'frozen', head: 'frozen' } }),
     /freezes everything .*nothing would train/);
   throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, stackLora: { strategy: { kind: 'constant', rank: 2, alpha: 2 }, targets: ['q', 'gate'] } }),
     /LoRA target 'gate' does not exist in the blocks \('gate' exists only in SwiGLU FFNs; this block's FFN is 'gelu'\)/);
   throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, progressiveLora: { rank: 2, alpha: 2, targets: ['qkv' as never] } }), /unknown LoRA target 'qkv'/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'adapters-only-trunk', trunkWeightFormat: 'nf4' }),
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'adapters_only_trunk', trunkWeightFormat: 'nf4' }),
     /a frozen quantized \(nf4\) trunk is asked to train without adapters/);
   throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'none', trunkWeightFormat: 'int8' }), /a int8 trunk cannot be trained directly/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', trunkWeightFormat: 'nf4' }),
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk', trunkWeightFormat: 'nf4' }),
     /trunk weight format 'nf4' is not implemented by the model library/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-suffix' }), /'frozen-suffix' is the right→left \(prepend\) policy/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', progressiveLora: { rank: 2, alpha: 2, targets: ['q'] } }),
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_suffix' }), /'frozen_suffix' is the right→left \(prepend\) policy/);
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk', progressiveLora: { rank: 2, alpha: 2, targets: ['q'] } }),
     /adapters on a trunk that the freeze policy freezes, so they would never train/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, stackLora: { strategy: { kind: 'per-stack', ranks: [2, 2] }, targets: ['q'] } }),
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, stackLora: { strategy: { kind: 'per_stack', ranks: [2, 2] }, targets: ['q'] } }),
     /ranks lists 2 ranks, but the rack grows to 3 stacks/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 0 }), /targetStacks must be a positive integer, found 0/);
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 0 }), /target_stacks must be a positive integer, found 0/);
   throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, growth: { kind: 'grow-magic' } as never }), /unknown growth operator 'grow-magic'/);
   // Identity insertion cannot preserve a post-norm (BERT) stack.
   const bb = tinyBert(1);
@@ -210,15 +210,15 @@ test('bad input is rejected before training with clear messages', () => {
   throwsWith(() => new ProgressiveRackBuilder(tinyLlama(1), { targetStacks: 2, growth: { kind: 'ramp', t0: 0.2, t1: 0.4 } }).grow({ t: 0.3 }),
     /the stack is added at t = 0\.3, after the ramp starts/);
   // A whole schedule at once: every problem listed.
-  const ok = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk' });
+  const ok = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk' });
   assert.throws(() => ok.validatePlan([
     { name: 'warmup', stacks: 1 },
     { name: 'grow', stacks: 4 },
-    { name: 'shrink', stacks: 2, freeze: { newStack: 'frozen', trunk: 'frozen', embedding: 'frozen', head: 'frozen' } },
+    { name: 'shrink', stacks: 2, freeze: { new_stack: 'frozen', trunk: 'frozen', embedding: 'frozen', head: 'frozen' } },
   ]), (e: unknown) => {
     assert.ok(e instanceof ProgressiveConfigError);
     assert.equal(e.problems.length, 3, e.message);
-    assert.match(e.message, /phase #1 'grow': grows the rack to 4 stacks, past the configured targetStacks 3/);
+    assert.match(e.message, /phase #1 'grow': grows the rack to 4 stacks, past the configured target_stacks 3/);
     assert.match(e.message, /phase #2 'shrink': has 2 stacks, fewer than the 4 before it/);
     assert.match(e.message, /phase #2 'shrink': the freeze policy .* freezes everything/);
     return true;
@@ -230,7 +230,7 @@ test('bad input is rejected before training with clear messages', () => {
 
 test('memory and compute report per phase', () => {
   const m = tinyLlama(1, 3);
-  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk', stackLora: { strategy: { kind: 'constant', rank: 2, alpha: 2 }, targets: ['q'] } });
+  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk', stackLora: { strategy: { kind: 'constant', rank: 2, alpha: 2 }, targets: ['q'] } });
   b.grow();
   b.grow();
   const r = b.report({ seqLen: 8, optimizer: 'adamw', cachedPrefixStacks: 2 });
@@ -261,11 +261,11 @@ test('memory and compute report per phase', () => {
 
 test('getState + replay rebuild the same structure; with the state dict the same function', () => {
   const x = idsOf(1, 5, 2);
-  const opts = { targetStacks: 3, freeze: 'frozen-trunk' as const, seed: 3 };
+  const opts = { targetStacks: 3, freeze: 'frozen_trunk' as const, seed: 3 };
   const m = tinyLlama(1, 1);
   const b = new ProgressiveRackBuilder(m, opts);
   b.grow({ t: 0.2 });
-  b.grow({ t: 0.5, growth: { kind: 'copy-top' } });
+  b.grow({ t: 0.5, growth: { kind: 'copy_top' } });
   const sd = new Map([...m.stateDict()].map(([k, t]) => [k, E.clone(t)]));
   const m2 = tinyLlama(1, 1);
   const b2 = new ProgressiveRackBuilder(m2, opts);
@@ -285,7 +285,7 @@ test('adapters-only quantized trunk (nf4) through the quantizeTrunk hook', async
   const m = tinyLlama(1, 12);
   const fp32Bytes = (() => { const x = tinyLlama(3, 12); const n = x.numBytes(); x.dispose(); return n; })();
   const b = new ProgressiveRackBuilder(m, {
-    targetStacks: 3, freeze: 'adapters-only-trunk', trunkWeightFormat: 'nf4', quantizeTrunk: (s, f) => { q.quantizeTrunk!(s, f); },
+    targetStacks: 3, freeze: 'adapters_only_trunk', trunkWeightFormat: 'nf4', quantizeTrunk: (s, f) => { q.quantizeTrunk!(s, f); },
     progressiveLora: { rank: 2, alpha: 2, targets: ['q', 'v', 'down'] },
   });
   b.grow();
@@ -310,7 +310,7 @@ test('adapters-only quantized trunk (nf4) through the quantizeTrunk hook', async
 test('one growth step adding several stacks makes them all new; before any growth every stack is new', () => {
   const x = idsOf(2, 5, 4);
   const opts = {
-    targetStacks: 4, freeze: 'adapters-only-trunk' as const, seed: 7,
+    targetStacks: 4, freeze: 'adapters_only_trunk' as const, seed: 7,
     stackLora: { strategy: { kind: 'growing' as const, rank: 2, step: 1 }, targets: ['k' as const] },
     progressiveLora: { rank: 3, alpha: 3, targets: ['q' as const] },
   };
@@ -346,20 +346,20 @@ test('one growth step adding several stacks makes them all new; before any growt
   m2.dispose();
 });
 
-test('copy-top over a step of several stacks stacks the model on itself (append and prepend)', () => {
+test('copy_top over a step of several stacks stacks the model on itself (append and prepend)', () => {
   for (const direction of ['append', 'prepend'] as const) {
     const m = tinyLlama(2, 5);
     const before = m.rack.allBlocks().map((blk) => blk.parameters().map((t) => Array.from(t.toArray())));
-    new ProgressiveRackBuilder(m, { direction, targetStacks: 4, growth: { kind: 'copy-top' }, freeze: 'none' }).growTo(4);
+    new ProgressiveRackBuilder(m, { direction, targetStacks: 4, growth: { kind: 'copy_top' }, freeze: 'none' }).growTo(4);
     const after = m.rack.allBlocks().map((blk) => blk.parameters().map((t) => Array.from(t.toArray())));
     // append: [b0, b1, b0, b1]; prepend: [b0, b1, b0, b1] too (the copies go in front, in order).
     assert.deepEqual(after, [...before, ...before], direction);
     m.dispose();
   }
-  // copy-middle of a step: the middle k·n blocks of the rack as it was, in order.
+  // copy_middle of a step: the middle k·n blocks of the rack as it was, in order.
   const m = tinyLlama(4, 6);
   const before = m.rack.allBlocks().map((blk) => blk.ffn.up.weight.toArray());
-  new ProgressiveRackBuilder(m, { targetStacks: 6, growth: { kind: 'copy-middle' }, freeze: 'none' }).growTo(6);
+  new ProgressiveRackBuilder(m, { targetStacks: 6, growth: { kind: 'copy_middle' }, freeze: 'none' }).growTo(6);
   const after = m.rack.allBlocks().map((blk) => blk.ffn.up.weight.toArray());
   assert.deepEqual(after.slice(4), [before[1], before[2]]);
   m.dispose();
@@ -369,10 +369,10 @@ test('a non-fp32 trunk format is frozen storage: fp16/bf16 trunks cannot train d
   const m = tinyLlama(2);
   const hook = () => {};
   throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'none', trunkWeightFormat: 'fp16', quantizeTrunk: hook }), /a fp16 trunk cannot be trained directly/);
-  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'adapters-only-trunk', trunkWeightFormat: 'bf16', quantizeTrunk: hook }), /a frozen \(bf16\) trunk is asked to train without adapters/);
+  throwsWith(() => new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'adapters_only_trunk', trunkWeightFormat: 'bf16', quantizeTrunk: hook }), /a frozen \(bf16\) trunk is asked to train without adapters/);
   // A 2-stack model before growth has no trunk: a policy that trains only the trunk trains nothing.
-  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen-trunk' });
-  const onlyTrunk = { newStack: 'frozen' as const, trunk: 'train' as const, embedding: 'frozen' as const, head: 'frozen' as const };
+  const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk' });
+  const onlyTrunk = { new_stack: 'frozen' as const, trunk: 'train' as const, embedding: 'frozen' as const, head: 'frozen' as const };
   throwsWith(() => b.validatePlan([{ name: 'first', stacks: 2, freeze: onlyTrunk }]), /phase #0 'first': the freeze policy .* freezes everything/);
   b.validatePlan([{ stacks: 2 }, { stacks: 3, freeze: onlyTrunk }]);
   m.dispose();

@@ -1,0 +1,153 @@
+/**
+ * Language-model evaluation of a loaded run: perplexity on a split of the run's corpus (CLM), or
+ * masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions masked, seeded; a
+ * model with a time embedding is given r = 0.15 for every row). New metrics of the same pass
+ * (e.g. bits per byte) belong in LmEvalResult and the loop below.
+ */
+import { resolve } from 'node:path';
+import * as E from '../../engine/index.js';
+import { Xoshiro128, combineSeeds, loadCorpus, splitDocuments, type CorpusSpec } from '../../data/index.js';
+import { syntheticTokenData } from '../../framework/data-source.js';
+import { inference } from '../sampling/index.js';
+import { noProgress, type ProgressFactory } from './errors.js';
+import type { LoadedRun } from './load-run.js';
+
+export interface EvalOptions {
+  split?: 'val' | 'test';
+  task?: 'lm' | 'sentiment';
+  maxTokens?: number;
+  /** --task sentiment: use only this many sentences (spread evenly over the corpus). */
+  maxExamples?: number;
+  batchSize?: number;
+  seqLen?: number;
+  backend?: string;
+}
+
+export interface LmEvalResult {
+  task: 'lm';
+  checkpoint: string;
+  step: number;
+  objective: string;
+  split: string;
+  tokens: number;
+  scored: number;
+  loss: number;
+  perplexity: number | null;
+  masked_accuracy: number | null;
+}
+
+function corpusSpec(run: LoadedRun): CorpusSpec | null {
+  const c = run.data?.corpus;
+  if (!c) throw new Error('the run has no data plane: nothing to evaluate on');
+  if (c.kind === 'synthetic') return null;
+  if (c.kind === 'files') return { kind: 'files', paths: c.paths, format: c.format, jsonlField: c.jsonl_field };
+  return { kind: c.kind };
+}
+
+/** The token ids of a split of the run's corpus (documents joined with EOS, as in training). */
+export function splitTokens(run: LoadedRun, split: 'val' | 'test'): Int32Array {
+  const data = run.data!;
+  const spec = corpusSpec(run);
+  if (spec === null) {
+    if (split === 'test') throw new Error('a synthetic corpus has no test split; use --split val');
+    const c = data.corpus as { vocab_size: number; tokens: number; seed: number; branching: number };
+    const td = syntheticTokenData({ vocab_size: c.vocab_size, tokens: c.tokens, seed: c.seed, branching: c.branching, val: data.split.val, test: data.split.test });
+    if (!td.validation) throw new Error('the synthetic corpus has no validation split (data.split.val is 0)');
+    return td.validation.window(0, td.validation.length);
+  }
+  const docs = splitDocuments(loadCorpus(spec), data.split)[split];
+  if (docs.length === 0) throw new Error(`the ${split} split of the corpus is empty (data.split.${split} = ${data.split[split]})`);
+  const tok = run.tokenizer!;
+  const out: number[] = [];
+  for (const d of docs) {
+    for (const id of tok.encode(d.text)) out.push(id);
+    out.push(tok.special.EOS);
+  }
+  return Int32Array.from(out);
+}
+
+/** Share of the positions masked (each independently) in the masked-token evaluation. */
+const EVAL_MASK_RATE = 0.15;
+
+/** Perplexity (CLM) or masked-token accuracy (MLM / diffusion) on a split. */
+export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: ProgressFactory = noProgress): LmEvalResult {
+  const split = opts.split ?? 'val';
+  const S = opts.seqLen ?? run.data!.seq_len;
+  const B = opts.batchSize ?? run.data!.batch_size;
+  let ids = splitTokens(run, split);
+  const maxTokens = opts.maxTokens ?? 65_536;
+  if (ids.length > maxTokens + 1) ids = ids.subarray(0, maxTokens + 1);
+  const clm = run.objective === 'clm';
+  const windows = Math.floor((ids.length - (clm ? 1 : 0)) / S);
+  if (windows < 1) throw new Error(`the ${split} split holds ${ids.length} tokens, fewer than one window of ${S + (clm ? 1 : 0)}`);
+  const mask = run.maskTokenId;
+  if (!clm && mask === undefined) throw new Error('this run has no [MASK] token id; masked-token accuracy needs one');
+  const rng = new Xoshiro128(combineSeeds(1234, 0xe7a1));
+  let nll = 0;
+  let scored = 0;
+  let correct = 0;
+  const bar = progress({ total: windows, label: `eval ${split}`, unit: 'windows' });
+  inference(run.model, () => {
+    for (let w0 = 0; w0 < windows; w0 += B) {
+      const b = Math.min(B, windows - w0);
+      const input = new Int32Array(b * S);
+      const target = new Int32Array(b * S).fill(-100);
+      for (let r = 0; r < b; r++) {
+        const off = (w0 + r) * S;
+        for (let i = 0; i < S; i++) {
+          if (clm) {
+            input[r * S + i] = ids[off + i]!;
+            target[r * S + i] = ids[off + i + 1]!;
+          } else if (rng.nextFloat() < EVAL_MASK_RATE) {
+            input[r * S + i] = mask!;
+            target[r * S + i] = ids[off + i]!;
+          } else {
+            input[r * S + i] = ids[off + i]!;
+          }
+        }
+      }
+      let n = 0;
+      for (const t of target) if (t !== -100) n++;
+      if (n === 0) continue;
+      const [loss, hits] = E.tidy(() => {
+        const x = E.tensor(input, [b, S], { dtype: 'int32', backend: run.model.backend });
+        // Time-as-input: every row was corrupted at the rate EVAL_MASK_RATE, its noise ratio.
+        const time = run.model.timeEmbedding ? { timeRatios: new Array<number>(b).fill(EVAL_MASK_RATE) } : {};
+        const logits = run.model.forward(x, time).logits;
+        const tg = E.tensor(target, [b, S], { dtype: 'int32', backend: run.model.backend });
+        const l = E.crossEntropy(logits, tg, { ignoreIndex: -100 }).item();
+        let h = 0;
+        if (!clm) {
+          const V = run.vocabSize;
+          const arr = logits.toArray() as Float32Array;
+          for (let p = 0; p < b * S; p++) {
+            if (target[p] === -100) continue;
+            let best = 0;
+            for (let v = 1; v < V; v++) if (arr[p * V + v]! > arr[p * V + best]!) best = v;
+            if (best === target[p]) h++;
+          }
+        }
+        return [l, h];
+      });
+      nll += loss! * n;
+      scored += n;
+      correct += hits!;
+      bar.update(w0 + b);
+    }
+  });
+  bar.stop();
+  const mean = nll / scored;
+  return {
+    task: 'lm',
+    checkpoint: resolve(run.checkpoint),
+    step: run.step,
+    objective: run.objective,
+    split,
+    tokens: windows * S,
+    scored,
+    loss: mean,
+    perplexity: clm ? Math.exp(mean) : null,
+    masked_accuracy: clm ? null : correct / scored,
+  };
+}
+

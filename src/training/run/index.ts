@@ -1,0 +1,15 @@
+/**
+ * Runs as a library (`stackwise/run`): loading a trained run (`loadRun`, over `loadModel`),
+ * sampling, evaluation (perplexity, masked-token accuracy, the sentiment probe), inspecting and
+ * exporting checkpoints, and the entry points of `stackwise train`. The CLI commands parse flags,
+ * call these and print.
+ */
+export * from './errors.js';
+export * from './load-run.js';
+export * from './sample.js';
+export * from './eval-lm.js';
+export * from './probe.js';
+export * from './eval.js';
+export * from './train.js';
+export * from './inspect.js';
+export * from './export.js';

@@ -1,0 +1,122 @@
+/**
+ * `loadRun(checkpointOrRun)`: a trained model ready for sampling and evaluation — the model from
+ * the checkpoint's manifest (`loadModel`), plus what the checkpoint recorded about the data it was
+ * trained on (objective, mask token, tokenizer, corpus and split of the last phase) — and the
+ * prompt helpers around it. Reads the checkpoint folder only: no config, no corpus.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Gpt2Tokenizer, tokenizerFromJSON, type Tokenizer } from '../../data/index.js';
+import type { ObjectiveName } from '../../framework/index.js';
+import type { Model } from '../../nn/index.js';
+import { CHECKPOINT_TOKENIZER_FILE, type TrainingState } from '../machine-checkpoint.js';
+import type { ResolvedPhase } from '../config/resolve.js';
+import { NoiseSchedule } from '../objectives/noise.js';
+import { loadModel, type ModelManifest } from '../model-manifest/index.js';
+import { UsageError } from './errors.js';
+
+/** The data plane a run's last phase trained with (as resolved from its config). */
+export type RunDataPlane = NonNullable<ResolvedPhase['data']>;
+
+/** A trained model ready for inference, with what it was trained on. */
+export interface LoadedRun {
+  runDir: string;
+  checkpoint: string;
+  step: number;
+  manifest: ModelManifest;
+  /** The data plane of the phase the checkpoint was written in (undefined: the run had none). */
+  data: RunDataPlane | undefined;
+  objective: ObjectiveName;
+  model: Model;
+  /** undefined for a corpus of raw ids (synthetic): prompts are then ids separated by spaces. */
+  tokenizer: Tokenizer | undefined;
+  vocabSize: number;
+  maskTokenId: number | undefined;
+}
+
+/** The run's tokenizer: the checkpoint's copy (BPE) or the GPT-2 one, checked against the model's vocabulary. */
+function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string, Uint8Array>, checkpoint: string, vocab: number): Tokenizer | undefined {
+  const tok = data?.tokenizer;
+  if (!tok || tok.kind === 'none') return undefined;
+  let tokenizer: Tokenizer;
+  let where: string;
+  if (tok.kind === 'gpt2') {
+    tokenizer = new Gpt2Tokenizer();
+    where = 'the GPT-2 tokenizer';
+  } else {
+    const bytes = files.get(CHECKPOINT_TOKENIZER_FILE);
+    where = `tokenizer ${join(checkpoint, CHECKPOINT_TOKENIZER_FILE)}`;
+    if (!bytes) throw new Error(`${where}: missing (the checkpoint keeps the run's BPE tokenizer)`);
+    tokenizer = tokenizerFromJSON(JSON.parse(Buffer.from(bytes).toString('utf8')), where);
+  }
+  if (tokenizer.vocabSize !== vocab) {
+    throw new Error(`${where} has a vocabulary of ${tokenizer.vocabSize} tokens, but the model's embedding has ${vocab}: they do not belong together`);
+  }
+  return tokenizer;
+}
+
+/** Loads the model of a run folder (newest checkpoint) or of a checkpoint folder, with its tokenizer. */
+export function loadRun(target: string, opts: { backend?: string } = {}): LoadedRun {
+  const loaded = loadModel(target, opts);
+  const { model, checkpoint } = loaded;
+  try {
+    const state = loaded.state as Partial<TrainingState>;
+    if (!state.phase_data) throw new Error(`checkpoint ${checkpoint} does not record its data plane (phase_data): it was written by an earlier StackWise`);
+    const data = (state.phase_data.data ?? undefined) as RunDataPlane | undefined;
+    const objective = (state.phase_data.task ?? data?.objective ?? 'clm') as ObjectiveName;
+    const vocabSize = model.embedding.vocabSize;
+    const tokenizer = runTokenizer(data, loaded.files, checkpoint, vocabSize);
+    const maskTokenId = data?.mask_token_id ?? tokenizer?.special.MASK ?? (tokenizer ? undefined : vocabSize - 1);
+    return { runDir: loaded.runDir, checkpoint, step: loaded.step, manifest: loaded.manifest, data, objective, model, tokenizer, vocabSize, maskTokenId };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+export const MASK_TEXT = '[MASK]';
+
+/** Prompt text → ids: with the tokenizer (each literal [MASK] becomes the mask id), or ids separated by spaces. */
+export function encodePrompt(run: LoadedRun, prompt: string): number[] {
+  if (!run.tokenizer) {
+    const parts = prompt.trim().split(/[\s,]+/).filter((s) => s !== '');
+    return parts.map((p) => {
+      if (p === MASK_TEXT && run.maskTokenId !== undefined) return run.maskTokenId;
+      const n = Number(p);
+      if (!Number.isInteger(n) || n < 0 || n >= run.vocabSize) throw new UsageError(`--prompt: this model reads token ids (its corpus has no tokenizer): expected ids in [0, ${run.vocabSize}) separated by spaces, found '${p}'`);
+      return n;
+    });
+  }
+  const tok = run.tokenizer;
+  const pieces = prompt.split(MASK_TEXT);
+  const out: number[] = [];
+  pieces.forEach((piece, i) => {
+    if (i > 0) out.push(run.maskTokenId!);
+    if (piece !== '') out.push(...tok.encode(piece));
+  });
+  return out;
+}
+
+export function decodeIds(run: LoadedRun, ids: readonly number[]): string {
+  if (!run.tokenizer) return ids.join(' ');
+  return run.tokenizer.decode(ids);
+}
+
+/**
+ * The noise ladder of the depth unroll: the levels the run trained with (a `kind: depth` mask),
+ * else the default ladder resampled to the rack's stacks.
+ */
+export function depthScheduleOf(run: LoadedRun): NoiseSchedule {
+  const n = run.model.rack.numStacks;
+  const mask = run.data?.mask;
+  if (mask?.kind === 'depth') {
+    if (mask.levels.length !== n) throw new Error(`the run's time-as-depth ladder has ${mask.levels.length} levels but its model has ${n} stacks (one level per stack)`);
+    return new NoiseSchedule(mask.levels);
+  }
+  return NoiseSchedule.ladder(n);
+}
+
+/** True when `path` is a run folder or checkpoint folder `loadRun` can read. */
+export function isRunOrCheckpoint(path: string): boolean {
+  return ['checkpoint.json', '.stackwise-run', 'config.yaml'].some((f) => existsSync(join(path, f)));
+}
