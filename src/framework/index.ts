@@ -24,3 +24,4 @@ export * from './data-adapter.js';
 export * from './model-adapter.js';
 export * from './optimizer-adapter.js';
 export * from './factories.js';
+export * from './adapter-helpers.js';

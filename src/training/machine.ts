@@ -26,6 +26,7 @@ import {
   buildOptimizer,
   optimizerSpecOf,
   type BatchSource,
+  type DataBatch,
   type DataPlaneSettings,
   type ModelAdapter,
   type ObjectiveFactory,
@@ -62,9 +63,32 @@ import { preparedTargets } from './objectives/loss.js';
 import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, modelPlaneOf } from './machine-planes.js';
 import { evaluateModel } from './machine-eval.js';
 import { RunStats } from './machine-stats.js';
+import { assemblePlanesOf, modelSpecs, type AssembledPlanes, type MachineState } from './machine-inspect.js';
 import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
 
 export type { TrainingState } from './machine-checkpoint.js';
+export type { AssembledPlanes, MachineState, ModelSpecs, OptimizerPlane } from './machine-inspect.js';
+
+/** What a user's loss function gets for one micro-batch (`trainStep(lossFn)`). */
+export interface LossContext {
+  /** Model_t: call `model.forward(inputIds, { seed, step })` for logits [B, S, V]. */
+  model: ModelAdapter;
+  batch: DataBatch;
+  /** The batch's input ids as an int32 tensor [B, S] on the model's backend. */
+  inputIds: E.Tensor;
+  step: number;
+  t: number;
+  micro: number;
+  phase: Phase;
+  /** The seed of this micro-batch's dropout (pass it to forward for the same masks as the built-in loss). */
+  seed: number;
+}
+
+/**
+ * A user's training loss: returns a scalar tensor to minimise (the machine back-propagates it,
+ * scaled by 1/accumulation_steps, then clips, schedules the lr and steps as for the built-in loss).
+ */
+export type LossFn = (ctx: LossContext) => E.Tensor;
 
 export interface TrainingMachineOptions {
   /** Overrides training.total_steps of the config. */
@@ -276,6 +300,50 @@ export class TrainingMachine {
     this.callbacks.push(callback);
   }
 
+  /** Where the run is (step, t, phase) and the specs of its three live planes; changes nothing. */
+  getCurrentState(): MachineState {
+    const index = this.schedule.indexAt(this.controller.t);
+    return {
+      step: this.controller.currentStep,
+      t: this.controller.t,
+      totalSteps: this.controller.totalSteps,
+      complete: this.controller.isComplete,
+      phase: this.schedule.phases[index]!.name,
+      phaseIndex: index,
+      phaseEntered: index === this.currentPhase,
+      data: this.data.getBatchSpec(),
+      model: modelSpecs(this.model),
+      optimizer: this.optimizer.getSpec(),
+    };
+  }
+
+  /**
+   * (Data_t, Model_t, Optimizer_t) of `step` (default: the next step), for inspection: the batch
+   * source and micro-batches, the model, the optimizer spec and lr that step would use. No side
+   * effects — see machine-inspect.ts for what "would use" means for a phase not entered yet.
+   */
+  assemblePlanes(step: number = this.controller.currentStep): AssembledPlanes {
+    return assemblePlanesOf(
+      {
+        step: this.controller.currentStep,
+        stepT: (s) => this.controller.tOf(s),
+        totalSteps: this.controller.totalSteps,
+        phaseAtStep: (s) => {
+          const index = this.schedule.indexAt(this.controller.tOf(s));
+          return { phase: this.schedule.phases[index]!, index };
+        },
+        currentPhase: this.currentPhase,
+        resolved: (i) => this.parsed.phases[i]!,
+        data: this.data,
+        dataFor: (resolved) => this.planes.forPhase(resolved),
+        model: this.model,
+        optimizer: this.optimizer,
+        optimizerFromCaller: this.options.optimizer !== undefined && !this.parsed.given.optimizer,
+      },
+      step,
+    );
+  }
+
 
   // ---- phases ------------------------------------------------------------------------------
 
@@ -391,8 +459,12 @@ export class TrainingMachine {
 
   // ---- stepping ----------------------------------------------------------------------------
 
-  /** Runs one training step and returns its metrics. */
-  trainStep(): StepMetrics {
+  /**
+   * Runs one training step and returns its metrics. With `lossFn` the step minimises the user's
+   * loss instead of the objective's built-in one (everything else — phases, hooks, clipping, lr,
+   * accumulation, checkpoints — is unchanged).
+   */
+  trainStep(lossFn?: LossFn): StepMetrics {
     if (this.diverged) throw this.diverged;
     this.begin();
     if (this.controller.isComplete) throw new Error(`TrainingMachine: the run is complete (${this.controller.totalSteps} steps)`);
@@ -425,9 +497,11 @@ export class TrainingMachine {
       tokens += batch.tokens;
       const value = E.tidy(() => {
         const ids = E.tensor(batch.inputIds, [batch.batch, batch.seqLen], { dtype: 'int32', backend });
-        // The fused head + loss (no [B, S, V] logits; see ModelAdapter.loss).
-        const scored = preparedTargets(batch, batch.batch, batch.seqLen, this.model.model.dtype, backend);
-        const loss = this.model.loss(ids, { seed: combineSeeds(this.seed, 0xd5, step, micro), step, sampleIds: batch.sampleIds, timeRatios: batch.ratios }, scored);
+        const seed = combineSeeds(this.seed, 0xd5, step, micro);
+        const loss = lossFn
+          ? userLoss(lossFn, { model: this.model, batch, inputIds: ids, step, t, micro, phase, seed })
+          : // The fused head + loss (no [B, S, V] logits; see ModelAdapter.loss).
+            this.model.loss(ids, { seed, step, sampleIds: batch.sampleIds, timeRatios: batch.ratios }, preparedTargets(batch, batch.batch, batch.seqLen, this.model.model.dtype, backend));
         const v = loss.item();
         if (!Number.isFinite(v)) return v;
         (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
@@ -504,13 +578,13 @@ export class TrainingMachine {
     return ev;
   }
 
-  /** Trains until total_steps; returns per-phase and final metrics. */
-  train(): TrainResult {
+  /** Trains until total_steps (with the user's loss when `lossFn` is given); returns per-phase and final metrics. */
+  train(lossFn?: LossFn): TrainResult {
     this.begin();
     const firstStep = this.controller.currentStep;
     const losses: number[] = [];
     try {
-      while (!this.controller.isComplete) losses.push(this.trainStep().loss);
+      while (!this.controller.isComplete) losses.push(this.trainStep(lossFn).loss);
       const lastEval = this.stats.lastEval;
       let finalEval = lastEval && lastEval.step === this.controller.currentStep ? lastEval : undefined;
       finalEval ??= this.evaluate('final');
@@ -614,4 +688,14 @@ export class TrainingMachine {
     for (const h of this.hooks) h.dispose?.();
     this.optimizer.dispose();
   }
+}
+
+/** Calls a user's loss and checks it gave a scalar to minimise. */
+function userLoss(lossFn: LossFn, ctx: LossContext): E.Tensor {
+  const loss = lossFn(ctx);
+  if (!(loss instanceof E.Tensor) || loss.size !== 1) {
+    const found = loss instanceof E.Tensor ? `a tensor of shape [${loss.shape.join(', ')}]` : typeof loss;
+    throw new TypeError(`trainStep(lossFn): the loss function must return a scalar tensor (one element), found ${found}`);
+  }
+  return loss;
 }
