@@ -11,5 +11,6 @@ export { registerKernel, registerGradient, registerInPlaceOp, mutatedInputs, get
 export { runOp, setWriteCheck } from './run-op.js';
 export { getBackend, getDefaultBackend, setDefaultBackend, availableBackends } from './backend-registry.js';
 export { engineInfo, setNumThreads, memoryInfo, type EngineInfo } from './info.js';
+export { measureGemmPeak, GEMM_PEAK_SIZES, type GemmPeak } from './peak.js';
 export { startProfiling, stopProfiling, median, type OpTiming } from './profiler.js';
 export * from './ops/index.js';

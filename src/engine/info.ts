@@ -15,6 +15,9 @@ export interface EngineInfo {
   blasThreads: number | null;
   /** OpenBLAS threading: 'openmp' shares our kernels' runtime; 'pthreads' would oversubscribe. */
   blasThreading: string | null;
+  /** The micro-kernel path of the fused kernels (attention): 'avx512' or 'avx2'; STACKWISE_SIMD
+   * forces one. */
+  simd: string | null;
 }
 
 export function engineInfo(): EngineInfo {
@@ -29,6 +32,7 @@ export function engineInfo(): EngineInfo {
     threads: i?.threads ?? null,
     blasThreads: i?.blasThreads ?? null,
     blasThreading: i ? (['sequential', 'pthreads', 'openmp'][i.blasParallel] ?? 'unknown') : null,
+    simd: nativeBackend ? nativeBackend.addon.simdInfo() : null,
   };
 }
 
