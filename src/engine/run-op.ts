@@ -1,7 +1,7 @@
 /** Runs an op: checks its inputs, dispatches to the registered kernel for their backend and
  * records a tape node when a gradient may be needed. */
 import { getDefaultBackend } from './backend-registry.js';
-import { getKernel, mutatedInputs } from './registry.js';
+import { getKernel, mutatedInputsOf } from './registry.js';
 import type { Tensor } from './tensor.js';
 import { isGradEnabled } from './autograd.js';
 import type { Backend } from './backend.js';
@@ -36,7 +36,7 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
   }
   be ??= getDefaultBackend();
   const kernel = getKernel<A>(op, be.name);
-  const mutated = mutatedInputs(op);
+  const mutated = mutatedInputsOf(op, inputs.length);
   const before = writeCheck ? inputs.map((t, i) => (mutated?.includes(i) ? null : bytesOf(t))) : null;
   let outputs: Tensor[];
   if (profilingActive()) {
@@ -47,7 +47,7 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
     outputs = kernel(inputs, attrs, be);
   }
   // Declared in-place writes change the write version (of the storage: views see it too).
-  if (mutated) for (const i of mutated) if (i < inputs.length) inputs[i].markWritten();
+  if (mutated) for (const i of mutated) inputs[i].markWritten();
   if (before) checkNoUndeclaredWrites(op, inputs, before);
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     const node = { op, inputs, outputs, attrs };
