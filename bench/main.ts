@@ -23,6 +23,8 @@ const text = (f: string): string | undefined => {
   return i >= 0 ? rest[i + 1] : undefined;
 };
 
+const threads = (): number | 'auto' | undefined => (text('--threads') === 'auto' ? 'auto' : flag('--threads'));
+
 const benches: Record<string, () => void | Promise<void>> = {
   quant: () => benchQuant(),
   tokenizer: () => emit({ bench: 'tokenizer', ...benchTokenizer() }),
@@ -32,11 +34,11 @@ const benches: Record<string, () => void | Promise<void>> = {
   matmul: () => benchMatmul(root),
   'train-step': () => rest.includes('--compare-torch') || rest.includes('--load')
     ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads'), shape: text('--shape'), load: rest.includes('--load') })
-    : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: flag('--threads'), shape: text('--shape') }),
+    : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: threads(), shape: text('--shape') }),
 };
 
 if (!name || !(name in benches)) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load]\n`);
   process.exit(name ? 2 : 0);
 }
 await benches[name]();

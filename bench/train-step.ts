@@ -157,10 +157,11 @@ export function runTrainSteps(shape: TrainStepShape, steps: number, warmup: numb
   };
 }
 
-export interface BenchTrainStepArgs { steps?: number; warmup?: number; threads?: number; shape?: string }
+export interface BenchTrainStepArgs { steps?: number; warmup?: number; threads?: number | 'auto'; shape?: string }
 
 export function benchTrainStep(args: BenchTrainStepArgs = {}): void {
   if (args.threads) E.setNumThreads(args.threads);
+  const threadsAuto = E.engineInfo().threadsAuto;
   const shapeName = args.shape ?? 'reference';
   const shape = trainStepShape(shapeName);
   const big = shapeName !== 'reference';
@@ -172,7 +173,7 @@ export function benchTrainStep(args: BenchTrainStepArgs = {}): void {
   const attnMs = (r.kernels['attention'] ?? 0) + (r.kernels['attentionGradOut'] ?? 0);
   const attnFlops = flops.attention * shape.batch * shape.seq;
   emit({
-    bench: 'train-step', engine: 'stackwise', shape: shapeName, backend: E.getDefaultBackend().name, threads: E.engineInfo().threads,
+    bench: 'train-step', engine: 'stackwise', shape: shapeName, backend: E.getDefaultBackend().name, threads: threadsAuto ? 'auto' : E.engineInfo().threads,
     core: E.engineInfo().openblasCore, simd: E.engineInfo().simd,
     ...shape, tokens_per_s: round(r.tokensPerS), ms_per_step_median: round(r.msPerStepMedian), peak_rss_mb: round(r.peakRssMb),
     loss_first: round(r.lossFirst, 4), loss_last: round(r.lossLast, 4),

@@ -6,6 +6,7 @@ import type { Tensor } from './tensor.js';
 import { isGradEnabled } from './autograd.js';
 import type { Backend } from './backend.js';
 import { profilingActive, recordOp } from './profiler.js';
+import { adaptThreads } from './threads.js';
 
 let writeCheck = process.env.STACKWISE_CHECK_WRITES === '1';
 
@@ -35,6 +36,7 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
     else if (t.backend !== be) throw new Error(`op '${op}': inputs live on different backends ('${be.name}' and '${t.backend.name}' for input ${i})`);
   }
   be ??= getDefaultBackend();
+  adaptThreads();
   const kernel = getKernel<A>(op, be.name);
   const mutated = mutatedInputsOf(op, inputs.length);
   const before = writeCheck ? inputs.map((t, i) => (mutated?.includes(i) ? null : bytesOf(t))) : null;
