@@ -18,6 +18,12 @@ const flag = (f: string): number | undefined => {
   const i = rest.indexOf(f);
   return i >= 0 ? Number(rest[i + 1]) : undefined;
 };
+const text = (f: string): string | undefined => {
+  const i = rest.indexOf(f);
+  return i >= 0 ? rest[i + 1] : undefined;
+};
+
+const threads = (): number | 'auto' | undefined => (text('--threads') === 'auto' ? 'auto' : flag('--threads'));
 
 const benches: Record<string, () => void | Promise<void>> = {
   quant: () => benchQuant(),
@@ -26,13 +32,13 @@ const benches: Record<string, () => void | Promise<void>> = {
   progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
-  'train-step': () => rest.includes('--compare-torch')
-    ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads') })
-    : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: flag('--threads') }),
+  'train-step': () => rest.includes('--compare-torch') || rest.includes('--load')
+    ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads'), shape: text('--shape'), load: rest.includes('--load') })
+    : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: threads(), shape: text('--shape') }),
 };
 
 if (!name || !(name in benches)) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N] [--compare-torch [--rounds N]]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load]\n`);
   process.exit(name ? 2 : 0);
 }
 await benches[name]();

@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 export { median } from '../src/engine/index.js';
 
 /** Runs a child process that prints JSON lines: its last JSON line, or why there is none. */
-export function runChildJson(cmd: string, args: string[]): Record<string, unknown> | string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 });
+export function runChildJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, unknown> | string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 1 << 24 });
   const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (r.status !== 0 || !line) return `child exited with ${r.status}: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`;
   return JSON.parse(line) as Record<string, unknown>;

@@ -1,8 +1,12 @@
 /**
- * `bench train-step`: the engine issue's reference shape — a LLaMA-style decoder (vocab 4096,
- * d_model 256, 4 layers, 4 heads, RMSNorm, RoPE, SwiGLU FFN 688, untied head), seq 128,
- * batch 8, AdamW lr 1e-3, random tokens from a fixed seed. The model is written directly with
- * engine ops so the benchmark measures the engine alone.
+ * `bench train-step [--shape reference|gpt2-small|llama-1b-layer]`: a LLaMA-style decoder
+ * (RMSNorm, RoPE, SwiGLU, untied head) trained with AdamW lr 1e-3 on random tokens from a fixed
+ * seed. Shapes: the engine issue's reference (vocab 4096, d_model 256, 4 layers, 4 heads, FFN
+ * 688, seq 128, batch 8); gpt2-small-sized (d 768, 12 layers, 12 heads, FFN 2048, vocab 32000,
+ * seq 512, batch 1); one LLaMA-1.1B-shaped block plus head (d 2048, 32 heads, 4 kv heads, FFN
+ * 5632, vocab 32000, seq 512, batch 1). The model is written directly with engine ops (the same
+ * fused ops the nn blocks use) so the benchmark measures the engine alone. Prints the FLOPs per
+ * token, the achieved GFLOP/s and its fraction of the GEMM peak measured in the same process.
  */
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
@@ -14,6 +18,33 @@ export interface TrainStepShape {
 }
 
 export const REFERENCE_SHAPE: TrainStepShape = { vocab: 4096, dModel: 256, layers: 4, heads: 4, kvHeads: 4, ffn: 688, seq: 128, batch: 8 };
+
+/** The shapes `--shape` accepts. */
+export const TRAIN_STEP_SHAPES: Record<string, TrainStepShape> = {
+  reference: REFERENCE_SHAPE,
+  'gpt2-small': { vocab: 32000, dModel: 768, layers: 12, heads: 12, kvHeads: 12, ffn: 2048, seq: 512, batch: 1 },
+  'llama-1b-layer': { vocab: 32000, dModel: 2048, layers: 1, heads: 32, kvHeads: 4, ffn: 5632, seq: 512, batch: 1 },
+};
+
+export function trainStepShape(name: string): TrainStepShape {
+  const s = TRAIN_STEP_SHAPES[name];
+  if (!s) throw new Error(`bench train-step: unknown --shape '${name}' (expected ${Object.keys(TRAIN_STEP_SHAPES).join(', ')})`);
+  return s;
+}
+
+/**
+ * Training FLOPs per token of the step (forward + backward, the usual 3× forward): every matmul
+ * (projections, FFN, head) 6·params, plus causal attention at the FlashAttention convention
+ * (forward 4·seq·d per layer halved for the causal mask, backward 2.5× the forward). The embedding
+ * gather, norms and elementwise work are not counted.
+ */
+export function trainFlopsPerToken(s: TrainStepShape): { total: number; gemm: number; attention: number } {
+  const hd = s.dModel / s.heads;
+  const perLayer = s.dModel * s.dModel * 2 + 2 * s.dModel * s.kvHeads * hd + 3 * s.dModel * s.ffn;
+  const gemm = 6 * (s.layers * perLayer + s.vocab * s.dModel);
+  const attention = s.layers * 4 * s.seq * s.dModel * 0.5 * 3.5;
+  return { total: gemm + attention, gemm, attention };
+}
 
 interface Layer { attnNorm: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; wo: Tensor; ffnNorm: Tensor; wGate: Tensor; wUp: Tensor; wDown: Tensor }
 
@@ -54,9 +85,9 @@ export class BenchLlama {
       const k = E.rope(E.reshape(E.linear(h, l.wk), [B, S, Hkv, hd]), { theta: 10000 });
       const v = E.reshape(E.linear(h, l.wv), [B, S, Hkv, hd]);
       const a = E.reshape(E.attention(q, k, v, { causal: true }), [B, S, D]);
-      x = E.add(x, E.linear(a, l.wo));
-      const h2 = E.rmsNorm(x, l.ffnNorm, 1e-6);
-      x = E.add(x, E.linear(E.swiglu(E.linear(h2, l.wGate), E.linear(h2, l.wUp)), l.wDown));
+      // As the nn pre-norm block: the attention's residual add fused into the FFN norm.
+      const [x1, h2] = E.addRmsNorm(x, E.linear(a, l.wo), l.ffnNorm, 1e-6);
+      x = E.add(x1, E.linear(E.swiglu(E.linear(h2, l.wGate), E.linear(h2, l.wUp)), l.wDown));
     }
     const logits = E.linear(E.rmsNorm(x, this.norm, 1e-6), this.head); // [B, S, V]
     return E.crossEntropy(E.reshape(logits, [B * S, this.s.vocab]), E.reshape(targets, [B * S]));
@@ -126,14 +157,28 @@ export function runTrainSteps(shape: TrainStepShape, steps: number, warmup: numb
   };
 }
 
-export function benchTrainStep(args: { steps?: number; warmup?: number; threads?: number } = {}): void {
+export interface BenchTrainStepArgs { steps?: number; warmup?: number; threads?: number | 'auto'; shape?: string }
+
+export function benchTrainStep(args: BenchTrainStepArgs = {}): void {
   if (args.threads) E.setNumThreads(args.threads);
-  const r = runTrainSteps(REFERENCE_SHAPE, args.steps ?? 20, args.warmup ?? 3);
+  const threadsAuto = E.engineInfo().threadsAuto;
+  const shapeName = args.shape ?? 'reference';
+  const shape = trainStepShape(shapeName);
+  const big = shapeName !== 'reference';
+  const peak = E.measureGemmPeak(big ? { sizes: [[1024, 768, 768], [512, 2048, 2048]], reps: 3 } : {});
+  const r = runTrainSteps(shape, args.steps ?? (big ? 4 : 20), args.warmup ?? (big ? 1 : 3));
   const profiled = r.gemmMs + r.nonGemmMs + r.otherMs;
+  const flops = trainFlopsPerToken(shape);
+  const achieved = (flops.total * r.tokensPerS) / 1e9;
+  const attnMs = (r.kernels['attention'] ?? 0) + (r.kernels['attentionGradOut'] ?? 0);
+  const attnFlops = flops.attention * shape.batch * shape.seq;
   emit({
-    bench: 'train-step', engine: 'stackwise', backend: E.getDefaultBackend().name, threads: E.engineInfo().threads, core: E.engineInfo().openblasCore,
-    ...REFERENCE_SHAPE, tokens_per_s: round(r.tokensPerS), ms_per_step_median: round(r.msPerStepMedian), peak_rss_mb: round(r.peakRssMb),
+    bench: 'train-step', engine: 'stackwise', shape: shapeName, backend: E.getDefaultBackend().name, threads: threadsAuto ? 'auto' : E.engineInfo().threads,
+    core: E.engineInfo().openblasCore, simd: E.engineInfo().simd,
+    ...shape, tokens_per_s: round(r.tokensPerS), ms_per_step_median: round(r.msPerStepMedian), peak_rss_mb: round(r.peakRssMb),
     loss_first: round(r.lossFirst, 4), loss_last: round(r.lossLast, 4),
+    flops_per_token: Math.round(flops.total), gflops: round(achieved), gemm_peak_gflops: round(peak.gflops), fraction_of_peak: round(achieved / peak.gflops, 3),
+    attention_gflops: attnMs > 0 ? round(attnFlops / (attnMs * 1e6)) : null, attention_fraction_of_peak: attnMs > 0 ? round(attnFlops / (attnMs * 1e6) / peak.gflops, 3) : null,
     profiled_step_ms: round(profiled), gemm_ms: round(r.gemmMs), non_gemm_kernel_ms: round(r.nonGemmMs), js_overhead_ms: round(r.otherMs),
     non_gemm_fraction: round(r.nonGemmMs / profiled, 3), kernels_ms: r.kernels,
   });

@@ -2,23 +2,26 @@
 // masking (bottom-right aligned: query i sees key j iff j <= i + Sk - S), a key padding mask
 // and grouped-query attention (query head h reads kv head h / (H / Hkv)).
 //
-// Forward: per (batch, head, tile of BR query rows) the score block tile × keys is computed by
-// sgemm into per-thread scratch (never the whole B·H·S·Sk tensor), masked, soft-maxed and
-// multiplied by V with sgemm straight into the output rows (leading dimension H·D). Key ranges
-// that no row of the tile can see (causal future, leading / trailing padding) are skipped.
-// The per-row logsumexp is saved for the backward pass. Kᵀ (and Vᵀ for the backward) are
-// first copied per (batch, kv head) into [D, Sk] panels: OpenBLAS's row-major A·Bᵀ path is 1.5x
-// to 20x slower than A·B for these small shapes with power-of-two leading dimensions.
+// Blocked like FlashAttention: per (batch, head, tile of BR query rows) the keys are visited in
+// blocks of BC; the BR × BC score block is computed by register-blocked micro-kernels
+// (microkernel.h, AVX-512 or AVX2 chosen at run time) into per-thread scratch that stays in L1,
+// soft-maxed online (running row max and sum, the output tile rescaled when the max grows) and
+// multiplied into the output tile. Under causal masking each strip of rows only computes the
+// columns its last row can see, so the work is the visible triangle plus one strip-sized edge.
+// The per-row logsumexp is saved for the backward pass. Kᵀ (and Vᵀ for the backward) are copied
+// once per (batch, kv head) into [D, Sk] panels whose rows are the micro-kernels' B vectors.
 //
-// Backward: per (batch, kv head, chunk) the probabilities are recomputed tile by tile from q, k
-// and the logsumexp; dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)) (rowsum(P ⊙ dP) =
-// rowsum(dO ⊙ O), from the tile in cache), dQ = dS·K·scale,
-// dK += dSᵀ·Q·scale. A task owns its kv head's dK/dV rows (or a private partial buffer when the
-// heads of one group are split into several chunks, summed afterwards in chunk order), so the
-// result is race-free and independent of the thread count.
+// Backward: per (batch, kv head, chunk) task the probabilities are recomputed block by block from
+// q, k and the logsumexp: P = exp(S − lse), dP = dO·Vᵀ, dS = P ⊙ (dP − δ) with δ = rowsum(dO ⊙ O),
+// dV += Pᵀ·dO, dK += dSᵀ·Q·scale, dQ += dS·K·scale. The dQ tile stays in scratch across the key
+// blocks; a task owns its kv head's dK/dV accumulators (or a private partial when the heads of one
+// group are split into several chunks, summed afterwards in chunk order). Every sum therefore has
+// one order fixed by the shapes: results are bit-identical whatever the thread count.
 #include "common.h"
+#include "microkernel.h"
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -26,7 +29,8 @@ using namespace sw;
 
 namespace {
 
-constexpr int64_t BR = 32;  // query rows per tile
+constexpr int64_t BR = 64;  // query rows per tile
+constexpr int64_t BC = 64;  // keys per block (online softmax over blocks)
 
 // The row loops (mask, softmax, exp) use GCC/Clang vector extensions on 16 floats: GCC does
 // not reliably vectorise them from scalar code (it splits loops on `j < end` and drops the
@@ -40,8 +44,28 @@ constexpr int64_t VL = 16;
 
 inline f16 loadv(const float* p) { f16 v; std::memcpy(&v, p, sizeof v); return v; }
 inline void storev(float* p, f16 v) { std::memcpy(p, &v, sizeof v); }
-inline f16 splat(float x) { return f16{} + x; }
-inline float hmax(f16 v) { float m = v[0]; for (int l = 1; l < VL; l++) m = std::max(m, v[l]); return m; }
+inline f16 splat(float x) { return bcast<f16>(x); }
+// Horizontal max and sum by halving trees (a fixed order: deterministic), instead of 15-step
+// serial chains that cost more than the row's arithmetic at small blocks.
+inline float hmax(f16 v) {
+  f8 a, b;
+  std::memcpy(&a, &v, sizeof a);
+  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
+  a = a > b ? a : b;
+  float m[8];
+  std::memcpy(m, &a, sizeof m);
+  const float x = std::max(std::max(m[0], m[4]), std::max(m[1], m[5])), y = std::max(std::max(m[2], m[6]), std::max(m[3], m[7]));
+  return std::max(x, y);
+}
+inline float hsum(f16 v) {
+  f8 a, b;
+  std::memcpy(&a, &v, sizeof a);
+  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
+  a = a + b;
+  float m[8];
+  std::memcpy(m, &a, sizeof m);
+  return ((m[0] + m[4]) + (m[1] + m[5])) + ((m[2] + m[6]) + (m[3] + m[7]));
+}
 // Adds the 16 lanes of v to two 8-lane double accumulators.
 inline void accumulate(d8& lo, d8& hi, f16 v) {
   f8 a, b;
@@ -144,12 +168,13 @@ inline float* scratch(std::vector<float>& v, int64_t n) {
 inline void releaseLarge(std::vector<float>& v) {
   if (v.capacity() * sizeof(float) > (size_t(64) << 20)) std::vector<float>().swap(v);
 }
-thread_local std::vector<float> tScoresA, tScoresB, tPanelK, tPanelV, tPartial;
+thread_local std::vector<float> tScoresA, tScoresB, tAcc, tPack, tTask;
 
 // Leading dimension of the transposed [D, Sk] panels: padded to 16 floats, and away from
 // multiples of 256 floats (cache-set aliasing).
+// 16 more columns than keys: a block that starts off a multiple of 16 reads whole vectors past Sk.
 inline int64_t panelLd(int64_t Sk) {
-  int64_t ld = (Sk + 15) / 16 * 16;
+  int64_t ld = (Sk + 31) / 16 * 16;
   if (ld % 256 == 0) ld += 16;
   return std::max<int64_t>(ld, 16);
 }
@@ -208,9 +233,7 @@ inline void transposePanel(const Problem& p, const float* X, float* XT, int64_t 
   }
 }
 
-// Rows of score scratch are padded to whole vectors; the padding columns hold junk that the
-// visibility test below hides.
-inline int64_t padded(int64_t n) { return (n + VL - 1) / VL * VL; }
+inline int64_t pad16(int64_t n) { return (n + VL - 1) / VL * VL; }
 
 // The lanes j0..j0+15 of a row that are visible: before `end` (causal) and not padding.
 template <bool MASK>
@@ -225,158 +248,303 @@ inline i16 visible(int64_t j0, int64_t end, const uint8_t* keep) {
   return vis;
 }
 
-// Softmax of one score row in place over its padded width w; hidden keys get 0. Returns the
-// logsumexp (-inf when no key is visible; the row is then all zeros).
-template <bool MASK>
-inline float softmaxRow(float* s, int64_t w, int64_t end, const uint8_t* keep) {
-  const f16 ninf = splat(-INFINITY);
-  f16 mv = ninf;
-  for (int64_t j = 0; j < w; j += VL) {
-    f16 v = loadv(s + j);
-    v = visible<MASK>(j, end, keep) ? v : ninf;
-    storev(s + j, v);
-    mv = v > mv ? v : mv;
-  }
-  const float m = hmax(mv);
-  if (m == -INFINITY) {
-    std::memset(s, 0, sizeof(float) * w);
-    return -INFINITY;
-  }
-  d8 lo = {}, hi = {};
-  for (int64_t j = 0; j < w; j += VL) {
-    const f16 e = expNeg(loadv(s + j) - m);
-    storev(s + j, e);
-    accumulate(lo, hi, e);
-  }
-  double sum = 0;
-  for (int l = 0; l < 8; l++) sum += lo[l] + hi[l];
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t j = 0; j < w; j += VL) storev(s + j, loadv(s + j) * inv);
-  return m + static_cast<float>(std::log(sum));
+// The exclusive end (absolute key index) of what query row i of batch b may see; keys before
+// the batch's first unpadded key are never visible, so the end is at least lo.
+inline int64_t rowEndAbs(const Problem& p, int64_t b, int64_t i) {
+  int64_t e = p.hi[b];
+  if (p.causal) e = std::min(e, i + p.Sk - p.S + 1);
+  return std::max(e, p.lo[b]);
 }
 
-// One row of the backward over its padded width w: the probabilities p = exp(s − lse) (hidden
-// keys 0) replace the scores in `pr`, and dS = p ⊙ (dP − Σ p·dP) replaces dP in `dpr`.
-// (Σ_j p_j·dP_j equals rowsum(dO ⊙ O) and is computed from the tile in cache instead of
-// re-reading the output.)
+// Online softmax of one score row of a key block over its padded width w; e = visible columns
+// (causal), keep = padding mask at the block start. The row becomes the unnormalised
+// probabilities exp(s·scale − m) (0 where hidden); m and l (running max and sum) are updated.
+// Returns the factor the row's output accumulator must be multiplied by (exp(m_old − m_new)).
+// exp(x) for x <= 0 (or -inf): expNeg without the upper clamp.
+inline f16 expNonPos(f16 x) {
+  const i16 under = x < splat(-87.f);
+  x = under ? splat(-87.f) : x;
+  const f16 shifter = splat(12582912.f);
+  const f16 fx = (x * 1.44269504088896341f + shifter) - shifter;
+  const f16 r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+  const f16 z = r * r;
+  f16 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+           1.6666665459e-1f) * r + 5.0000001201e-1f;
+  y = y * z + r + 1.f;
+  const i16 bits = (__builtin_convertvector(fx, i16) + 127) << 23;
+  return under ? splat(0.f) : y * (f16)bits;
+}
+
 template <bool MASK>
-inline void gradRow(float* pr, float* dpr, int64_t w, int64_t end, const uint8_t* keep, float lse) {
+inline float onlineRow(float* s, int64_t w, int64_t e, const uint8_t* keep, float scale, float& m, float& l) {
+  const f16 ninf = splat(-INFINITY);
+  f16 mv = ninf;
+  if (!MASK && e == w) {  // a fully visible row: no masking
+    for (int64_t j = 0; j < w; j += VL) {
+      const f16 v = loadv(s + j) * scale;
+      storev(s + j, v);
+      mv = v > mv ? v : mv;
+    }
+  } else {
+    for (int64_t j = 0; j < w; j += VL) {
+      f16 v = loadv(s + j) * scale;
+      v = visible<MASK>(j, e, keep) ? v : ninf;
+      storev(s + j, v);
+      mv = v > mv ? v : mv;
+    }
+  }
+  const float mn = std::max(m, hmax(mv));
+  if (mn == -INFINITY) {
+    std::memset(s, 0, sizeof(float) * w);
+    return 1.f;
+  }
+  const float alpha = m == -INFINITY ? 0.f : std::exp(m - mn);
+  f16 sv = {};
+  for (int64_t j = 0; j < w; j += VL) {
+    const f16 x = expNonPos(loadv(s + j) - mn);
+    storev(s + j, x);
+    sv += x;
+  }
+  l = l * alpha + hsum(sv);
+  m = mn;
+  return alpha;
+}
+
+// One row of the backward over width w: the scores in pr become P = exp(s·scale − lse) and dP
+// in dpr becomes dS = P ⊙ (dP − δ); hidden columns (and stale ones past e) become 0.
+template <bool MASK>
+inline void gradRow(float* pr, float* dpr, int64_t w, int64_t e, const uint8_t* keep, float scale, float lse, float delta) {
   if (lse == -INFINITY) {
     std::memset(pr, 0, sizeof(float) * w);
     std::memset(dpr, 0, sizeof(float) * w);
     return;
   }
-  d8 lo = {}, hi = {};
   for (int64_t j = 0; j < w; j += VL) {
-    f16 p = expNeg(loadv(pr + j) - lse);
-    p = visible<MASK>(j, end, keep) ? p : splat(0.f);
+    const i16 vis = visible<MASK>(j, e, keep);
+    const f16 p = vis ? expNonPos(loadv(pr + j) * scale - lse) : splat(0.f);
     storev(pr + j, p);
-    accumulate(lo, hi, p * loadv(dpr + j));
+    storev(dpr + j, vis ? p * (loadv(dpr + j) - delta) : splat(0.f));
   }
-  double delta = 0;
-  for (int l = 0; l < 8; l++) delta += lo[l] + hi[l];
-  const float dl = static_cast<float>(delta);
-  for (int64_t j = 0; j < w; j += VL) storev(dpr + j, loadv(pr + j) * (loadv(dpr + j) - dl));
 }
 
-}  // namespace
+// Rows [0, rows) of src (stride ld, D floats each) into dst [rows, Dp], zero-padded.
+inline void packRows(const float* src, int64_t ld, int64_t rows, int64_t D, int64_t Dp, float* dst) {
+  for (int64_t r = 0; r < rows; r++) {
+    std::memcpy(dst + r * Dp, src + r * ld, sizeof(float) * D);
+    std::memset(dst + r * Dp + D, 0, sizeof(float) * (Dp - D));
+  }
+}
 
-// attentionForward(q, k, v, keyMask | null, maskIsInt, out, lse, B, S, Sk, H, Hkv, D, causal, scale)
-static void attentionForward_body(Args& a) {
-  Problem p;
-  readDims(a, 7, p);
-  const float* Q = a.f32(0);
-  const float* K = a.f32(1);
-  const float* V = a.f32(2);
-  float* O = a.f32(5);
-  float* LSE = a.f32(6);
-  needBytes(a, 0, p.B * p.S * p.H * p.D, "q");
-  needBytes(a, 1, p.B * p.Sk * p.Hkv * p.D, "k");
-  needBytes(a, 2, p.B * p.Sk * p.Hkv * p.D, "v");
-  needBytes(a, 5, p.B * p.S * p.H * p.D, "out");
-  needBytes(a, 6, p.B * p.H * p.S, "lse");
-  readMask(a, 3, 4, p);
-  const int64_t T = p.tiles(), items = p.B * p.H * T, group = p.H / p.Hkv;
-  const int64_t work = p.B * p.H * p.S * p.Sk * p.D;
-  const int64_t ldq = p.ldq(), ldk = p.ldk(), ldt = panelLd(p.Sk), kvHeads = p.B * p.Hkv;
-  float* KT = scratch(tPanelK, kvHeads * p.D * ldt);
+// The B-operand rows of one (batch, kv head) of K or V: the tensor itself when D is a multiple
+// of 16 (whole vectors never cross a row), else the zero-padded copy made in the prologue.
+struct RowsView {
+  const float* base;  // row 0 of this kv head
+  int64_t ld;
+};
+inline RowsView kvRows(const Problem& p, const float* X, const float* packed, int64_t bg) {
+  const int64_t b = bg / p.Hkv, g = bg % p.Hkv, Dp = pad16(p.D);
+  if (p.D == Dp) return {X + b * p.Sk * p.ldk() + g * p.D, p.ldk()};
+  return {packed + bg * p.Sk * Dp, Dp};
+}
+inline void packKvRows(const Problem& p, const float* X, float* packed, int64_t bg) {
+  const int64_t b = bg / p.Hkv, g = bg % p.Hkv, Dp = pad16(p.D);
+  if (p.D != Dp) packRows(X + b * p.Sk * p.ldk() + g * p.D, p.ldk(), p.Sk, p.D, Dp, packed + bg * p.Sk * Dp);
+}
 
+// Forward of one tile: rows [i0, i0 + rows) of head h in batch b.
+template <int W, bool MASK>
+void forwardTile(const Problem& p, const float* Q, const float* KT, int64_t ldt, RowsView vr, float* O, float* LSE, int64_t b,
+                 int64_t h, int64_t t, float* sc, float* acc) {
+  constexpr int64_t MR = SimdOf<W>::MR;
+  const int64_t D = p.D, Dp = pad16(D), ldq = p.ldq(), g = h / (p.H / p.Hkv);
+  const int64_t i0 = t * BR, rows = std::min(BR, p.S - i0);
+  int64_t kb, ke;
+  p.keyRange(b, i0, rows, kb, ke);
+  const float* q = Q + (b * p.S + i0) * ldq + h * D;
+  float* o = O + (b * p.S + i0) * ldq + h * D;
+  float* lse = LSE + (b * p.H + h) * p.S + i0;
+  if (ke <= kb || D == 0) {
+    // No visible key: zeros. D == 0: every score is 0, so lse = log(number of visible keys).
+    for (int64_t r = 0; r < rows; r++) {
+      std::memset(o + r * ldq, 0, sizeof(float) * D);
+      int64_t n = 0;
+      for (int64_t j = kb; j < std::min(ke, rowEndAbs(p, b, i0 + r)); j++) n += MASK ? p.keep[b * p.Sk + j] : 1;
+      lse[r] = n ? std::log(static_cast<float>(n)) : -INFINITY;
+    }
+    return;
+  }
+  float m[BR], l[BR];
+  int64_t endAbs[BR];
+  for (int64_t r = 0; r < rows; r++) {
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+    endAbs[r] = rowEndAbs(p, b, i0 + r);
+  }
+  std::memset(acc, 0, sizeof(float) * rows * Dp);
+  const float* kt = KT + (b * p.Hkv + g) * D * ldt;
+  const uint8_t* keep = MASK ? p.keep.data() + b * p.Sk : nullptr;
+  for (int64_t j0 = kb; j0 < ke; j0 += BC) {
+    const int64_t n = std::min(BC, ke - j0);
+    int64_t cn[BR / MR + 1];
+    for (int64_t r0 = 0, s = 0; r0 < rows; r0 += MR, s++) {
+      const int64_t mr = std::min(MR, rows - r0);
+      cn[s] = std::clamp<int64_t>(endAbs[r0 + mr - 1] - j0, 0, n);
+      if (cn[s] > 0) microStrip<W, false>(mr, D, q + r0 * ldq, ldq, 1, kt + j0, ldt, sc + r0 * BC, BC, pad16(cn[s]) / W);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+      const int64_t w = pad16(cn[r / MR]);
+      if (w == 0) continue;
+      const int64_t e = std::clamp<int64_t>(endAbs[r] - j0, 0, n);
+      const float alpha = onlineRow<MASK>(sc + r * BC, w, e, MASK ? keep + j0 : nullptr, p.scale, m[r], l[r]);
+      if (alpha != 1.f) {
+        float* ar = acc + r * Dp;
+        for (int64_t d = 0; d < Dp; d += VL) storev(ar + d, loadv(ar + d) * alpha);
+      }
+    }
+    for (int64_t r0 = 0, s = 0; r0 < rows; r0 += MR, s++) {
+      if (cn[s] == 0) continue;
+      const int64_t mr = std::min(MR, rows - r0);
+      microStrip<W, true>(mr, cn[s], sc + r0 * BC, BC, 1, vr.base + j0 * vr.ld, vr.ld, acc + r0 * Dp, Dp, Dp / W);
+    }
+  }
+  for (int64_t r = 0; r < rows; r++) {
+    float* orow = o + r * ldq;
+    if (l[r] == 0.f) {
+      std::memset(orow, 0, sizeof(float) * D);
+      lse[r] = -INFINITY;
+      continue;
+    }
+    const float inv = 1.f / l[r];
+    for (int64_t d = 0; d < D; d++) orow[d] = acc[r * Dp + d] * inv;
+    lse[r] = m[r] + std::log(l[r]);
+  }
+}
+
+// Backward of one tile (rows [i0, i0 + rows) of head h in batch b): dQ rows written, dK/dV
+// accumulated (unscaled dK) into dk/dv [Sk, Dp].
+template <int W, bool MASK>
+void backwardTile(const Problem& p, const float* Q, const float* O, const float* DO, const float* LSE, const float* KT,
+                  const float* VT, int64_t ldt, RowsView kr, float* DQ, int64_t b, int64_t h, int64_t t, float* P, float* dP,
+                  float* dqacc, float* pack, float* dk, float* dv) {
+  constexpr int64_t MR = SimdOf<W>::MR;
+  const int64_t D = p.D, Dp = pad16(D), ldq = p.ldq(), g = h / (p.H / p.Hkv);
+  const int64_t i0 = t * BR, rows = std::min(BR, p.S - i0);
+  int64_t kb, ke;
+  p.keyRange(b, i0, rows, kb, ke);
+  const int64_t off = (b * p.S + i0) * ldq + h * D;
+  const float *q = Q + off, *dO = DO + off, *o = O + off;
+  float* dq = DQ + off;
+  const float* lse = LSE + (b * p.H + h) * p.S + i0;
+  if (ke <= kb || D == 0) {
+    for (int64_t r = 0; r < rows; r++) std::memset(dq + r * ldq, 0, sizeof(float) * D);
+    return;
+  }
+  // Q and dO rows as B operands of dK += dSᵀ·Q and dV += Pᵀ·dO.
+  RowsView qr{q, ldq}, dor{dO, ldq};
+  if (D != Dp) {
+    packRows(q, ldq, rows, D, Dp, pack);
+    packRows(dO, ldq, rows, D, Dp, pack + BR * Dp);
+    qr = {pack, Dp};
+    dor = {pack + BR * Dp, Dp};
+  }
+  float delta[BR];
+  int64_t endAbs[BR];
+  for (int64_t r = 0; r < rows; r++) {
+    double s = 0;
+    for (int64_t d = 0; d < D; d++) s += static_cast<double>(dO[r * ldq + d]) * o[r * ldq + d];
+    delta[r] = static_cast<float>(s);
+    endAbs[r] = rowEndAbs(p, b, i0 + r);
+  }
+  std::memset(dqacc, 0, sizeof(float) * rows * Dp);
+  const int64_t bg = b * p.Hkv + g;
+  const float* kt = KT + bg * D * ldt;
+  const float* vt = VT + bg * D * ldt;
+  const uint8_t* keep = MASK ? p.keep.data() + b * p.Sk : nullptr;
+  for (int64_t j0 = kb; j0 < ke; j0 += BC) {
+    const int64_t n = std::min(BC, ke - j0), wn = pad16(n);
+    int64_t cn[BR / MR + 1];
+    for (int64_t r0 = 0, s = 0; r0 < rows; r0 += MR, s++) {
+      const int64_t mr = std::min(MR, rows - r0);
+      cn[s] = std::clamp<int64_t>(endAbs[r0 + mr - 1] - j0, 0, n);
+      if (cn[s] == 0) continue;
+      const int64_t nv = pad16(cn[s]) / W;
+      microStrip<W, false>(mr, D, q + r0 * ldq, ldq, 1, kt + j0, ldt, P + r0 * BC, BC, nv);
+      microStrip<W, false>(mr, D, dO + r0 * ldq, ldq, 1, vt + j0, ldt, dP + r0 * BC, BC, nv);
+    }
+    // Rows whose strip saw nothing are never read below (they precede the first row that sees
+    // any key of this block); the others are cleaned over the whole block width.
+    for (int64_t r = 0; r < rows; r++) {
+      if (cn[r / MR] == 0) continue;
+      const int64_t e = std::clamp<int64_t>(endAbs[r] - j0, 0, n);
+      gradRow<MASK>(P + r * BC, dP + r * BC, wn, e, MASK ? keep + j0 : nullptr, p.scale, lse[r], delta[r]);
+    }
+    // dV += Pᵀ·dO and dK += dSᵀ·Q over strips of keys, each from the first row that sees it.
+    for (int64_t jj = 0; jj < n; jj += MR) {
+      const int64_t mj = std::min(MR, n - jj);
+      int64_t rf = 0;
+      if (p.causal) rf = std::clamp<int64_t>(j0 + jj - (i0 + p.Sk - p.S), 0, rows);
+      for (int64_t r = rf; r < rows && cn[r / MR] == 0; r++) rf = r + 1;  // defensive: rows never computed
+      if (rf >= rows) continue;
+      microStrip<W, true>(mj, rows - rf, P + rf * BC + jj, 1, BC, dor.base + rf * dor.ld, dor.ld, dv + (j0 + jj) * Dp, Dp, Dp / W);
+      microStrip<W, true>(mj, rows - rf, dP + rf * BC + jj, 1, BC, qr.base + rf * qr.ld, qr.ld, dk + (j0 + jj) * Dp, Dp, Dp / W);
+    }
+    // dQ += dS·K.
+    for (int64_t r0 = 0, s = 0; r0 < rows; r0 += MR, s++) {
+      if (cn[s] == 0) continue;
+      const int64_t mr = std::min(MR, rows - r0);
+      microStrip<W, true>(mr, cn[s], dP + r0 * BC, BC, 1, kr.base + j0 * kr.ld, kr.ld, dqacc + r0 * Dp, Dp, Dp / W);
+    }
+  }
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t d = 0; d < D; d++) dq[r * ldq + d] = dqacc[r * Dp + d] * p.scale;
+}
+
+template <int W>
+void runForward(const Problem& p, const float* Q, const float* K, const float* V, float* O, float* LSE) {
+  const int64_t T = p.tiles(), items = p.B * p.H * T, kvHeads = p.B * p.Hkv, Dp = pad16(p.D);
+  const int64_t work = p.B * p.H * p.S * p.Sk * p.D, ldt = panelLd(p.Sk);
+  // The calling thread's scratch, shared with the team through plain pointers.
+  thread_local std::vector<float> panelK, rowsV;
+  float* KT = scratch(panelK, kvHeads * p.D * ldt + VL);
+  float* VP = p.D != Dp ? scratch(rowsV, kvHeads * p.Sk * Dp) : nullptr;
 #pragma omp parallel if (items > 1 && work >= 32768 && !omp_in_parallel())
   {
 #pragma omp for schedule(dynamic)
-    for (int64_t bg = 0; bg < kvHeads; bg++) transposePanel(p, K, KT, bg);
-    float* sc = scratch(tScoresA, BR * padded(p.Sk));
+    for (int64_t bg = 0; bg < kvHeads; bg++) {
+      transposePanel(p, K, KT, bg);
+      packKvRows(p, V, VP, bg);
+    }
+    float* sc = scratch(tScoresA, BR * BC);
+    float* acc = scratch(tAcc, BR * Dp);
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < items; it++) {
-      const int64_t t = it % T, bh = it / T, h = bh % p.H, b = bh / p.H, g = h / group;
-      const int64_t i0 = t * BR, rows = std::min(BR, p.S - i0);
-      int64_t kb, ke;
-      p.keyRange(b, i0, rows, kb, ke);
-      const float* q = Q + (b * p.S + i0) * ldq + h * p.D;
-      float* o = O + (b * p.S + i0) * ldq + h * p.D;
-      float* lse = LSE + (b * p.H + h) * p.S + i0;
-      const int64_t n = ke - kb;
-      if (n <= 0) {
-        for (int64_t r = 0; r < rows; r++) {
-          std::memset(o + r * ldq, 0, sizeof(float) * p.D);
-          lse[r] = -INFINITY;
-        }
-        continue;
-      }
-      const float* kt = KT + (b * p.Hkv + g) * p.D * ldt + kb;
-      const float* v = V + (b * p.Sk + kb) * ldk + g * p.D;
-      const uint8_t* keep = p.hasMask ? p.keep.data() + b * p.Sk + kb : nullptr;
-      const int64_t w = padded(n);
-      gemm(false, false, rows, n, p.D, p.scale, q, ldq, kt, ldt, 0.f, sc, w);
-      for (int64_t r = 0; r < rows; r++) {
-        const int64_t end = p.rowEnd(i0 + r, kb, ke);
-        lse[r] = keep ? softmaxRow<true>(sc + r * w, w, end, keep) : softmaxRow<false>(sc + r * w, w, end, nullptr);
-      }
-      gemm(false, false, rows, p.D, n, 1.f, sc, w, v, ldk, 0.f, o, ldq);
+      const int64_t t = it % T, bh = it / T, h = bh % p.H, b = bh / p.H;
+      const RowsView vr = kvRows(p, V, VP, b * p.Hkv + h / (p.H / p.Hkv));
+      if (p.hasMask) forwardTile<W, true>(p, Q, KT, ldt, vr, O, LSE, b, h, t, sc, acc);
+      else forwardTile<W, false>(p, Q, KT, ldt, vr, O, LSE, b, h, t, sc, acc);
     }
-    releaseLarge(tScoresA);
   }
-  releaseLarge(tPanelK);
+  releaseLarge(panelK);
+  releaseLarge(rowsV);
 }
-SW_KERNEL(attentionForward, "attentionForward")
 
-// attentionBackward(q, k, v, lse, dOut, keyMask | null, maskIsInt, dq, dk, dv,
-//                   B, S, Sk, H, Hkv, D, causal, scale)
-static void attentionBackward_body(Args& a) {
-  Problem p;
-  readDims(a, 10, p);
-  const float* Q = a.f32(0);
-  const float* K = a.f32(1);
-  const float* V = a.f32(2);
-  const float* LSE = a.f32(3);
-  const float* DO = a.f32(4);
-  float* DQ = a.f32(7);
-  float* DK = a.f32(8);
-  float* DV = a.f32(9);
-  const int64_t nq = p.B * p.S * p.H * p.D, nk = p.B * p.Sk * p.Hkv * p.D;
-  needBytes(a, 0, nq, "q");
-  needBytes(a, 1, nk, "k");
-  needBytes(a, 2, nk, "v");
-  needBytes(a, 3, p.B * p.H * p.S, "lse");
-  needBytes(a, 4, nq, "dOut");
-  needBytes(a, 7, nq, "dq");
-  needBytes(a, 8, nk, "dk");
-  needBytes(a, 9, nk, "dv");
-  readMask(a, 5, 6, p);
-  const int64_t T = p.tiles(), group = p.H / p.Hkv, perGroup = group * T;
-  const int64_t ldq = p.ldq(), ldk = p.ldk(), D = p.D, Sk = p.Sk;
-  const int64_t work = p.B * p.H * p.S * p.Sk * p.D;
-
+template <int W>
+void runBackward(const Problem& p, const float* Q, const float* K, const float* V, const float* O, const float* LSE,
+                 const float* DO, float* DQ, float* DK, float* DV) {
+  const int64_t T = p.tiles(), group = p.H / p.Hkv, perGroup = group * T, D = p.D, Dp = pad16(D), Sk = p.Sk;
+  const int64_t ldk = p.ldk(), nk = p.B * Sk * p.Hkv * D, work = p.B * p.H * p.S * p.Sk * p.D;
   // Chunks per (batch, kv head): enough independent tasks to keep cores busy when B·Hkv is
   // small. Chosen from the shapes only, so results do not depend on the thread count.
   const int64_t kvTasks = p.B * p.Hkv;
   int64_t NC = std::min<int64_t>(perGroup, std::max<int64_t>(1, (32 + kvTasks - 1) / std::max<int64_t>(kvTasks, 1)));
   while (NC > 1 && NC * nk * 2 * 4 > (int64_t(256) << 20)) NC--;
   if (work < 32768) NC = 1;
-  float* partial = NC > 1 ? scratch(tPartial, NC * nk * 2) : nullptr;
   const int64_t tasks = kvTasks * NC, ldt = panelLd(Sk);
-  float* KT = scratch(tPanelK, kvTasks * D * ldt);
-  float* VT = scratch(tPanelV, kvTasks * D * ldt);
+  thread_local std::vector<float> panelK, panelV, rowsK, partial;
+  float* KT = scratch(panelK, kvTasks * D * ldt + VL);
+  float* VT = scratch(panelV, kvTasks * D * ldt + VL);
+  float* KP = D != Dp ? scratch(rowsK, kvTasks * Sk * Dp) : nullptr;
+  float* part = NC > 1 ? scratch(partial, NC * nk * 2) : nullptr;
 
 #pragma omp parallel if (tasks > 1 && work >= 32768 && !omp_in_parallel())
   {
@@ -384,62 +552,43 @@ static void attentionBackward_body(Args& a) {
     for (int64_t bg = 0; bg < kvTasks; bg++) {
       transposePanel(p, K, KT, bg);
       transposePanel(p, V, VT, bg);
+      packKvRows(p, K, KP, bg);
     }
-    float* P = scratch(tScoresA, BR * padded(Sk));
-    float* dP = scratch(tScoresB, BR * padded(Sk));
+    float* P = scratch(tScoresA, BR * BC);
+    float* dP = scratch(tScoresB, BR * BC);
+    float* dqacc = scratch(tAcc, BR * Dp);
+    float* pack = scratch(tPack, 2 * BR * Dp);
+    float* dkv = scratch(tTask, 2 * Sk * Dp);
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; task++) {
       const int64_t c = task % NC, bg = task / NC, g = bg % p.Hkv, b = bg / p.Hkv;
-      // dK/dV accumulators: the output rows themselves, or this chunk's partial [Sk, D].
-      float *dk, *dv;
-      int64_t ld;
-      if (NC == 1) {
-        dk = DK + b * Sk * ldk + g * D;
-        dv = DV + b * Sk * ldk + g * D;
-        ld = ldk;
-      } else {
-        dk = partial + ((c * kvTasks + bg) * 2) * Sk * D;
-        dv = dk + Sk * D;
-        ld = D;
-      }
-      for (int64_t j = 0; j < Sk; j++) {
-        std::memset(dk + j * ld, 0, sizeof(float) * D);
-        std::memset(dv + j * ld, 0, sizeof(float) * D);
-      }
-      const float* kBase = K + b * Sk * ldk + g * D;
+      float *dk = dkv, *dv = dkv + Sk * Dp;
+      std::memset(dkv, 0, sizeof(float) * 2 * Sk * Dp);
+      const RowsView kr = kvRows(p, K, KP, bg);
       for (int64_t item = c; item < perGroup; item += NC) {
         const int64_t h = g * group + item / T, t = item % T;
-        const int64_t i0 = t * BR, rows = std::min(BR, p.S - i0);
-        const int64_t off = (b * p.S + i0) * ldq + h * D;
-        const float *q = Q + off, *dO = DO + off;
-        float* dq = DQ + off;
-        const float* lse = LSE + (b * p.H + h) * p.S + i0;
-        int64_t kb, ke;
-        p.keyRange(b, i0, rows, kb, ke);
-        const int64_t n = ke - kb;
-        if (n <= 0) {
-          for (int64_t r = 0; r < rows; r++) std::memset(dq + r * ldq, 0, sizeof(float) * D);
-          continue;
-        }
-        const float* k = kBase + kb * ldk;
-        const float* kt = KT + bg * D * ldt + kb;
-        const float* vt = VT + bg * D * ldt + kb;
-        const uint8_t* keep = p.hasMask ? p.keep.data() + b * Sk + kb : nullptr;
-        const int64_t w = padded(n);
-        gemm(false, false, rows, n, D, p.scale, q, ldq, kt, ldt, 0.f, P, w);
-        gemm(false, false, rows, n, D, 1.f, dO, ldq, vt, ldt, 0.f, dP, w);
-        for (int64_t r = 0; r < rows; r++) {
-          const int64_t end = p.rowEnd(i0 + r, kb, ke);
-          if (keep) gradRow<true>(P + r * w, dP + r * w, w, end, keep, lse[r]);
-          else gradRow<false>(P + r * w, dP + r * w, w, end, nullptr, lse[r]);
-        }
-        gemm(true, false, n, D, rows, 1.f, P, w, dO, ldq, 1.f, dv + kb * ld, ld);
-        gemm(false, false, rows, D, n, p.scale, dP, w, k, ldk, 0.f, dq, ldq);
-        gemm(true, false, n, D, rows, p.scale, dP, w, q, ldq, 1.f, dk + kb * ld, ld);
+        if (p.hasMask) backwardTile<W, true>(p, Q, O, DO, LSE, KT, VT, ldt, kr, DQ, b, h, t, P, dP, dqacc, pack, dk, dv);
+        else backwardTile<W, false>(p, Q, O, DO, LSE, KT, VT, ldt, kr, DQ, b, h, t, P, dP, dqacc, pack, dk, dv);
       }
+      // Out: this kv head's rows of dK/dV, or this chunk's partial [Sk, D] pair.
+      float *ok, *ov;
+      int64_t ld;
+      if (NC == 1) {
+        ok = DK + b * Sk * ldk + g * D;
+        ov = DV + b * Sk * ldk + g * D;
+        ld = ldk;
+      } else {
+        ok = part + ((c * kvTasks + bg) * 2) * Sk * D;
+        ov = ok + Sk * D;
+        ld = D;
+      }
+      for (int64_t j = 0; j < Sk; j++)
+        for (int64_t d = 0; d < D; d++) {
+          ok[j * ld + d] = dk[j * Dp + d] * p.scale;
+          ov[j * ld + d] = dv[j * Dp + d];
+        }
     }
-    releaseLarge(tScoresA);
-    releaseLarge(tScoresB);
+    releaseLarge(tTask);
   }
 
   if (NC > 1) {
@@ -451,7 +600,7 @@ static void attentionBackward_body(Args& a) {
       float* dv = DV + row * D;
       for (int64_t d = 0; d < D; d++) dk[d] = dv[d] = 0.f;
       for (int64_t c = 0; c < NC; c++) {
-        const float* pk = partial + ((c * kvTasks + bg) * 2) * Sk * D + j * D;
+        const float* pk = part + ((c * kvTasks + bg) * 2) * Sk * D + j * D;
         const float* pv = pk + Sk * D;
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) {
@@ -461,13 +610,91 @@ static void attentionBackward_body(Args& a) {
       }
     });
   }
-  releaseLarge(tPanelK);
-  releaseLarge(tPanelV);
-  releaseLarge(tPartial);
+  releaseLarge(panelK);
+  releaseLarge(panelV);
+  releaseLarge(rowsK);
+  releaseLarge(partial);
+}
+
+}  // namespace
+
+namespace sw {
+int simdWidth() {
+  static const int width = [] {
+    const char* env = std::getenv("STACKWISE_SIMD");
+    const std::string want = env ? env : "auto";
+    bool have512 = false;
+#if defined(__AVX512F__)
+    have512 = __builtin_cpu_supports("avx512f");
+#endif
+    if (want == "avx2") return 8;
+    if (want == "avx512") {
+      if (!have512) throw KernelError("STACKWISE_SIMD=avx512, but this build or CPU has no AVX-512 (use avx2 or auto)");
+      return 16;
+    }
+    if (want != "auto" && !want.empty())
+      throw KernelError("STACKWISE_SIMD must be auto, avx2 or avx512, found '" + want + "'");
+    return have512 ? 16 : 8;
+  }();
+  return width;
+}
+const char* simdName() { return simdWidth() == 16 ? "avx512" : "avx2"; }
+}  // namespace sw
+
+// attentionForward(q, k, v, keyMask | null, maskIsInt, out, lse, B, S, Sk, H, Hkv, D, causal, scale)
+static void attentionForward_body(Args& a) {
+  Problem p;
+  readDims(a, 7, p);
+  needBytes(a, 0, p.B * p.S * p.H * p.D, "q");
+  needBytes(a, 1, p.B * p.Sk * p.Hkv * p.D, "k");
+  needBytes(a, 2, p.B * p.Sk * p.Hkv * p.D, "v");
+  needBytes(a, 5, p.B * p.S * p.H * p.D, "out");
+  needBytes(a, 6, p.B * p.H * p.S, "lse");
+  readMask(a, 3, 4, p);
+  if (p.B == 0 || p.S == 0) return;
+  if (simdWidth() == 16) runForward<16>(p, a.f32(0), a.f32(1), a.f32(2), a.f32(5), a.f32(6));
+  else runForward<8>(p, a.f32(0), a.f32(1), a.f32(2), a.f32(5), a.f32(6));
+}
+SW_KERNEL(attentionForward, "attentionForward")
+
+// attentionBackward(q, k, v, out, lse, dOut, keyMask | null, maskIsInt, dq, dk, dv,
+//                   B, S, Sk, H, Hkv, D, causal, scale)
+static void attentionBackward_body(Args& a) {
+  Problem p;
+  readDims(a, 11, p);
+  const int64_t nq = p.B * p.S * p.H * p.D, nk = p.B * p.Sk * p.Hkv * p.D;
+  needBytes(a, 0, nq, "q");
+  needBytes(a, 1, nk, "k");
+  needBytes(a, 2, nk, "v");
+  needBytes(a, 3, nq, "out");
+  needBytes(a, 4, p.B * p.H * p.S, "lse");
+  needBytes(a, 5, nq, "dOut");
+  needBytes(a, 8, nq, "dq");
+  needBytes(a, 9, nk, "dk");
+  needBytes(a, 10, nk, "dv");
+  readMask(a, 6, 7, p);
+  if (p.B == 0) return;
+  if (p.S == 0) {
+    std::memset(a.f32(9), 0, sizeof(float) * nk);
+    std::memset(a.f32(10), 0, sizeof(float) * nk);
+    return;
+  }
+  if (simdWidth() == 16) runBackward<16>(p, a.f32(0), a.f32(1), a.f32(2), a.f32(3), a.f32(4), a.f32(5), a.f32(8), a.f32(9), a.f32(10));
+  else runBackward<8>(p, a.f32(0), a.f32(1), a.f32(2), a.f32(3), a.f32(4), a.f32(5), a.f32(8), a.f32(9), a.f32(10));
 }
 SW_KERNEL(attentionBackward, "attentionBackward")
+
+// simdInfo(): the micro-kernel path in use ("avx512" | "avx2").
+static napi_value simdInfo(napi_env env, napi_callback_info) {
+  return guard(env, "simdInfo", [&]() -> napi_value {
+    napi_value s;
+    napi_create_string_utf8(env, simdName(), NAPI_AUTO_LENGTH, &s);
+    return s;
+  });
+}
 
 void RegisterAttention(napi_env env, napi_value exports) {
   exportFunction(env, exports, "attentionForward", attentionForward);
   exportFunction(env, exports, "attentionBackward", attentionBackward);
+  exportFunction(env, exports, "simdInfo", simdInfo);
 }

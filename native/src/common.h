@@ -41,6 +41,9 @@ struct Args {
   double number(size_t i) const;
   bool boolean(size_t i) const;
   std::vector<int64_t> ints(size_t i) const;
+  std::vector<double> numbers(size_t i) const;
+  // An array of native buffers (none freed).
+  std::vector<Buffer*> buffers(size_t i) const;
   std::string str(size_t i) const;
   bool isNullish(size_t i) const;
 };

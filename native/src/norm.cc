@@ -227,7 +227,97 @@ static void rmsNormGrad_body(Args& a) {
 }
 SW_KERNEL(rmsNormGrad, "rmsNormGrad")
 
+// addRmsNorm(X, R, W|null, S, Y, Rstd, rows, D, eps): the residual add fused into the norm,
+// S = X + R and Y = RMSNorm(S) in one pass over each row (S is written once, read from cache).
+static void addRmsNorm_body(Args& a) {
+  const float* x = a.f32(0);
+  const float* res = a.f32(1);
+  const float* w = a.f32OrNull(2);
+  float* sum = a.f32(3);
+  float* y = a.f32(4);
+  float* rstd = a.f32(5);
+  int64_t rows = a.integer(6), D = a.integer(7);
+  double eps = a.number(8);
+  if (rows < 0 || D < 1) throw KernelError("bad sizes rows=" + std::to_string(rows) + " D=" + std::to_string(D));
+  parallelFor(rows, rows * D * 5, [&](int64_t r) {
+    const float* xr = x + r * D;
+    const float* rr = res + r * D;
+    float* sr = sum + r * D;
+    float* yr = y + r * D;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < D; j++) {
+      const float v = xr[j] + rr[j];
+      sr[j] = v;
+      s += static_cast<double>(v) * v;
+    }
+    float rf = static_cast<float>(1.0 / std::sqrt(s / static_cast<double>(D) + eps));
+    rstd[r] = rf;
+    if (w) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; j++) yr[j] = w[j] * (sr[j] * rf);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < D; j++) yr[j] = sr[j] * rf;
+    }
+  });
+}
+SW_KERNEL(addRmsNorm, "addRmsNorm")
+
+// addRmsNormGrad(S, W|null, Rstd, dY|null, dS|null, dX, dW|null, rows, D): the gradient of the
+// sum S = X + R (the same for X and R): dS (what reached S directly) + RMSNorm's input gradient
+// from dY, in one pass; dW as in rmsNormGrad (chunked, deterministic).
+static void addRmsNormGrad_body(Args& a) {
+  const float* x = a.f32(0);
+  const float* w = a.f32OrNull(1);
+  const float* rstd = a.f32(2);
+  const float* dy = a.f32OrNull(3);
+  const float* dsIn = a.f32OrNull(4);
+  float* dx = a.f32(5);
+  float* dw = a.f32OrNull(6);
+  int64_t rows = a.integer(7), D = a.integer(8);
+  if (rows < 0 || D < 1) throw KernelError("bad sizes rows=" + std::to_string(rows) + " D=" + std::to_string(D));
+  const int64_t chunks = chunkCount(rows, D);
+  const int64_t per = (rows + chunks - 1) / chunks;
+  std::vector<double> part(static_cast<size_t>(dw ? chunks * D : 0), 0.0);
+  const double invD = 1.0 / static_cast<double>(D);
+  parallelFor(chunks, rows * D * 8, [&](int64_t c) {
+    double* pw = dw ? part.data() + c * D : nullptr;
+    int64_t r0 = c * per, r1 = std::min(rows, r0 + per);
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * D;
+      const float* ds = dsIn ? dsIn + r * D : nullptr;
+      float* dxr = dx + r * D;
+      if (!dy) {
+        for (int64_t j = 0; j < D; j++) dxr[j] = ds ? ds[j] : 0.f;
+        continue;
+      }
+      const float* dyr = dy + r * D;
+      const float rs = rstd[r];
+      double sgx = 0;
+#pragma omp simd reduction(+ : sgx)
+      for (int64_t j = 0; j < D; j++) sgx += static_cast<double>(dyr[j] * (w ? w[j] : 1.f)) * (xr[j] * rs);
+      const float cc = static_cast<float>(sgx * invD);
+      if (ds) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) dxr[j] = ds[j] + rs * (dyr[j] * (w ? w[j] : 1.f) - (xr[j] * rs) * cc);
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) dxr[j] = rs * (dyr[j] * (w ? w[j] : 1.f) - (xr[j] * rs) * cc);
+      }
+      if (pw) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) pw[j] += static_cast<double>(dyr[j]) * (xr[j] * rs);
+      }
+    }
+  });
+  if (dw) combinePartials(part, chunks, D, 0, 1, dw);
+}
+SW_KERNEL(addRmsNormGrad, "addRmsNormGrad")
+
 void RegisterNorm(napi_env env, napi_value exports) {
+  exportFunction(env, exports, "addRmsNorm", addRmsNorm);
+  exportFunction(env, exports, "addRmsNormGrad", addRmsNormGrad);
   exportFunction(env, exports, "layerNorm", layerNorm);
   exportFunction(env, exports, "layerNormGrad", layerNormGrad);
   exportFunction(env, exports, "rmsNorm", rmsNorm);

@@ -66,6 +66,57 @@ static void adamw_body(Args& a) {
 }
 SW_KERNEL(adamw, "adamw")
 
+// adamwGroup([p0, g0, m0, v0, p1, …], sizes, lr, beta1, beta2, eps, weightDecay, bc1s, bc2s):
+// the adamw update over every parameter of a group in one parallel region (blocks of all
+// tensors in one list) instead of one region per parameter. Elementwise, so the result is the
+// same whatever the thread count.
+static void adamwGroup_body(Args& a) {
+  const std::vector<Buffer*> bufs = a.buffers(0);
+  const std::vector<int64_t> sizes = a.ints(1);
+  const double lr = a.number(2), b1 = a.number(3), b2 = a.number(4), eps = a.number(5), wd = a.number(6);
+  const std::vector<double> bc1 = a.numbers(7), bc2 = a.numbers(8);
+  const size_t n = sizes.size();
+  if (bufs.size() != 4 * n || bc1.size() != n || bc2.size() != n)
+    throw KernelError("expected 4 buffers, a size and two bias corrections per parameter; got " + std::to_string(bufs.size()) +
+                      " buffers, " + std::to_string(n) + " sizes, " + std::to_string(bc1.size()) + "/" + std::to_string(bc2.size()) + " corrections");
+  struct Block { size_t t; int64_t s, e; };
+  std::vector<Block> blocks;
+  int64_t total = 0;
+  for (size_t t = 0; t < n; t++) {
+    const char* what[4] = {"param", "grad", "m", "v"};
+    for (int k = 0; k < 4; k++)
+      if (sizes[t] < 0 || bufs[4 * t + k]->bytes < static_cast<size_t>(sizes[t]) * 4)
+        throw KernelError(std::string(what[k]) + " buffer of parameter " + std::to_string(t) + " is smaller than its size " + std::to_string(sizes[t]));
+    if (!(bc1[t] > 0) || !(bc2[t] > 0)) throw KernelError("bias corrections must be positive (step >= 1, betas < 1)");
+    for (int64_t s0 = 0; s0 < sizes[t]; s0 += BLOCK) blocks.push_back({t, s0, std::min(sizes[t], s0 + BLOCK)});
+    total += sizes[t];
+  }
+  const float decay = static_cast<float>(1.0 - lr * wd);
+  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
+  const float c1 = static_cast<float>(1.0 - b1), c2 = static_cast<float>(1.0 - b2);
+  const float feps = static_cast<float>(eps);
+  parallelFor(static_cast<int64_t>(blocks.size()), total * 12, [&](int64_t bi) {
+    const Block& b = blocks[bi];
+    float* p = static_cast<float*>(bufs[4 * b.t]->data);
+    const float* g = static_cast<const float*>(bufs[4 * b.t + 1]->data);
+    float* m = static_cast<float*>(bufs[4 * b.t + 2]->data);
+    float* v = static_cast<float*>(bufs[4 * b.t + 3]->data);
+    const float stepSize = static_cast<float>(lr / bc1[b.t]);
+    const float bc2Sqrt = static_cast<float>(std::sqrt(bc2[b.t]));
+#pragma omp simd
+    for (int64_t i = b.s; i < b.e; i++) {
+      float gi = g[i];
+      float mi = fb1 * m[i] + c1 * gi;
+      float vi = fb2 * v[i] + c2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      float pi = p[i] * decay;
+      p[i] = pi - stepSize * (mi / (std::sqrt(vi) / bc2Sqrt + feps));
+    }
+  });
+}
+SW_KERNEL(adamwGroup, "adamwGroup")
+
 // sgd(p, g, buf | null, n, lr, momentum, dampening, nesterov, weightDecay, firstStep)
 static void sgd_body(Args& a) {
   float* p = a.f32(0);
@@ -136,6 +187,7 @@ static napi_value sumSquares(napi_env env, napi_callback_info info) {
 
 void RegisterOptim(napi_env env, napi_value exports) {
   exportFunction(env, exports, "adamw", adamw);
+  exportFunction(env, exports, "adamwGroup", adamwGroup);
   exportFunction(env, exports, "sgd", sgd);
   exportFunction(env, exports, "scaleInPlace", scaleInPlace);
   exportFunction(env, exports, "sumSquares", sumSquares);

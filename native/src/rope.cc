@@ -59,21 +59,41 @@ static void rope_body(Args& a) {
   }
 
   // cos/sin table, one row per distinct position row: S rows, or B*S with per-batch positions.
+  // Without explicit positions the table depends only on (S, rd, theta, offset): it is kept
+  // across calls (a training step rotates q and k forward and backward with the same table).
   const int64_t P = (pos && perBatch) ? B * S : S;
-  std::vector<float> cosT(static_cast<size_t>(P * half)), sinT(static_cast<size_t>(P * half));
-  parallelFor(P, P * half * 40, [&](int64_t t) {
-    int64_t p = (pos ? static_cast<int64_t>(pos[t]) : t) + offset;
-    float pf = static_cast<float>(p);
-    float* c = cosT.data() + t * half;
-    float* s = sinT.data() + t * half;
-    for (int64_t i = 0; i < half; i++) {
-      float ang = inv[i] * pf;
-      c[i] = static_cast<float>(std::cos(static_cast<double>(ang)));
-      float sn = static_cast<float>(std::sin(static_cast<double>(ang)));
-      s[i] = inverse ? -sn : sn;
-    }
-  });
-
+  struct Table { int64_t P = -1, half = -1, offset = 0; double theta = 0; std::vector<float> cos, sin; };
+  thread_local Table cached;
+  Table fresh;
+  const bool reuse = !pos && cached.P == P && cached.half == half && cached.theta == theta && cached.offset == offset;
+  Table& tab = pos ? fresh : cached;
+  if (!reuse) {
+    tab.P = P;
+    tab.half = half;
+    tab.theta = theta;
+    tab.offset = offset;
+    tab.cos.assign(static_cast<size_t>(P * half), 0.f);
+    tab.sin.assign(static_cast<size_t>(P * half), 0.f);
+    parallelFor(P, P * half * 40, [&](int64_t t) {
+      int64_t p = (pos ? static_cast<int64_t>(pos[t]) : t) + offset;
+      float pf = static_cast<float>(p);
+      float* c = tab.cos.data() + t * half;
+      float* s = tab.sin.data() + t * half;
+      for (int64_t i = 0; i < half; i++) {
+        float ang = inv[i] * pf;
+        c[i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+        s[i] = static_cast<float>(std::sin(static_cast<double>(ang)));
+      }
+    });
+  }
+  // The inverse rotation (the gradient) uses -sin: a negated copy, exact.
+  std::vector<float> negSin;
+  if (inverse) {
+    negSin.resize(tab.sin.size());
+    for (size_t i = 0; i < negSin.size(); i++) negSin[i] = -tab.sin[i];
+  }
+  const std::vector<float>& cosT = tab.cos;
+  const std::vector<float>& sinT = inverse ? negSin : tab.sin;
   parallelFor(B * S, B * S * H * D * 3, [&](int64_t row) {
     int64_t t = (pos && perBatch) ? row : row % S;
     const float* c = cosT.data() + t * half;

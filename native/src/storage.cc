@@ -84,6 +84,36 @@ std::vector<int64_t> Args::ints(size_t i) const {
   return out;
 }
 
+std::vector<double> Args::numbers(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected an array)");
+  uint32_t n;
+  if (napi_get_array_length(env, argv[i], &n) != napi_ok) throw KernelError("argument " + std::to_string(i) + " is not an array");
+  std::vector<double> out(n);
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value e;
+    napi_get_element(env, argv[i], k, &e);
+    if (napi_get_value_double(env, e, &out[k]) != napi_ok) throw KernelError("argument " + std::to_string(i) + " holds a non-number");
+  }
+  return out;
+}
+
+std::vector<Buffer*> Args::buffers(size_t i) const {
+  if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected an array of buffers)");
+  uint32_t n;
+  if (napi_get_array_length(env, argv[i], &n) != napi_ok) throw KernelError("argument " + std::to_string(i) + " is not an array");
+  std::vector<Buffer*> out(n);
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value e;
+    napi_get_element(env, argv[i], k, &e);
+    void* p = nullptr;
+    if (napi_get_value_external(env, e, &p) != napi_ok || p == nullptr)
+      throw KernelError("argument " + std::to_string(i) + " element " + std::to_string(k) + " is not a native buffer");
+    out[k] = static_cast<Buffer*>(p);
+    if (out[k]->freed) throw KernelError("argument " + std::to_string(i) + " element " + std::to_string(k) + " is a freed buffer");
+  }
+  return out;
+}
+
 std::string Args::str(size_t i) const {
   if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a string)");
   char buf[256];

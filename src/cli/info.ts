@@ -5,11 +5,13 @@ import * as E from '../engine/index.js';
 export function registerInfoCommand(program: Command): void {
   program
     .command('info')
-    .description('show the engine backend, BLAS library, OpenBLAS core type and thread count')
+    .description('show the engine backend, BLAS library, OpenBLAS core type, SIMD path, thread count and measured GEMM peak')
     .option('--json', 'print one JSON object')
-    .action((opts: { json?: boolean }) => {
+    .option('--no-peak', 'skip measuring the GEMM peak (about a second)')
+    .action((opts: { json?: boolean; peak: boolean }) => {
       const info = E.engineInfo();
-      if (opts.json) { process.stdout.write(JSON.stringify(info) + '\n'); return; }
+      const peak = opts.peak ? E.measureGemmPeak() : null;
+      if (opts.json) { process.stdout.write(JSON.stringify({ ...info, gemmPeakGflops: peak ? Math.round(peak.gflops * 10) / 10 : null }) + '\n'); return; }
       const rows: [string, string][] = [
         ['backend', info.defaultBackend],
         ['native addon', info.native ? 'loaded' : 'not available'],
@@ -18,7 +20,9 @@ export function registerInfoCommand(program: Command): void {
         ['OPENBLAS_CORETYPE', `${info.openblasCoretypeEnv ?? '(unset)'}${info.coretypeSetByStackwise ? ' (set by stackwise: AVX-512 CPU)' : ''}`],
         ['threads', String(info.threads ?? '-')],
         ['BLAS threading', info.blasThreading ?? '-'],
+        ['SIMD kernels', info.simd ?? '-'],
       ];
+      if (peak) rows.push(['GEMM peak', `${peak.gflops.toFixed(1)} GFLOP/s float32 (measured now at ${peak.shape.join('×')}, ${info.threads ?? 1} threads)`]);
       for (const [k, v] of rows) process.stdout.write(`${k.padEnd(20)}${v}\n`);
     });
 }

@@ -3,6 +3,7 @@ import { getDefaultBackend } from './backend-registry.js';
 import { coreType } from './backends/native/index.js';
 import { nativeBackend } from './setup.js';
 import type { MemoryInfo } from './backend.js';
+import { autoThreads, fixThreads, threadsAreAuto } from './threads.js';
 
 export interface EngineInfo {
   defaultBackend: string;
@@ -15,6 +16,11 @@ export interface EngineInfo {
   blasThreads: number | null;
   /** OpenBLAS threading: 'openmp' shares our kernels' runtime; 'pthreads' would oversubscribe. */
   blasThreading: string | null;
+  /** The micro-kernel path of the fused kernels (attention): 'avx512' or 'avx2'; STACKWISE_SIMD
+   * forces one. */
+  simd: string | null;
+  /** Whether the thread count adapts to cores taken by other processes (setNumThreads('auto')). */
+  threadsAuto: boolean;
 }
 
 export function engineInfo(): EngineInfo {
@@ -29,13 +35,18 @@ export function engineInfo(): EngineInfo {
     threads: i?.threads ?? null,
     blasThreads: i?.blasThreads ?? null,
     blasThreading: i ? (['sequential', 'pthreads', 'openmp'][i.blasParallel] ?? 'unknown') : null,
+    simd: nativeBackend ? nativeBackend.addon.simdInfo() : null,
+    threadsAuto: threadsAreAuto(),
   };
 }
 
-/** One thread count for our kernels and BLAS (they share the OpenMP runtime). */
-export function setNumThreads(n: number): void {
+/** One thread count for our kernels and BLAS (they share the OpenMP runtime): a fixed n, or
+ * 'auto' (the default) — as many as there are cores, fewer while other processes keep cores
+ * busy (see threads.ts); `maxAuto` caps auto mode. Results are the same whatever the count. */
+export function setNumThreads(n: number | 'auto', maxAuto?: number): void {
   if (!nativeBackend) throw new Error('setNumThreads: the native backend is not loaded');
-  nativeBackend.addon.setNumThreads(n);
+  if (n === 'auto') autoThreads(maxAuto);
+  else fixThreads(n);
 }
 
 export function memoryInfo(backend = getDefaultBackend()): MemoryInfo {

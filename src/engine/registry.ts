@@ -50,22 +50,38 @@ export function getGradient<A>(op: string): GradientFn<A> | undefined {
   return gradients.get(op) as GradientFn<A> | undefined;
 }
 
-const inPlace = new Map<string, readonly number[]>();
+const inPlace = new Map<string, { inputs: readonly number[]; period: number }>();
 
 /**
  * Declares that op `op` writes into its inputs at `inputs` (indices; ones beyond the inputs of a
- * call are ignored, for optional inputs). `runOp` then bumps their write version after every
+ * call are ignored, for optional inputs). With `period` > 0 the inputs are a list of records of
+ * `period` tensors each, and the indices repeat in every record. `runOp` then bumps their write version after every
  * call, so caches keyed by write versions stay exact. Every kernel that writes into an input
  * must be declared here; the write check (`setWriteCheck`) finds the ones that are not.
  */
-export function registerInPlaceOp(op: string, inputs: readonly number[]): void {
+export function registerInPlaceOp(op: string, inputs: readonly number[], period = 0): void {
   if (inputs.some((i) => !Number.isInteger(i) || i < 0)) throw new Error(`registerInPlaceOp('${op}'): input indices must be non-negative integers, found [${inputs.join(', ')}]`);
-  inPlace.set(op, Object.freeze([...inputs]));
+  if (!Number.isInteger(period) || period < 0 || (period > 0 && inputs.some((i) => i >= period))) {
+    throw new Error(`registerInPlaceOp('${op}'): period must be 0 or an integer above every index, found ${period} for [${inputs.join(', ')}]`);
+  }
+  inPlace.set(op, { inputs: Object.freeze([...inputs]), period });
 }
 
-/** The inputs op `op` writes into (undefined: none, the op only reads its inputs). */
+/** The inputs op `op` writes into (undefined: none, the op only reads its inputs). For an op
+ * over a list of tensors (registered with a period), the indices within the first period. */
 export function mutatedInputs(op: string): readonly number[] | undefined {
-  return inPlace.get(op);
+  return inPlace.get(op)?.inputs;
+}
+
+/** The inputs a call of op `op` with `count` inputs writes into (the declared indices, repeated
+ * every period for ops over lists of tensors). */
+export function mutatedInputsOf(op: string, count: number): number[] | undefined {
+  const e = inPlace.get(op);
+  if (!e) return undefined;
+  if (e.period === 0) return e.inputs.filter((i) => i < count);
+  const out: number[] = [];
+  for (let base = 0; base < count; base += e.period) for (const i of e.inputs) if (base + i < count) out.push(base + i);
+  return out;
 }
 
 export function registeredOps(): string[] {

@@ -1,11 +1,12 @@
 /** Runs an op: checks its inputs, dispatches to the registered kernel for their backend and
  * records a tape node when a gradient may be needed. */
 import { getDefaultBackend } from './backend-registry.js';
-import { getKernel, mutatedInputs } from './registry.js';
+import { getKernel, mutatedInputsOf } from './registry.js';
 import type { Tensor } from './tensor.js';
 import { isGradEnabled } from './autograd.js';
 import type { Backend } from './backend.js';
 import { profilingActive, recordOp } from './profiler.js';
+import { adaptThreads } from './threads.js';
 
 let writeCheck = process.env.STACKWISE_CHECK_WRITES === '1';
 
@@ -35,8 +36,9 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
     else if (t.backend !== be) throw new Error(`op '${op}': inputs live on different backends ('${be.name}' and '${t.backend.name}' for input ${i})`);
   }
   be ??= getDefaultBackend();
+  adaptThreads();
   const kernel = getKernel<A>(op, be.name);
-  const mutated = mutatedInputs(op);
+  const mutated = mutatedInputsOf(op, inputs.length);
   const before = writeCheck ? inputs.map((t, i) => (mutated?.includes(i) ? null : bytesOf(t))) : null;
   let outputs: Tensor[];
   if (profilingActive()) {
@@ -47,7 +49,7 @@ export function runOp<A>(op: string, inputs: Tensor[], attrs: A, backend?: Backe
     outputs = kernel(inputs, attrs, be);
   }
   // Declared in-place writes change the write version (of the storage: views see it too).
-  if (mutated) for (const i of mutated) if (i < inputs.length) inputs[i].markWritten();
+  if (mutated) for (const i of mutated) inputs[i].markWritten();
   if (before) checkNoUndeclaredWrites(op, inputs, before);
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     const node = { op, inputs, outputs, attrs };

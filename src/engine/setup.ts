@@ -5,11 +5,15 @@ import { referenceBackend } from './backends/reference/index.js';
 import { loadNativeAddon, nativeLoadError, NativeBackend } from './backends/native/index.js';
 import './backends/reference/kernels/index.js';
 import './backends/native/kernels/index.js';
+import { initThreads } from './threads.js';
 
 registerBackend(referenceBackend);
 const addon = loadNativeAddon();
 export const nativeBackend: NativeBackend | null = addon ? new NativeBackend(addon) : null;
-if (nativeBackend) registerBackend(nativeBackend);
+if (nativeBackend) {
+  registerBackend(nativeBackend);
+  initThreads({ set: (n) => addon!.setNumThreads(n) }, addon!.info().threads);
+}
 
 let warned = false;
 setDefaultBackendChooser(() => {

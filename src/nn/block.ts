@@ -116,11 +116,12 @@ export class Block extends Module {
 
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     if (this.config.normPosition === 'pre') {
-      const h = E.add(x, this.drop(this.attn.forward(this.attnNorm.forward(x), ctx), ctx, 'attn'));
-      return E.add(h, this.drop(this.ffn.forward(this.ffnNorm.forward(h), ctx.seed), ctx, 'ffn'));
+      // The attention's residual add runs fused into the FFN's norm (h and its norm in one pass).
+      const [h, hn] = this.ffnNorm.addForward(x, this.drop(this.attn.forward(this.attnNorm.forward(x), ctx), ctx, 'attn'));
+      return E.add(h, this.drop(this.ffn.forward(hn, ctx.seed), ctx, 'ffn'));
     }
-    const h = this.attnNorm.forward(E.add(x, this.drop(this.attn.forward(x, ctx), ctx, 'attn')));
-    return this.ffnNorm.forward(E.add(h, this.drop(this.ffn.forward(h, ctx.seed), ctx, 'ffn')));
+    const h = this.attnNorm.addForward(x, this.drop(this.attn.forward(x, ctx), ctx, 'attn'))[1];
+    return this.ffnNorm.addForward(h, this.drop(this.ffn.forward(h, ctx.seed), ctx, 'ffn'))[1];
   }
 
   /** True when every non-adapter parameter of the block is frozen. */

@@ -290,6 +290,12 @@ export abstract class Norm extends Module {
   abstract readonly kind: NormKind;
   abstract readonly eps: number;
   abstract forward(x: Tensor): Tensor;
+  /** The residual add and this norm: [x + r, norm(x + r)]. Norms with a fused kernel override it
+   * (one pass over memory instead of two). */
+  addForward(x: Tensor, r: Tensor): [Tensor, Tensor] {
+    const s = E.add(x, r);
+    return [s, this.forward(s)];
+  }
 }
 
 /** (x - mean) / sqrt(biased var + eps) · weight + bias over the last dimension. */
@@ -332,6 +338,10 @@ export class RMSNorm extends Norm {
 
   forward(x: Tensor): Tensor {
     return E.rmsNorm(x, this.weight, this.eps);
+  }
+
+  override addForward(x: Tensor, r: Tensor): [Tensor, Tensor] {
+    return E.addRmsNorm(x, r, this.weight, this.eps);
   }
 }
 

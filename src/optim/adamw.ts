@@ -31,7 +31,8 @@ export class AdamW extends Optimizer {
     if (!(this.eps > 0)) throw new Error(`AdamW: eps must be > 0, found ${this.eps}`);
   }
 
-  protected update(p: Tensor, grad: Tensor, group: ParamGroup): void {
+  /** The moments and the next step count of p (zero moments on its first update). */
+  private next(p: Tensor): { m: Tensor; v: Tensor; step: number } {
     let m = this.m.get(p), v = this.v.get(p);
     if (!m || !v) {
       m = zeroStateLike(p);
@@ -42,7 +43,25 @@ export class AdamW extends Optimizer {
     // Per-parameter step count: a parameter that joins later (a new stack) starts its own bias correction.
     const step = (this.steps.get(p) ?? 0) + 1;
     this.steps.set(p, step);
+    return { m, v, step };
+  }
+
+  protected update(p: Tensor, grad: Tensor, group: ParamGroup): void {
+    const { m, v, step } = this.next(p);
     E.adamwUpdate(p, grad, m, v, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay, step });
+  }
+
+  /** Each group in one fused call (one parallel region over all its parameters). */
+  protected override updateGroup(entries: { p: Tensor; grad: Tensor }[], group: ParamGroup): void {
+    const byBackend = new Map<unknown, E.AdamWGroupEntry[]>();
+    for (const { p, grad } of entries) {
+      const list = byBackend.get(p.backend) ?? [];
+      list.push({ param: p, grad, ...this.next(p) });
+      byBackend.set(p.backend, list);
+    }
+    for (const list of byBackend.values()) {
+      E.adamwUpdateGroup(list, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay });
+    }
   }
 
   protected slotNames(): string[] {

@@ -182,15 +182,25 @@ export abstract class Optimizer {
   step(): void {
     this.stepCount += 1;
     E.noGrad(() => {
-      this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
-        if (!p.grad || !p.requiresGrad) return;
-        if (p.grad.size !== p.size) throw new Error(`optimizer: gradient ${p.grad.describe()} does not match parameter ${p.describe()}`);
-        this.update(p, p.grad, g, `${gi}.${pi}`);
-      }));
+      this.groups.forEach((g, gi) => {
+        const entries: { p: Tensor; grad: Tensor; key: string }[] = [];
+        g.params.forEach((p, pi) => {
+          if (!p.grad || !p.requiresGrad) return;
+          if (p.grad.size !== p.size) throw new Error(`optimizer: gradient ${p.grad.describe()} does not match parameter ${p.describe()}`);
+          entries.push({ p, grad: p.grad, key: `${gi}.${pi}` });
+        });
+        if (entries.length) this.updateGroup(entries, g);
+      });
     });
   }
 
   protected abstract update(p: Tensor, grad: Tensor, group: ParamGroup, key: string): void;
+
+  /** Updates the parameters of one group that have gradients; optimizers with a fused
+   * multi-tensor kernel override it (one call per group instead of one per parameter). */
+  protected updateGroup(entries: { p: Tensor; grad: Tensor; key: string }[], group: ParamGroup): void {
+    for (const { p, grad, key } of entries) this.update(p, grad, group, key);
+  }
 
   abstract readonly kind: string;
 

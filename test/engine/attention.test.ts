@@ -1,4 +1,6 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { benchAttention } from '../../src/engine/ops/attention-bench.js';
@@ -42,6 +44,9 @@ test('attention: native matches reference (MHA / GQA / MQA, causal, masks, parti
     { B: 4, S: 33, Sk: 70, H: 4, Hkv: 2, D: 16 },  // S < Sk (KV cache)
     { B: 2, S: 40, Sk: 20, H: 2, Hkv: 2, D: 8 },   // S > Sk: early causal rows see no key
     { B: 1, S: 70, Sk: 70, H: 4, Hkv: 1, D: 16 },  // one kv head: backward splits its group into chunks
+    { B: 2, S: 150, Sk: 150, H: 3, Hkv: 1, D: 20 }, // 3 key blocks (online softmax), D not a multiple of 16 (packed rows), 3:1 groups
+    { B: 1, S: 67, Sk: 131, H: 2, Hkv: 2, D: 5 },   // odd sizes everywhere, S < Sk across blocks
+    { B: 1, S: 129, Sk: 129, H: 1, Hkv: 1, D: 96 }, // D = 96: micro-tiles of 4 and 2 vectors
   ];
   for (const c of cases) {
     for (const causal of [true, false]) {
@@ -137,6 +142,23 @@ test('attention: native backward is deterministic across thread counts (split kv
   let b: ReturnType<typeof run>;
   try { b = run(); } finally { E.setNumThreads(threads); }
   a.forEach((g, i) => assert.deepEqual(Array.from(g), Array.from(b[i]), `gradient ${i} differs between thread counts`));
+});
+
+// The 8-wide (AVX2) micro-kernels run where AVX-512 is missing; force them here in a child
+// process (the path is chosen once per process) and run the cross-check and determinism tests.
+test('attention: the AVX2 micro-kernel path matches the reference too', { skip: !hasNative || process.env.STACKWISE_SIMD !== undefined }, () => {
+  const r = spawnSync(process.execPath, ['--test', '--test-name-pattern=native matches reference|deterministic across thread', fileURLToPath(import.meta.url)],
+    { encoding: 'utf8', env: { ...process.env, STACKWISE_SIMD: 'avx2', NODE_TEST_CONTEXT: undefined } });
+  assert.equal(r.status, 0, `avx2 run failed:\n${(r.stdout + r.stderr).split('\n').filter((l) => /not ok|Error|expected|actual/.test(l)).slice(0, 20).join('\n')}`);
+  assert.match(r.stdout, /# pass [1-9]/);
+  assert.match(r.stdout, /# fail 0/);
+});
+
+test('attention: STACKWISE_SIMD with a bad value is an error naming the variable', { skip: !hasNative }, () => {
+  const script = `import('${new URL('../../src/engine/index.js', import.meta.url).href}').then((E) => E.engineInfo())`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, STACKWISE_SIMD: 'sse9' } });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /STACKWISE_SIMD must be auto, avx2 or avx512, found 'sse9'/);
 });
 
 test('attention: bad input names the op and the shapes', () => {

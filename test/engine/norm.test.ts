@@ -175,3 +175,36 @@ test('layerNorm / rmsNorm: bad input', () => {
     assertThrowsWith(() => E.layerNorm(E.zeros([2, 3], { backend: 'native' }), E.zeros([3], { backend: 'reference' }), null), /layerNorm/, /different backends/);
   }
 });
+
+// The fused residual add + RMSNorm: both outputs (the sum feeds the next residual add, the
+// normed value the sub-layer), each alone or both reaching the loss.
+const ADD_RMS: [string, Fn][] = [
+  ['both outputs', (x, r, w) => { const [s, y] = E.addRmsNorm(x, r, w); return E.add(E.mul(s, s), y); }],
+  ['normed only', (x, r, w) => E.addRmsNorm(x, r, w)[1]],
+  ['sum only', (x, r, w) => E.addRmsNorm(x, r, w)[0]],
+  ['no weight', (x, r) => { const [s, y] = E.addRmsNorm(x, r, null); return E.add(s, E.mul(y, y)); }],
+];
+
+test('addRmsNorm: native matches reference, gradients match finite differences, equals add + rmsNorm', () => {
+  for (const shape of [[7], [3, 1], [2, 3, 7], [97, 513], [40, 256]]) {
+    const D = shape[shape.length - 1];
+    for (const [name, fn] of ADD_RMS) {
+      crossCheck(`addRmsNorm ${name} ${shape}`, [{ shape }, { shape }, ...(name === 'no weight' ? [] : [{ shape: [D] }])], fn, { atol: 2e-4 });
+    }
+  }
+  for (const shape of [[2, 3, 5], [3, 1], [4]]) {
+    const D = shape[shape.length - 1];
+    // (with the sum alone the weight gets no gradient, which gradCheck would call missing)
+    for (const [name, fn] of ADD_RMS.filter(([n]) => n !== 'sum only')) gradCheck(`addRmsNorm ${name} ${shape}`, [{ shape }, { shape }, ...(name === 'no weight' ? [] : [{ shape: [D] }])], fn);
+  }
+  for (const backend of hasNative ? ['native', 'reference'] : ['reference']) {
+    E.tidy(() => {
+      const x = E.randn([5, 33], { seed: 1, backend }), r = E.randn([5, 33], { seed: 2, backend }), w = E.randn([33], { seed: 3, backend });
+      const [s, y] = E.addRmsNorm(x, r, w, 1e-5);
+      const s2 = E.add(x, r);
+      assertClose(s.toArray(), s2.toArray(), `addRmsNorm sum (${backend})`, 0, 0);
+      assertClose(y.toArray(), E.rmsNorm(s2, w, 1e-5).toArray(), `addRmsNorm normed (${backend})`, 1e-6, 1e-6);
+    });
+  }
+  assertThrowsWith(() => E.addRmsNorm(E.zeros([2, 4]), E.zeros([2, 5]), null), /addRmsNorm/, /residual/, /\[2, 5\]/);
+});

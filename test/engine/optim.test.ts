@@ -57,6 +57,32 @@ test('adamwUpdate: native matches reference over several steps (parallel sizes, 
   }
 });
 
+test('adamwUpdateGroup: equals adamwUpdate per parameter (bit for bit on each backend), per-parameter steps, write versions', () => {
+  for (const backend of BACKENDS) {
+    const sizes = [1, 7, 4099, 100003];
+    const make = () => sizes.map((n, i) => ({
+      p: E.tensor(Float32Array.from(makeValues({ shape: [n] }, 2 + i)), [n], { backend }),
+      m: E.zeros([n], { backend }), v: E.zeros([n], { backend }),
+    }));
+    const one = make(), group = make();
+    for (let step = 1; step <= 3; step++) {
+      const grads = sizes.map((n, i) => E.tensor(Float32Array.from(makeValues({ shape: [n], scale: 0.1 }, 20 + step + 7 * i)), [n], { backend }));
+      // Parameter 0 joined one step later: its own bias correction.
+      const stepOf = (i: number) => (i === 0 ? Math.max(1, step - 1) : step);
+      one.forEach((s, i) => E.adamwUpdate(s.p, grads[i], s.m, s.v, { ...ADAM, step: stepOf(i) }));
+      const versions = group.map((s) => s.p.writeVersion);
+      E.adamwUpdateGroup(group.map((s, i) => ({ param: s.p, grad: grads[i], m: s.m, v: s.v, step: stepOf(i) })), ADAM);
+      group.forEach((s, i) => {
+        assert.deepEqual(Array.from(s.p.toArray()), Array.from(one[i].p.toArray()), `${backend} param ${i} step ${step}`);
+        assert.deepEqual(Array.from(s.v.toArray()), Array.from(one[i].v.toArray()), `${backend} v ${i} step ${step}`);
+        assert.ok(s.p.writeVersion > versions[i], 'the update bumps the write version');
+      });
+    }
+  }
+  assertThrowsWith(() => E.adamwUpdateGroup([{ param: E.zeros([3]), grad: E.zeros([4]), m: E.zeros([3]), v: E.zeros([3]), step: 1 }], ADAM), /adamwUpdateGroup/, /grad/);
+  assertThrowsWith(() => E.adamwUpdateGroup([{ param: E.zeros([3]), grad: E.zeros([3]), m: E.zeros([3]), v: E.zeros([3]), step: 0 }], ADAM), /adamwUpdateGroup/, /step/);
+});
+
 /** torch.optim.SGD's single-tensor step in float64. */
 function sgdByHand(p: number[], g: number[], buf: number[], o: { lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number }, first: boolean): void {
   for (let i = 0; i < p.length; i++) {

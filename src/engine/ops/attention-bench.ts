@@ -45,9 +45,9 @@ export function benchAttention(opts: AttentionBenchOptions = {}): AttentionBench
     for (let r = 0; r < runs + 2; r++) {
       tidy(() => {
         const t0 = performance.now();
-        const [, lse] = runOp<AttentionAttrs>('attention', [q, k, v], attrs, backend);
+        const [out, lse] = runOp<AttentionAttrs>('attention', [q, k, v], attrs, backend);
         const t1 = performance.now();
-        runOp<AttentionAttrs>('attentionGrad', [q, k, v, lse, dOut], attrs, backend);
+        runOp<AttentionAttrs>('attentionGradOut', [q, k, v, out, lse, dOut], attrs, backend);
         const t2 = performance.now();
         if (r >= 2) { fwd.push(t1 - t0); bwd.push(t2 - t1); }
       });

@@ -6,7 +6,8 @@
  * The 'attention' op has two outputs: the attention output [B, S, H, D] and, as an auxiliary
  * output for the gradient, the per-row logsumexp of the scaled, masked scores [B, H, S]
  * (-Infinity for a query row that sees no key). Its gradient is one fused op, 'attentionGrad',
- * which recomputes the probabilities from q, k and the logsumexp.
+ * which recomputes the probabilities from q, k and the logsumexp ('attentionGradOut', which also
+ * reads the output for δ = rowsum(dOut ⊙ out); 'attentionGrad' without it recomputes the output).
  */
 import { registerGradient } from '../registry.js';
 import { runOp } from '../run-op.js';
@@ -22,8 +23,9 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/** Attrs of 'attention' and 'attentionGrad'; inputs are [q, k, v] or [q, k, v, keyMask]
- * (attentionGrad: [q, k, v, lse, dOut] or [..., keyMask]; outputs [dq, dk, dv]). */
+/** Attrs of 'attention', 'attentionGrad' and 'attentionGradOut'; inputs are [q, k, v] or
+ * [q, k, v, keyMask] (attentionGrad: [q, k, v, lse, dOut] or [..., keyMask]; attentionGradOut,
+ * the one the gradient uses: [q, k, v, out, lse, dOut] or [..., keyMask]; outputs [dq, dk, dv]). */
 export interface AttentionAttrs {
   causal: boolean;
   scale: number;
@@ -81,8 +83,8 @@ registerGradient<AttentionAttrs>('attention', (dys, { inputs, outputs, attrs }) 
   const dOut = dys[0];
   const [q, k, v, keyMask] = inputs;
   if (!dOut) return inputs.map(() => null);
-  const ins = [q, k, v, outputs[1], dOut];
+  const ins = [q, k, v, outputs[0], outputs[1], dOut];
   if (keyMask) ins.push(keyMask);
-  const [dq, dk, dv] = runOp<AttentionAttrs>('attentionGrad', ins, attrs);
+  const [dq, dk, dv] = runOp<AttentionAttrs>('attentionGradOut', ins, attrs);
   return keyMask ? [dq, dk, dv, null] : [dq, dk, dv];
 });

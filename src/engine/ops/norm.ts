@@ -11,6 +11,9 @@ import type { Tensor } from '../tensor.js';
 
 export interface LayerNormAttrs { eps: number; hasWeight: boolean; hasBias: boolean }
 export interface RmsNormAttrs { eps: number; hasWeight: boolean }
+export type AddRmsNormAttrs = RmsNormAttrs;
+/** addRmsNormGrad inputs: [sum, rstd, dy?, ds?, weight?] (which are present: the flags). */
+export interface AddRmsNormGradAttrs { hasWeight: boolean; hasDy: boolean; hasDs: boolean }
 
 function checkNormInputs(op: string, x: Tensor, params: [string, Tensor | null][], eps: number): number {
   if (x.dtype === 'int32') throw new Error(`op '${op}': expected a float tensor, got ${x.describe()}`);
@@ -76,4 +79,33 @@ registerGradient<RmsNormAttrs>('rmsNorm', (dys, { inputs, outputs, attrs }) => {
   const rstd = outputs[1];
   const gins = weight ? [x, rstd, dy, weight] : [x, rstd, dy];
   return runOp<RmsNormAttrs>('rmsNormGrad', gins, attrs);
+});
+
+/**
+ * The residual add fused into RMSNorm: returns [s, y] with s = x + r and y = rmsNorm(s, weight,
+ * eps), in one pass over memory (forward and backward). x and r have the same shape [..., D].
+ * Equal to `const s = add(x, r); const y = rmsNorm(s, weight, eps)`.
+ */
+export function addRmsNorm(x: Tensor, r: Tensor, weight: Tensor | null, eps = 1e-6): [Tensor, Tensor] {
+  checkNormInputs('addRmsNorm', x, [['weight', weight]], eps);
+  if (r.dtype !== x.dtype || r.rank !== x.rank || r.shape.some((d, i) => d !== x.shape[i])) {
+    throw new Error(`op 'addRmsNorm': residual ${r.describe()} must have the shape and dtype of input ${x.describe()}`);
+  }
+  const inputs = weight ? [x, r, weight] : [x, r];
+  const outs = runOp<AddRmsNormAttrs>('addRmsNorm', inputs, { eps, hasWeight: !!weight });
+  if (!outs[0].node) outs[2].dispose();
+  return [outs[0], outs[1]];
+}
+
+// addRmsNorm's gradient: one kernel gives d(x + r) = ds + RMSNorm'(dy); x and r both get it.
+registerGradient<AddRmsNormAttrs>('addRmsNorm', (dys, { inputs, outputs, attrs }) => {
+  const [ds, dy] = dys;
+  if (!ds && !dy) return inputs.map(() => null);
+  const gins = [outputs[0], outputs[2]];
+  if (dy) gins.push(dy);
+  if (ds) gins.push(ds);
+  if (attrs.hasWeight) gins.push(inputs[2]);
+  const g = runOp<AddRmsNormGradAttrs>('addRmsNormGrad', gins, { hasWeight: attrs.hasWeight, hasDy: !!dy, hasDs: !!ds });
+  const dw = attrs.hasWeight ? (dy ? g[1] : null) : undefined;
+  return dw === undefined ? [g[0], g[0]] : [g[0], g[0], dw];
 });

@@ -32,6 +32,9 @@ export interface SgdOptions {
 /** Kernel attrs of 'adamwUpdate': the options plus the precomputed bias corrections. */
 export interface AdamWAttrs extends AdamWOptions { biasCorrection1: number; biasCorrection2: number }
 export type SgdAttrs = Required<SgdOptions>;
+/** Kernel attrs of 'adamwUpdateGroup': shared options and one bias-correction pair per parameter
+ * (parameters that joined later have their own step count). Inputs: [p, g, m, v] per parameter. */
+export interface AdamWGroupAttrs { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; biasCorrection1: number[]; biasCorrection2: number[] }
 export interface ScaleAttrs { scale: number }
 /** The kernel of 'sumOfSquares' returns no tensor; it writes the (float64) result here. */
 export interface SumOfSquaresAttrs { result: number }
@@ -40,6 +43,7 @@ export interface SumOfSquaresAttrs { result: number }
 registerInPlaceOp('adamwUpdate', [0, 2, 3]);  // param, m, v (not grad)
 registerInPlaceOp('sgdUpdate', [0, 2]);       // param, momentum buffer when given (not grad)
 registerInPlaceOp('scaleInPlace', [0]);
+registerInPlaceOp('adamwUpdateGroup', [0, 2, 3], 4);  // per parameter record [p, g, m, v]: p, m, v
 
 function checkFloat(op: string, what: string, t: Tensor): void {
   if (t.dtype === 'int32') throw new Error(`op '${op}': ${what} must be a float tensor, got ${t.describe()}`);
@@ -79,6 +83,38 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o
     biasCorrection2: 1 - Math.pow(beta2, step),
   };
   noGrad(() => runOp<AdamWAttrs>('adamwUpdate', [param, grad, m, v], attrs));
+}
+
+/** One parameter of an AdamW group update: its gradient, moments and 1-based step. */
+export interface AdamWGroupEntry { param: Tensor; grad: Tensor; m: Tensor; v: Tensor; step: number }
+
+/**
+ * One AdamW step over every parameter of a group at once (same lr, betas, eps, weight decay;
+ * each its own step count): the same arithmetic as `adamwUpdate` per parameter, in one kernel
+ * call and one parallel region over all of them instead of one per parameter.
+ */
+export function adamwUpdateGroup(entries: AdamWGroupEntry[], opts: Omit<AdamWOptions, 'step'>): void {
+  const op = 'adamwUpdateGroup';
+  const { lr, beta1, beta2, eps, weightDecay } = opts;
+  checkNumber(op, 'lr', lr, (x) => x >= 0, 'a finite number >= 0');
+  checkNumber(op, 'beta1', beta1, (x) => x >= 0 && x < 1, 'in [0, 1)');
+  checkNumber(op, 'beta2', beta2, (x) => x >= 0 && x < 1, 'in [0, 1)');
+  checkNumber(op, 'eps', eps, (x) => x >= 0, 'a finite number >= 0');
+  checkNumber(op, 'weightDecay', weightDecay, (x) => x >= 0, 'a finite number >= 0');
+  if (entries.length === 0) return;
+  const inputs: Tensor[] = [];
+  const attrs: AdamWGroupAttrs = { lr, beta1, beta2, eps, weightDecay, biasCorrection1: [], biasCorrection2: [] };
+  for (const { param, grad, m, v, step } of entries) {
+    checkFloat(op, 'param', param);
+    checkLike(op, param, 'grad', grad);
+    checkLike(op, param, 'm (first moment)', m);
+    checkLike(op, param, 'v (second moment)', v);
+    checkNumber(op, 'step', step, (x) => Number.isInteger(x) && x >= 1, 'an integer >= 1 (steps are 1-based)');
+    inputs.push(param, grad, m, v);
+    attrs.biasCorrection1.push(1 - Math.pow(beta1, step));
+    attrs.biasCorrection2.push(1 - Math.pow(beta2, step));
+  }
+  noGrad(() => runOp<AdamWGroupAttrs>(op, inputs, attrs));
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Native kernels of the norm family: LayerNorm and RMSNorm (see native/src/norm.cc). */
 import { registerKernel } from '../../../registry.js';
 import { allocTensor, type Tensor } from '../../../tensor.js';
-import type { LayerNormAttrs, RmsNormAttrs } from '../../../ops/norm.js';
+import type { LayerNormAttrs, RmsNormAttrs, AddRmsNormAttrs, AddRmsNormGradAttrs } from '../../../ops/norm.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
 
@@ -12,6 +12,8 @@ declare module '../addon.js' {
     layerNormGrad(x: Handle, w: Handle | null, mean: Handle, rstd: Handle, dy: Handle, dx: Handle, dw: Handle | null, db: Handle | null, rows: number, D: number): void;
     rmsNorm(x: Handle, w: Handle | null, y: Handle, rstd: Handle, rows: number, D: number, eps: number): void;
     rmsNormGrad(x: Handle, w: Handle | null, rstd: Handle, dy: Handle, dx: Handle, dw: Handle | null, rows: number, D: number): void;
+    addRmsNorm(x: Handle, r: Handle, w: Handle | null, sum: Handle, y: Handle, rstd: Handle, rows: number, D: number, eps: number): void;
+    addRmsNormGrad(sum: Handle, w: Handle | null, rstd: Handle, dy: Handle | null, ds: Handle | null, dx: Handle, dw: Handle | null, rows: number, D: number): void;
   }
 }
 
@@ -64,5 +66,28 @@ registerKernel<RmsNormAttrs>('rmsNormGrad', B, (inputs, { hasWeight }, be) => {
   const dx = allocTensor(be, x.shape, x.dtype);
   const dw = hasWeight ? allocTensor(be, [D], x.dtype) : null;
   addonOf(be).rmsNormGrad(h(x), hOrNull(w), h(rstd), h(dy), h(dx), hOrNull(dw), rows, D);
+  return dw ? [dx, dw] : [dx];
+});
+
+registerKernel<AddRmsNormAttrs>('addRmsNorm', B, (inputs, { eps, hasWeight }, be) => {
+  const [x, r] = inputs;
+  const w = hasWeight ? inputs[2] : null;
+  const { rows, D } = sizes(x);
+  const sum = allocTensor(be, x.shape, x.dtype), y = allocTensor(be, x.shape, x.dtype);
+  const rstd = allocTensor(be, x.shape.slice(0, -1), x.dtype);
+  addonOf(be).addRmsNorm(h(x), h(r), hOrNull(w), h(sum), h(y), h(rstd), rows, D, eps);
+  return [sum, y, rstd];
+});
+
+registerKernel<AddRmsNormGradAttrs>('addRmsNormGrad', B, (inputs, { hasWeight, hasDy, hasDs }, be) => {
+  const [sum, rstd] = inputs;
+  let i = 2;
+  const dy = hasDy ? inputs[i++] : null;
+  const ds = hasDs ? inputs[i++] : null;
+  const w = hasWeight ? inputs[i++] : null;
+  const { rows, D } = sizes(sum);
+  const dx = allocTensor(be, sum.shape, sum.dtype);
+  const dw = hasWeight && dy ? allocTensor(be, [D], sum.dtype) : null;
+  addonOf(be).addRmsNormGrad(h(sum), hOrNull(w), h(rstd), hOrNull(dy), hOrNull(ds), h(dx), hOrNull(dw), rows, D);
   return dw ? [dx, dw] : [dx];
 });

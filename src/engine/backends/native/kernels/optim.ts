@@ -1,6 +1,6 @@
 /** Native kernels for the in-place optimizer updates and gradient-norm helpers (native/src/optim.cc). */
 import { registerKernel } from '../../../registry.js';
-import type { AdamWAttrs, ScaleAttrs, SgdAttrs, SumOfSquaresAttrs } from '../../../ops/optim.js';
+import type { AdamWAttrs, AdamWGroupAttrs, ScaleAttrs, SgdAttrs, SumOfSquaresAttrs } from '../../../ops/optim.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
 
@@ -12,6 +12,9 @@ declare module '../addon.js' {
     /** Fused in-place SGD (momentum buffer null when momentum is 0). */
     sgd(p: object, g: object, buf: object | null, n: number, lr: number, momentum: number, dampening: number, nesterov: boolean,
       weightDecay: number, firstStep: boolean): void;
+    /** AdamW over a group: handles [p, g, m, v] per parameter, sizes and bias corrections per parameter. */
+    adamwGroup(handles: object[], sizes: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number,
+      biasCorrection1: number[], biasCorrection2: number[]): void;
     scaleInPlace(x: object, n: number, scale: number): void;
     /** Σ x² accumulated in double, deterministic. */
     sumSquares(x: object, n: number): number;
@@ -22,6 +25,13 @@ const B = 'native';
 
 registerKernel<AdamWAttrs>('adamwUpdate', B, ([p, g, m, v], a, be) => {
   addonOf(be).adamw(h(p), h(g), h(m), h(v), p.size, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.biasCorrection1, a.biasCorrection2);
+  return [];
+});
+
+registerKernel<AdamWGroupAttrs>('adamwUpdateGroup', B, (inputs, a, be) => {
+  const sizes: number[] = [];
+  for (let k = 0; k < inputs.length; k += 4) sizes.push(inputs[k].size);
+  addonOf(be).adamwGroup(inputs.map(h), sizes, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.biasCorrection1, a.biasCorrection2);
   return [];
 });
 

@@ -2,6 +2,7 @@
 import { registerKernel } from '../../../registry.js';
 import { allocTensor, type Tensor } from '../../../tensor.js';
 import type { AttentionAttrs } from '../../../ops/attention.js';
+import type { Backend } from '../../../backend.js';
 import { data, floats } from '../backend.js';
 
 const B_ = 'reference';
@@ -74,7 +75,11 @@ registerKernel<AttentionAttrs>('attention', B_, ([q, k, v, keyMask], attrs, be) 
 
 // Inputs: q, k, v, lse, dOut[, keyMask] → dq, dk, dv. The probabilities are recomputed
 // exactly (the saved lse is only needed by the native kernel); dS = P ⊙ (dP − Σ P·dP).
-registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, , dOut, keyMask], attrs, be) => {
+registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, , dOut, keyMask], attrs, be) => attentionGrad(q, k, v, dOut, keyMask, attrs, be));
+// Inputs: q, k, v, out, lse, dOut[, keyMask]: the same exact gradient (out and lse unused).
+registerKernel<AttentionAttrs>('attentionGradOut', B_, ([q, k, v, , , dOut, keyMask], attrs, be) => attentionGrad(q, k, v, dOut, keyMask, attrs, be));
+
+function attentionGrad(q: Tensor, k: Tensor, v: Tensor, dOut: Tensor, keyMask: Tensor | undefined, attrs: AttentionAttrs, be: Backend): Tensor[] {
   const L = layout('attentionGrad', q, k, v, keyMask);
   const { S, Sk, H, Hkv, D } = L;
   const dq = allocTensor(be, q.shape, q.dtype), dk = allocTensor(be, k.shape, k.dtype), dv = allocTensor(be, v.shape, v.dtype);
@@ -113,4 +118,4 @@ registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, , dOut, keyMask],
   floats(dk, 'attentionGrad').set(DK);
   floats(dv, 'attentionGrad').set(DV);
   return [dq, dk, dv];
-});
+}

@@ -1,8 +1,8 @@
 /** Reference kernels of the norm family: LayerNorm and RMSNorm, forward and fused backward.
  * Sums run in float64 (JavaScript numbers), in row order. */
-import { registerKernel } from '../../../registry.js';
+import { registerKernel, getKernel } from '../../../registry.js';
 import { allocTensor, type Tensor } from '../../../tensor.js';
-import type { LayerNormAttrs, RmsNormAttrs } from '../../../ops/norm.js';
+import type { LayerNormAttrs, RmsNormAttrs, AddRmsNormAttrs, AddRmsNormGradAttrs } from '../../../ops/norm.js';
 import { floats } from '../backend.js';
 
 const B = 'reference';
@@ -117,5 +117,32 @@ registerKernel<RmsNormAttrs>('rmsNormGrad', B, (inputs, { hasWeight }, be) => {
   }
   const outs = [dx];
   if (dwAcc) { const t = allocTensor(be, [D], x.dtype); floats(t, op).set(dwAcc); outs.push(t); }
+  return outs;
+});
+
+// The fused residual add + RMSNorm: exactly the add followed by the rmsNorm kernel above.
+registerKernel<AddRmsNormAttrs>('addRmsNorm', B, (inputs, attrs, be) => {
+  const [x, r] = inputs;
+  const op = 'addRmsNorm';
+  const sum = allocTensor(be, x.shape, x.dtype);
+  const S = floats(sum, op), X = floats(x, op), R = floats(r, op);
+  for (let i = 0; i < S.length; i++) S[i] = X[i] + R[i];
+  const [y, rstd] = getKernel<RmsNormAttrs>('rmsNorm', B)(attrs.hasWeight ? [sum, inputs[2]] : [sum], attrs, be);
+  return [sum, y, rstd];
+});
+
+registerKernel<AddRmsNormGradAttrs>('addRmsNormGrad', B, (inputs, { hasWeight, hasDy, hasDs }, be) => {
+  const [sum, rstd] = inputs;
+  let i = 2;
+  const dy = hasDy ? inputs[i++] : null;
+  const ds = hasDs ? inputs[i++] : null;
+  const w = hasWeight ? inputs[i++] : null;
+  const op = 'addRmsNormGrad';
+  const outs = dy
+    ? getKernel<RmsNormAttrs>('rmsNormGrad', B)(w ? [sum, rstd, dy, w] : [sum, rstd, dy], { eps: 0, hasWeight }, be)
+    : [allocTensor(be, sum.shape, sum.dtype)];
+  const DX = floats(outs[0], op);
+  if (!dy) DX.fill(0);
+  if (ds) { const DS = floats(ds, op); for (let k = 0; k < DX.length; k++) DX[k] += DS[k]; }
   return outs;
 });

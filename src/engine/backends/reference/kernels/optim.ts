@@ -1,6 +1,6 @@
 /** Reference kernels for the in-place optimizer updates and gradient-norm helpers. */
-import { registerKernel } from '../../../registry.js';
-import type { AdamWAttrs, ScaleAttrs, SgdAttrs, SumOfSquaresAttrs } from '../../../ops/optim.js';
+import { registerKernel, getKernel } from '../../../registry.js';
+import type { AdamWAttrs, AdamWGroupAttrs, ScaleAttrs, SgdAttrs, SumOfSquaresAttrs } from '../../../ops/optim.js';
 import { floats } from '../backend.js';
 
 const B = 'reference';
@@ -19,6 +19,15 @@ registerKernel<AdamWAttrs>('adamwUpdate', B, ([param, grad, m, v], a) => {
     // As PyTorch does, the update reads the moments as stored (rounded to the tensor's dtype).
     P[i] *= decay;
     P[i] -= stepSize * M[i] / (Math.sqrt(Vv[i]) / bc2Sqrt + a.eps);
+  }
+  return [];
+});
+
+// The group update: the single-parameter kernel on each [p, g, m, v] record.
+registerKernel<AdamWGroupAttrs>('adamwUpdateGroup', B, (inputs, a, be) => {
+  const one = getKernel<AdamWAttrs>('adamwUpdate', B);
+  for (let k = 0; k * 4 < inputs.length; k++) {
+    one(inputs.slice(4 * k, 4 * k + 4), { ...a, step: 1, biasCorrection1: a.biasCorrection1[k], biasCorrection2: a.biasCorrection2[k] }, be);
   }
   return [];
 });
