@@ -20,14 +20,14 @@ const RMS_VARIANTS: [string, (D: number) => { shape: number[] }[], Fn][] = [
 // Small, odd, size-1, 1-D, parallel-path (many rows) and large-D shapes.
 const SHAPES = [[7], [1, 1], [3, 1], [2, 3, 7], [1, 4096], [97, 513], [40, 4096]];
 
-test('layerNorm / rmsNorm: native matches reference (outputs and gradients)', () => {
+test('layerNorm / rmsNorm: native matches reference (outputs and gradients)', (t) => {
   for (const shape of SHAPES) {
     const D = shape[shape.length - 1];
     for (const [name, params, fn] of LN_VARIANTS) {
-      crossCheck(`layerNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
+      crossCheck(t, `layerNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
     }
     for (const [name, params, fn] of RMS_VARIANTS) {
-      crossCheck(`rmsNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
+      crossCheck(t, `rmsNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
     }
   }
 });

@@ -8,10 +8,12 @@
  * (-Infinity for a query row that sees no key). Its gradient is one fused op, 'attentionGrad',
  * which recomputes the probabilities from q, k and the logsumexp.
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['attentionGrad'], "backward kernel of 'attention' (no double backward)");
 
 export interface AttentionOptions {
   /** Query i may attend key j only if j <= i + (Sk - S). */

@@ -29,7 +29,7 @@
  */
 import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { keep } from '../scope.js';
 import { formatShape } from '../shape.js';
@@ -37,6 +37,9 @@ import type { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { reshape, sumToShape } from './shape-ops.js';
 import { tensor, toBackend } from './creation.js';
+
+declareNonDifferentiable(['quantize', 'dequantize'], 'quantized storage is frozen: packing and unpacking codes are never differentiated');
+declareNonDifferentiable(['quantizedLinearGradInput'], "backward kernel of 'quantizedLinear' (no double backward)");
 
 // ---- formats ------------------------------------------------------------------------------------
 
