@@ -1,5 +1,5 @@
 // Golden parity with Hugging Face transformers / PEFT: every fixture folder in
-// ../shared/fixtures/hf is loaded through our import and run on its case inputs, float32 on the
+// test/fixtures/hf (made by its generate.py) is loaded through our import and run on its case inputs, float32 on the
 // default backend (native when built). Tolerances (the targets):
 //   logits, merged_logits, every hidden state: |ours - HF| <= 1e-4 absolute;
 //   loss: |ours - HF| <= 1e-5 · |HF|;
