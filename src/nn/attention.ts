@@ -16,7 +16,8 @@ import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { Linear, RMSNorm, type LinearOptions } from './layers.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
-import type { AttentionKind, MlaConfig } from './config.js';
+import type { MlaConfig } from './config.js';
+import type { AttentionKind } from './kinds.js';
 
 /** Per-call inputs shared by every block of a forward pass. */
 export interface ForwardContext {

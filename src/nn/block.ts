@@ -1,13 +1,16 @@
 /** FFN, Block (one transformer layer, pre- or post-norm), Stack (blocks), Rack (stacks). */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import type { RackSpec, StackSpec, LoraTarget } from '../framework/specs/rack.js';
+import type { RackSpec, StackSpec } from './spec.js';
+import type { LoraTarget } from './lora-names.js';
 import { Module, ModuleList } from './module.js';
-import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Activation, type Norm } from './layers.js';
+import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Norm } from './layers.js';
+import type { Activation, FfnKind } from './kinds.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
 import { makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
-import type { BlockConfig, FfnKind, StackConfig } from './config.js';
+import type { BlockConfig, StackConfig } from './config.js';
 import { QuantizedLinear } from './quantized-linear.js';
+import { isLoraParamName } from './lora-names.js';
 
 // ---- FFN --------------------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ export class Block extends Module {
 
   /** True when every non-adapter parameter of the block is frozen. */
   baseFrozen(): boolean {
-    return this.namedParameters().filter(([n]) => !/(^|\.)lora_[AB]$/.test(n)).every(([, t]) => !t.requiresGrad);
+    return this.namedParameters().filter(([n]) => !isLoraParamName(n)).every(([, t]) => !t.requiresGrad);
   }
 
   /** The Linear layers a LoRA target name refers to in this block. */

@@ -2,12 +2,7 @@
  * Plain, JSON-serialisable descriptions of a model: EmbeddingBlock → Rack(Stacks(Blocks)) → Head.
  * `buildModel(config)` turns one into modules; presets and the Hugging Face importer produce them.
  */
-import type { Activation, NormKind } from './layers.js';
-
-export type AttentionMode = 'causal' | 'bidirectional';
-export type AttentionKind = 'standard' | 'mla' | 'linear';
-export type FfnKind = 'swiglu' | 'gelu';
-export type NormPosition = 'pre' | 'post';
+import type { Activation, AttentionKind, AttentionMode, FfnKind, NormKind, NormPosition } from './kinds.js';
 
 /** Multi-head latent attention (DeepSeek-V2 style) sizes. */
 export interface MlaConfig {

@@ -40,7 +40,7 @@
  * With a model and a builder made in code: `new TrainingMachine(config, { model, hooks:
  * [progressiveHooks(builder, { stacksPerPhase })] })` (or ProgressiveTrainer.trainRack).
  */
-import { quantizeTrunk, type Stack } from '../nn/index.js';
+import { isLoraParamName as isLora, quantizeTrunk, type Stack } from '../nn/index.js';
 import type { JsonValue, WeightFormat } from '../framework/index.js';
 import type { ParamGroupOptions } from '../optim/index.js';
 import type { TrainingHooks, PhaseContext, StepContext } from './hooks.js';
@@ -95,7 +95,6 @@ export interface StackStateEntry {
   state: StackStateName | StackStateName[];
 }
 
-const isLora = (n: string) => /(^|\.)lora_[AB]$/.test(n);
 
 /** trainable (base weights train) / adapted (trainable LoRA) / quantized / frozen, per rack position. */
 export function stackStates(builder: ProgressiveRackBuilder): StackStateEntry[] {

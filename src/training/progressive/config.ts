@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { registerConfigExtension } from '../../framework/config/schema.js';
 import { LORA_TARGET_NAMES, validateQuantFormat } from '../../nn/index.js';
 import type { LoraTarget } from '../../framework/index.js';
-import type { ResolvedPhase } from '../config/resolve.js';
+import type { ResolvedPhase } from '../config/resolved-phase.js';
 import { ProgressiveConfigError } from './errors.js';
 import type { FreezePolicy } from './freeze.js';
 import type { GrowthSpec } from './operators.js';

@@ -12,7 +12,7 @@
  * costs its forward; the attention core's costs twice its forward (gradients of Q, K and V).
  */
 import type { Tensor } from '../../engine/index.js';
-import type { Block, Model, Module, Stack } from '../../nn/index.js';
+import { isLoraParamName as isLoraName, type Block, type Model, type Module, type Stack } from '../../nn/index.js';
 import { isLinearLike, representedSize } from './linear-like.js';
 import { parameterEntries } from './operators.js';
 import { RampedStack } from './ramp.js';
@@ -78,7 +78,6 @@ function stateSlots(o: OptimizerKind): number {
   return o === 'adamw' ? 2 : o === 'sgd-momentum' ? 1 : 0;
 }
 
-const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
 
 /**
  * One stage of the data flow: forward and weight-gradient FLOPs per token, the FLOPs of its input
