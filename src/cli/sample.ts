@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { Model, type ModelConfig } from '../nn/index.js';
+import { OBJECTIVES, type Objective } from '../framework/index.js';
 import { ModelAdapter, attentionFor } from '../framework/index.js';
 import { Gpt2Tokenizer, loadTokenizer, type Tokenizer } from '../data/index.js';
 import { CheckpointError, isRunFolder, latestCheckpoint, readCheckpoint } from '../io/checkpoint.js';
@@ -26,7 +27,7 @@ import { depthUnrollSample, diffusionSample, fillMask, generate } from '../train
 import { NoiseSchedule } from '../training/objectives/noise.js';
 import { UsageError, parseChoice, parseNonNegativeInt, parsePositiveInt, printJson, runCommand } from './output.js';
 
-export type Objective = 'clm' | 'mlm' | 'diffusion';
+export type { Objective } from '../framework/index.js';
 
 /** A trained model ready for inference, with what it was trained on. */
 export interface LoadedRun {
@@ -278,7 +279,7 @@ export function registerSampleCommand(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling: keep the most likely tokens up to probability p', parseNumber('--top-p', 0, 1, true))
     .option('--seed <n>', 'random seed (default 0)', parseNonNegativeInt)
     .option('--count <n>', 'number of samples (seeds seed, seed+1, …)', parsePositiveInt)
-    .option('--mode <mode>', 'clm | mlm | diffusion | depth (the time-as-depth unroll: one pass through the stacks, each unmasking down to the next noise level; default: the objective the model was trained with)', parseChoice(['clm', 'mlm', 'diffusion', 'depth'] as const))
+    .option('--mode <mode>', 'clm | mlm | diffusion | depth (the time-as-depth unroll: one pass through the stacks, each unmasking down to the next noise level; default: the objective the model was trained with)', parseChoice([...OBJECTIVES, 'depth'] as const))
     .option('--steps <n>', 'denoising steps (diffusion; default one token per step)', parsePositiveInt)
     .option('--backend <name>', 'engine backend (default: native when built)')
     .option('--json', 'print one JSON object with the samples')

@@ -12,6 +12,7 @@ import { readLrSchedule, type LrScheduleSpec } from '../../optim/lr-schedule.js'
 import { PARAM_ROLES } from '../../optim/groups.js';
 import { readMaskRatio, type MaskRatioSpec } from '../specs/batch.js';
 import { OBJECTIVES } from '../specs/objective.js';
+import { ATTENTION_MODES } from '../../nn/index.js';
 
 const posInt = z.number().int().min(1);
 const nonNegInt = z.number().int().min(0);
@@ -71,7 +72,7 @@ export const modelSchema = z.strictObject({
   norm_eps: posNumber.optional(),
   dropout: fraction.default(0),
   /** 'auto' follows the objective: causal for clm, bidirectional for mlm and diffusion. */
-  attention: z.enum(['auto', 'causal', 'bidirectional']).default('auto'),
+  attention: z.enum(['auto', ...ATTENTION_MODES]).default('auto'),
   /** Seed of the initial weights (default training.seed). */
   init_seed: z.number().int().optional(),
   /**

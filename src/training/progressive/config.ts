@@ -12,6 +12,7 @@ import { ProgressiveConfigError } from './errors.js';
 import type { FreezePolicy } from './freeze.js';
 import type { GrowthSpec } from './operators.js';
 import type { LoraRankStrategy, ProgressiveLoraOptions, StackLoraOptions } from './lora.js';
+import { STORAGE_FORMATS } from '../../engine/index.js';
 
 const snake = (v: unknown) => (typeof v === 'string' ? v.replace(/-/g, '_') : v);
 const posInt = z.number().int().min(1);
@@ -85,7 +86,8 @@ export const progressiveLoraConfigSchema = z.strictObject({
   dropout: z.number().min(0).lt(1).optional(),
 });
 
-export const TRUNK_FORMATS = ['fp32', 'nf4', 'int8', 'fp16', 'bf16'] as const;
+/** trunk_format: the storage formats (engine's STORAGE_FORMATS). */
+export const TRUNK_FORMATS = STORAGE_FORMATS;
 
 export const progressiveConfigSchema = z.strictObject({
   /** append: left→right (capacity growth); prepend: right→left (suffix and head frozen as an anchor). */
