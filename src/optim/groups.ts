@@ -15,8 +15,9 @@ import type { Tensor } from '../engine/index.js';
 import { isLoraParamName } from '../nn/index.js';
 import type { ParamGroupOptions } from './optimizer.js';
 
-export const PARAM_ROLES = ['adapters', 'no_decay', 'embedding', 'head', 'new_stack', 'trunk'] as const;
-export type ParamRole = (typeof PARAM_ROLES)[number];
+import { PARAM_ROLES, type ParamRole } from './roles.js';
+
+export { PARAM_ROLES, type ParamRole };
 export const DEFAULT_GROUP = 'default';
 
 export interface ParamGroupRule {

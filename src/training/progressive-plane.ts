@@ -20,8 +20,8 @@
  *                          seq_len, optimizer and activation cache): {kind: 'resources', step, t,
  *                          phase, params, bytes, flops_per_token, per_stack} (resource-record.ts);
  *   onStepStart            builder.setTime(t) (ramp gates) and, after a structural change, the
- *                          optimizer groups from builder.parameterGroups() (new-stack, trunk,
- *                          stack-lora, progressive-lora, no-decay) via setParamGroups (state of
+ *                          optimizer groups from builder.parameterGroups() (new_stack, trunk,
+ *                          stack_lora, progressive_lora, no_decay) via setParamGroups (state of
  *                          parameters that stay is kept);
  *   saveState/loadState    the builder's state (growth history); on resume the phases are replayed
  *                          (same growths at the same t), and the saved history is checked against
@@ -73,8 +73,6 @@ import {
   type StackLoraOptions,
 } from './progressive/index.js';
 import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type ResourceRecord } from './progressive/resource-record.js';
-
-const dash = (s: string) => s.replace(/_/g, '-');
 
 /** The builder's option names in a message, as model.progressive spells them. */
 const CONFIG_NAMES: [RegExp, string][] = [
@@ -251,7 +249,7 @@ export class ProgressivePlane implements TrainingHooks {
     if (first.stack_lora) o.stackLora = stackLoraOf(first.stack_lora);
     if (first.progressive_lora) o.progressiveLora = progressiveLoraOf(first.progressive_lora);
     this.lrScale = {};
-    for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[dash(k)] = v;
+    for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[k] = v;
     this.b = new ProgressiveRackBuilder(machine.model.model, o);
     return this.b;
   }
@@ -316,8 +314,8 @@ export class ProgressivePlane implements TrainingHooks {
       if (stacks > stacksBefore) hasTrunk = true;
       stacksBefore = Math.max(stacksBefore, stacks);
       if (s.trunk_format !== 'fp32' && hasTrunk) formatLocked = s.trunk_format;
-      // The plane sets the optimizer groups itself (new-stack, trunk, stack-lora, progressive-lora,
-      // no-decay): role groups of optimizer.param_groups would be silently ignored.
+      // The plane sets the optimizer groups itself (new_stack, trunk, stack_lora, progressive_lora,
+      // no_decay): role groups of optimizer.param_groups would be silently ignored.
       if (this.opts.builderGroups !== false) {
         const roleGroups = (p.optimizer?.param_groups ?? []).filter((g) => g.name !== 'no_decay' || g.lr_scale !== 1 || g.weight_decay !== undefined);
         if (roleGroups.length > 0) {
