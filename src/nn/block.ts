@@ -7,7 +7,7 @@ import { Module, ModuleList } from './module.js';
 import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Norm } from './layers.js';
 import type { Activation, FfnKind } from './kinds.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
-import { makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
+import { LinearAttention, makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
 import type { BlockConfig, StackConfig } from './config.js';
 import { QuantizedLinear } from './quantized-linear.js';
 import { isLoraParamName } from './lora-names.js';
@@ -92,6 +92,7 @@ export class Block extends Module {
       qkvBias: config.qkvBias,
       outBias: config.outBias,
       mla: config.mla,
+      ...(config.linear ? { linear: config.linear } : {}),
       seed: deriveSeed(opts.seed, 'attn'),
     }));
     this.ffnNorm = this.registerModule('ffn_norm', makeNorm(config.norm, dModel, normOpts));
@@ -210,6 +211,8 @@ function blockSpec(b: Block): Omit<StackSpec, 'n_blocks' | 'frozen'> {
     n_kv_heads: b.attn.nKvHeads,
     d_ff: c.dFF,
     attention: b.attn.causal ? 'causal' : 'bidirectional',
+    ...(b.attn.kind !== 'standard' ? { attention_kind: b.attn.kind } : {}),
+    ...(b.attn instanceof LinearAttention ? { feature_map: b.attn.featureMap } : {}),
     norm: c.norm,
     norm_position: c.normPosition,
     ffn: c.ffn,

@@ -2,7 +2,7 @@
 // toSpec()): plain JSON, snake_case, the config's names. framework/specs reads, validates and
 // compares them and re-exports these types; they live here because nn produces them.
 import type { StorageFormat } from '../engine/index.js';
-import type { AttentionMode, EmbeddingPositional, FfnKind, NormKind, NormPosition, Pooling, StackPositional } from './kinds.js';
+import type { AttentionKind, AttentionMode, EmbeddingPositional, LinearFeatureMap, FfnKind, NormKind, NormPosition, Pooling, StackPositional } from './kinds.js';
 import type { LoraTarget } from './lora-names.js';
 
 /** Storage formats of a stack's weights (engine's STORAGE_FORMATS). */
@@ -58,6 +58,10 @@ export interface StackSpec {
   n_kv_heads: number;
   d_ff: number;
   attention: AttentionMode;
+  /** Present when not 'standard' softmax attention (model.attention_kind). */
+  attention_kind?: Exclude<AttentionKind, 'standard'>;
+  /** Feature map of linear attention. */
+  feature_map?: LinearFeatureMap;
   norm: NormKind;
   norm_position: NormPosition;
   ffn: FfnKind;

@@ -13,7 +13,7 @@ import { conflict, problemToIssue, type CompatibilityProblem } from './problems.
 
 import { STORAGE_FORMATS } from '../../engine/index.js';
 import {
-  ATTENTION_MODES, FFN_KINDS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
+  ATTENTION_KINDS, ATTENTION_MODES, FFN_KINDS, LINEAR_FEATURE_MAPS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
   type AttentionMode, type FfnKind, type LoraSpec, type LoraTarget, type NormKind, type NormPosition, type RackSpec,
   type StackPositional, type StackSpec, type WeightFormat,
 } from '../../nn/index.js';
@@ -71,6 +71,14 @@ export function readStackSpec(value: unknown, path: string, issues: SpecIssue[])
     frozen: r.boolean('frozen', false),
     weight_format: r.choice('weight_format', WEIGHT_FORMATS, 'fp32'),
   };
+  if (r.has('attention_kind')) {
+    const kind = r.choice('attention_kind', ATTENTION_KINDS);
+    if (kind !== 'standard') spec.attention_kind = kind;
+  }
+  if (r.has('feature_map')) {
+    if (spec.attention_kind === 'linear') spec.feature_map = r.choice('feature_map', LINEAR_FEATURE_MAPS);
+    else r.issue('feature_map', "nothing unless attention_kind is 'linear'", r.raw('feature_map'));
+  }
   if (spec.positional === 'rope') {
     spec.rope_theta = r.number('rope_theta', POSITIVE_NUMBER, DEFAULT_ROPE_THETA);
   } else if (r.has('rope_theta')) {

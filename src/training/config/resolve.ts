@@ -40,7 +40,7 @@ export interface ParsedConfig {
 /** Model fields no phase may change: the live model evolves, it is never rebuilt. */
 export const FIXED_MODEL_FIELDS = [
   'preset', 'vocab_size', 'd_model', 'n_heads', 'n_kv_heads', 'd_ff', 'blocks_per_stack', 'max_positions',
-  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding',
+  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding', 'attention_kind',
 ] as const;
 
 function prefixed(issues: ConfigIssue[], plane: string, override: unknown, phase: { index: number; name: string }): ConfigIssue[] {

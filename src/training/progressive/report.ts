@@ -119,8 +119,7 @@ function matrixCost(...modules: Module[]): ModuleCost {
 
 /** The stages of a block in data-flow order (pre-norm or post-norm). */
 function blockStages(b: Block, S: number): ModuleCost[] {
-  const width = b.attn.nHeads * b.attn.headDim;
-  const coreFwd = b.attn.kind === 'linear' ? 4 * b.attn.headDim * width : 4 * (b.attn.causal ? (S + 1) / 2 : S) * width;
+  const coreFwd = b.attn.coreFlopsPerToken(S);
   const children = b.attn.namedChildren();
   const attnIn = matrixCost(...children.filter(([n]) => n !== 'o').map(([, m]) => m));
   const out = matrixCost(...children.filter(([n]) => n === 'o').map(([, m]) => m));
