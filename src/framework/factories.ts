@@ -141,8 +141,8 @@ function applyAttentionKind(config: ModelConfig, plane: ModelPlaneConfig, kind: 
         break;
       }
       case 'linear': {
-        if (kind.feature_map !== 'favor' && kind.features !== undefined) {
-          throw new Error(`${where}.features: expected no feature count for feature_map '${kind.feature_map}' (its features are head_dim ${headDim}), found ${kind.features}`);
+        if (kind.feature_map !== 'favor' && kind.n_features !== undefined) {
+          throw new Error(`${where}.n_features: expected no feature count for feature_map '${kind.feature_map}' (its features are head_dim ${headDim}), found ${kind.n_features}`);
         }
         if (kind.feature_map !== 'favor' && kind.seed !== undefined) {
           throw new Error(`${where}.seed: expected no seed for feature_map '${kind.feature_map}' (only favor draws random features), found ${kind.seed}`);
@@ -151,7 +151,7 @@ function applyAttentionKind(config: ModelConfig, plane: ModelPlaneConfig, kind: 
         block.linear = {
           featureMap: kind.feature_map,
           chunkSize: kind.chunk_size,
-          ...(kind.feature_map === 'favor' ? { features: kind.features ?? 2 * headDim, seed: kind.seed ?? seed } : {}),
+          ...(kind.feature_map === 'favor' ? { features: kind.n_features ?? 2 * headDim, seed: kind.seed ?? seed } : {}),
         };
         break;
       }

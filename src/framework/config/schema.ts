@@ -55,29 +55,19 @@ export const attentionKindSchema = kindShorthand(
   z.discriminatedUnion('kind', [
     /** Softmax attention; n_kv_heads (llama) gives MHA (= n_heads), GQA (fewer) or MQA (1). */
     z.strictObject({ kind: z.literal('standard') }),
-    /** Multi-head latent attention (DeepSeek-V2): keys and values up-projected from a shared latent of kv_rank; no Hugging Face export. */
-    z.strictObject({
-      kind: z.literal('mla'),
-      /** Rank of the shared key/value latent (default d_model / 2). */
-      kv_rank: posInt.optional(),
-      /** Rank of the query latent; 0 projects queries directly. */
-      q_rank: nonNegInt.default(0),
-      /** Per-head dims carrying a decoupled RoPE key shared by all heads (rope presets only; even, below head_dim; default head_dim / 2, 0 without RoPE). */
-      rope_dim: nonNegInt.optional(),
-      /** RMSNorm on the latents. */
-      latent_norm: z.boolean().default(true),
+    /** Multi-head latent attention (DeepSeek-V2): keys and values up-projected per head from a shared latent; no Hugging Face export. */
+    z.strictObject({ kind: z.literal('mla'),
+      kv_rank: posInt.optional().describe('Rank of the shared key/value latent (default d_model / 2).'),
+      q_rank: nonNegInt.default(0).describe('Rank of the query latent; 0 projects queries directly.'),
+      rope_dim: nonNegInt.optional().describe('Per-head dims carrying a decoupled RoPE key shared by all heads: even, below head_dim (default head_dim / 2 rounded down to even; 0 without RoPE).'),
+      latent_norm: z.boolean().default(true).describe('RMSNorm on the latents.'),
     }),
     /** Kernelised attention, linear in sequence length; no Hugging Face export. */
-    z.strictObject({
-      kind: z.literal('linear'),
-      /** elu1: φ(x) = elu(x) + 1; favor: Performer's positive orthogonal random features (FAVOR+), an unbiased estimate of softmax attention. */
-      feature_map: z.enum(LINEAR_FEATURE_MAPS).default('elu1'),
-      /** Random features m (favor only; default 2 · head_dim). */
-      features: posInt.optional(),
-      /** Seed of favor's fixed random projection (default the model's init seed). */
-      seed: z.number().int().optional(),
-      /** Chunk length of the causal pass. */
-      chunk_size: posInt.default(64),
+    z.strictObject({ kind: z.literal('linear'),
+      feature_map: z.enum(LINEAR_FEATURE_MAPS).default('elu1').describe("elu1: φ(x) = elu(x) + 1; favor: Performer's positive orthogonal random features (FAVOR+), an unbiased estimate of softmax attention."),
+      n_features: posInt.optional().describe('Random features m (favor only; default 2 · head_dim).'),
+      seed: z.number().int().optional().describe("Seed of favor's fixed random projection (favor only; default the model's init seed)."),
+      chunk_size: posInt.default(64).describe('Chunk length of the causal pass.'),
     }),
   ]),
 );

@@ -12,7 +12,7 @@
  * costs its forward; the attention core's costs twice its forward (gradients of Q, K and V).
  */
 import type { Tensor } from '../../engine/index.js';
-import { isLoraParamName as isLoraName, type Block, type Model, type Module, type Stack } from '../../nn/index.js';
+import { isLoraParamName as isLoraName, LinearAttention, type Block, type Model, type Module, type Stack } from '../../nn/index.js';
 import { isLinearLike, representedSize } from './linear-like.js';
 import { parameterEntries } from './operators.js';
 import { RampedStack } from './ramp.js';
@@ -41,6 +41,8 @@ export interface StackReport {
   frozen: boolean;
   ramp?: { t0: number; t1: number; gate: number };
   lora?: string[];
+  /** The stack's attention when not standard softmax: 'mla', 'linear:elu1', 'linear:favor'. */
+  attention?: string;
 }
 
 export interface ResourceReport {
@@ -194,6 +196,8 @@ export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, 
     if (s instanceof RampedStack) r.ramp = { t0: s.t0, t1: s.t1, gate: s.gate };
     const lora = [...new Set(s.namedModules().filter(([, m]) => isLinearLike(m) && m.lora).map(([p]) => p.split('.').pop()!))];
     if (lora.length) r.lora = lora;
+    const attn = s.blocks.length > 0 ? s.blocks.at(0).attn : null;
+    if (attn && attn.kind !== 'standard') r.attention = attn instanceof LinearAttention ? `linear:${attn.featureMap}` : attn.kind;
     return r;
   });
 
