@@ -5,34 +5,14 @@
  * the `.grad` of leaf tensors (which are kept out of memory scopes, so they survive the step).
  */
 import { getGradient, type GradContext } from './registry.js';
-import type { Tensor } from './tensor.js';
+import { setBackward, type Tensor, type TapeNode } from './tensor.js';
 import { keep, tidy } from './scope.js';
 import { formatShape, sameShape } from './shape.js';
 import { runOp } from './run-op.js';
+import { noGrad } from './grad-mode.js';
 
-export interface TapeNode {
-  op: string;
-  inputs: Tensor[];
-  outputs: Tensor[];
-  attrs: unknown;
-}
-
-let gradEnabled = true;
-
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
-/** Runs `fn` without recording anything on the tape. */
-export function noGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
-}
+export { isGradEnabled, noGrad } from './grad-mode.js';
+export type { TapeNode } from './tensor.js';
 
 function topoOrder(root: Tensor): TapeNode[] {
   const order: TapeNode[] = [];
@@ -121,3 +101,5 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
     leaf.grad = keep(g);
   }
 }
+
+setBackward(backward);

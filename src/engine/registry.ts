@@ -23,9 +23,12 @@ export type GradientFn<A = unknown> = (dys: (Tensor | null)[], ctx: GradContext<
 const kernels = new Map<string, Map<string, Kernel<never>>>();
 const gradients = new Map<string, GradientFn<never>>();
 
+/** Registers op `op`'s kernel on `backend`; a second registration of the same pair is an error
+ * (two modules claiming one kernel would otherwise depend on import order). */
 export function registerKernel<A>(op: string, backend: string, kernel: Kernel<A>): void {
   let byBackend = kernels.get(op);
   if (!byBackend) kernels.set(op, (byBackend = new Map()));
+  if (byBackend.has(backend)) throw new Error(`registerKernel: op '${op}' already has a kernel for backend '${backend}'`);
   byBackend.set(backend, kernel as Kernel<never>);
 }
 
@@ -43,7 +46,42 @@ export function hasKernel(op: string, backend: string): boolean {
 }
 
 export function registerGradient<A>(op: string, fn: GradientFn<A>): void {
+  if (gradients.has(op)) throw new Error(`registerGradient: op '${op}' already has a gradient`);
+  if (nonDifferentiable.has(op)) throw new Error(`registerGradient: op '${op}' is declared non-differentiable (${nonDifferentiable.get(op)})`);
   gradients.set(op, fn as GradientFn<never>);
+}
+
+const nonDifferentiable = new Map<string, string>();
+
+/**
+ * Declares that op `op` has no gradient, and why (a backward kernel, an optimizer update, integer
+ * output). The registry test requires every op to have a gradient or such a declaration.
+ */
+export function declareNonDifferentiable(ops: string | readonly string[], why: string): void {
+  for (const op of typeof ops === 'string' ? [ops] : ops) {
+    if (gradients.has(op)) throw new Error(`declareNonDifferentiable: op '${op}' already has a gradient`);
+    if (nonDifferentiable.has(op)) throw new Error(`declareNonDifferentiable: op '${op}' is already declared non-differentiable`);
+    nonDifferentiable.set(op, why);
+  }
+}
+
+/** Why op `op` has no gradient (undefined: it is not declared non-differentiable). */
+export function nonDifferentiableReason(op: string): string | undefined {
+  return nonDifferentiable.get(op);
+}
+
+const referenceOnly = new Map<string, string>();
+
+/** Declares that op `op` runs on the reference backend only, and why; the registry test requires
+ * every op to have a native kernel or such a declaration. */
+export function declareReferenceOnly(op: string, why: string): void {
+  if (referenceOnly.has(op)) throw new Error(`declareReferenceOnly: op '${op}' is already declared reference-only`);
+  referenceOnly.set(op, why);
+}
+
+/** Why op `op` has no native kernel (undefined: it is not declared reference-only). */
+export function referenceOnlyReason(op: string): string | undefined {
+  return referenceOnly.get(op);
 }
 
 export function getGradient<A>(op: string): GradientFn<A> | undefined {

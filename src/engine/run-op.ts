@@ -3,7 +3,7 @@
 import { getDefaultBackend } from './backend-registry.js';
 import { getKernel, mutatedInputsOf } from './registry.js';
 import type { Tensor } from './tensor.js';
-import { isGradEnabled } from './autograd.js';
+import { isGradEnabled } from './grad-mode.js';
 import type { Backend } from './backend.js';
 import { profilingActive, recordOp } from './profiler.js';
 import { adaptThreads } from './threads.js';

@@ -4,7 +4,14 @@
  * step run inside `tidy` therefore releases all of its intermediates at once, without waiting
  * for the JavaScript garbage collector.
  */
-import type { Tensor } from './tensor.js';
+
+/** What a scope needs of a tensor. Declared here (Tensor implements it) so that scope.ts does not
+ * import tensor.ts, which imports scope.ts. */
+export interface Scoped {
+  scope: Set<Scoped> | null;
+  dispose(): void;
+}
+type Tensor = Scoped;
 
 interface Scope {
   tensors: Set<Tensor>;

@@ -1,9 +1,21 @@
 import { markWritten, type Backend, type Storage } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './dtype.js';
 import { formatShape, sizeOf, type Shape } from './shape.js';
-import { setTensorCheck, track } from './scope.js';
-import type { TapeNode } from './autograd.js';
-import { backward } from './autograd.js';
+import { setTensorCheck, track, type Scoped } from './scope.js';
+
+/** What an op run with gradients records on its outputs (autograd.ts walks these backwards). */
+export interface TapeNode {
+  op: string;
+  inputs: Tensor[];
+  outputs: Tensor[];
+  attrs: unknown;
+}
+
+let backwardImpl: ((root: Tensor, gradient?: Tensor) => void) | null = null;
+/** Set by autograd.ts when it loads (tensor.ts cannot import the autograd that imports it). */
+export function setBackward(fn: (root: Tensor, gradient?: Tensor) => void): void {
+  backwardImpl = fn;
+}
 
 let nextId = 1;
 
@@ -23,7 +35,7 @@ export class Tensor {
   /** Optional label used in error messages (parameters carry their dotted name). */
   name: string | undefined;
   /** @internal the scope set that owns this tensor. */
-  scope: Set<Tensor> | null = null;
+  scope: Set<Scoped> | null = null;
   private store: Storage | null;
 
   constructor(backend: Backend, storage: Storage, shape: Shape, dtype: DType) {
@@ -115,7 +127,8 @@ export class Tensor {
 
   /** Back-propagates from this (scalar) tensor; see autograd.backward. */
   backward(gradient?: Tensor): void {
-    backward(this, gradient);
+    if (!backwardImpl) throw new Error('Tensor.backward: autograd is not loaded (import the engine through its index)');
+    backwardImpl(this, gradient);
   }
 
   toString(): string {

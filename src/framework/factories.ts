@@ -5,7 +5,7 @@ import { DataAdapter, type BatchSource, type DataPlaneSettings } from './data-ad
 import { ModelAdapter } from './model-adapter.js';
 import { OptimizerAdapter, createOptimizer, optimizerSpecOf } from './optimizer-adapter.js';
 import { loadTokenData, type TokenData } from './data-source.js';
-import type { DataPlaneConfig, ModelPlaneConfig, OptimizerPlaneConfig } from './config/schema.js';
+import type { AttentionKindConfig, DataPlaneConfig, ModelPlaneConfig, OptimizerPlaneConfig } from './config/schema.js';
 import { Model, bertConfig, gpt2Config, llamaConfig, type ModelConfig } from '../nn/index.js';
 import { Optimizer } from '../optim/index.js';
 import type { ObjectiveFactory, ObjectiveName } from './objective.js';
@@ -111,7 +111,52 @@ export function modelConfigFromPlane(plane: ModelPlaneConfig, options: BuildMode
   }
   const time = plane.time_embedding;
   if (time) config.timeEmbedding = { features: time.features, hidden: time.hidden ?? plane.d_model };
+  if (plane.attention_kind) applyAttentionKind(config, plane, plane.attention_kind, plane.init_seed ?? options.seed ?? 0);
   return config;
+}
+
+/**
+ * Sets model.attention_kind on every block, checking it fits the rest of the model; errors name
+ * the field, what was expected and what was found.
+ */
+function applyAttentionKind(config: ModelConfig, plane: ModelPlaneConfig, kind: AttentionKindConfig, seed: number): void {
+  const where = 'model.attention_kind';
+  for (const { block } of config.stacks) {
+    const headDim = block.headDim ?? plane.d_model / plane.n_heads;
+    const rope = block.positional === 'rope';
+    switch (kind.kind) {
+      case 'standard':
+        break;
+      case 'mla': {
+        if (plane.n_kv_heads !== undefined) {
+          throw new Error(`model.n_kv_heads: multi-head latent attention (${where} 'mla') has no separate key/value heads (keys and values come per head from the latent), found n_kv_heads ${plane.n_kv_heads}; remove the field`);
+        }
+        const kvRank = kind.kv_rank ?? Math.max(1, Math.floor(plane.d_model / 2));
+        const ropeDim = kind.rope_dim ?? (rope ? 2 * Math.floor(headDim / 4) : 0);
+        if (!rope && ropeDim > 0) throw new Error(`${where}.rope_dim: expected 0 (the '${plane.preset}' preset has no RoPE), found ${ropeDim}`);
+        if (rope && (ropeDim % 2 !== 0 || ropeDim >= headDim)) throw new Error(`${where}.rope_dim: expected an even number below head_dim ${headDim}, found ${ropeDim}`);
+        block.attentionKind = 'mla';
+        block.mla = { kvRank, qRank: kind.q_rank, ropeDim, latentNorm: kind.latent_norm };
+        block.nKvHeads = block.nHeads;
+        break;
+      }
+      case 'linear': {
+        if (kind.feature_map !== 'favor' && kind.n_features !== undefined) {
+          throw new Error(`${where}.n_features: expected no feature count for feature_map '${kind.feature_map}' (its features are head_dim ${headDim}), found ${kind.n_features}`);
+        }
+        if (kind.feature_map !== 'favor' && kind.seed !== undefined) {
+          throw new Error(`${where}.seed: expected no seed for feature_map '${kind.feature_map}' (only favor draws random features), found ${kind.seed}`);
+        }
+        block.attentionKind = 'linear';
+        block.linear = {
+          featureMap: kind.feature_map,
+          chunkSize: kind.chunk_size,
+          ...(kind.feature_map === 'favor' ? { features: kind.n_features ?? 2 * headDim, seed: kind.seed ?? seed } : {}),
+        };
+        break;
+      }
+    }
+  }
 }
 
 /** 'causal' for clm, 'bidirectional' for the masking objectives (what attention 'auto' means). */

@@ -145,7 +145,7 @@ export class ModelAdapter {
 
   /**
    * Multiply-accumulate FLOPs per token of one training step: forward 2·P (matmul weights) plus
-   * attention 4·S·d per block; backward the same again for activation gradients plus 2·P_trainable
+   * attention 4·S·d per block (linear attention: its S-independent core); backward the same again for activation gradients plus 2·P_trainable
    * for weight gradients. A fully trainable model gives the usual ≈ 6·P.
    */
   flopsPerToken(seqLen: number): { forward: number; train: number } {
@@ -164,7 +164,14 @@ export class ModelAdapter {
       matmul += headWeight.size;
       if (headWeight.requiresGrad) trainableMatmul += headWeight.size;
     }
-    const attention = 4 * seqLen * this.model.embedding.dModel * this.model.rack.numBlocks;
+    // Softmax attention (standard, MLA): 4·S·H·D per block (no causal halving, as always counted
+    // here); linear attention: its own core cost, independent of S.
+    let attention = 0;
+    for (const stack of this.model.rack.stacks.toArray()) {
+      for (const b of stack.blocks.toArray()) {
+        attention += b.attn.kind === 'linear' ? b.attn.coreFlopsPerToken(seqLen) : 4 * seqLen * b.attn.nHeads * b.attn.headDim;
+      }
+    }
     const forward = 2 * matmul + attention;
     return { forward, train: 2 * forward + 2 * trainableMatmul };
   }

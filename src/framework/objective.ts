@@ -16,8 +16,10 @@
 //   and evaluation replay depend on it. It must not modify `batch.ids`.
 
 import type { MaskRatioSpec } from './specs/batch.js';
+import type { Objective as ObjectiveKind } from './specs/objective.js';
 
-export type ObjectiveName = 'clm' | 'mlm' | 'diffusion';
+/** The objectives' names (OBJECTIVES in specs/objective.ts), as the objective registry knows them. */
+export type ObjectiveName = ObjectiveKind;
 
 /** Targets equal to this are not scored (the PyTorch convention). */
 export const IGNORE_INDEX = -100;

@@ -6,17 +6,24 @@
  * - `LatentAttention` (MLA, DeepSeek-V2 style): keys and values are up-projected from a shared
  *   low-rank latent c_kv = W_dkv x; optional low-rank queries; optional decoupled RoPE dims
  *   carried by one rotary key shared by all heads.
- * - `LinearAttention`: kernelised attention, linear in sequence length, feature map
- *   φ(x) = elu(x) + 1 (Katharopoulos et al. 2020): out_i = φ(q_i)ᵀ Σ_j φ(k_j) v_jᵀ / φ(q_i)ᵀ Σ_j φ(k_j),
- *   over j ≤ i when causal (computed chunk by chunk with a running state), over all
- *   non-padded j when bidirectional.
+ * - `LinearAttention`: kernelised attention, linear in sequence length:
+ *   out_i = φ(q_i)ᵀ Σ_j φ(k_j) v_jᵀ / φ(q_i)ᵀ Σ_j φ(k_j), over j ≤ i when causal (computed chunk by
+ *   chunk with a running state), over all non-padded j when bidirectional. Feature maps:
+ *   'elu1', φ(x) = elu(x) + 1 (Katharopoulos et al. 2020); 'favor', Performer's FAVOR+
+ *   (Choromanski et al. 2021): positive orthogonal random features
+ *   φ(x) = exp(ωx − |x|²/2) / √m of x = q·D^(-1/4) (k likewise), whose inner products estimate
+ *   the softmax kernel exp(q·k/√D) without bias. ω ([m, D], rows orthogonal in blocks of D, each
+ *   scaled by the norm of a Gaussian vector) is drawn once from `linear.seed`: it is fixed, not
+ *   trained, and the same in every block built from one config (so copies of a block and a
+ *   reloaded model compute the same function).
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { Linear, RMSNorm, type LinearOptions } from './layers.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
-import type { AttentionKind, MlaConfig } from './config.js';
+import type { LinearAttentionConfig, MlaConfig } from './config.js';
+import { ATTENTION_KINDS, type AttentionKind } from './kinds.js';
 
 /** Per-call inputs shared by every block of a forward pass. */
 export interface ForwardContext {
@@ -47,6 +54,8 @@ export interface AttentionOptions extends TensorPlacement {
   mla?: MlaConfig;
   /** Chunk length of causal linear attention (LinearAttention only), default 64. */
   chunkSize?: number;
+  /** Feature map of linear attention (LinearAttention only; default elu1). */
+  linear?: LinearAttentionConfig;
 }
 
 /** Common shape bookkeeping of the attention modules. */
@@ -83,6 +92,14 @@ export abstract class AttentionBase extends Module {
   }
 
   abstract forward(x: Tensor, ctx?: ForwardContext): Tensor;
+
+  /**
+   * Forward FLOPs per token of the attention core (scores and mixing, not the projections, whose
+   * matrices are counted as parameters): softmax attention 4·S·H·D (half that under a causal mask).
+   */
+  coreFlopsPerToken(seqLen: number): number {
+    return 4 * (this.causal ? (seqLen + 1) / 2 : seqLen) * this.nHeads * this.headDim;
+  }
 
   protected rope(x: Tensor, ctx: ForwardContext, rotaryDim?: number): Tensor {
     if (this.ropeTheta === null) return x;
@@ -220,6 +237,47 @@ export function eluPlusOne(x: Tensor): Tensor {
   return E.add(E.relu(x), E.exp(E.minimum(x, zero)));
 }
 
+/**
+ * FAVOR+'s projection: `m` rows of dimension `d`, drawn from `seed`. Rows come in blocks of d
+ * mutually orthogonal directions (Gram–Schmidt on a Gaussian matrix, in float64), each row scaled
+ * by the norm of an independent Gaussian d-vector, so every row is marginally N(0, I) while rows
+ * of a block are exactly orthogonal (lower variance than i.i.d. features). Row-major [m, d].
+ */
+export function orthogonalRandomFeatures(m: number, d: number, seed: number): Float64Array {
+  if (!Number.isInteger(m) || m < 1 || !Number.isInteger(d) || d < 1) throw new Error(`orthogonalRandomFeatures: m and d must be positive integers, found ${m} and ${d}`);
+  const rand = E.seededRandom(seed);
+  const gauss = (): number => {
+    const u1 = Math.max(rand(), 1e-300), u2 = rand();
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  };
+  const out = new Float64Array(m * d);
+  for (let start = 0; start < m; start += d) {
+    const rows = Math.min(d, m - start);
+    const block: Float64Array[] = [];
+    for (let r = 0; r < rows; r++) {
+      let v = Float64Array.from({ length: d }, gauss);
+      for (let pass = 0; pass < 2; pass++) { // twice: re-orthogonalisation keeps rounding out
+        for (const u of block) {
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += v[i]! * u[i]!;
+          for (let i = 0; i < d; i++) v[i]! -= dot * u[i]!;
+        }
+      }
+      let norm = 0;
+      for (let i = 0; i < d; i++) norm += v[i]! * v[i]!;
+      norm = Math.sqrt(norm);
+      if (!(norm > 1e-8)) { r--; continue; } // a degenerate draw (probability ~0): draw again
+      v = v.map((x) => x / norm);
+      block.push(v);
+      let chi = 0;
+      for (let i = 0; i < d; i++) { const g = gauss(); chi += g * g; }
+      const scale = Math.sqrt(chi);
+      for (let i = 0; i < d; i++) out[(start + r) * d + i] = v[i]! * scale;
+    }
+  }
+  return out;
+}
+
 /** Kernelised linear attention (children 'q', 'k', 'v', 'o'); see the file comment. */
 export class LinearAttention extends AttentionBase {
   readonly kind = 'linear' as const;
@@ -230,12 +288,23 @@ export class LinearAttention extends AttentionBase {
   readonly chunkSize: number;
   /** Added to the normaliser φ(q)·Σφ(k) (which is > 0 unless every key is padding). */
   readonly eps = 1e-6;
+  readonly featureMap: 'elu1' | 'favor';
+  /** Feature dimension: head_dim for elu1, the number of random features m for favor. */
+  readonly features: number;
+  private readonly featureSeed: number;
+  /** ω per (backend, dtype), made on first use (it is a constant, never a parameter). */
+  private readonly omegas = new Map<string, Tensor>();
 
   constructor(opts: AttentionOptions) {
     super(opts);
     const { dModel } = opts;
     const qkvBias = opts.qkvBias ?? false;
-    this.chunkSize = opts.chunkSize ?? 64;
+    this.chunkSize = opts.linear?.chunkSize ?? opts.chunkSize ?? 64;
+    this.featureMap = opts.linear?.featureMap ?? 'elu1';
+    this.features = this.featureMap === 'favor' ? (opts.linear?.features ?? 2 * this.headDim) : this.headDim;
+    this.featureSeed = opts.linear?.seed ?? 0;
+    if (!Number.isInteger(this.features) || this.features < 1) throw new Error(`LinearAttention: features must be a positive integer, found ${this.features}`);
+    if (!Number.isInteger(this.chunkSize) || this.chunkSize < 1) throw new Error(`LinearAttention: chunk size must be a positive integer, found ${this.chunkSize}`);
     this.q = this.registerModule('q', new Linear(dModel, this.nHeads * this.headDim, linearOpts(opts, 'q', qkvBias)));
     this.k = this.registerModule('k', new Linear(dModel, this.nKvHeads * this.headDim, linearOpts(opts, 'k', qkvBias)));
     this.v = this.registerModule('v', new Linear(dModel, this.nKvHeads * this.headDim, linearOpts(opts, 'v', qkvBias)));
@@ -259,8 +328,14 @@ export class LinearAttention extends AttentionBase {
     let v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
     q = this.rope(q, ctx);
     k = this.rope(k, ctx);
-    const fq = E.transpose(eluPlusOne(q), [0, 2, 1, 3]); // [B, H, S, D]
-    let fk = this.expand(eluPlusOne(k));
+    let fq: Tensor, fk: Tensor; // [B, H, S, F]
+    if (this.featureMap === 'favor') {
+      fq = this.favor(E.transpose(q, [0, 2, 1, 3]), 'query');
+      fk = this.expand(E.transpose(this.favor(E.transpose(k, [0, 2, 1, 3]), 'key'), [0, 2, 1, 3]));
+    } else {
+      fq = E.transpose(eluPlusOne(q), [0, 2, 1, 3]);
+      fk = this.expand(eluPlusOne(k));
+    }
     const vv = this.expand(v);
     if (ctx.keyMask) {
       const m = E.reshape(ctx.keyMask.dtype === fk.dtype ? ctx.keyMask : E.cast(ctx.keyMask, fk.dtype), [B, 1, S, 1]);
@@ -269,6 +344,48 @@ export class LinearAttention extends AttentionBase {
     const out = this.causal ? this.causalPass(fq, fk, vv) : this.fullPass(fq, fk, vv);
     const merged = E.reshape(E.transpose(out, [0, 2, 1, 3]), [B, S, H * D]);
     return this.o.forward(merged, ctx.seed);
+  }
+
+  /** The projection ω on x's backend and dtype, [m, D]. */
+  private omega(x: Tensor): Tensor {
+    const key = `${x.backend.name}:${x.dtype}`;
+    let w = this.omegas.get(key);
+    if (!w) {
+      const values = orthogonalRandomFeatures(this.features, this.headDim, this.featureSeed);
+      w = E.keep(E.tensor(x.dtype === 'float64' ? values : Float32Array.from(values), [this.features, this.headDim], { backend: x.backend, dtype: x.dtype }));
+      this.omegas.set(key, w);
+    }
+    return w;
+  }
+
+  /**
+   * FAVOR+ features of x [B, H, S, D] → [B, H, S, m]. The stabiliser subtracted before exp (the max
+   * per query row; the max over all keys of a (batch, head)) scales a query's numerator and
+   * denominator alike, or every key alike, so it cancels in the ratio; it is held constant.
+   */
+  private favor(x: Tensor, role: 'query' | 'key'): Tensor {
+    const [B, H, S] = x.shape;
+    const xs = E.mulScalar(x, this.headDim ** -0.25);
+    const proj = E.matmul(xs, this.omega(x), { transB: true }); // [B, H, S, m]
+    const half = E.mulScalar(E.sum(E.mul(xs, xs), [3], true), 0.5); // [B, H, S, 1]
+    const logits = E.sub(proj, half);
+    const stab = E.noGrad(() => (role === 'query'
+      ? E.max(logits, 3, true)
+      : E.reshape(E.max(E.reshape(logits, [B, H, S * this.features]), 2, true), [B, H, 1, 1])));
+    return E.mulScalar(E.exp(E.sub(logits, stab)), 1 / Math.sqrt(this.features));
+  }
+
+  override dispose(): void {
+    for (const w of this.omegas.values()) w.dispose();
+    this.omegas.clear();
+    super.dispose();
+  }
+
+  /** Forward FLOPs per token of the attention core (feature maps and the linear-time sums). */
+  override coreFlopsPerToken(_seqLen: number): number {
+    const width = this.nHeads * this.headDim;
+    // φ(k)ᵀv and φ(q)·state: 2·F·D each per head; FAVOR+ adds the projections of q and k (2·D·m each).
+    return this.featureMap === 'favor' ? 8 * this.features * width : 4 * this.features * width;
   }
 
   private fullPass(fq: Tensor, fk: Tensor, v: Tensor): Tensor {
@@ -318,5 +435,6 @@ export function makeAttention(kind: AttentionKind, opts: AttentionOptions): Atte
     case 'standard': return new Attention(opts);
     case 'mla': return new LatentAttention(opts);
     case 'linear': return new LinearAttention(opts);
+    default: throw new Error(`attention: unknown kind '${String(kind)}' (expected one of ${ATTENTION_KINDS.map((k) => `'${k}'`).join(', ')})`);
   }
 }

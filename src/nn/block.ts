@@ -1,13 +1,16 @@
 /** FFN, Block (one transformer layer, pre- or post-norm), Stack (blocks), Rack (stacks). */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import type { RackSpec, StackSpec, LoraTarget } from '../framework/specs/rack.js';
+import type { RackSpec, StackSpec } from './spec.js';
+import type { LoraTarget } from './lora-names.js';
 import { Module, ModuleList } from './module.js';
-import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Activation, type Norm } from './layers.js';
+import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Norm } from './layers.js';
+import type { Activation, FfnKind } from './kinds.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
-import { makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
-import type { BlockConfig, FfnKind, StackConfig } from './config.js';
+import { LinearAttention, makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
+import type { BlockConfig, StackConfig } from './config.js';
 import { QuantizedLinear } from './quantized-linear.js';
+import { isLoraParamName } from './lora-names.js';
 
 // ---- FFN --------------------------------------------------------------------------------------
 
@@ -89,6 +92,7 @@ export class Block extends Module {
       qkvBias: config.qkvBias,
       outBias: config.outBias,
       mla: config.mla,
+      ...(config.linear ? { linear: config.linear } : {}),
       seed: deriveSeed(opts.seed, 'attn'),
     }));
     this.ffnNorm = this.registerModule('ffn_norm', makeNorm(config.norm, dModel, normOpts));
@@ -126,7 +130,7 @@ export class Block extends Module {
 
   /** True when every non-adapter parameter of the block is frozen. */
   baseFrozen(): boolean {
-    return this.namedParameters().filter(([n]) => !/(^|\.)lora_[AB]$/.test(n)).every(([, t]) => !t.requiresGrad);
+    return this.namedParameters().filter(([n]) => !isLoraParamName(n)).every(([, t]) => !t.requiresGrad);
   }
 
   /** The Linear layers a LoRA target name refers to in this block. */
@@ -208,6 +212,8 @@ function blockSpec(b: Block): Omit<StackSpec, 'n_blocks' | 'frozen'> {
     n_kv_heads: b.attn.nKvHeads,
     d_ff: c.dFF,
     attention: b.attn.causal ? 'causal' : 'bidirectional',
+    ...(b.attn.kind !== 'standard' ? { attention_kind: b.attn.kind } : {}),
+    ...(b.attn instanceof LinearAttention ? { feature_map: b.attn.featureMap } : {}),
     norm: c.norm,
     norm_position: c.normPosition,
     ffn: c.ffn,

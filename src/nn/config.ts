@@ -2,12 +2,7 @@
  * Plain, JSON-serialisable descriptions of a model: EmbeddingBlock → Rack(Stacks(Blocks)) → Head.
  * `buildModel(config)` turns one into modules; presets and the Hugging Face importer produce them.
  */
-import type { Activation, NormKind } from './layers.js';
-
-export type AttentionMode = 'causal' | 'bidirectional';
-export type AttentionKind = 'standard' | 'mla' | 'linear';
-export type FfnKind = 'swiglu' | 'gelu';
-export type NormPosition = 'pre' | 'post';
+import type { Activation, AttentionKind, AttentionMode, FfnKind, LinearFeatureMap, NormKind, NormPosition } from './kinds.js';
 
 /** Multi-head latent attention (DeepSeek-V2 style) sizes. */
 export interface MlaConfig {
@@ -21,6 +16,18 @@ export interface MlaConfig {
   latentNorm?: boolean;
 }
 
+/** Linear attention's feature map (LinearAttention; nn/kinds.ts LINEAR_FEATURE_MAPS). */
+export interface LinearAttentionConfig {
+  /** elu1 (default) or favor (Performer's positive orthogonal random features). */
+  featureMap: LinearFeatureMap;
+  /** Random features m of favor (default 2 · head_dim); elu1 has head_dim. */
+  features?: number;
+  /** Seed of favor's fixed projection (default 0): part of the architecture, like a size. */
+  seed?: number;
+  /** Chunk length of the causal pass (default 64). */
+  chunkSize?: number;
+}
+
 /** One transformer layer. d_model comes from the model. */
 export interface BlockConfig {
   nHeads: number;
@@ -29,9 +36,11 @@ export interface BlockConfig {
   /** Default dModel / nHeads. */
   headDim?: number;
   attention: AttentionMode;
-  /** standard softmax attention (default), MLA, or kernelised linear attention (feature map elu+1). */
+  /** standard softmax attention (default), MLA, or kernelised linear attention. */
   attentionKind?: AttentionKind;
   mla?: MlaConfig;
+  /** Feature map of linear attention (default elu1). */
+  linear?: LinearAttentionConfig;
   positional: 'rope' | 'none';
   ropeTheta?: number;
   /** Rotate only the first rotaryDim dims of each head (default all). */

@@ -4,7 +4,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import type { EmbeddingSpec } from '../framework/specs/embedding.js';
+import type { EmbeddingSpec } from './spec.js';
 import { Module } from './module.js';
 import { applyDropout, DropoutSeeds, Embedding, makeNorm, type Norm } from './layers.js';
 import { deriveSeed, type TensorPlacement } from './init.js';

@@ -5,9 +5,10 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import type { HeadSpec } from '../framework/specs/head.js';
+import type { HeadSpec } from './spec.js';
 import { Module } from './module.js';
-import { activate, applyDropout, DropoutSeeds, LayerNorm, Linear, makeNorm, type Activation, type Embedding, type Norm } from './layers.js';
+import { activate, applyDropout, DropoutSeeds, LayerNorm, Linear, makeNorm, type Embedding, type Norm } from './layers.js';
+import type { Activation } from './kinds.js';
 import { deriveSeed, DEFAULT_INIT, initTensor, type TensorPlacement } from './init.js';
 import type { HeadConfig, NormConfig } from './config.js';
 import type { BuildOptions, EmbeddingBlock } from './embedding-block.js';

@@ -2,6 +2,7 @@
 export * from './module.js';
 export * from './init.js';
 export * from './layers.js';
+export * from './kinds.js';
 export * from './config.js';
 export * from './attention.js';
 export * from './block.js';
@@ -10,6 +11,8 @@ export * from './heads.js';
 export * from './model.js';
 export * from './time-embedding.js';
 export * from './presets.js';
+export * from './lora-names.js';
+export * from './spec.js';
 export * from './lora.js';
 export * from './inspect.js';
 export * from './bench.js';

@@ -2,6 +2,7 @@
 import type { DType } from '../engine/index.js';
 import { Module } from './module.js';
 import { Block, Rack, Stack } from './block.js';
+import { LatentAttention, LinearAttention } from './attention.js';
 
 export interface ParameterInfo {
   name: string;
@@ -50,6 +51,11 @@ export function inspectModel(model: Module): ModuleInfo {
     if (m instanceof Block) {
       attributes.attention = m.attn.causal ? 'causal' : 'bidirectional';
       attributes.attentionKind = m.attn.kind;
+      if (m.attn instanceof LinearAttention) {
+        attributes.featureMap = m.attn.featureMap;
+        if (m.attn.featureMap === 'favor') attributes.features = m.attn.features;
+      }
+      if (m.attn instanceof LatentAttention) { attributes.kvRank = m.attn.kvRank; if (m.attn.ropeDim > 0) attributes.ropeDim = m.attn.ropeDim; }
       attributes.heads = m.attn.nHeads;
       attributes.kvHeads = m.attn.nKvHeads;
       attributes.norm = `${m.config.norm}/${m.config.normPosition}`;

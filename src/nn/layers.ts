@@ -3,6 +3,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { DEFAULT_INIT, deriveSeed, initTensor, type InitSpec, type TensorPlacement } from './init.js';
+import type { Activation, NormKind } from './kinds.js';
 
 /**
  * Dropout mask seeds of one module. With a forward-call seed (e.g. the training step, passed as
@@ -278,7 +279,6 @@ export class Embedding extends Module {
 
 // ---- Norms ------------------------------------------------------------------------------------
 
-export type NormKind = 'layernorm' | 'rmsnorm';
 
 export interface NormOptions extends TensorPlacement {
   eps?: number;
@@ -351,8 +351,6 @@ export function makeNorm(kind: NormKind, dim: number, opts: NormOptions = {}): N
 
 // ---- Activations ------------------------------------------------------------------------------
 
-export type Activation = 'gelu' | 'gelu_tanh' | 'relu' | 'silu' | 'tanh';
-export const ACTIVATIONS: readonly Activation[] = ['gelu', 'gelu_tanh', 'relu', 'silu', 'tanh'];
 
 export function activate(x: Tensor, act: Activation): Tensor {
   switch (act) {

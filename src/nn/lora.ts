@@ -1,13 +1,13 @@
 /** LoRA over a module tree: attach adapters by target name, merge/unmerge, list them. */
 import type { Tensor } from '../engine/index.js';
-import type { LoraTarget } from '../framework/specs/rack.js';
+import { LORA_TARGETS, isLoraParamName, type LoraTarget } from './lora-names.js';
 import { Module } from './module.js';
 import { Linear } from './layers.js';
 import { Block } from './block.js';
 import { deriveSeed } from './init.js';
 import { QuantizedLinear } from './quantized-linear.js';
 
-export const LORA_TARGET_NAMES: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+export const LORA_TARGET_NAMES: readonly LoraTarget[] = LORA_TARGETS;
 
 export interface ApplyLoraOptions {
   rank: number;
@@ -76,10 +76,6 @@ export function applyLora(root: Module, opts: ApplyLoraOptions): string[] {
     for (const [name, t] of root.namedParameters()) t.requiresGrad = isLoraParamName(name);
   }
   return adapted;
-}
-
-export function isLoraParamName(name: string): boolean {
-  return /(^|\.)lora_[AB]$/.test(name);
 }
 
 /** Every Linear carrying an adapter, by path. */

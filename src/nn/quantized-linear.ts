@@ -25,6 +25,7 @@ import { QuantizedWeight, validateQuantFormat } from '../engine/index.js';
 import { Module, type CountOptions } from './module.js';
 import { Linear, LoraLinear, type LoraOptions } from './layers.js';
 import { deriveSeed } from './init.js';
+import { isLoraParamName } from './lora-names.js';
 
 export { SUPPORTED_QUANT_FORMATS, validateQuantFormat, QuantizedWeight, quantizeWeight } from '../engine/index.js';
 export type { QuantFormat, QuantizeOptions } from '../engine/index.js';
@@ -357,7 +358,7 @@ export function applyQLora(root: Module, opts: ApplyQLoraOptions): string[] {
     q.addLora({ rank: opts.rank, alpha: opts.alpha, dropout: opts.dropout, seed: deriveSeed(opts.seed, path), rslora: opts.rslora, init: opts.init });
   }
   if (opts.freezeOthers ?? true) {
-    for (const [name, t] of root.namedParameters()) t.requiresGrad = /(^|\.)lora_[AB]$/.test(name);
+    for (const [name, t] of root.namedParameters()) t.requiresGrad = isLoraParamName(name);
   }
   return layers.map(([p]) => p);
 }

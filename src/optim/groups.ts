@@ -12,10 +12,12 @@
 // in the order above, and everything else goes to the group 'default'.
 
 import type { Tensor } from '../engine/index.js';
+import { isLoraParamName } from '../nn/index.js';
 import type { ParamGroupOptions } from './optimizer.js';
 
-export const PARAM_ROLES = ['adapters', 'no_decay', 'embedding', 'head', 'new_stack', 'trunk'] as const;
-export type ParamRole = (typeof PARAM_ROLES)[number];
+import { PARAM_ROLES, type ParamRole } from './roles.js';
+
+export { PARAM_ROLES, type ParamRole };
 export const DEFAULT_GROUP = 'default';
 
 export interface ParamGroupRule {
@@ -52,7 +54,7 @@ export function stackIndexOf(name: string): number | undefined {
 /** Every role a parameter has, in precedence order. */
 export function paramRoles(name: string, t: Tensor, newStacks: ReadonlySet<number> = new Set()): ParamRole[] {
   const roles: ParamRole[] = [];
-  if (/(^|\.)lora_[AB]$/.test(name)) roles.push('adapters');
+  if (isLoraParamName(name)) roles.push('adapters');
   if (t.rank <= 1) roles.push('no_decay');
   if (name.startsWith('embedding.') || name.startsWith('time.')) roles.push('embedding');
   if (name.startsWith('head.')) roles.push('head');

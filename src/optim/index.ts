@@ -28,6 +28,14 @@ export { SGD, type SGDOptions } from './sgd.js';
 export { clipGradNorm } from './clip.js';
 export type { ParamState, NamedOptimizerState } from './optimizer.js';
 export {
+  PLACE_ROLES,
+  ADAPTER_ROLES,
+  PROGRESSIVE_GROUPS,
+  type PlaceRole,
+  type AdapterRole,
+  type ProgressiveGroup,
+} from './roles.js';
+export {
   PARAM_ROLES,
   DEFAULT_GROUP,
   assignParamGroups,

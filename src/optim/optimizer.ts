@@ -4,7 +4,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 
 export interface ParamGroupOptions {
-  /** A label for the group (e.g. 'new-stack', 'trunk', 'adapters'); used in errors and logs. */
+  /** A label for the group (e.g. 'new_stack', 'trunk', 'adapters'); used in errors and logs. */
   name?: string;
   params: Tensor[];
   /** Overrides the optimizer's learning rate for this group. */

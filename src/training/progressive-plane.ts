@@ -20,8 +20,8 @@
  *                          seq_len, optimizer and activation cache): {kind: 'resources', step, t,
  *                          phase, params, bytes, flops_per_token, per_stack} (resource-record.ts);
  *   onStepStart            builder.setTime(t) (ramp gates) and, after a structural change, the
- *                          optimizer groups from builder.parameterGroups() (new-stack, trunk,
- *                          stack-lora, progressive-lora, no-decay) via setParamGroups (state of
+ *                          optimizer groups from builder.parameterGroups() (new_stack, trunk,
+ *                          stack_lora, progressive_lora, no_decay) via setParamGroups (state of
  *                          parameters that stay is kept);
  *   saveState/loadState    the builder's state (growth history); on resume the phases are replayed
  *                          (same growths at the same t), and the saved history is checked against
@@ -40,7 +40,7 @@
  * With a model and a builder made in code: `new TrainingMachine(config, { model, hooks:
  * [progressiveHooks(builder, { stacksPerPhase })] })` (or ProgressiveTrainer.trainRack).
  */
-import { quantizeTrunk, type Stack } from '../nn/index.js';
+import { isLoraParamName as isLora, quantizeTrunk, type Stack } from '../nn/index.js';
 import type { JsonValue, WeightFormat } from '../framework/index.js';
 import type { ParamGroupOptions } from '../optim/index.js';
 import type { ModelPlaneHook, PhaseContext, StepContext } from './hooks.js';
@@ -84,7 +84,6 @@ export interface StackStateEntry {
   state: StackStateName | StackStateName[];
 }
 
-const isLora = (n: string) => /(^|\.)lora_[AB]$/.test(n);
 
 /** trainable (base weights train) / adapted (trainable LoRA) / quantized / frozen, per rack position. */
 export function stackStates(builder: ProgressiveRackBuilder): StackStateEntry[] {
@@ -248,7 +247,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     if (first.stack_lora) o.stackLora = stackLoraOf(first.stack_lora);
     if (first.progressive_lora) o.progressiveLora = progressiveLoraOf(first.progressive_lora);
     this.lrScale = {};
-    for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[dash(k)] = v;
+    for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[k] = v;
     this.b = new ProgressiveRackBuilder(machine.model.model, o);
     return this.b;
   }
@@ -313,8 +312,8 @@ export class ProgressivePlane implements ModelPlaneHook {
       if (stacks > stacksBefore) hasTrunk = true;
       stacksBefore = Math.max(stacksBefore, stacks);
       if (s.trunk_format !== 'fp32' && hasTrunk) formatLocked = s.trunk_format;
-      // The plane sets the optimizer groups itself (new-stack, trunk, stack-lora, progressive-lora,
-      // no-decay): role groups of optimizer.param_groups would be silently ignored.
+      // The plane sets the optimizer groups itself (new_stack, trunk, stack_lora, progressive_lora,
+      // no_decay): role groups of optimizer.param_groups would be silently ignored.
       if (this.opts.builderGroups !== false) {
         const roleGroups = (p.optimizer?.param_groups ?? []).filter((g) => g.name !== 'no_decay' || g.lr_scale !== 1 || g.weight_decay !== undefined);
         if (roleGroups.length > 0) {

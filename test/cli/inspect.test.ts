@@ -20,8 +20,8 @@ test('inspectFolder: stacks, blocks, counts, trainable/frozen with a PEFT adapte
   assert.ok(r.adapter);
   assert.equal(r.adapter.r, 4);
   assert.equal(r.adapter.modules.length, 8);
-  // Only the adapters train: 4 layers × (q: A[4,64] + B[64,4], v: A[4,64] + B[32,4]).
-  assert.equal(r.totals.trainable, 4 * (256 + 256 + 256 + 128));
+  // Only the adapters train: 4 layers × (q: A[4,32] + B[32,4], v: A[4,32] + B[16,4]).
+  assert.equal(r.totals.trainable, 4 * (128 + 128 + 128 + 64));
   assert.equal(r.totals.frozen, r.totals.parameters - r.totals.trainable);
   assert.equal(r.totals.bytes, 4 * r.totals.parameters);
   assert.deepEqual(Object.keys(r.totals.dtypes), ['float32']);
@@ -33,7 +33,7 @@ test('inspectFolder: stacks, blocks, counts, trainable/frozen with a PEFT adapte
   }
   assert.ok(!text.includes('lora_A'), 'parameters only with --parameters');
   const full = formatInspect(r, { depth: Infinity, parameters: true });
-  assert.ok(full.includes('· lora_A') && full.includes('[4, 64]'));
+  assert.ok(full.includes('· lora_A') && full.includes('[4, 32]'));
   const noAdapter = inspectFolder(LLAMA_LORA, { adapter: false });
   assert.equal(noAdapter.adapter, null);
   assert.equal(noAdapter.totals.trainable, noAdapter.totals.parameters);

@@ -35,7 +35,7 @@ function specs({ B, S, Sk, H, Hkv, D }: Case, mask: 'none' | 'int' | 'float'): I
 const attn = (causal: boolean, scale?: number) => (q: E.Tensor, k: E.Tensor, v: E.Tensor, m?: E.Tensor) =>
   E.attention(q, k, v, { causal, keyMask: m ?? null, scale });
 
-test('attention: native matches reference (MHA / GQA / MQA, causal, masks, partial tiles)', () => {
+test('attention: native matches reference (MHA / GQA / MQA, causal, masks, partial tiles)', (t) => {
   const cases: Case[] = [
     { B: 2, S: 7, Sk: 7, H: 4, Hkv: 4, D: 8 },     // MHA
     { B: 3, S: 33, Sk: 33, H: 4, Hkv: 2, D: 16 },  // GQA
@@ -53,11 +53,11 @@ test('attention: native matches reference (MHA / GQA / MQA, causal, masks, parti
       for (const mask of ['none', 'int', 'float'] as const) {
         if (mask === 'float' && c.D !== 16) continue;
         const name = `attention B${c.B} S${c.S} Sk${c.Sk} H${c.H}/${c.Hkv} D${c.D} ${causal ? 'causal' : 'bidir'} mask=${mask}`;
-        crossCheck(name, specs(c, mask), attn(causal), { atol: 2e-4, rtol: 2e-4 });
+        crossCheck(t, name, specs(c, mask), attn(causal), { atol: 2e-4, rtol: 2e-4 });
       }
     }
   }
-  crossCheck('attention custom scale', specs({ B: 2, S: 9, Sk: 9, H: 2, Hkv: 1, D: 8 }, 'int'), attn(true, 0.7));
+  crossCheck(t, 'attention custom scale', specs({ B: 2, S: 9, Sk: 9, H: 2, Hkv: 1, D: 8 }, 'int'), attn(true, 0.7));
 });
 
 test('attention: gradients match finite differences (float64, reference)', () => {

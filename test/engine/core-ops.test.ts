@@ -8,17 +8,17 @@ const SHAPES: [number[], number[]][] = [
   [[3, 5], [3, 5]], [[4, 1, 3], [1, 5, 3]], [[7], [2, 3, 7]], [[1], [6, 1]], [[2, 1, 1, 3], [5, 1]], [[], [4]],
 ];
 
-test('binary ops: native matches reference with broadcasting; gradients match finite differences', () => {
+test('binary ops: native matches reference with broadcasting; gradients match finite differences', (t) => {
   for (const op of BINARY) {
     for (const [sa, sb] of SHAPES) {
       const specB = op === E.div ? { shape: sb, shift: 3 } : { shape: sb };
-      crossCheck(`${op.name} ${sa}x${sb}`, [{ shape: sa }, specB], op);
+      crossCheck(t, `${op.name} ${sa}x${sb}`, [{ shape: sa }, specB], op);
       gradCheck(`${op.name} ${sa}x${sb}`, [{ shape: sa }, specB], op);
     }
   }
 });
 
-test('unary ops: native matches reference; gradients match finite differences', () => {
+test('unary ops: native matches reference; gradients match finite differences', (t) => {
   const cases: [string, (x: E.Tensor) => E.Tensor, { shift?: number; scale?: number }][] = [
     ['neg', E.neg, {}], ['exp', E.exp, {}], ['log', E.log, { shift: 3, scale: 0.5 }], ['sqrt', E.sqrt, { shift: 3, scale: 0.5 }],
     ['rsqrt', E.rsqrt, { shift: 3, scale: 0.5 }], ['tanh', E.tanh, {}], ['sigmoid', E.sigmoid, {}], ['relu', E.relu, {}],
@@ -27,17 +27,17 @@ test('unary ops: native matches reference; gradients match finite differences', 
     ['reciprocal', E.reciprocal, { shift: 3, scale: 0.5 }],
   ];
   for (const [name, fn, r] of cases) {
-    for (const shape of [[1], [3, 7], [2, 3, 4097]]) crossCheck(`${name} ${shape}`, [{ shape, ...r }], fn);
+    for (const shape of [[1], [3, 7], [2, 3, 4097]]) crossCheck(t, `${name} ${shape}`, [{ shape, ...r }], fn);
     gradCheck(name, [{ shape: [2, 5], ...r }], fn);
   }
 });
 
-test('swiglu: fused kernel matches reference and finite differences', () => {
-  crossCheck('swiglu', [{ shape: [3, 1000] }, { shape: [3, 1000] }], E.swiglu);
+test('swiglu: fused kernel matches reference and finite differences', (t) => {
+  crossCheck(t, 'swiglu', [{ shape: [3, 1000] }, { shape: [3, 1000] }], E.swiglu);
   gradCheck('swiglu', [{ shape: [2, 3] }, { shape: [2, 3] }], E.swiglu);
 });
 
-test('matmul: transposes, batches, shared operand', () => {
+test('matmul: transposes, batches, shared operand', (t) => {
   const cases: [number[], number[], boolean, boolean][] = [
     [[3, 4], [4, 5], false, false], [[4, 3], [4, 5], true, false], [[3, 4], [5, 4], false, true], [[4, 3], [5, 4], true, true],
     [[2, 3, 4], [2, 4, 5], false, false], [[2, 3, 4], [4, 5], false, false], [[2, 4, 3], [2, 5, 4], true, true],
@@ -45,22 +45,22 @@ test('matmul: transposes, batches, shared operand', () => {
   ];
   for (const [sa, sb, transA, transB] of cases) {
     const fn = (a: E.Tensor, b: E.Tensor) => E.matmul(a, b, { transA, transB });
-    crossCheck(`matmul ${sa}${transA ? 'T' : ''} x ${sb}${transB ? 'T' : ''}`, [{ shape: sa }, { shape: sb }], fn);
+    crossCheck(t, `matmul ${sa}${transA ? 'T' : ''} x ${sb}${transB ? 'T' : ''}`, [{ shape: sa }, { shape: sb }], fn);
     gradCheck(`matmul ${sa} x ${sb}`, [{ shape: sa }, { shape: sb }], fn);
   }
-  crossCheck('matmul large', [{ shape: [130, 257] }, { shape: [257, 65] }], (a, b) => E.matmul(a, b), { atol: 1e-3 });
+  crossCheck(t, 'matmul large', [{ shape: [130, 257] }, { shape: [257, 65] }], (a, b) => E.matmul(a, b), { atol: 1e-3 });
 });
 
-test('linear: with and without bias, batched input', () => {
-  crossCheck('linear bias', [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }], E.linear);
-  crossCheck('linear nobias', [{ shape: [7, 4] }, { shape: [5, 4] }], (x, w) => E.linear(x, w));
+test('linear: with and without bias, batched input', (t) => {
+  crossCheck(t, 'linear bias', [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }], E.linear);
+  crossCheck(t, 'linear nobias', [{ shape: [7, 4] }, { shape: [5, 4] }], (x, w) => E.linear(x, w));
   gradCheck('linear', [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }], E.linear);
 });
 
-test('reshape, sumToShape, broadcastTo', () => {
-  crossCheck('sumToShape', [{ shape: [3, 4, 5] }], (x) => E.sumToShape(x, [4, 1]));
-  crossCheck('sumToShape lead', [{ shape: [30, 300] }], (x) => E.sumToShape(x, [300]));
-  crossCheck('broadcastTo', [{ shape: [4, 1] }], (x) => E.broadcastTo(x, [3, 4, 5]));
+test('reshape, sumToShape, broadcastTo', (t) => {
+  crossCheck(t, 'sumToShape', [{ shape: [3, 4, 5] }], (x) => E.sumToShape(x, [4, 1]));
+  crossCheck(t, 'sumToShape lead', [{ shape: [30, 300] }], (x) => E.sumToShape(x, [300]));
+  crossCheck(t, 'broadcastTo', [{ shape: [4, 1] }], (x) => E.broadcastTo(x, [3, 4, 5]));
   gradCheck('reshape', [{ shape: [2, 6] }], (x) => E.mul(E.reshape(x, [3, -1]), E.reshape(x, [3, 4])));
   gradCheck('broadcastTo', [{ shape: [4, 1] }], (x) => E.broadcastTo(x, [3, 4, 5]));
 });

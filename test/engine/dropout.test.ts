@@ -58,10 +58,10 @@ test('dropout: native equals reference bit for bit, whatever the thread count', 
   }
 });
 
-test('dropout: backward regenerates the mask (native vs reference, finite differences)', () => {
-  crossCheck('dropout', [{ shape: [3, 1001] }], (x) => E.dropout(x, { p: 0.3, seed: 42 }), { atol: 0, rtol: 0 });
-  crossCheck('dropout small', [{ shape: [1] }], (x) => E.dropout(x, { p: 0.5, seed: 1 }), { atol: 0, rtol: 0 });
-  crossCheck('dropout large', [{ shape: [2, 70000] }], (x) => E.dropout(x, { p: 0.2, seed: 7 }), { atol: 0, rtol: 0 });
+test('dropout: backward regenerates the mask (native vs reference, finite differences)', (t) => {
+  crossCheck(t, 'dropout', [{ shape: [3, 1001] }], (x) => E.dropout(x, { p: 0.3, seed: 42 }), { atol: 0, rtol: 0 });
+  crossCheck(t, 'dropout small', [{ shape: [1] }], (x) => E.dropout(x, { p: 0.5, seed: 1 }), { atol: 0, rtol: 0 });
+  crossCheck(t, 'dropout large', [{ shape: [2, 70000] }], (x) => E.dropout(x, { p: 0.2, seed: 7 }), { atol: 0, rtol: 0 });
   gradCheck('dropout', [{ shape: [4, 5] }], (x) => E.dropout(x, { p: 0.4, seed: 3 }));
   // The gradient is dy · mask / (1 − p): the same mask as the forward.
   for (const backend of E.availableBackends()) {

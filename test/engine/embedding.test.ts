@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { crossCheck, gradCheck, assertThrowsWith, hasNative, makeValues } from './harness.js';
 
-test('embedding: native matches reference (gather and scatter-add gradient)', () => {
+test('embedding: native matches reference (gather and scatter-add gradient)', (t) => {
   const cases: [number[], number[]][] = [
     [[10, 7], [3, 4]],
     [[1, 1], [1]],
@@ -13,7 +13,7 @@ test('embedding: native matches reference (gather and scatter-add gradient)', ()
     [[1000, 16], [8, 128]], // vocabulary-range tiling
     [[3, 130], [300]], // every row hit ~100 times
   ];
-  for (const [ws, is] of cases) crossCheck(`embedding ${ws} ids ${is}`, [{ shape: ws }, { shape: is, intHigh: ws[0] }], E.embedding);
+  for (const [ws, is] of cases) crossCheck(t, `embedding ${ws} ids ${is}`, [{ shape: ws }, { shape: is, intHigh: ws[0] }], E.embedding);
 });
 
 test('embedding: gradient matches finite differences', () => {

@@ -10,24 +10,24 @@ function permutations(n: number): number[][] {
   return permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]));
 }
 
-test('transpose: every permutation of small shapes; gradients', () => {
-  crossCheck('transpose 2-D default', [{ shape: [3, 5] }], (x) => E.transpose(x));
-  crossCheck('transpose 3-D default', [{ shape: [2, 3, 5] }], (x) => E.transpose(x));
+test('transpose: every permutation of small shapes; gradients', (t) => {
+  crossCheck(t, 'transpose 2-D default', [{ shape: [3, 5] }], (x) => E.transpose(x));
+  crossCheck(t, 'transpose 3-D default', [{ shape: [2, 3, 5] }], (x) => E.transpose(x));
   for (const shape of [[2, 3, 4], [1, 3, 2], [4, 1, 1]]) {
-    for (const perm of permutations(3)) crossCheck(`transpose ${shape} [${perm}]`, [{ shape }], (x) => E.transpose(x, perm));
+    for (const perm of permutations(3)) crossCheck(t, `transpose ${shape} [${perm}]`, [{ shape }], (x) => E.transpose(x, perm));
   }
-  for (const perm of permutations(4)) crossCheck(`transpose [2,3,4,5] [${perm}]`, [{ shape: [2, 3, 4, 5] }], (x) => E.transpose(x, perm));
-  crossCheck('transpose with size-1 dims', [{ shape: [2, 1, 3, 1, 4] }], (x) => E.transpose(x, [4, 1, 0, 3, 2]));
-  crossCheck('transpose negative axes', [{ shape: [2, 3, 4] }], (x) => E.transpose(x, [-1, 0, -2]));
+  for (const perm of permutations(4)) crossCheck(t, `transpose [2,3,4,5] [${perm}]`, [{ shape: [2, 3, 4, 5] }], (x) => E.transpose(x, perm));
+  crossCheck(t, 'transpose with size-1 dims', [{ shape: [2, 1, 3, 1, 4] }], (x) => E.transpose(x, [4, 1, 0, 3, 2]));
+  crossCheck(t, 'transpose negative axes', [{ shape: [2, 3, 4] }], (x) => E.transpose(x, [-1, 0, -2]));
   gradCheck('transpose', [{ shape: [2, 3, 4] }], (x) => E.transpose(x, [2, 0, 1]));
   gradCheck('transpose default', [{ shape: [3, 4] }], (x) => E.transpose(x));
 });
 
-test('transpose: large shapes (tiled and row-copy paths) and int32 data', () => {
-  crossCheck('transpose large 2-D', [{ shape: [67, 1029] }], (x) => E.transpose(x));
-  crossCheck('transpose heads', [{ shape: [2, 64, 8, 33] }], (x) => E.transpose(x, [0, 2, 1, 3]));
-  crossCheck('transpose mixed', [{ shape: [3, 33, 65, 5] }], (x) => E.transpose(x, [2, 0, 3, 1]));
-  crossCheck('transpose last to first', [{ shape: [40, 50, 37] }], (x) => E.transpose(x, [2, 0, 1]));
+test('transpose: large shapes (tiled and row-copy paths) and int32 data', (t) => {
+  crossCheck(t, 'transpose large 2-D', [{ shape: [67, 1029] }], (x) => E.transpose(x));
+  crossCheck(t, 'transpose heads', [{ shape: [2, 64, 8, 33] }], (x) => E.transpose(x, [0, 2, 1, 3]));
+  crossCheck(t, 'transpose mixed', [{ shape: [3, 33, 65, 5] }], (x) => E.transpose(x, [2, 0, 3, 1]));
+  crossCheck(t, 'transpose last to first', [{ shape: [40, 50, 37] }], (x) => E.transpose(x, [2, 0, 1]));
   for (const backend of BACKENDS) {
     const ids = E.tensor(Int32Array.from({ length: 24 }, (_, i) => i * 1000003), [2, 3, 4], { backend, dtype: 'int32' });
     const t = E.transpose(ids, [2, 0, 1]);
@@ -38,24 +38,24 @@ test('transpose: large shapes (tiled and row-copy paths) and int32 data', () => 
   }
 });
 
-test('concat, narrow and split: values and gradients', () => {
-  crossCheck('concat axis 0', [{ shape: [2, 3] }, { shape: [4, 3] }], (a, b) => E.concat([a, b], 0));
-  crossCheck('concat axis 1 three inputs', [{ shape: [2, 3, 2] }, { shape: [2, 1, 2] }, { shape: [2, 5, 2] }], (a, b, c) => E.concat([a, b, c], 1));
-  crossCheck('concat last axis', [{ shape: [3, 2] }, { shape: [3, 7] }], (a, b) => E.concat([a, b], -1));
-  crossCheck('concat single', [{ shape: [3, 2] }], (a) => E.concat([a], 0));
-  crossCheck('concat with an empty piece', [{ shape: [2, 0] }, { shape: [2, 3] }], (a, b) => E.concat([a, b], 1));
-  crossCheck('concat large', [{ shape: [200, 400] }, { shape: [300, 400] }], (a, b) => E.concat([a, b], 0));
-  crossCheck('concat large rows', [{ shape: [500, 70] }, { shape: [500, 60] }], (a, b) => E.concat([a, b], 1));
+test('concat, narrow and split: values and gradients', (t) => {
+  crossCheck(t, 'concat axis 0', [{ shape: [2, 3] }, { shape: [4, 3] }], (a, b) => E.concat([a, b], 0));
+  crossCheck(t, 'concat axis 1 three inputs', [{ shape: [2, 3, 2] }, { shape: [2, 1, 2] }, { shape: [2, 5, 2] }], (a, b, c) => E.concat([a, b, c], 1));
+  crossCheck(t, 'concat last axis', [{ shape: [3, 2] }, { shape: [3, 7] }], (a, b) => E.concat([a, b], -1));
+  crossCheck(t, 'concat single', [{ shape: [3, 2] }], (a) => E.concat([a], 0));
+  crossCheck(t, 'concat with an empty piece', [{ shape: [2, 0] }, { shape: [2, 3] }], (a, b) => E.concat([a, b], 1));
+  crossCheck(t, 'concat large', [{ shape: [200, 400] }, { shape: [300, 400] }], (a, b) => E.concat([a, b], 0));
+  crossCheck(t, 'concat large rows', [{ shape: [500, 70] }, { shape: [500, 60] }], (a, b) => E.concat([a, b], 1));
   gradCheck('concat', [{ shape: [2, 3] }, { shape: [2, 2] }], (a, b) => E.concat([a, b], 1));
   gradCheck('concat shared input', [{ shape: [2, 3] }], (a) => E.concat([a, a], 0));
 
-  crossCheck('narrow middle', [{ shape: [3, 7, 2] }], (x) => E.narrow(x, 1, 2, 4));
-  crossCheck('narrow first', [{ shape: [6, 5] }], (x) => E.narrow(x, 0, 5, 1));
-  crossCheck('narrow empty', [{ shape: [6, 5] }], (x) => E.narrow(x, -1, 3, 0));
-  crossCheck('narrow large', [{ shape: [256, 1024] }], (x) => E.narrow(x, 1, 100, 700));
+  crossCheck(t, 'narrow middle', [{ shape: [3, 7, 2] }], (x) => E.narrow(x, 1, 2, 4));
+  crossCheck(t, 'narrow first', [{ shape: [6, 5] }], (x) => E.narrow(x, 0, 5, 1));
+  crossCheck(t, 'narrow empty', [{ shape: [6, 5] }], (x) => E.narrow(x, -1, 3, 0));
+  crossCheck(t, 'narrow large', [{ shape: [256, 1024] }], (x) => E.narrow(x, 1, 100, 700));
   gradCheck('narrow', [{ shape: [3, 7, 2] }], (x) => E.narrow(x, 1, 2, 4));
 
-  crossCheck('split', [{ shape: [4, 9] }], (x) => E.split(x, 1, [2, 0, 3, 4]));
+  crossCheck(t, 'split', [{ shape: [4, 9] }], (x) => E.split(x, 1, [2, 0, 3, 4]));
   gradCheck('split', [{ shape: [4, 6] }], (x) => E.split(x, -1, [1, 2, 3]));
   for (const backend of BACKENDS) {
     const x = E.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [3, 4], { backend });
@@ -70,14 +70,14 @@ test('concat, narrow and split: values and gradients', () => {
   }
 });
 
-test('indexSelect: gathers along any axis, repeated ids scatter-add in the gradient', () => {
+test('indexSelect: gathers along any axis, repeated ids scatter-add in the gradient', (t) => {
   const ids = (values: number[]) => ({ shape: [values.length], intHigh: 1 << 30, values });
-  crossCheck('indexSelect axis 0', [{ shape: [5, 4] }, ids([4, 0, 0, 2, 4, 4])], (x, i) => E.indexSelect(x, 0, i));
-  crossCheck('indexSelect axis 1', [{ shape: [2, 5, 3] }, ids([1, 1, 3])], (x, i) => E.indexSelect(x, 1, i));
-  crossCheck('indexSelect last axis', [{ shape: [3, 6] }, ids([5, 0, 5, 2])], (x, i) => E.indexSelect(x, -1, i));
-  crossCheck('indexSelect no ids', [{ shape: [3, 6] }, ids([])], (x, i) => E.indexSelect(x, 0, i));
-  crossCheck('indexSelect large', [{ shape: [5000, 64] }, { shape: [3000], intHigh: 5000 }], (x, i) => E.indexSelect(x, 0, i));
-  crossCheck('indexSelect large middle', [{ shape: [4, 700, 30] }, { shape: [900], intHigh: 700 }], (x, i) => E.indexSelect(x, 1, i));
+  crossCheck(t, 'indexSelect axis 0', [{ shape: [5, 4] }, ids([4, 0, 0, 2, 4, 4])], (x, i) => E.indexSelect(x, 0, i));
+  crossCheck(t, 'indexSelect axis 1', [{ shape: [2, 5, 3] }, ids([1, 1, 3])], (x, i) => E.indexSelect(x, 1, i));
+  crossCheck(t, 'indexSelect last axis', [{ shape: [3, 6] }, ids([5, 0, 5, 2])], (x, i) => E.indexSelect(x, -1, i));
+  crossCheck(t, 'indexSelect no ids', [{ shape: [3, 6] }, ids([])], (x, i) => E.indexSelect(x, 0, i));
+  crossCheck(t, 'indexSelect large', [{ shape: [5000, 64] }, { shape: [3000], intHigh: 5000 }], (x, i) => E.indexSelect(x, 0, i));
+  crossCheck(t, 'indexSelect large middle', [{ shape: [4, 700, 30] }, { shape: [900], intHigh: 700 }], (x, i) => E.indexSelect(x, 1, i));
   gradCheck('indexSelect axis 0', [{ shape: [5, 3] }, ids([4, 0, 0, 2, 4])], (x, i) => E.indexSelect(x, 0, i));
   gradCheck('indexSelect axis 1', [{ shape: [2, 4, 3] }, ids([3, 3, 1])], (x, i) => E.indexSelect(x, 1, i));
   for (const backend of BACKENDS) {
@@ -102,13 +102,13 @@ test('indexSelect: ids out of range throw on every backend, naming the position 
   }
 });
 
-test('where: broadcasting select with int32 or float masks; gradients to both branches', () => {
+test('where: broadcasting select with int32 or float masks; gradients to both branches', (t) => {
   const mask = (shape: number[]) => ({ shape, intHigh: 2 });
-  crossCheck('where same shape', [mask([3, 4]), { shape: [3, 4] }, { shape: [3, 4] }], (m, a, b) => E.where(m, a, b));
-  crossCheck('where broadcast mask', [mask([5, 5]), { shape: [2, 5, 5] }, { shape: [1] }], (m, a, b) => E.where(m, a, b));
-  crossCheck('where broadcast columns', [mask([3, 1]), { shape: [3, 4] }, { shape: [4] }], (m, a, b) => E.where(m, a, b));
-  crossCheck('where float mask', [{ shape: [3, 4], grad: false, values: Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 0 : i - 5)) }, { shape: [3, 4] }, { shape: [3, 4] }], (m, a, b) => E.where(m, a, b));
-  crossCheck('where large', [mask([64, 1, 300]), { shape: [64, 3, 300] }, { shape: [64, 3, 300] }], (m, a, b) => E.where(m, a, b));
+  crossCheck(t, 'where same shape', [mask([3, 4]), { shape: [3, 4] }, { shape: [3, 4] }], (m, a, b) => E.where(m, a, b));
+  crossCheck(t, 'where broadcast mask', [mask([5, 5]), { shape: [2, 5, 5] }, { shape: [1] }], (m, a, b) => E.where(m, a, b));
+  crossCheck(t, 'where broadcast columns', [mask([3, 1]), { shape: [3, 4] }, { shape: [4] }], (m, a, b) => E.where(m, a, b));
+  crossCheck(t, 'where float mask', [{ shape: [3, 4], grad: false, values: Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 0 : i - 5)) }, { shape: [3, 4] }, { shape: [3, 4] }], (m, a, b) => E.where(m, a, b));
+  crossCheck(t, 'where large', [mask([64, 1, 300]), { shape: [64, 3, 300] }, { shape: [64, 3, 300] }], (m, a, b) => E.where(m, a, b));
   gradCheck('where', [mask([3, 1]), { shape: [3, 4] }, { shape: [4] }], (m, a, b) => E.where(m, a, b));
   for (const backend of BACKENDS) {
     const m = E.tensor([1, 0, 0, 1], [4], { backend, dtype: 'int32' });

@@ -63,8 +63,8 @@ function unfused(c: Case) {
   };
 }
 
-test('linearCrossEntropy: native matches reference (loss and every gradient) over shapes, chunks, ignore, weights, bias, reductions', () => {
-  CASES.forEach((c, k) => crossCheck(`lce ${c.name}`, specsOf(c, k), fused(c), { seed: k + 1 }));
+test('linearCrossEntropy: native matches reference (loss and every gradient) over shapes, chunks, ignore, weights, bias, reductions', (t) => {
+  CASES.forEach((c, k) => crossCheck(t, `lce ${c.name}`, specsOf(c, k), fused(c), { seed: k + 1 }));
 });
 
 test('linearCrossEntropy: gradients of hidden, weight, bias and weights match finite differences (float64)', () => {

@@ -20,14 +20,14 @@ const RMS_VARIANTS: [string, (D: number) => { shape: number[] }[], Fn][] = [
 // Small, odd, size-1, 1-D, parallel-path (many rows) and large-D shapes.
 const SHAPES = [[7], [1, 1], [3, 1], [2, 3, 7], [1, 4096], [97, 513], [40, 4096]];
 
-test('layerNorm / rmsNorm: native matches reference (outputs and gradients)', () => {
+test('layerNorm / rmsNorm: native matches reference (outputs and gradients)', (t) => {
   for (const shape of SHAPES) {
     const D = shape[shape.length - 1];
     for (const [name, params, fn] of LN_VARIANTS) {
-      crossCheck(`layerNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
+      crossCheck(t, `layerNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
     }
     for (const [name, params, fn] of RMS_VARIANTS) {
-      crossCheck(`rmsNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
+      crossCheck(t, `rmsNorm ${name} ${shape}`, [{ shape }, ...params(D)], fn, { atol: 2e-4 });
     }
   }
 });
@@ -185,11 +185,11 @@ const ADD_RMS: [string, Fn][] = [
   ['no weight', (x, r) => { const [s, y] = E.addRmsNorm(x, r, null); return E.add(s, E.mul(y, y)); }],
 ];
 
-test('addRmsNorm: native matches reference, gradients match finite differences, equals add + rmsNorm', () => {
+test('addRmsNorm: native matches reference, gradients match finite differences, equals add + rmsNorm', (t) => {
   for (const shape of [[7], [3, 1], [2, 3, 7], [97, 513], [40, 256]]) {
     const D = shape[shape.length - 1];
     for (const [name, fn] of ADD_RMS) {
-      crossCheck(`addRmsNorm ${name} ${shape}`, [{ shape }, { shape }, ...(name === 'no weight' ? [] : [{ shape: [D] }])], fn, { atol: 2e-4 });
+      crossCheck(t, `addRmsNorm ${name} ${shape}`, [{ shape }, { shape }, ...(name === 'no weight' ? [] : [{ shape: [D] }])], fn, { atol: 2e-4 });
     }
   }
   for (const shape of [[2, 3, 5], [3, 1], [4]]) {

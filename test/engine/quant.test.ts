@@ -212,7 +212,7 @@ test('bits per parameter: NF4+DQ ≈ 4.127, NF4 = 4.5, int8 = 8 + 32/in, fp16/bf
   w.dispose();
 });
 
-test('quantizedLinear: native matches reference (outputs, input and bias gradients), every format', { skip: !hasNative }, () => {
+test('quantizedLinear: native matches reference (outputs, input and bias gradients), every format', { skip: !hasNative }, (t) => {
   const shapes: [number[], number, boolean][] = [
     [[5, 300], 257, true], // 3 row tiles of 128, 3 column tiles: parallel paths
     [[2, 3, 70], 33, false], // batch dims, odd sizes
@@ -223,7 +223,7 @@ test('quantizedLinear: native matches reference (outputs, input and bias gradien
     for (const [xs, outF, bias] of shapes) {
       const inF = xs[xs.length - 1];
       const specs = [{ shape: xs }, { shape: [outF, inF], grad: false }, ...(bias ? [{ shape: [outF] }] : [])];
-      crossCheck(`quantizedLinear ${label(f, dq)} x${xs} out ${outF}`, specs, (x, w, b) => E.quantizedLinear(x, quantized(w, f, dq), b), { atol: 2e-4, rtol: 2e-4 });
+      crossCheck(t, `quantizedLinear ${label(f, dq)} x${xs} out ${outF}`, specs, (x, w, b) => E.quantizedLinear(x, quantized(w, f, dq), b), { atol: 2e-4, rtol: 2e-4 });
     }
   }
   disposeCreated();

@@ -5,7 +5,7 @@ import { crossCheck, gradCheck, assertThrowsWith, hasNative } from './harness.js
 
 const BACKENDS = hasNative ? ['reference', 'native'] : ['reference'];
 
-test('sum and mean: native matches reference over many axis sets; gradients match finite differences', () => {
+test('sum and mean: native matches reference over many axis sets; gradients match finite differences', (t) => {
   const cases: [number[], number | number[] | undefined][] = [
     [[7], undefined], [[7], 0], [[3, 5], 0], [[3, 5], -1], [[3, 5], [0, 1]], [[2, 3, 4], [0, 2]], [[2, 3, 4], 1],
     [[2, 3, 4], [1, 2]], [[1, 5, 1], [0, 2]], [[2, 1, 3, 4], [1, 3]], [[2, 3, 4, 5], [0, 2]], [[4, 1], 1], [[3, 4], []],
@@ -13,19 +13,19 @@ test('sum and mean: native matches reference over many axis sets; gradients matc
   for (const [shape, axes] of cases) {
     for (const keepDims of [false, true]) {
       const name = `${shape} axes ${JSON.stringify(axes)} keep ${keepDims}`;
-      crossCheck(`sum ${name}`, [{ shape }], (x) => E.sum(x, axes, keepDims));
-      crossCheck(`mean ${name}`, [{ shape }], (x) => E.mean(x, axes, keepDims));
+      crossCheck(t, `sum ${name}`, [{ shape }], (x) => E.sum(x, axes, keepDims));
+      crossCheck(t, `mean ${name}`, [{ shape }], (x) => E.mean(x, axes, keepDims));
     }
     gradCheck(`sum ${shape} ${JSON.stringify(axes)}`, [{ shape }], (x) => E.sum(x, axes));
     gradCheck(`mean ${shape} ${JSON.stringify(axes)}`, [{ shape }], (x) => E.mean(x, axes, true));
   }
 });
 
-test('sum: large shapes take the parallel and chunked paths and stay accurate', () => {
+test('sum: large shapes take the parallel and chunked paths and stay accurate', (t) => {
   const big: [number[], number | number[] | undefined][] = [
     [[300, 257], 0], [[300, 257], 1], [[3, 40000], 1], [[70001], undefined], [[2, 100000, 3], 1], [[5, 70, 300], [0, 2]],
   ];
-  for (const [shape, axes] of big) crossCheck(`sum large ${shape} ${JSON.stringify(axes)}`, [{ shape }], (x) => E.sum(x, axes), { rtol: 1e-5, atol: 1e-3 });
+  for (const [shape, axes] of big) crossCheck(t, `sum large ${shape} ${JSON.stringify(axes)}`, [{ shape }], (x) => E.sum(x, axes), { rtol: 1e-5, atol: 1e-3 });
 });
 
 test('sum: output shapes, exact values and empty reductions', () => {
@@ -61,14 +61,14 @@ test('sum: native result does not depend on the thread count', { skip: !hasNativ
   assert.deepEqual(many, one);
 });
 
-test('max: values, first arg-max gradient, keepDims, NaN', () => {
+test('max: values, first arg-max gradient, keepDims, NaN', (t) => {
   const cases: [number[], number][] = [[[7], 0], [[3, 5], 1], [[3, 5], 0], [[2, 3, 4], 1], [[2, 3, 4], -1], [[1, 1], 0], [[4, 1, 6], 1]];
   for (const [shape, axis] of cases) {
-    for (const keepDims of [false, true]) crossCheck(`max ${shape} axis ${axis} keep ${keepDims}`, [{ shape }], (x) => E.max(x, axis, keepDims));
+    for (const keepDims of [false, true]) crossCheck(t, `max ${shape} axis ${axis} keep ${keepDims}`, [{ shape }], (x) => E.max(x, axis, keepDims));
     gradCheck(`max ${shape} axis ${axis}`, [{ shape }], (x) => E.max(x, axis));
   }
-  crossCheck('max large rows', [{ shape: [64, 2049] }], (x) => E.max(x, 1));
-  crossCheck('max large columns', [{ shape: [9, 300, 70] }], (x) => E.max(x, 1));
+  crossCheck(t, 'max large rows', [{ shape: [64, 2049] }], (x) => E.max(x, 1));
+  crossCheck(t, 'max large columns', [{ shape: [9, 300, 70] }], (x) => E.max(x, 1));
   for (const backend of BACKENDS) {
     const x = E.tensor([1, 3, 3, 2, -1, -5, -2, -7], [2, 4], { backend, requiresGrad: true });
     const m = E.max(x, 1);
@@ -86,7 +86,7 @@ test('max: values, first arg-max gradient, keepDims, NaN', () => {
   }
 });
 
-test('argmax: int32 indices of the first maximum, no gradient', () => {
+test('argmax: int32 indices of the first maximum, no gradient', (t) => {
   for (const backend of BACKENDS) {
     const x = E.tensor([0, 4, 4, 1, 9, 2, 9, 3, 5], [3, 3], { backend, requiresGrad: true });
     const a = E.argmax(x, 1);
@@ -108,7 +108,7 @@ test('argmax: int32 indices of the first maximum, no gradient', () => {
     for (const [shape, axis] of [[[7, 1001], 1], [[1001, 7], 0], [[7, 1001], 0]] as [number[], number][]) {
       const [r, n] = ['reference', 'native'].map((backend) => E.tensor(ties, shape, { backend }));
       assert.deepEqual(E.argmax(n, axis).toList(), E.argmax(r, axis).toList(), `argmax ties ${shape} axis ${axis}`);
-      crossCheck(`max ties ${shape} axis ${axis}`, [{ shape, values: ties }], (x) => E.max(x, axis));
+      crossCheck(t, `max ties ${shape} axis ${axis}`, [{ shape, values: ties }], (x) => E.max(x, axis));
     }
   }
   for (const backend of BACKENDS) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { crossCheck, gradCheck, assertThrowsWith, assertClose, hasNative, makeValues } from './harness.js';
 
-test('rope: native matches reference (outputs and gradients)', () => {
+test('rope: native matches reference (outputs and gradients)', (t) => {
   const cases: [number[], E.RopeOptions][] = [
     [[1, 1, 1, 2], {}],
     [[2, 5, 3, 8], {}],
@@ -13,11 +13,11 @@ test('rope: native matches reference (outputs and gradients)', () => {
     [[2, 64, 8, 64], {}],
     [[1, 33, 5, 128], { rotaryDim: 64, positionOffset: 7 }],
   ];
-  for (const [shape, opts] of cases) crossCheck(`rope ${shape} ${JSON.stringify(opts)}`, [{ shape }], (x) => E.rope(x, opts), { atol: 1e-5, rtol: 1e-5 });
+  for (const [shape, opts] of cases) crossCheck(t, `rope ${shape} ${JSON.stringify(opts)}`, [{ shape }], (x) => E.rope(x, opts), { atol: 1e-5, rtol: 1e-5 });
   // Explicit positions, shared [S] and per batch [B, S].
-  crossCheck('rope positions [S]', [{ shape: [2, 6, 3, 8] }, { shape: [6], intHigh: 2048 }], (x, p) => E.rope(x, { positions: p }), { atol: 1e-5, rtol: 1e-5 });
-  crossCheck('rope positions [B, S]', [{ shape: [2, 6, 3, 8] }, { shape: [2, 6], intHigh: 2048 }], (x, p) => E.rope(x, { positions: p, positionOffset: 3, rotaryDim: 4 }), { atol: 1e-5, rtol: 1e-5 });
-  crossCheck('rope positions [B, S] large', [{ shape: [3, 40, 4, 64] }, { shape: [3, 40], intHigh: 4096 }], (x, p) => E.rope(x, { positions: p }), { atol: 1e-5, rtol: 1e-5 });
+  crossCheck(t, 'rope positions [S]', [{ shape: [2, 6, 3, 8] }, { shape: [6], intHigh: 2048 }], (x, p) => E.rope(x, { positions: p }), { atol: 1e-5, rtol: 1e-5 });
+  crossCheck(t, 'rope positions [B, S]', [{ shape: [2, 6, 3, 8] }, { shape: [2, 6], intHigh: 2048 }], (x, p) => E.rope(x, { positions: p, positionOffset: 3, rotaryDim: 4 }), { atol: 1e-5, rtol: 1e-5 });
+  crossCheck(t, 'rope positions [B, S] large', [{ shape: [3, 40, 4, 64] }, { shape: [3, 40], intHigh: 4096 }], (x, p) => E.rope(x, { positions: p }), { atol: 1e-5, rtol: 1e-5 });
 });
 
 test('rope: gradients match finite differences (the inverse rotation)', () => {

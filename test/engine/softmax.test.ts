@@ -5,18 +5,18 @@ import { crossCheck, gradCheck, assertThrowsWith, hasNative, makeValues } from '
 
 const BACKENDS = hasNative ? ['reference', 'native'] : ['reference'];
 
-test('softmax and logSoftmax: any axis, native matches reference; gradients match finite differences', () => {
+test('softmax and logSoftmax: any axis, native matches reference; gradients match finite differences', (t) => {
   const cases: [number[], number][] = [[[1, 1], -1], [[3, 7], -1], [[3, 7], 0], [[2, 3, 5], 1], [[2, 3, 5], 0], [[9], 0], [[4, 1, 3], 1]];
   for (const [shape, axis] of cases) {
-    crossCheck(`softmax ${shape} axis ${axis}`, [{ shape, scale: 3 }], (x) => E.softmax(x, axis));
-    crossCheck(`logSoftmax ${shape} axis ${axis}`, [{ shape, scale: 3 }], (x) => E.logSoftmax(x, axis));
+    crossCheck(t, `softmax ${shape} axis ${axis}`, [{ shape, scale: 3 }], (x) => E.softmax(x, axis));
+    crossCheck(t, `logSoftmax ${shape} axis ${axis}`, [{ shape, scale: 3 }], (x) => E.logSoftmax(x, axis));
     gradCheck(`softmax ${shape} axis ${axis}`, [{ shape }], (x) => E.softmax(x, axis));
     gradCheck(`logSoftmax ${shape} axis ${axis}`, [{ shape }], (x) => E.logSoftmax(x, axis));
   }
-  crossCheck('softmax large rows', [{ shape: [64, 4099], scale: 4 }], (x) => E.softmax(x), { atol: 1e-6 });
-  crossCheck('logSoftmax large rows', [{ shape: [64, 4099], scale: 4 }], (x) => E.logSoftmax(x), { atol: 1e-4 });
-  crossCheck('softmax large middle axis', [{ shape: [8, 300, 40], scale: 4 }], (x) => E.softmax(x, 1), { atol: 1e-6 });
-  crossCheck('logSoftmax large middle axis', [{ shape: [8, 300, 40], scale: 4 }], (x) => E.logSoftmax(x, 1));
+  crossCheck(t, 'softmax large rows', [{ shape: [64, 4099], scale: 4 }], (x) => E.softmax(x), { atol: 1e-6 });
+  crossCheck(t, 'logSoftmax large rows', [{ shape: [64, 4099], scale: 4 }], (x) => E.logSoftmax(x), { atol: 1e-4 });
+  crossCheck(t, 'softmax large middle axis', [{ shape: [8, 300, 40], scale: 4 }], (x) => E.softmax(x, 1), { atol: 1e-6 });
+  crossCheck(t, 'logSoftmax large middle axis', [{ shape: [8, 300, 40], scale: 4 }], (x) => E.logSoftmax(x, 1));
 });
 
 test('softmax: rows sum to 1, stable for huge logits, -Infinity gets probability 0', () => {
@@ -88,18 +88,18 @@ test('crossEntropy: every target ignored gives 0 and zero gradients', () => {
   }
 });
 
-test('crossEntropy: native matches reference (loss, logits and weights gradients); finite differences', () => {
+test('crossEntropy: native matches reference (loss, logits and weights gradients); finite differences', (t) => {
   const tg = (n: number, v: number, values?: number[]) => ({ shape: [n], intHigh: v, ...(values ? { values } : {}) });
-  crossCheck('ce mean', [{ shape: [6, 9], scale: 2 }, tg(6, 9)], (l, t) => E.crossEntropy(l, t));
-  crossCheck('ce sum ignore', [{ shape: [5, 4] }, tg(5, 4, [1, -100, 3, 0, -100])], (l, t) => E.crossEntropy(l, t, { reduction: 'sum' }));
-  crossCheck('ce weighted', [{ shape: [5, 4] }, tg(5, 4, [1, -100, 3, 0, 2]), { shape: [5], shift: 1, scale: 0.3 }],
+  crossCheck(t, 'ce mean', [{ shape: [6, 9], scale: 2 }, tg(6, 9)], (l, t) => E.crossEntropy(l, t));
+  crossCheck(t, 'ce sum ignore', [{ shape: [5, 4] }, tg(5, 4, [1, -100, 3, 0, -100])], (l, t) => E.crossEntropy(l, t, { reduction: 'sum' }));
+  crossCheck(t, 'ce weighted', [{ shape: [5, 4] }, tg(5, 4, [1, -100, 3, 0, 2]), { shape: [5], shift: 1, scale: 0.3 }],
     (l, t, w) => E.crossEntropy(l, t, { weights: w }));
-  crossCheck('ce weighted sum', [{ shape: [5, 4] }, tg(5, 4, [1, 7, 3, 0, 2]), { shape: [5], shift: 1, scale: 0.3 }],
+  crossCheck(t, 'ce weighted sum', [{ shape: [5, 4] }, tg(5, 4, [1, 7, 3, 0, 2]), { shape: [5], shift: 1, scale: 0.3 }],
     (l, t, w) => E.crossEntropy(l, t, { weights: w, reduction: 'sum', ignoreIndex: 7 }));
-  crossCheck('ce rank 3', [{ shape: [2, 3, 11] }, { shape: [2, 3], intHigh: 11 }], (l, t) => E.crossEntropy(l, t));
-  crossCheck('ce V=1', [{ shape: [3, 1] }, tg(3, 1)], (l, t) => E.crossEntropy(l, t));
-  crossCheck('ce large vocab', [{ shape: [64, 50257], scale: 3 }, tg(64, 50257)], (l, t) => E.crossEntropy(l, t), { atol: 1e-5 });
-  crossCheck('ce many rows', [{ shape: [1024, 512], scale: 3 }, tg(1024, 512), { shape: [1024], shift: 1, scale: 0.2 }],
+  crossCheck(t, 'ce rank 3', [{ shape: [2, 3, 11] }, { shape: [2, 3], intHigh: 11 }], (l, t) => E.crossEntropy(l, t));
+  crossCheck(t, 'ce V=1', [{ shape: [3, 1] }, tg(3, 1)], (l, t) => E.crossEntropy(l, t));
+  crossCheck(t, 'ce large vocab', [{ shape: [64, 50257], scale: 3 }, tg(64, 50257)], (l, t) => E.crossEntropy(l, t), { atol: 1e-5 });
+  crossCheck(t, 'ce many rows', [{ shape: [1024, 512], scale: 3 }, tg(1024, 512), { shape: [1024], shift: 1, scale: 0.2 }],
     (l, t, w) => E.crossEntropy(l, t, { weights: w }), { atol: 1e-5 });
   gradCheck('ce mean', [{ shape: [4, 5] }, tg(4, 5, [1, -100, 4, 0])], (l, t) => E.crossEntropy(l, t));
   gradCheck('ce weighted mean', [{ shape: [4, 5] }, tg(4, 5, [1, -100, 4, 0]), { shape: [4], shift: 1, scale: 0.3 }],

@@ -22,14 +22,14 @@ import {
   type SafeFile,
   type SafeTensor,
 } from '../../src/io/index.js';
-import { FIXTURES_DIR, assertRefused } from './support.js';
+import { FIXTURES_DIR, assertRefused, fixtureFolders } from './support.js';
 
 const haveFixtures = existsSync(FIXTURES_DIR);
 const skipFixtures = haveFixtures ? false : `fixtures not found at ${FIXTURES_DIR}`;
 
 function fixtureFiles(): string[] {
   const files: string[] = [];
-  for (const dir of readdirSync(FIXTURES_DIR).sort()) {
+  for (const dir of fixtureFolders()) {
     for (const name of readdirSync(join(FIXTURES_DIR, dir)).sort()) {
       if (name.endsWith('.safetensors')) files.push(join(FIXTURES_DIR, dir, name));
     }
@@ -83,12 +83,12 @@ test('every fixture file reads with sane names, dtypes, shapes and aligned data'
     }
     const kind = path.endsWith('case.safetensors') ? 'case' : 'weights';
     if (kind === 'weights') assert.deepEqual(file.metadata, { format: 'pt' });
-    else assert.match(file.metadata['generator'] ?? '', /make_fixtures/);
+    else assert.match(file.metadata['generator'] ?? '', /generate\.py/);
   }
 });
 
 test('fixture weights agree with config.json and HF default init', { skip: skipFixtures }, () => {
-  for (const dir of readdirSync(FIXTURES_DIR)) {
+  for (const dir of fixtureFolders()) {
     const config = JSON.parse(readFileSync(join(FIXTURES_DIR, dir, 'config.json'), 'utf8')) as Record<string, number>;
     const vocab = config['vocab_size']!;
     const hidden = config['hidden_size'] ?? config['n_embd']!;
@@ -105,7 +105,7 @@ test('fixture weights agree with config.json and HF default init', { skip: skipF
 });
 
 test('fixture cases hold int64 inputs and float32 outputs of the expected shapes', { skip: skipFixtures }, () => {
-  for (const dir of readdirSync(FIXTURES_DIR)) {
+  for (const dir of fixtureFolders()) {
     const config = JSON.parse(readFileSync(join(FIXTURES_DIR, dir, 'config.json'), 'utf8')) as Record<string, number>;
     const vocab = config['vocab_size']!;
     const { tensors } = readSafetensors(join(FIXTURES_DIR, dir, 'case.safetensors'));

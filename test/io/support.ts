@@ -22,8 +22,8 @@ export function repoRoot(): string {
   }
 }
 
-/** Golden Hugging Face fixtures: <repo>/../shared/fixtures/hf. */
-export const FIXTURES_DIR = join(repoRoot(), '..', 'shared', 'fixtures', 'hf');
+/** Golden Hugging Face fixtures, kept in the repository with their generator (generate.py). */
+export const FIXTURES_DIR = join(repoRoot(), 'test', 'fixtures', 'hf');
 
 /** Names in a fixture's case.safetensors that are inputs, not results. */
 export const FIXTURE_INPUT_NAMES = new Set(['input_ids', 'attention_mask', 'token_type_ids', 'labels', 'position_ids']);

@@ -48,8 +48,8 @@ test('config-driven growth: the rack follows n_stacks, builder groups, model eve
   assert.equal(m.model.model.rack.numStacks, 3);
   assert.equal(plane.builder.history.length, 2);
   assert.deepEqual(r.phase_transitions, [6, 9]);
-  assert.deepEqual(groupsByPhase[0], ['new-stack', 'trunk', 'stack-lora', 'no-decay']); // one stack: embedding and head train (in 'trunk')
-  assert.deepEqual(groupsByPhase[2], ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay']);
+  assert.deepEqual(groupsByPhase[0], ['new_stack', 'trunk', 'stack_lora', 'no_decay']); // one stack: embedding and head train (in 'trunk')
+  assert.deepEqual(groupsByPhase[2], ['new_stack', 'trunk', 'stack_lora', 'progressive_lora', 'no_decay']);
   const recs = readJsonl(join(run, 'metrics.jsonl'));
   const events = recs.filter((x) => ['grow', 'freeze', 'adapters', 'quantize'].includes(String(x['kind'])));
   const grows = events.filter((e) => e['kind'] === 'grow');

@@ -113,12 +113,12 @@ test('recipe (a) progressive system: 2 stacks then 4, stack LoRA + progressive L
   assert.deepEqual(changed!.adapters, [[0, 1], [0, 1, 2, 3]]);
   assert.deepEqual(b.newStackIndices, [2, 3]);
   const lrs = r.records.filter((x) => x['type'] === 'step').at(-1)!['lrs'] as Record<string, number>;
-  assert.deepEqual(Object.keys(lrs), ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay']);
+  assert.deepEqual(Object.keys(lrs), ['new_stack', 'trunk', 'stack_lora', 'progressive_lora', 'no_decay']);
   // group_lr_scale { progressive_lora: 0.5 }: the progressive LoRA group is updated at half the lr.
   const last = lrByGroup.at(-1)!;
-  assert.ok(last['new-stack']! > 0);
-  assert.equal(last['progressive-lora'], last['new-stack']! * 0.5);
-  assert.equal(last['stack-lora'], last['new-stack']);
+  assert.ok(last['new_stack']! > 0);
+  assert.equal(last['progressive_lora'], last['new_stack']! * 0.5);
+  assert.equal(last['stack_lora'], last['new_stack']);
   assert.equal(r.records.filter((x) => x['kind'] === 'grow').length, 2);
   // Growing ranks by final stack index (2 + 2k, capped at max_rank 4): stacks 0-3 → 2, 4, 4, 4.
   assert.deepEqual(b.history.map((e) => e.stackLora?.rank), [4, 4], 'growing rank capped at max_rank');

@@ -9,10 +9,12 @@
  * which recomputes the probabilities from q, k and the logsumexp ('attentionGradOut', which also
  * reads the output for δ = rowsum(dOut ⊙ out); 'attentionGrad' without it recomputes the output).
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['attentionGrad'], "backward kernel of 'attention' (no double backward)");
 
 export interface AttentionOptions {
   /** Query i may attend key j only if j <= i + (Sk - S). */

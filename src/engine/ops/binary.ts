@@ -1,10 +1,12 @@
 /** Elementwise binary ops with NumPy broadcasting. */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { broadcastShapes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { sumToShape } from './shape-ops.js';
 import { neg, square, affine } from './unary.js';
+
+declareNonDifferentiable(['equalMask'], 'comparison: a 0/1 mask, piecewise constant');
 
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
 export const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'];

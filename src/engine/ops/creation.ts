@@ -2,10 +2,12 @@
 import type { Backend } from '../backend.js';
 import { getBackend, getDefaultBackend } from '../backend-registry.js';
 import { typedArrayFor, type DType, type TypedArray } from '../dtype.js';
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { checkShape, formatShape, sizeOf, type Shape } from '../shape.js';
 import { allocTensor, type Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['fill'], 'creates a constant; has no inputs');
 
 export interface CreateOptions {
   dtype?: DType;

@@ -4,10 +4,12 @@
  * position order, with no races). Ids outside [0, V) are rejected by the kernels (both
  * backends) with an Error naming the op, the position and the value.
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['embeddingGrad'], "backward kernel of 'embedding' (no double backward)");
 
 /** weight [V, D], ids int32 [...] → [..., D]. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {

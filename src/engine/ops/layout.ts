@@ -3,13 +3,15 @@
  * split, indexSelect (gather along an axis) and where (select by a mask). They work for every
  * dtype; gradients flow to float inputs.
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { broadcastShapes, formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { zeros } from './creation.js';
 import { sumToShape } from './shape-ops.js';
 import { axisOf } from './reduce.js';
+
+declareNonDifferentiable(['indexSelectGrad', 'narrowGrad'], "backward kernels of 'indexSelect' / 'narrow' (no double backward)");
 
 export interface TransposeAttrs { perm: number[] }
 export interface ConcatAttrs { axis: number }

@@ -4,10 +4,12 @@
  * outputs (mean and rstd, or rstd alone); the backward is one fused kernel op that returns the
  * input gradient and the weight/bias gradients (deterministic column sums).
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['layerNormGrad', 'rmsNormGrad'], "backward kernels of 'layerNorm' / 'rmsNorm' (no double backward)");
 
 export interface LayerNormAttrs { eps: number; hasWeight: boolean; hasBias: boolean }
 export interface RmsNormAttrs { eps: number; hasWeight: boolean }

@@ -4,10 +4,13 @@
  * storage of their tensor arguments (views sharing that storage see the change).
  */
 import { noGrad } from '../autograd.js';
-import { registerInPlaceOp } from '../registry.js';
+import { registerInPlaceOp, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['adamwUpdate', 'sgdUpdate', 'scaleInPlace'], 'optimizer update, written in place; never on a gradient tape');
+declareNonDifferentiable(['sumOfSquares'], 'gradient-norm statistic for clipping; computed on gradients, never differentiated');
 
 export interface AdamWOptions {
   lr: number;

@@ -29,7 +29,7 @@
  */
 import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { keep } from '../scope.js';
 import { formatShape } from '../shape.js';
@@ -38,12 +38,23 @@ import { noGrad } from '../autograd.js';
 import { reshape, sumToShape } from './shape-ops.js';
 import { tensor, toBackend } from './creation.js';
 
+declareNonDifferentiable(['quantize', 'dequantize'], 'quantized storage is frozen: packing and unpacking codes are never differentiated');
+declareNonDifferentiable(['quantizedLinearGradInput'], "backward kernel of 'quantizedLinear' (no double backward)");
+
 // ---- formats ------------------------------------------------------------------------------------
 
-export type QuantFormat = 'nf4' | 'int8' | 'fp16' | 'bf16';
+/** Every quantized storage format that is implemented. Anything else (fp4, fp8, nvfp4, …) is refused. */
+export const QUANT_FORMATS = ['nf4', 'int8', 'fp16', 'bf16'] as const;
+export type QuantFormat = (typeof QUANT_FORMATS)[number];
+/** The same list under its older name. */
+export const SUPPORTED_QUANT_FORMATS: readonly QuantFormat[] = QUANT_FORMATS;
 
-/** Every storage format that is implemented. Anything else (fp4, fp8, nvfp4, …) is refused. */
-export const SUPPORTED_QUANT_FORMATS: readonly QuantFormat[] = Object.freeze(['nf4', 'int8', 'fp16', 'bf16'] as QuantFormat[]);
+/**
+ * The storage formats of a model's weights: plain fp32, or one of the quantized formats. The names
+ * are the config's (`trunk_format`, a stack's `weight_format`).
+ */
+export const STORAGE_FORMATS = ['fp32', ...QUANT_FORMATS] as const;
+export type StorageFormat = (typeof STORAGE_FORMATS)[number];
 
 /** Names that other tools use and that are deliberately not implemented here. */
 const KNOWN_UNIMPLEMENTED = new Set(['fp4', 'fp8', 'nvfp4', 'mxfp4', 'mxfp8', 'int4', 'e4m3', 'e5m2', 'fp8_e4m3', 'fp8_e5m2', 'gptq', 'awq', 'int2', 'int3']);

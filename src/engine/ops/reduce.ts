@@ -2,12 +2,15 @@
  * Reductions: sum and mean over any set of axes, max (with its arg-max as an auxiliary output)
  * and argmax along one axis. Negative axes count from the end.
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import type { Shape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { broadcastTo, reshape } from './shape-ops.js';
 import { mulScalar } from './unary.js';
+
+declareNonDifferentiable(['argmax'], 'integer output (indices)');
+declareNonDifferentiable(['maxGrad'], "backward kernel of 'max' (no double backward)");
 
 /** `axes` normalised, unique and ascending; `scale` multiplies the sums (1/count for mean). */
 export interface SumAttrs { axes: number[]; keepDims: boolean; scale: number }

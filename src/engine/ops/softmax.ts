@@ -3,12 +3,14 @@
  * from the saved output) and crossEntropy (log-softmax + NLL in one pass saving the per-row
  * logsumexp; the backward computes (softmax − onehot)·wᵢ/denominator·dy directly).
  */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape, sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { reshape } from './shape-ops.js';
 import { axisOf, visibleOutput } from './reduce.js';
+
+declareNonDifferentiable(['softmaxGrad', 'crossEntropyGrad'], "backward kernels of 'softmax' / 'crossEntropy' (no double backward)");
 
 export interface SoftmaxAttrs { axis: number; log: boolean }
 /** `sum`: reduction 'sum' (else 'mean'); `weightGrad`: also compute the weights' gradient. */

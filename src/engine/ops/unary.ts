@@ -1,9 +1,11 @@
 /** Elementwise unary ops and activations; each one's gradient is a fused native kernel
  * ('unaryGrad') computed from the saved input and output. */
-import { registerGradient } from '../registry.js';
+import { registerGradient, declareNonDifferentiable } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { formatShape, sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+
+declareNonDifferentiable(['unaryGrad', 'swigluGrad'], "backward kernels of 'unary' / 'swiglu' (no double backward)");
 
 export type UnaryOp =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'sigmoid' | 'relu' | 'abs' | 'square'

@@ -12,6 +12,7 @@ import { readLrSchedule, type LrScheduleSpec } from '../../optim/lr-schedule.js'
 import { PARAM_ROLES } from '../../optim/groups.js';
 import { readMaskRatio, type MaskRatioSpec } from '../specs/batch.js';
 import { OBJECTIVES } from '../specs/objective.js';
+import { ATTENTION_MODES, LINEAR_FEATURE_MAPS } from '../../nn/index.js';
 
 const posInt = z.number().int().min(1);
 const nonNegInt = z.number().int().min(0);
@@ -50,6 +51,28 @@ function specField<T>(reader: (value: unknown, path: string, issues: SpecIssueLi
 export const MODEL_PRESETS = ['llama', 'gpt2', 'bert'] as const;
 export type ModelPreset = (typeof MODEL_PRESETS)[number];
 
+export const attentionKindSchema = kindShorthand(
+  z.discriminatedUnion('kind', [
+    /** Softmax attention; n_kv_heads (llama) gives MHA (= n_heads), GQA (fewer) or MQA (1). */
+    z.strictObject({ kind: z.literal('standard') }),
+    /** Multi-head latent attention (DeepSeek-V2): keys and values up-projected per head from a shared latent; no Hugging Face export. */
+    z.strictObject({ kind: z.literal('mla'),
+      kv_rank: posInt.optional().describe('Rank of the shared key/value latent (default d_model / 2).'),
+      q_rank: nonNegInt.default(0).describe('Rank of the query latent; 0 projects queries directly.'),
+      rope_dim: nonNegInt.optional().describe('Per-head dims carrying a decoupled RoPE key shared by all heads: even, below head_dim (default head_dim / 2 rounded down to even; 0 without RoPE).'),
+      latent_norm: z.boolean().default(true).describe('RMSNorm on the latents.'),
+    }),
+    /** Kernelised attention, linear in sequence length; no Hugging Face export. */
+    z.strictObject({ kind: z.literal('linear'),
+      feature_map: z.enum(LINEAR_FEATURE_MAPS).default('elu1').describe("elu1: φ(x) = elu(x) + 1; favor: Performer's positive orthogonal random features (FAVOR+), an unbiased estimate of softmax attention."),
+      n_features: posInt.optional().describe('Random features m (favor only; default 2 · head_dim).'),
+      seed: z.number().int().optional().describe("Seed of favor's fixed random projection (favor only; default the model's init seed)."),
+      chunk_size: posInt.default(64).describe('Chunk length of the causal pass.'),
+    }),
+  ]),
+);
+export type AttentionKindConfig = z.infer<typeof attentionKindSchema>;
+
 export const modelSchema = z.strictObject({
   /** Architecture family the model is built from. */
   preset: z.enum(MODEL_PRESETS),
@@ -71,7 +94,9 @@ export const modelSchema = z.strictObject({
   norm_eps: posNumber.optional(),
   dropout: fraction.default(0),
   /** 'auto' follows the objective: causal for clm, bidirectional for mlm and diffusion. */
-  attention: z.enum(['auto', 'causal', 'bidirectional']).default('auto'),
+  attention: z.enum(['auto', ...ATTENTION_MODES]).default('auto'),
+  /** Attention inside every block: standard (default), mla or linear; a string is short for {kind: …}. */
+  attention_kind: attentionKindSchema.optional(),
   /** Seed of the initial weights (default training.seed). */
   init_seed: z.number().int().optional(),
   /**

@@ -8,29 +8,11 @@ import {
   type SpecIssue,
 } from './fields.js';
 
-/**
- * Where positions come from:
- * - learned: a position table of `max_positions` rows added to the tokens (GPT-2, BERT);
- * - rope: no position vector here, the rack rotates q and k (LLaMA);
- * - none: no positional information at all.
- */
-export const EMBEDDING_POSITIONALS = ['learned', 'rope', 'none'] as const;
-export type EmbeddingPositional = (typeof EMBEDDING_POSITIONALS)[number];
+import { EMBEDDING_POSITIONALS, type EmbeddingPositional, type EmbeddingSpec } from '../../nn/index.js';
 
-export interface EmbeddingSpec {
-  vocab_size: number;
-  d_model: number;
-  positional: EmbeddingPositional;
-  /** Required for learned positions (the table size); for rope an optional context limit. */
-  max_positions?: number;
-  /** Number of token types (BERT segments); 0 means no token-type embedding. */
-  type_vocab_size: number;
-  /**
-   * Time-as-input: an embedding of each row's noise ratio r is added to the output (absent:
-   * none). Only masked diffusion gives batches a noise ratio.
-   */
-  time_embedding?: boolean;
-}
+// Defined in nn (kinds.ts, spec.ts); re-exported under the names specs have always used.
+export { EMBEDDING_POSITIONALS, type EmbeddingPositional, type EmbeddingSpec };
+
 
 export function readEmbeddingSpec(value: unknown, path: string, issues: SpecIssue[]): EmbeddingSpec {
   const r = new FieldReader(value, path, issues);

@@ -7,31 +7,11 @@ import {
   type SpecIssue,
 } from './fields.js';
 
-export const HEAD_KINDS = ['lm', 'mlm', 'classification'] as const;
-export type HeadKind = (typeof HEAD_KINDS)[number];
-export const POOLINGS = ['cls', 'mean'] as const;
-export type Pooling = (typeof POOLINGS)[number];
+import { HEAD_KINDS, POOLINGS, type ClassificationHeadSpec, type HeadKind, type HeadSpec, type Pooling, type TokenHeadSpec } from '../../nn/index.js';
 
-/** Per-token vocabulary logits. 'mlm' is the BERT head (dense + norm before the decoder). */
-export interface TokenHeadSpec {
-  kind: 'lm' | 'mlm';
-  d_model: number;
-  vocab_size: number;
-  /** Decoder weight shared with the token embedding. */
-  tied: boolean;
-  bias: boolean;
-}
+// Defined in nn (kinds.ts, spec.ts); re-exported under the names specs have always used.
+export { HEAD_KINDS, POOLINGS, type ClassificationHeadSpec, type HeadKind, type HeadSpec, type Pooling, type TokenHeadSpec };
 
-/** One label per sequence, from a pooled hidden state. */
-export interface ClassificationHeadSpec {
-  kind: 'classification';
-  d_model: number;
-  n_classes: number;
-  pooling: Pooling;
-  bias: boolean;
-}
-
-export type HeadSpec = TokenHeadSpec | ClassificationHeadSpec;
 
 export function readHeadSpec(value: unknown, path: string, issues: SpecIssue[]): HeadSpec {
   const r = new FieldReader(value, path, issues);

@@ -2,6 +2,7 @@
 // accumulation and parameter groups.
 
 import { readLrSchedule, type LrScheduleSpec } from '../../optim/lr-schedule.js';
+import { PARAM_ROLES, type ParamRole } from '../../optim/roles.js';
 import {
   describeNumberRule,
   describeValue,
@@ -26,12 +27,9 @@ export type OptimizerType = (typeof OPTIMIZER_TYPES)[number];
 export const LR_TIMES = ['global', 'phase'] as const;
 export type LrTime = (typeof LR_TIMES)[number];
 
-/**
- * Parameter roles a group can select: the newest stack, the older stacks (trunk), LoRA adapters,
- * embedding, head, and no_decay (norm weights and biases, which conventionally get no decay).
- */
-export const PARAM_GROUP_NAMES = ['new_stack', 'trunk', 'adapters', 'embedding', 'head', 'no_decay'] as const;
-export type ParamGroupName = (typeof PARAM_GROUP_NAMES)[number];
+/** Parameter roles a group can select (optim/roles.ts PARAM_ROLES). */
+export const PARAM_GROUP_NAMES = PARAM_ROLES;
+export type ParamGroupName = ParamRole;
 
 export interface ParamGroupSpec {
   name: ParamGroupName;

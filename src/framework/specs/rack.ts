@@ -11,59 +11,25 @@ import {
 } from './fields.js';
 import { conflict, problemToIssue, type CompatibilityProblem } from './problems.js';
 
-/** Storage formats of a stack's weights. Only formats the engine really implements are listed. */
-export const WEIGHT_FORMATS = ['fp32', 'fp16', 'bf16', 'int8', 'nf4'] as const;
-export type WeightFormat = (typeof WEIGHT_FORMATS)[number];
+import { STORAGE_FORMATS } from '../../engine/index.js';
+import {
+  ATTENTION_KINDS, ATTENTION_MODES, FFN_KINDS, LINEAR_FEATURE_MAPS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
+  type AttentionMode, type FfnKind, type LoraSpec, type LoraTarget, type NormKind, type NormPosition, type RackSpec,
+  type StackPositional, type StackSpec, type WeightFormat,
+} from '../../nn/index.js';
+
+// The vocabulary and spec shapes are defined in nn (kinds.ts, lora-names.ts, spec.ts) and engine
+// (storage formats); re-exported here under the names specs have always used.
+export {
+  ATTENTION_MODES, FFN_KINDS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
+  type AttentionMode, type FfnKind, type LoraSpec, type LoraTarget, type NormKind, type NormPosition, type RackSpec,
+  type StackPositional, type StackSpec, type WeightFormat,
+};
+/** Storage formats of a stack's weights (engine's STORAGE_FORMATS). */
+export const WEIGHT_FORMATS = STORAGE_FORMATS;
 /** Formats that cannot receive gradient updates (the stack must be frozen; LoRA may train on top). */
 export const QUANTIZED_WEIGHT_FORMATS: readonly WeightFormat[] = ['int8', 'nf4'];
 
-export const ATTENTION_MODES = ['causal', 'bidirectional'] as const;
-export type AttentionMode = (typeof ATTENTION_MODES)[number];
-export const NORM_KINDS = ['layernorm', 'rmsnorm'] as const;
-export type NormKind = (typeof NORM_KINDS)[number];
-export const NORM_POSITIONS = ['pre', 'post'] as const;
-export type NormPosition = (typeof NORM_POSITIONS)[number];
-export const FFN_KINDS = ['swiglu', 'gelu'] as const;
-export type FfnKind = (typeof FFN_KINDS)[number];
-/** rope: q and k are rotated inside attention; none: positions come from the embedding (or nowhere). */
-export const STACK_POSITIONALS = ['rope', 'none'] as const;
-export type StackPositional = (typeof STACK_POSITIONALS)[number];
-/** Linear layers a LoRA adapter can wrap; 'gate' exists only in SwiGLU FFNs. */
-export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
-
-export interface LoraSpec {
-  rank: number;
-  /** Scale numerator: the adapter adds (alpha / rank) · B A x. */
-  alpha: number;
-  targets: LoraTarget[];
-}
-
-export interface StackSpec {
-  n_blocks: number;
-  n_heads: number;
-  /** Key/value heads: = n_heads for MHA, fewer for GQA, 1 for MQA. */
-  n_kv_heads: number;
-  d_ff: number;
-  attention: AttentionMode;
-  norm: NormKind;
-  norm_position: NormPosition;
-  ffn: FfnKind;
-  positional: StackPositional;
-  /** RoPE base; present exactly when positional is 'rope'. */
-  rope_theta?: number;
-  frozen: boolean;
-  weight_format: WeightFormat;
-  /** LoRA adapters on this stack's linear layers, when any. */
-  lora?: LoraSpec;
-}
-
-export interface RackSpec {
-  d_model: number;
-  n_stacks: number;
-  /** One entry per stack, input side first; its length must equal n_stacks. */
-  stacks: StackSpec[];
-}
 
 export const DEFAULT_ROPE_THETA = 10000;
 
@@ -105,6 +71,14 @@ export function readStackSpec(value: unknown, path: string, issues: SpecIssue[])
     frozen: r.boolean('frozen', false),
     weight_format: r.choice('weight_format', WEIGHT_FORMATS, 'fp32'),
   };
+  if (r.has('attention_kind')) {
+    const kind = r.choice('attention_kind', ATTENTION_KINDS);
+    if (kind !== 'standard') spec.attention_kind = kind;
+  }
+  if (r.has('feature_map')) {
+    if (spec.attention_kind === 'linear') spec.feature_map = r.choice('feature_map', LINEAR_FEATURE_MAPS);
+    else r.issue('feature_map', "nothing unless attention_kind is 'linear'", r.raw('feature_map'));
+  }
   if (spec.positional === 'rope') {
     spec.rope_theta = r.number('rope_theta', POSITIVE_NUMBER, DEFAULT_ROPE_THETA);
   } else if (r.has('rope_theta')) {

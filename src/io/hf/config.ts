@@ -229,7 +229,10 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFC
   const nLayers = config.stacks.reduce((n, s) => n + s.nBlocks, 0);
   const out: HFConfig = { ...base };
   const d = config.dModel;
-  if ((block.attentionKind ?? 'standard') !== 'standard') throw new HFConfigError(`export: attention kind '${block.attentionKind}' has no Hugging Face ${config.family} equivalent`);
+  if ((block.attentionKind ?? 'standard') !== 'standard') {
+    const kind = block.attentionKind === 'linear' ? `'linear' (feature map '${block.linear?.featureMap ?? 'elu1'}')` : `'${block.attentionKind}'`;
+    throw new HFConfigError(`export: attention kind ${kind} (model.attention_kind) has no Hugging Face ${config.family} equivalent; Hugging Face ${config.family} has 'standard' attention only (n_kv_heads for GQA/MQA)`);
+  }
   if (config.timeEmbedding) throw new HFConfigError(`export: a time embedding (time-as-input, model.time_embedding) has no Hugging Face ${config.family} equivalent`);
   switch (config.family) {
     case 'llama': {

@@ -9,7 +9,7 @@
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import { mergeLora, unmergeLora, type Model } from '../../nn/index.js';
-import { readSafetensors, toInt32, writeSafetensors, type SafeTensor } from '../index.js';
+import { readSafetensors, toInt32, writeSafetensors, type SafeTensor } from '../safetensors.js';
 import { loadHF, hfTensorsOf, type LoadHFOptions, type LoadedHF } from './model-io.js';
 import { peftTensorsOf } from './peft.js';
 import { HFFormatError, hostOfTensor, safeOfHost } from './weights.js';

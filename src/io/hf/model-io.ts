@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, Tensor } from '../../engine/index.js';
 import { Linear, Model, inspectModel, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
-import { writeSafetensors, type SafeTensor } from '../index.js';
+import { writeSafetensors, type SafeTensor } from '../safetensors.js';
 import { hfConfigFromModel, modelConfigFromHF, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
 import { familyMapping, fromHFTensor, toHFTensor, type FamilyMapping, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readHFWeights, readJson, safeOfHost, tensorOfHost, writeTextAtomic } from './weights.js';

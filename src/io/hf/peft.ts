@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../../engine/index.js';
 import { Linear, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
-import { writeSafetensors, readSafetensors, type SafeTensor } from '../index.js';
+import { writeSafetensors, readSafetensors, type SafeTensor } from '../safetensors.js';
 import { familyMapping, type LinearMap, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
 

@@ -4,7 +4,7 @@ import { join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import { fromFloat32, readSafetensors, toFloat32, toFloat64, type SafeTensor } from '../index.js';
+import { fromFloat32, readSafetensors, toFloat32, toFloat64, type SafeTensor } from '../safetensors.js';
 import type { HostTensor } from './mapping.js';
 
 export class HFFormatError extends Error {

@@ -1,7 +1,7 @@
 // Parsing a whole config: base planes, the schedule, and the resolved config of every phase.
 
 import { createHash } from 'node:crypto';
-import { isPlainObject, type JsonObject, type Objective } from '../../framework/index.js';
+import { isPlainObject, type JsonObject } from '../../framework/index.js';
 import { ScheduleError, type PhaseInit } from '../schedule/phase.js';
 import { resolvePhaseConfig, MergeError } from '../schedule/merge.js';
 import { createSimpleSchedule, type SimplePhaseInit } from '../schedule/simple-schedule.js';
@@ -18,18 +18,9 @@ import {
   type TrainingPlaneConfig,
 } from '../../framework/config/schema.js';
 import { expandTrainingMode, type ModeExpansion, type TrainingMode } from './modes.js';
+import type { ResolvedPhase } from './resolved-phase.js';
 
-/** The config of every plane during one phase, validated, defaults filled in. */
-export interface ResolvedPhase {
-  index: number;
-  name: string;
-  start_t: number;
-  end_t: number;
-  task?: Objective;
-  data?: DataPlaneConfig;
-  model?: ModelPlaneConfig;
-  optimizer: OptimizerPlaneConfig;
-}
+export type { ResolvedPhase } from './resolved-phase.js';
 
 export interface ParsedConfig {
   config: StackWiseConfig;
@@ -49,7 +40,7 @@ export interface ParsedConfig {
 /** Model fields no phase may change: the live model evolves, it is never rebuilt. */
 export const FIXED_MODEL_FIELDS = [
   'preset', 'vocab_size', 'd_model', 'n_heads', 'n_kv_heads', 'd_ff', 'blocks_per_stack', 'max_positions',
-  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding',
+  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding', 'attention_kind',
 ] as const;
 
 function prefixed(issues: ConfigIssue[], plane: string, override: unknown, phase: { index: number; name: string }): ConfigIssue[] {

@@ -3,6 +3,7 @@ import { CausalLMObjective, type ClmOptions } from './clm.js';
 import { MaskedLMObjective, type MlmOptions } from './mlm.js';
 import { MaskedDiffusionObjective, type DiffusionOptions } from './diffusion.js';
 import { ObjectiveError, type BatchObjective } from './types.js';
+import { OBJECTIVES } from '../../framework/index.js';
 
 export * from './types.js';
 export * from './noise.js';
@@ -23,6 +24,6 @@ export function makeObjective(opts: ObjectiveOptions): BatchObjective {
     case 'clm': return new CausalLMObjective(opts);
     case 'mlm': return new MaskedLMObjective(opts);
     case 'diffusion': return new MaskedDiffusionObjective(opts);
-    default: throw new ObjectiveError(`makeObjective: unknown objective '${String((opts as { name: unknown }).name)}' (expected 'clm', 'mlm' or 'diffusion')`);
+    default: throw new ObjectiveError(`makeObjective: unknown objective '${String((opts as { name: unknown }).name)}' (expected one of ${OBJECTIVES.map((o) => `'${o}'`).join(', ')})`);
   }
 }

@@ -309,7 +309,7 @@ export class ProgressiveRackBuilder {
 
   /**
    * Grows until the rack has `stacks` stacks, in one growth step: the stacks it adds are the new
-   * stacks together (each with its stack LoRA; all train under the new-stack part state), the
+   * stacks together (each with its stack LoRA; all train under the new_stack part state), the
    * stacks before it become the trunk (progressive LoRA, trunk format). Returns the events.
    */
   growTo(stacks: number, opts: GrowOptions = {}): GrowthEvent[] {
@@ -454,12 +454,12 @@ export class ProgressiveRackBuilder {
 
   // ---- optimizer groups, reports, specs -------------------------------------------------------
 
-  /** Role of every parameter (embedding, head, new-stack, trunk, stack-lora, progressive-lora). */
+  /** Role of every parameter (embedding, head, new_stack, trunk, stack_lora, progressive_lora). */
   parameterRoles(): Map<Tensor, ParameterRole> {
     return parameterRoles(this.model, this.fresh, this.adapterKinds);
   }
 
-  /** Optimizer groups of the trainable parameters: new-stack, trunk, stack-lora, progressive-lora, no-decay. */
+  /** Optimizer groups of the trainable parameters: new_stack, trunk, stack_lora, progressive_lora, no_decay. */
   parameterGroups(opts: GroupOptions = {}): ParamGroupOptions[] {
     return parameterGroupsOf(this.model.namedParameters(), this.parameterRoles(), opts);
   }

@@ -7,11 +7,12 @@ import { z } from 'zod';
 import { registerConfigExtension } from '../../framework/config/schema.js';
 import { LORA_TARGET_NAMES, validateQuantFormat } from '../../nn/index.js';
 import type { LoraTarget } from '../../framework/index.js';
-import type { ResolvedPhase } from '../config/resolve.js';
+import type { ResolvedPhase } from '../config/resolved-phase.js';
 import { ProgressiveConfigError } from './errors.js';
 import { FREEZE_POLICIES, type FreezePolicy } from './freeze.js';
 import { GROWTH_INITS, type GrowthSpec } from './operators.js';
 import { LORA_RANK_STRATEGIES, type LoraRankStrategy, type ProgressiveLoraOptions, type StackLoraOptions } from './lora.js';
+import { STORAGE_FORMATS } from '../../engine/index.js';
 
 const posInt = z.number().int().min(1);
 const posNumber = z.number().positive();
@@ -85,7 +86,8 @@ export const progressiveLoraConfigSchema = z.strictObject({
   dropout: z.number().min(0).lt(1).optional(),
 });
 
-export const TRUNK_FORMATS = ['fp32', 'nf4', 'int8', 'fp16', 'bf16'] as const;
+/** trunk_format: the storage formats (engine's STORAGE_FORMATS). */
+export const TRUNK_FORMATS = STORAGE_FORMATS;
 
 export const progressiveConfigSchema = z.strictObject({
   /** append: left→right (capacity growth); prepend: right→left (suffix and head frozen as an anchor). */

@@ -23,7 +23,7 @@
  * given.
  */
 import type { Tensor } from '../../engine/index.js';
-import type { Module } from '../../nn/index.js';
+import { isLoraParamName as isLoraName, type Module } from '../../nn/index.js';
 import { ProgressiveConfigError } from './errors.js';
 import { parameterEntries } from './operators.js';
 import type { BuildDirection } from '../objectives/noise.js';
@@ -83,7 +83,6 @@ export function resolveFreezePlan(policy: FreezePolicy, direction: BuildDirectio
   return plan;
 }
 
-const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
 
 export interface FreezeTarget {
   embedding: Module;

@@ -1,22 +1,23 @@
 /**
  * Optimizer parameter groups of a progressive phase: the new stack, the trunk (older stacks,
- * embedding and head), the stack LoRA adapters, the progressive LoRA adapters, and no-decay
+ * embedding and head), the stack LoRA adapters, the progressive LoRA adapters, and no_decay
  * (biases and norm gains of the non-adapter groups). Only trainable parameters are listed; empty
  * groups are left out; every parameter is in exactly one group.
  */
 import type { Tensor } from '../../engine/index.js';
-import type { ParamGroupOptions } from '../../optim/index.js';
+import { PROGRESSIVE_GROUPS, type ParamGroupOptions, type ProgressiveGroup } from '../../optim/index.js';
 import type { ParameterRole } from './roles.js';
 
-export type GroupName = 'new-stack' | 'trunk' | 'stack-lora' | 'progressive-lora' | 'no-decay';
-export const GROUP_NAMES: readonly GroupName[] = ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay'];
+/** The group names (optim/roles.ts PROGRESSIVE_GROUPS, the keys of model.progressive.group_lr_scale). */
+export type GroupName = ProgressiveGroup;
+export const GROUP_NAMES: readonly GroupName[] = PROGRESSIVE_GROUPS;
 
 export interface GroupOptions {
   /** Learning rate per group (a group without one uses the optimizer's). */
   lr?: Partial<Record<GroupName, number>>;
-  /** Weight decay per group (no-decay is always 0). */
-  weightDecay?: Partial<Record<Exclude<GroupName, 'no-decay'>, number>>;
-  /** Put rank ≤ 1 tensors (biases, norm gains) of the non-adapter groups in 'no-decay' (default true). */
+  /** Weight decay per group (no_decay is always 0). */
+  weightDecay?: Partial<Record<Exclude<GroupName, 'no_decay'>, number>>;
+  /** Put rank ≤ 1 tensors (biases, norm gains) of the non-adapter groups in 'no_decay' (default true). */
   noDecay?: boolean;
 }
 
@@ -28,9 +29,9 @@ export function parameterGroupsOf(params: Iterable<[string, Tensor]>, roles: Map
     const role = roles.get(t);
     if (role === undefined) throw new Error(`parameterGroups: parameter '${name}' has no role (it is not part of the model the builder knows)`);
     let g: GroupName;
-    if (role === 'stack-lora' || role === 'progressive-lora') g = role;
-    else if (noDecay && t.rank <= 1) g = 'no-decay';
-    else g = role === 'new-stack' ? 'new-stack' : 'trunk';
+    if (role === 'stack_lora' || role === 'progressive_lora') g = role;
+    else if (noDecay && t.rank <= 1) g = 'no_decay';
+    else g = role === 'new_stack' ? 'new_stack' : 'trunk';
     buckets.get(g)!.push(t);
   }
   const out: ParamGroupOptions[] = [];
@@ -40,7 +41,7 @@ export function parameterGroupsOf(params: Iterable<[string, Tensor]>, roles: Map
     const group: ParamGroupOptions = { name: g, params: ps };
     const lr = opts.lr?.[g];
     if (lr !== undefined) group.lr = lr;
-    if (g === 'no-decay') group.weightDecay = 0;
+    if (g === 'no_decay') group.weightDecay = 0;
     else {
       const wd = opts.weightDecay?.[g];
       if (wd !== undefined) group.weightDecay = wd;

@@ -12,7 +12,7 @@
  * costs its forward; the attention core's costs twice its forward (gradients of Q, K and V).
  */
 import type { Tensor } from '../../engine/index.js';
-import type { Block, Model, Module, Stack } from '../../nn/index.js';
+import { isLoraParamName as isLoraName, LinearAttention, type Block, type Model, type Module, type Stack } from '../../nn/index.js';
 import { isLinearLike, representedSize } from './linear-like.js';
 import { parameterEntries } from './operators.js';
 import { RampedStack } from './ramp.js';
@@ -41,6 +41,8 @@ export interface StackReport {
   frozen: boolean;
   ramp?: { t0: number; t1: number; gate: number };
   lora?: string[];
+  /** The stack's attention when not standard softmax: 'mla', 'linear:elu1', 'linear:favor'. */
+  attention?: string;
 }
 
 export interface ResourceReport {
@@ -78,7 +80,6 @@ function stateSlots(o: OptimizerKind): number {
   return o === 'adamw' ? 2 : o === 'sgd-momentum' ? 1 : 0;
 }
 
-const isLoraName = (n: string): boolean => /(^|\.)lora_[AB]$/.test(n);
 
 /**
  * One stage of the data flow: forward and weight-gradient FLOPs per token, the FLOPs of its input
@@ -120,8 +121,7 @@ function matrixCost(...modules: Module[]): ModuleCost {
 
 /** The stages of a block in data-flow order (pre-norm or post-norm). */
 function blockStages(b: Block, S: number): ModuleCost[] {
-  const width = b.attn.nHeads * b.attn.headDim;
-  const coreFwd = b.attn.kind === 'linear' ? 4 * b.attn.headDim * width : 4 * (b.attn.causal ? (S + 1) / 2 : S) * width;
+  const coreFwd = b.attn.coreFlopsPerToken(S);
   const children = b.attn.namedChildren();
   const attnIn = matrixCost(...children.filter(([n]) => n !== 'o').map(([, m]) => m));
   const out = matrixCost(...children.filter(([n]) => n === 'o').map(([, m]) => m));
@@ -196,6 +196,8 @@ export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, 
     if (s instanceof RampedStack) r.ramp = { t0: s.t0, t1: s.t1, gate: s.gate };
     const lora = [...new Set(s.namedModules().filter(([, m]) => isLinearLike(m) && m.lora).map(([p]) => p.split('.').pop()!))];
     if (lora.length) r.lora = lora;
+    const attn = s.blocks.length > 0 ? s.blocks.at(0).attn : null;
+    if (attn && attn.kind !== 'standard') r.attention = attn instanceof LinearAttention ? `linear:${attn.featureMap}` : attn.kind;
     return r;
   });
 

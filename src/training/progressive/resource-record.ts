@@ -28,6 +28,8 @@ export interface ResourceStackEntry {
   gate?: number;
   /** Projections carrying LoRA adapters. */
   lora?: string[];
+  /** The stack's attention when not standard softmax ('mla', 'linear:elu1', 'linear:favor'). */
+  attention?: string;
 }
 
 export interface ResourceRecord {
@@ -125,6 +127,7 @@ export function resourceRecord(r: ResourceReport, ctx: ResourceRecordContext): R
       const e: ResourceStackEntry = { index: s.index, role: s.role, blocks: s.blocks, params: s.params, trainable: s.trainable, adapter_params: s.adapterParams, frozen: s.frozen };
       if (s.ramp) e.gate = s.ramp.gate;
       if (s.lora) e.lora = [...s.lora];
+      if (s.attention) e.attention = s.attention;
       return e;
     }),
   };
@@ -156,5 +159,6 @@ export function resourceSummary(r: ResourceRecord): string {
 
 /** One short line for a log: the phase, its stacks and resourceSummary. */
 export function resourceLine(r: ResourceRecord): string {
-  return `phase '${r.phase}' resources: ${r.n_stacks} stack(s); ${resourceSummary(r)}`;
+  const kinds = [...new Set(r.per_stack.map((s) => s.attention).filter((a) => a !== undefined))];
+  return `phase '${r.phase}' resources: ${r.n_stacks} stack(s)${kinds.length ? ` (${kinds.join(', ')} attention)` : ''}; ${resourceSummary(r)}`;
 }

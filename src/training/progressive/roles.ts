@@ -1,10 +1,12 @@
 /** What each parameter of a progressively grown model is, for optimizer groups and reports. */
 import type { Tensor } from '../../engine/index.js';
 import type { Model, Stack } from '../../nn/index.js';
+import { ADAPTER_ROLES, PLACE_ROLES, type AdapterRole, type PlaceRole } from '../../optim/index.js';
 import { parameterEntries } from './operators.js';
 
-export type ParameterRole = 'embedding' | 'head' | 'new-stack' | 'trunk' | 'stack-lora' | 'progressive-lora';
-export const PARAMETER_ROLES: readonly ParameterRole[] = ['embedding', 'head', 'new-stack', 'trunk', 'stack-lora', 'progressive-lora'];
+/** A progressive run's parameter roles: where a tensor sits, adapters split by kind (optim/roles.ts). */
+export type ParameterRole = PlaceRole | AdapterRole;
+export const PARAMETER_ROLES: readonly ParameterRole[] = [...PLACE_ROLES, ...ADAPTER_ROLES];
 
 export type AdapterKind = 'stack' | 'progressive';
 
@@ -21,7 +23,7 @@ export function parameterRoles(model: Model, newStacks: Stack | ReadonlySet<Stac
     const own = new Map(m.ownParameters());
     const a = own.get('lora_A');
     if (!a) continue;
-    const r: ParameterRole = adapterKinds.get(a) === 'progressive' ? 'progressive-lora' : 'stack-lora';
+    const r: ParameterRole = adapterKinds.get(a) === 'progressive' ? 'progressive_lora' : 'stack_lora';
     put(a, r);
     const b = own.get('lora_B');
     if (b) put(b, r);
@@ -29,7 +31,7 @@ export function parameterRoles(model: Model, newStacks: Stack | ReadonlySet<Stac
   for (const [, t] of parameterEntries(model.embedding)) put(t, 'embedding');
   // The time embedding (time-as-input) is part of the input stage.
   if (model.timeEmbedding) for (const [, t] of parameterEntries(model.timeEmbedding)) put(t, 'embedding');
-  for (const s of model.rack.stacks) for (const [, t] of parameterEntries(s)) put(t, isNew(s) ? 'new-stack' : 'trunk');
+  for (const s of model.rack.stacks) for (const [, t] of parameterEntries(s)) put(t, isNew(s) ? 'new_stack' : 'trunk');
   for (const [, t] of parameterEntries(model.head)) put(t, 'head');
   return roles;
 }

@@ -5,14 +5,14 @@
  * sample` flags; a new sampling mode adds a case to SAMPLERS.
  */
 import { resolve } from 'node:path';
-import type { ObjectiveName } from '../../framework/index.js';
+import { OBJECTIVES, type ObjectiveName } from '../../framework/index.js';
 import { depthUnrollSample, diffusionSample, fillMask, generate } from '../sampling/index.js';
 import { UsageError } from './errors.js';
 import { MASK_TEXT, decodeIds, depthScheduleOf, encodePrompt, loadRun, type LoadedRun } from './load-run.js';
 
 /** How `sample` generates: the objectives' samplers, and `depth` (the time-as-depth single-pass unroll). */
 export type SampleMode = ObjectiveName | 'depth';
-export const SAMPLE_MODES: readonly SampleMode[] = ['clm', 'mlm', 'diffusion', 'depth'];
+export const SAMPLE_MODES: readonly SampleMode[] = [...OBJECTIVES, 'depth'];
 
 export interface SampleOptions {
   prompt?: string;

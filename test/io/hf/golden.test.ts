@@ -1,5 +1,5 @@
 // Golden parity with Hugging Face transformers / PEFT: every fixture folder in
-// ../shared/fixtures/hf is loaded through our import and run on its case inputs, float32 on the
+// test/fixtures/hf (made by its generate.py) is loaded through our import and run on its case inputs, float32 on the
 // default backend (native when built). Tolerances (the issue's targets):
 //   logits, merged_logits, every hidden state: |ours - HF| <= 1e-4 absolute;
 //   loss: |ours - HF| <= 1e-5 · |HF|;
@@ -12,6 +12,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../../src/engine/index.js';
 import { forwardCase } from '../../../src/io/hf/index.js';
+import { isLoraParamName } from '../../../src/nn/index.js';
 import { readSafetensors, toFloat32 } from '../../../src/io/index.js';
 import { FIXTURES_DIR, FIXTURE_INPUT_NAMES as INPUT_NAMES, fixtureFolders, goldenTolerance as tolerance } from '../support.js';
 
@@ -53,7 +54,7 @@ for (const folder of folders) {
     const refGrads = [...ref.keys()].filter((k) => k.startsWith('grad.'));
     assert.deepEqual(ourGrads.sort(), refGrads.sort(), 'the same set of gradients');
     if (loaded.adapter) {
-      assert.ok(loaded.model.trainableParameters().every(([n]) => /lora_[AB]$/.test(n)), 'with an adapter only the adapter trains');
+      assert.ok(loaded.model.trainableParameters().every(([n]) => isLoraParamName(n)), 'with an adapter only the adapter trains');
     }
     t.diagnostic(`${folder}: ${compared} tensors compared, max |err| ${JSON.stringify(worst)}`);
     assert.deepEqual(failures, []);

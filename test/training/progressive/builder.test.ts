@@ -111,20 +111,20 @@ test('stack LoRA and progressive LoRA start as no-ops (function preserved), fold
   assert.ok(m.rack.stacks.at(1).parameters().every((t) => t.requiresGrad));
   assert.ok(m.embedding.isFrozen);
   // Groups: every trainable parameter exactly once, in the expected group.
-  const groups = b.parameterGroups({ lr: { 'progressive-lora': 1e-3 } });
-  assert.deepEqual(groups.map((g) => g.name), ['new-stack', 'trunk', 'stack-lora', 'progressive-lora', 'no-decay']);
+  const groups = b.parameterGroups({ lr: { 'progressive_lora': 1e-3 } });
+  assert.deepEqual(groups.map((g) => g.name), ['new_stack', 'trunk', 'stack_lora', 'progressive_lora', 'no_decay']);
   const all = groups.flatMap((g) => g.params);
   assert.equal(new Set(all).size, all.length);
   assert.deepEqual(new Set(all), new Set(m.parameters().filter((t) => t.requiresGrad)));
   const named = new Map(m.namedParameters().map(([n, t]) => [t, n]));
   const names = (g: string) => groups.find((x) => x.name === g)!.params.map((t) => named.get(t)!);
-  assert.ok(names('progressive-lora').every((n) => /^rack\.stacks\.0\..*\.(q|o)\.lora_[AB]$/.test(n)));
-  assert.ok(names('stack-lora').every((n) => /\.(q|v|down)\.lora_[AB]$/.test(n)));
-  assert.ok(names('stack-lora').some((n) => n.startsWith('rack.stacks.1.')) && names('stack-lora').some((n) => n.startsWith('rack.stacks.0.')));
-  assert.ok(names('new-stack').every((n) => n.startsWith('rack.stacks.1.')));
+  assert.ok(names('progressive_lora').every((n) => /^rack\.stacks\.0\..*\.(q|o)\.lora_[AB]$/.test(n)));
+  assert.ok(names('stack_lora').every((n) => /\.(q|v|down)\.lora_[AB]$/.test(n)));
+  assert.ok(names('stack_lora').some((n) => n.startsWith('rack.stacks.1.')) && names('stack_lora').some((n) => n.startsWith('rack.stacks.0.')));
+  assert.ok(names('new_stack').every((n) => n.startsWith('rack.stacks.1.')));
   assert.ok(names('trunk').every((n) => n.startsWith('head.')), 'the trunk group holds the trainable head');
-  assert.ok(names('no-decay').length > 0 && groups.find((g) => g.name === 'no-decay')!.weightDecay === 0);
-  assert.equal(groups.find((g) => g.name === 'progressive-lora')!.lr, 1e-3);
+  assert.ok(names('no_decay').length > 0 && groups.find((g) => g.name === 'no_decay')!.weightDecay === 0);
+  assert.equal(groups.find((g) => g.name === 'progressive_lora')!.lr, 1e-3);
   // The groups feed an optimizer directly.
   const opt = new AdamW(groups, { lr: 1e-2 });
   E.tidy(() => {
@@ -295,7 +295,7 @@ test('adapters-only quantized trunk (nf4) through the quantizeTrunk hook', async
     if (n.startsWith('rack.stacks.0.') || n.startsWith('rack.stacks.1.')) assert.equal(p.requiresGrad, /lora_[AB]$/.test(n), n);
   }
   const groups = b.parameterGroups();
-  assert.ok(groups.some((g) => g.name === 'progressive-lora' && g.params.length === 12));
+  assert.ok(groups.some((g) => g.name === 'progressive_lora' && g.params.length === 12));
   const r = b.report({ seqLen: 8 });
   assert.ok(r.bytes.weights < fp32Bytes, `quantized trunk ${r.bytes.weights} B vs fp32 ${fp32Bytes} B`);
   const opt = new AdamW(groups, { lr: 1e-2 });
@@ -332,8 +332,8 @@ test('one growth step adding several stacks makes them all new; before any growt
   const groups = b.parameterGroups();
   const named = new Map(m.namedParameters().map(([n, t]) => [t, n]));
   const stacksIn = (g: string) => [...new Set(groups.find((x) => x.name === g)!.params.map((t) => /^rack\.stacks\.(\d+)\./.exec(named.get(t)!)?.[1]))].sort();
-  assert.deepEqual(stacksIn('new-stack'), ['2', '3']);
-  assert.deepEqual(stacksIn('progressive-lora'), ['0', '1']);
+  assert.deepEqual(stacksIn('new_stack'), ['2', '3']);
+  assert.deepEqual(stacksIn('progressive_lora'), ['0', '1']);
   // Replay rebuilds the same step (the same stacks new together), and with the weights the same function.
   const sd = new Map([...m.stateDict()].map(([k, t]) => [k, E.clone(t)]));
   const m2 = tinyLlama(2, 3);
