@@ -68,9 +68,7 @@ function assemble(layout: HeaderLayout, bytesOf: (entry: TensorEntry) => Uint8Ar
   for (const entry of layout.entries) {
     tensors.set(entry.name, { dtype: entry.dtype, shape: entry.shape, data: bytesOf(entry) });
   }
-  const file: SafeFile = { tensors, metadata: layout.metadata };
-  if (layout.notes.length > 0) file.notes = layout.notes;
-  return file;
+  return { tensors, metadata: layout.metadata };
 }
 
 /** Reads exactly `length` bytes at `position` into a new buffer. */
