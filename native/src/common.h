@@ -12,11 +12,10 @@
 
 namespace sw {
 
-// A block of native memory owned by one storage handle; `freed` once the engine released it.
+// A block of native memory owned by one storage handle (deleted when the engine frees the handle).
 struct Buffer {
   void* data;
   size_t bytes;
-  bool freed;
 };
 
 struct KernelError : std::runtime_error {

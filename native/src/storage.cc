@@ -1,5 +1,13 @@
-// Native memory: buffers are allocated here, handed to JS as opaque externals and freed
-// explicitly by the engine's memory scopes (the GC finaliser is only a safety net).
+// Native memory: buffers are allocated here, handed to JS as opaque handles (plain objects that
+// wrap the Buffer) and freed explicitly by the engine's memory scopes; the GC finaliser is only
+// a safety net for a handle the engine never freed.
+//
+// Why a wrapped object and not a napi external: Node runs Node-API finalisers only when the event
+// loop turns (they are queued behind a SetImmediate). A loop that never yields — a plain
+// `for (…) machine.trainStep()` — allocates hundreds of buffers a step whose finaliser records
+// (the Buffer struct and Node's reference to it) then pile up unboundedly: resident memory grew
+// linearly while live buffers stayed flat. An external's finaliser cannot be cancelled; a wrap's
+// can (napi_remove_wrap), so Free releases everything of a buffer at once, deterministically.
 #include "common.h"
 #include <atomic>
 #include <cstdlib>
@@ -39,12 +47,13 @@ bool Args::isNullish(size_t i) const {
 
 Buffer* Args::buffer(size_t i) const {
   if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a buffer)");
+  napi_valuetype t;
+  if (napi_typeof(env, argv[i], &t) != napi_ok || t != napi_object) throw KernelError("argument " + std::to_string(i) + " is not a native buffer");
   void* p = nullptr;
-  if (napi_get_value_external(env, argv[i], &p) != napi_ok || p == nullptr)
-    throw KernelError("argument " + std::to_string(i) + " is not a native buffer");
-  Buffer* b = static_cast<Buffer*>(p);
-  if (b->freed) throw KernelError("argument " + std::to_string(i) + " is a freed buffer");
-  return b;
+  // A freed handle has no wrap any more (Free removed it).
+  if (napi_unwrap(env, argv[i], &p) != napi_ok || p == nullptr)
+    throw KernelError("argument " + std::to_string(i) + " is a freed buffer (or not a native buffer)");
+  return static_cast<Buffer*>(p);
 }
 
 float* Args::f32OrNull(size_t i) const { return isNullish(i) ? nullptr : f32(i); }
@@ -138,7 +147,7 @@ static napi_value Alloc(napi_env env, napi_callback_info info) {
     Args a(env, info, "alloc");
     int64_t bytes = a.integer(0);
     if (bytes < 0) throw KernelError("negative size");
-    Buffer* b = new Buffer{nullptr, static_cast<size_t>(bytes), false};
+    Buffer* b = new Buffer{nullptr, static_cast<size_t>(bytes)};
     if (bytes > 0) {
       // calloc: large blocks come straight from zeroed pages (no single-threaded memset of
       // hundreds of MB); 16-byte alignment is enough for the unaligned AVX loads we use.
@@ -149,21 +158,28 @@ static napi_value Alloc(napi_env env, napi_callback_info info) {
       int64_t peak = g_peakBytes.load();
       while (live > peak && !g_peakBytes.compare_exchange_weak(peak, live)) {}
     }
-    napi_value ext;
-    napi_create_external(env, b, finalizeBuffer, nullptr, &ext);
-    return ext;
+    napi_value handle;
+    if (napi_create_object(env, &handle) != napi_ok || napi_wrap(env, handle, b, finalizeBuffer, nullptr, nullptr) != napi_ok) {
+      releaseData(b);
+      delete b;
+      throw KernelError("cannot create a buffer handle");
+    }
+    return handle;
   });
 }
 
-// free(buffer): releases the memory now; the handle stays valid but reports "freed".
+// free(buffer): releases the memory and the handle's bookkeeping now (no finaliser left to run);
+// the handle then reports "freed buffer" to every kernel. Freeing twice is harmless.
 static napi_value Free(napi_env env, napi_callback_info info) {
   return guard(env, "free", [&]() -> napi_value {
     Args a(env, info, "free");
+    napi_valuetype t;
+    if (a.argc < 1 || napi_typeof(env, a.argv[0], &t) != napi_ok || t != napi_object) throw KernelError("not a native buffer");
     void* p = nullptr;
-    if (napi_get_value_external(env, a.argv[0], &p) != napi_ok || !p) throw KernelError("not a native buffer");
+    if (napi_remove_wrap(env, a.argv[0], &p) != napi_ok || !p) return undefinedValue(env);  // already freed
     Buffer* b = static_cast<Buffer*>(p);
     releaseData(b);
-    b->freed = true;
+    delete b;
     return undefinedValue(env);
   });
 }
