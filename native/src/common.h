@@ -12,11 +12,13 @@
 
 namespace sw {
 
-// A block of native memory owned by one storage handle; `freed` once the engine released it.
+// A block of native memory owned by one storage handle; its slot is reused (under a new
+// generation) once the engine frees the handle.
 struct Buffer {
   void* data;
   size_t bytes;
-  bool freed;
+  uint32_t gen;
+  bool live;
 };
 
 struct KernelError : std::runtime_error {

@@ -1,9 +1,20 @@
-// Native memory: buffers are allocated here, handed to JS as opaque externals and freed
-// explicitly by the engine's memory scopes (the GC finaliser is only a safety net).
+// Native memory: buffers are allocated here and freed explicitly by the engine's memory scopes.
+//
+// alloc() returns an owner object; `owner.h` is the handle every kernel takes: a napi external
+// carrying a slot number and a generation (not a pointer), so a stale handle is refused ("freed
+// buffer"), never read, once its slot is reused. The owner wraps the slot with a finaliser — the
+// safety net for a buffer the engine never frees — and free(owner) cancels that finaliser
+// (napi_remove_wrap) while releasing the memory. Nothing of a freed buffer is left waiting: Node
+// runs Node-API finalisers only when the event loop turns (queued behind a SetImmediate), and
+// with one finaliser per buffer a loop that never yields — a plain `for (…) trainStep()` — piled
+// up the finaliser record of every buffer it ever made (resident memory grew ~20 KB a step
+// while live buffers stayed flat). A JS FinalizationRegistry has the same problem (measured).
 #include "common.h"
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <vector>
 
 namespace sw {
 
@@ -20,10 +31,47 @@ static void releaseData(Buffer* b) {
   }
 }
 
-static void finalizeBuffer(napi_env, void* data, void*) {
-  Buffer* b = static_cast<Buffer*>(data);
-  releaseData(b);
-  delete b;
+// Slots never move (deque), so a Buffer* stays valid for the duration of a kernel call.
+static std::deque<Buffer> g_slots;
+static std::vector<uint32_t> g_freeSlots;
+
+static void retire(Buffer& b, uint32_t slot) {
+  releaseData(&b);
+  b.live = false;
+  b.gen += 1;
+  g_freeSlots.push_back(slot);
+}
+
+// A handle's payload: generation in the high 32 bits, slot + 1 in the low 32 (never null).
+static void* encodeHandle(uint32_t slot, uint32_t gen) {
+  return reinterpret_cast<void*>((static_cast<uintptr_t>(gen) << 32) | (static_cast<uintptr_t>(slot) + 1));
+}
+
+static Buffer* decodeLive(void* p, uint32_t* slotOut) {
+  uintptr_t bits = reinterpret_cast<uintptr_t>(p);
+  uint64_t slot = (bits & 0xffffffffu) - 1;
+  uint32_t gen = static_cast<uint32_t>(bits >> 32);
+  if (slot >= g_slots.size()) return nullptr;
+  Buffer& b = g_slots[slot];
+  *slotOut = static_cast<uint32_t>(slot);
+  return b.live && b.gen == gen ? &b : nullptr;
+}
+
+// The safety net: an owner garbage-collected without free() releases its buffer.
+static void finalizeOwner(napi_env, void* payload, void*) {
+  uint32_t slot = 0;
+  if (Buffer* b = decodeLive(payload, &slot)) retire(*b, slot);
+}
+
+// The live buffer a handle names, or nullptr when it was freed (or is not ours).
+static Buffer* lookupHandle(napi_env env, napi_value v, bool* isExternal, uint32_t* slotOut = nullptr) {
+  void* p = nullptr;
+  *isExternal = napi_get_value_external(env, v, &p) == napi_ok && p != nullptr;
+  if (!*isExternal) return nullptr;
+  uint32_t slot = 0;
+  Buffer* b = decodeLive(p, &slot);
+  if (slotOut) *slotOut = slot;
+  return b;
 }
 
 Args::Args(napi_env e, napi_callback_info info, const char* name) : env(e), kernel(name) {
@@ -39,11 +87,10 @@ bool Args::isNullish(size_t i) const {
 
 Buffer* Args::buffer(size_t i) const {
   if (i >= argc) throw KernelError("argument " + std::to_string(i) + " missing (expected a buffer)");
-  void* p = nullptr;
-  if (napi_get_value_external(env, argv[i], &p) != napi_ok || p == nullptr)
-    throw KernelError("argument " + std::to_string(i) + " is not a native buffer");
-  Buffer* b = static_cast<Buffer*>(p);
-  if (b->freed) throw KernelError("argument " + std::to_string(i) + " is a freed buffer");
+  bool isExternal = false;
+  Buffer* b = lookupHandle(env, argv[i], &isExternal);
+  if (!isExternal) throw KernelError("argument " + std::to_string(i) + " is not a native buffer");
+  if (!b) throw KernelError("argument " + std::to_string(i) + " is a freed buffer");
   return b;
 }
 
@@ -168,32 +215,56 @@ static napi_value Alloc(napi_env env, napi_callback_info info) {
     Args a(env, info, "alloc");
     int64_t bytes = a.integer(0);
     if (bytes < 0) throw KernelError("negative size");
-    Buffer* b = new Buffer{nullptr, static_cast<size_t>(bytes), false};
+    void* data = nullptr;
     if (bytes > 0) {
       // calloc: large blocks come straight from zeroed pages (no single-threaded memset of
       // hundreds of MB); 16-byte alignment is enough for the unaligned AVX loads we use.
-      b->data = std::calloc(static_cast<size_t>(bytes), 1);
-      if (!b->data) { delete b; throw KernelError("out of memory allocating " + std::to_string(bytes) + " bytes"); }
+      data = std::calloc(static_cast<size_t>(bytes), 1);
+      if (!data) throw KernelError("out of memory allocating " + std::to_string(bytes) + " bytes");
+    }
+    uint32_t slot;
+    if (!g_freeSlots.empty()) {
+      slot = g_freeSlots.back();
+      g_freeSlots.pop_back();
+    } else {
+      if (g_slots.size() >= 0xfffffffeu) { std::free(data); throw KernelError("too many live buffers"); }
+      slot = static_cast<uint32_t>(g_slots.size());
+      g_slots.push_back(Buffer{nullptr, 0, 0, false});
+    }
+    Buffer& b = g_slots[slot];
+    b.data = data;
+    b.bytes = static_cast<size_t>(bytes);
+    b.live = true;
+    if (bytes > 0) {
       int64_t live = (g_liveBytes += bytes);
       g_liveBuffers += 1;
       int64_t peak = g_peakBytes.load();
       while (live > peak && !g_peakBytes.compare_exchange_weak(peak, live)) {}
     }
-    napi_value ext;
-    napi_create_external(env, b, finalizeBuffer, nullptr, &ext);
-    return ext;
+    void* payload = encodeHandle(slot, b.gen);
+    napi_value handle, owner;
+    if (napi_create_external(env, payload, nullptr, nullptr, &handle) != napi_ok ||
+        napi_create_object(env, &owner) != napi_ok ||
+        napi_set_named_property(env, owner, "h", handle) != napi_ok ||
+        napi_wrap(env, owner, payload, finalizeOwner, nullptr, nullptr) != napi_ok) {
+      retire(b, slot);
+      throw KernelError("cannot create a buffer handle");
+    }
+    return owner;
   });
 }
 
-// free(buffer): releases the memory now; the handle stays valid but reports "freed".
+// free(owner): releases the memory now, cancels the owner's finaliser and retires the handle
+// (its slot is reused under a new generation). Freeing twice does nothing.
 static napi_value Free(napi_env env, napi_callback_info info) {
   return guard(env, "free", [&]() -> napi_value {
     Args a(env, info, "free");
-    void* p = nullptr;
-    if (napi_get_value_external(env, a.argv[0], &p) != napi_ok || !p) throw KernelError("not a native buffer");
-    Buffer* b = static_cast<Buffer*>(p);
-    releaseData(b);
-    b->freed = true;
+    napi_valuetype t;
+    if (a.argc < 1 || napi_typeof(env, a.argv[0], &t) != napi_ok || t != napi_object) throw KernelError("not a buffer owner");
+    void* payload = nullptr;
+    if (napi_remove_wrap(env, a.argv[0], &payload) != napi_ok || payload == nullptr) return undefinedValue(env);  // freed before
+    uint32_t slot = 0;
+    if (Buffer* b = decodeLive(payload, &slot)) retire(*b, slot);
     return undefinedValue(env);
   });
 }

@@ -81,6 +81,7 @@ export async function runTrain(configArg: string | undefined, opts: TrainCommand
   }];
 
   const { machine, configPath, runDir } = prepareTrainingRun(configArg, opts, callbacks);
+  machine.prepare(); // resumes now: a run killed after its final checkpoint is complete here, only its report missing
   const total = machine.controller.totalSteps;
   const start = machine.step;
   if (json) printJson({ type: 'start', run_dir: resolve(runDir), config: resolve(configPath), total_steps: total, parameters: machine.model.numParameters(), resume: opts.resume !== undefined });

@@ -12,11 +12,18 @@
 // A checkpoint is written into a temporary folder, every file fsynced, the manifest written last,
 // then the folder is renamed into place (atomic). Reading verifies the manifest and the size and
 // sha256 of every file, so a truncated or corrupted checkpoint is refused, never half-loaded.
-// Pruning (keep_last) only ever removes complete checkpoints older than the newest N.
+// Pruning (keep_last) only ever removes complete checkpoints older than the newest N, each first
+// renamed out of the `step-N` namespace (atomic) so a kill mid-delete leaves a dotted leftover.
+// Leftovers of a killed process (temporary folders, `.latest.*.tmp`, a half-deleted `step-N/`
+// without its manifest) are removed when a run folder is opened and whenever pruning runs.
+// A failed write (full disk, no permission, read-only folder) names the file and the last good
+// checkpoint, which is left intact.
 
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  accessSync,
   closeSync,
+  constants as fsConstants,
   existsSync,
   fsyncSync,
   mkdirSync,
@@ -29,6 +36,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { temporaryPathFor } from '../data/atomic-write.js';
 import { writeFileAtomic } from '../data/atomic-write.js';
 
 export const RUN_MARKER = '.stackwise-run';
@@ -39,7 +47,7 @@ export const MANIFEST = 'checkpoint.json';
 const CHECKPOINTS = 'checkpoints';
 const LATEST = 'latest';
 
-export type CheckpointProblem = 'not-ours' | 'missing' | 'corrupt' | 'truncated' | 'incompatible' | 'config-mismatch' | 'exists';
+export type CheckpointProblem = 'not-ours' | 'missing' | 'corrupt' | 'truncated' | 'incompatible' | 'config-mismatch' | 'exists' | 'write-failed' | 'read-only';
 
 export class CheckpointError extends Error {
   constructor(
@@ -71,6 +79,52 @@ function readMarker(dir: string): RunMarker | null {
   }
 }
 
+/** What a file-system error code means, in words (for messages that name the file as well). */
+export function fsErrorWords(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOSPC': return 'no space left on the device';
+    case 'EDQUOT': return 'the disk quota is exhausted';
+    case 'EACCES':
+    case 'EPERM': return 'permission denied';
+    case 'EROFS': return 'the file system is read-only';
+    case 'EMFILE':
+    case 'ENFILE': return 'too many open files';
+    case 'EIO': return 'an input/output error (failing disk?)';
+    case 'ENOTDIR': return 'a path component is not a folder';
+    case 'EISDIR': return 'it is a folder';
+    case 'ENOENT': return 'a folder on the way does not exist (removed while running?)';
+    default: {
+      if (!e?.code) return String((error as Error)?.message ?? error);
+      // Node's text is "CODE: what, syscall 'path'": keep the words (the caller names the file).
+      const what = /^[A-Z0-9_]+: ([^,]+)/.exec(e.message)?.[1];
+      return what ? `${what} (${e.code})` : e.code;
+    }
+  }
+}
+
+function isNotWritable(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}
+
+/**
+ * Throws a CheckpointError ('read-only') unless files can be created in `dir` (probed by
+ * creating and removing a temporary file: permission bits alone do not tell, e.g. for root or
+ * on a read-only mount).
+ */
+export function assertWritableFolder(dir: string, purpose: string): void {
+  const probe = temporaryPathFor(join(dir, 'write-probe'));
+  try {
+    accessSync(dir, fsConstants.W_OK);
+    closeSync(openSync(probe, 'wx'));
+    rmSync(probe, { force: true });
+  } catch (error) {
+    throw new CheckpointError(isNotWritable(error) ? 'read-only' : 'write-failed', dir,
+      `run folder ${dir} is not writable (${fsErrorWords(error)}); ${purpose} needs to write there — make it writable, or copy the run to a writable place and use that copy`);
+  }
+}
+
 /** True when `dir` exists and carries a valid run marker. */
 export function isRunFolder(dir: string): boolean {
   return existsSync(dir) && readMarker(dir) !== null;
@@ -84,7 +138,11 @@ export function openRunFolder(dir: string, facts: Record<string, unknown> = {}):
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new CheckpointError('not-ours', dir, `run folder ${dir} exists and is not a folder`);
     const marker = readMarker(dir);
-    if (marker) return marker;
+    if (marker) {
+      assertWritableFolder(dir, 'training');
+      removeStaleFiles(dir, { atStartUp: true });
+      return marker;
+    }
     const entries = readdirSync(dir);
     if (entries.length > 0) {
       const markerState = entries.includes(RUN_MARKER) ? `its ${RUN_MARKER} marker is not valid` : `it has no ${RUN_MARKER} marker`;
@@ -96,10 +154,14 @@ export function openRunFolder(dir: string, facts: Record<string, unknown> = {}):
       );
     }
   }
-  mkdirSync(dir, { recursive: true });
-  const marker: RunMarker = { ...facts, format: RUN_FORMAT, version: 1, created: new Date().toISOString() };
-  writeFileAtomic(join(dir, RUN_MARKER), JSON.stringify(marker, null, 1) + '\n');
-  return marker;
+  try {
+    mkdirSync(dir, { recursive: true });
+    const marker: RunMarker = { ...facts, format: RUN_FORMAT, version: 1, created: new Date().toISOString() };
+    writeFileAtomic(join(dir, RUN_MARKER), JSON.stringify(marker, null, 1) + '\n');
+    return marker;
+  } catch (error) {
+    throw new CheckpointError(isNotWritable(error) ? 'read-only' : 'write-failed', dir, `cannot create run folder ${dir}: ${fsErrorWords(error)}`);
+  }
 }
 
 /** Throws unless `dir` is a run folder. */
@@ -182,24 +244,40 @@ export function writeCheckpoint<S>(
 ): CheckpointInfo {
   assertRunFolder(runDir);
   if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`writeCheckpoint: step must be a non-negative integer, found ${step}`);
+  for (const file of Object.keys(files)) {
+    if (file === MANIFEST || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
+      throw new Error(`writeCheckpoint: invalid file name '${file}'`);
+    }
+  }
   const root = join(runDir, CHECKPOINTS);
-  mkdirSync(root, { recursive: true });
   const name = checkpointName(step);
   const final = join(root, name);
-  const temp = join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
-  mkdirSync(temp);
+  const lastGood = latestCheckpoint(runDir);
+  // Every file-system failure below names the file and the last good checkpoint (kept intact).
+  let writing = root;
+  const failed = (error: unknown): CheckpointError => new CheckpointError(
+    isNotWritable(error) ? 'read-only' : 'write-failed',
+    writing,
+    `could not write checkpoint ${final}: ${fsErrorWords(error)} (writing ${writing}); nothing was half-written — ` +
+      (lastGood ? `the last good checkpoint is ${lastGood.path}, left intact` : 'there is no earlier checkpoint'),
+  );
+  let temp: string | undefined;
   try {
+    mkdirSync(root, { recursive: true });
+    temp = join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    writing = temp;
+    mkdirSync(temp);
     const digests: Record<string, FileDigest> = {};
     for (const [file, bytes] of Object.entries(files)) {
-      if (file === MANIFEST || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
-        throw new Error(`writeCheckpoint: invalid file name '${file}'`);
-      }
+      writing = join(final, file); // what the user will look for (written under the temporary name first)
       writeSynced(join(temp, file), bytes);
       digests[file] = { bytes: bytes.length, sha256: sha256(bytes) };
     }
     const manifest: CheckpointManifest<S> = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, step, created: new Date().toISOString(), files: digests, state };
+    writing = join(final, MANIFEST);
     writeSynced(join(temp, MANIFEST), Buffer.from(JSON.stringify(manifest) + '\n', 'utf8'));
     fsyncDir(temp);
+    writing = final;
     if (existsSync(final)) {
       const old = join(root, `.old-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
       renameSync(final, old);
@@ -210,10 +288,17 @@ export function writeCheckpoint<S>(
     }
     fsyncDir(root);
   } catch (error) {
-    rmSync(temp, { recursive: true, force: true });
-    throw error;
+    if (temp !== undefined) rmSync(temp, { recursive: true, force: true });
+    throw (error as NodeJS.ErrnoException)?.code ? failed(error) : error;
   }
-  writeFileAtomic(join(root, LATEST), name + '\n');
+  try {
+    writing = join(root, LATEST);
+    writeFileAtomic(writing, name + '\n');
+  } catch (error) {
+    // The checkpoint itself is complete (readers find the newest by listing); say so.
+    throw new CheckpointError(isNotWritable(error) ? 'read-only' : 'write-failed', writing,
+      `checkpoint ${final} is complete, but its pointer ${writing} could not be written: ${fsErrorWords(error)}`);
+  }
   if (options.keepLast !== undefined) pruneCheckpoints(runDir, options.keepLast, name);
   return { name, step, path: final };
 }
@@ -239,22 +324,66 @@ export function latestCheckpoint(runDir: string): CheckpointInfo | undefined {
   return all[all.length - 1];
 }
 
-/** Deletes complete checkpoints beyond the newest `keepLast` (never `protect`), and stale temporary folders. */
+/**
+ * Deletes complete checkpoints beyond the newest `keepLast` (never `protect`), and what killed
+ * processes left behind (see removeStaleFiles). Each checkpoint is first renamed out of the
+ * `step-N` namespace, so a kill while its files are deleted leaves a `.old-*` leftover that the
+ * next cleaning removes, never a `step-N/` that lost its manifest but kept its weights.
+ */
 export function pruneCheckpoints(runDir: string, keepLast: number, protect?: string): string[] {
   if (!Number.isInteger(keepLast) || keepLast < 1) throw new RangeError(`pruneCheckpoints: keepLast must be a positive integer, found ${keepLast}`);
   assertRunFolder(runDir);
   const all = listCheckpoints(runDir);
   const removed: string[] = [];
+  const root = join(runDir, CHECKPOINTS);
   for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
     if (c.name === protect) continue;
-    rmSync(c.path, { recursive: true, force: true });
+    const doomed = join(root, `.old-${c.name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    renameSync(c.path, doomed);
+    rmSync(doomed, { recursive: true, force: true });
     removed.push(c.name);
   }
-  const root = join(runDir, CHECKPOINTS);
-  for (const name of existsSync(root) ? readdirSync(root) : []) {
-    // Leftovers of a crashed write from another process (ours are removed on failure).
-    if ((name.startsWith('.tmp-') || name.startsWith('.old-')) && !name.includes(`-${process.pid}-`)) {
-      rmSync(join(root, name), { recursive: true, force: true });
+  removeStaleFiles(runDir, { atStartUp: false });
+  return removed;
+}
+
+/** False only when process `pid` surely no longer exists. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/** The writing process of a temporary name (`.tmp-step-…-PID-hex`, `.NAME.PID.hex.tmp`), if it is one. */
+function temporaryOwner(name: string): number | undefined {
+  const m = /^\.(?:tmp|old)-.+-(\d+)-[0-9a-f]+$/.exec(name) ?? /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Removes what a killed process left in a run folder: temporary files and folders of atomic
+ * writes (in the folder, `phases/` and `checkpoints/`) whose writer is gone — or is this process
+ * at start-up, when nothing of ours is in flight — and `checkpoints/step-N/` folders without a
+ * manifest (a checkpoint is only ever renamed into place complete, so such a folder is the rest
+ * of an interrupted deletion). Returns the paths removed.
+ */
+export function removeStaleFiles(runDir: string, options: { atStartUp: boolean }): string[] {
+  const removed: string[] = [];
+  const checkpoints = join(runDir, CHECKPOINTS);
+  for (const dir of [runDir, join(runDir, 'phases'), checkpoints]) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      const owner = temporaryOwner(name);
+      const stale = owner !== undefined
+        ? (owner === process.pid ? options.atStartUp : !processAlive(owner))
+        : dir === checkpoints && /^step-\d+$/.test(name) && !existsSync(join(path, MANIFEST));
+      if (!stale) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
     }
   }
   return removed;

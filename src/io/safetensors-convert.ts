@@ -158,3 +158,29 @@ export function fromInt32(data: Int32Array, shape: number[], dtype: 'I32' | 'I64
   }
   return { dtype, shape: shape.slice(), data: out };
 }
+
+/**
+ * How many values of a float tensor are NaN or ±Inf (0 for integer dtypes). Reads the bit
+ * patterns in place — exponent bits all ones — without converting the tensor.
+ */
+export function nonFiniteCount(t: SafeTensor): number {
+  const bytes = t.data;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let bad = 0;
+  switch (t.dtype) {
+    case 'F32':
+      for (let i = 0; i + 4 <= bytes.length; i += 4) if ((view.getUint32(i, true) & 0x7f800000) === 0x7f800000) bad++;
+      return bad;
+    case 'F64':
+      for (let i = 0; i + 8 <= bytes.length; i += 8) if ((view.getUint32(i + 4, true) & 0x7ff00000) === 0x7ff00000) bad++;
+      return bad;
+    case 'F16':
+      for (let i = 0; i + 2 <= bytes.length; i += 2) if ((view.getUint16(i, true) & 0x7c00) === 0x7c00) bad++;
+      return bad;
+    case 'BF16':
+      for (let i = 0; i + 2 <= bytes.length; i += 2) if ((view.getUint16(i, true) & 0x7f80) === 0x7f80) bad++;
+      return bad;
+    default:
+      return 0;
+  }
+}

@@ -37,7 +37,6 @@ export interface HeaderLayout {
   /** In header order. */
   entries: TensorEntry[];
   metadata: Record<string, string>;
-  notes: string[];
 }
 
 /**
@@ -71,8 +70,8 @@ export function decodeHeader(headerBytes: Uint8Array, dataLength: number, source
     if (name === METADATA_KEY) metadata = checkMetadata(value, source);
     else entries.push(checkEntry(name, value, dataLength, source));
   }
-  const notes = checkLayout(entries, dataLength, source);
-  return { entries, metadata, notes };
+  checkLayout(entries, dataLength, source);
+  return { entries, metadata };
 }
 
 function parseJsonObject(headerBytes: Uint8Array, source: string): Record<string, unknown> {
@@ -93,7 +92,52 @@ function parseJsonObject(headerBytes: Uint8Array, source: string): Record<string
     const found = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : `a ${typeof parsed}`;
     throw safeError(source, undefined, `expected the header to be a JSON object, found ${found}`);
   }
+  // JSON.parse keeps the last of two equal keys without a word; a header naming a tensor (or a
+  // field) twice is ambiguous, so it is refused.
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate) {
+    throw duplicate.within === undefined
+      ? safeError(source, duplicate.key, 'the name appears more than once in the header (expected unique tensor names)')
+      : safeError(source, duplicate.within, `field ${JSON.stringify(duplicate.key)} appears more than once in its entry`);
+  }
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * The first key that occurs twice in one object of `text` (valid JSON), with the top-level key
+ * it lies under (undefined for a top-level duplicate). Iterative: any nesting depth is fine.
+ */
+export function firstDuplicateKey(text: string): { key: string; within: string | undefined } | undefined {
+  const objects: Array<Set<string> | null> = []; // null: an array
+  let topKey: string | undefined;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const keys = objects[objects.length - 1]!;
+        if (keys.has(key)) return { key, within: objects.length === 1 ? undefined : topKey };
+        keys.add(key);
+        if (objects.length === 1) topKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */) {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      objects.push(null);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      objects.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = objects[objects.length - 1] !== null;
+    }
+  }
+  return undefined;
 }
 
 function checkMetadata(value: unknown, source: string): Record<string, string> {
@@ -152,26 +196,34 @@ function checkEntry(name: string, value: unknown, dataLength: number, source: st
 }
 
 /**
- * Refuses tensors that share bytes (a write to one would silently change another); returns notes
- * about data bytes no tensor uses (legal for us, though the reference reader refuses such files).
+ * The tensors must tile the data buffer exactly, as the reference implementation requires: in
+ * offset order each tensor begins where the previous one ended (an empty tensor included), the
+ * first at 0, and the last ends at the end of the buffer. Anything else is refused: an overlap
+ * (a write to one tensor would change another), a gap, or bytes past the last tensor — which is
+ * what a header length that is off by one looks like (a cut in the header's padding shifts every
+ * tensor by a byte; loading it would give garbage weights).
  */
-function checkLayout(entries: TensorEntry[], dataLength: number, source: string): string[] {
-  // Empty tensors occupy no bytes, so they cannot overlap anything.
-  const placed = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
-  const notes: string[] = [];
+function checkLayout(entries: TensorEntry[], dataLength: number, source: string): void {
+  const placed = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let covered = 0;
   let previous: TensorEntry | undefined;
   for (const entry of placed) {
-    if (previous !== undefined && entry.begin < previous.end) {
+    if (entry.begin < covered) {
       throw safeError(source, entry.name, `expected data_offsets [${entry.begin}, ${entry.end}] not to overlap other ` +
-        `tensors, found overlap with ${JSON.stringify(previous.name)} at [${previous.begin}, ${previous.end}]`);
+        `tensors, found overlap with ${JSON.stringify(previous!.name)} at [${previous!.begin}, ${previous!.end}]`);
     }
-    if (entry.begin > covered) notes.push(`data bytes [${covered}, ${entry.begin}) are not used by any tensor`);
+    if (entry.begin > covered) {
+      throw safeError(source, entry.name, `expected data_offsets to begin at ${covered} (${previous ? `where ${JSON.stringify(previous.name)} ends` : 'the start of the data buffer'}; ` +
+        `tensors must tile the data buffer), found [${entry.begin}, ${entry.end}] leaving bytes [${covered}, ${entry.begin}) unused`);
+    }
     covered = entry.end;
     previous = entry;
   }
-  if (covered < dataLength) notes.push(`data bytes [${covered}, ${dataLength}) are not used by any tensor`);
-  return notes;
+  if (covered !== dataLength) {
+    throw safeError(source, undefined, `expected the tensors to cover the ${dataLength}-byte data buffer exactly, found ` +
+      `${dataLength - covered} byte(s) after the last tensor (the header length ${previous ? 'is wrong, or the file has trailing bytes' : 'is wrong'}; ` +
+      'a header length cut short by one byte looks like this)');
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

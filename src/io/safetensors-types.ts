@@ -17,11 +17,6 @@ export interface SafeFile {
   tensors: Map<string, SafeTensor>;
   /** The header's `__metadata__` (string → string); empty when absent. */
   metadata: Record<string, string>;
-  /**
-   * Things that are legal but unusual about the file (e.g. data bytes no tensor uses).
-   * Absent when there is nothing to say.
-   */
-  notes?: string[];
 }
 
 /** Bytes per element for each supported dtype. */

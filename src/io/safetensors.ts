@@ -7,12 +7,13 @@ import { basename, dirname, join, resolve } from 'node:path';
 
 import { decodeHeader, encodeHeader, readHeaderLength, type HeaderLayout, type TensorEntry } from './safetensors-header.js';
 import { safeError, type SafeFile, type SafeTensor } from './safetensors-types.js';
+import { nonFiniteCount } from './safetensors-convert.js';
 
 // The whole API is reachable from this module as well as from io/index.ts.
 export type { SafeDType, SafeFile, SafeTensor } from './safetensors-types.js';
 export { DTYPE_SIZE, SafetensorsError } from './safetensors-types.js';
 export { MAX_HEADER_BYTES } from './safetensors-header.js';
-export { fromFloat32, fromInt32, toFloat32, toFloat64, toInt32 } from './safetensors-convert.js';
+export { fromFloat32, fromInt32, nonFiniteCount, toFloat32, toFloat64, toInt32 } from './safetensors-convert.js';
 export {
   bfloat16BitsToFloat32,
   float16BitsToFloat32,
@@ -68,9 +69,7 @@ function assemble(layout: HeaderLayout, bytesOf: (entry: TensorEntry) => Uint8Ar
   for (const entry of layout.entries) {
     tensors.set(entry.name, { dtype: entry.dtype, shape: entry.shape, data: bytesOf(entry) });
   }
-  const file: SafeFile = { tensors, metadata: layout.metadata };
-  if (layout.notes.length > 0) file.notes = layout.notes;
-  return file;
+  return { tensors, metadata: layout.metadata };
 }
 
 /** Reads exactly `length` bytes at `position` into a new buffer. */
@@ -161,4 +160,28 @@ function ignoreErrors(action: () => void): void {
   } catch {
     // best effort: see the caller
   }
+}
+
+/**
+ * Weights must be finite: a tensor holding NaN or Inf (a diverged run saved anyway, a corrupted
+ * or hand-edited file) would make every forward print NaN without a word. Returns, for each such
+ * tensor, its name and how many of its values are NaN/Inf; `refuse` throws for the first instead.
+ */
+export function nonFiniteTensors(tensors: Iterable<[string, SafeTensor]>): { name: string; count: number; total: number }[] {
+  const out: { name: string; count: number; total: number }[] = [];
+  for (const [name, t] of tensors) {
+    const count = nonFiniteCount(t);
+    if (count > 0) out.push({ name, count, total: t.shape.reduce((a, b) => a * b, 1) });
+  }
+  return out;
+}
+
+/** Throws a SafetensorsError naming the first tensor that holds NaN or Inf (see nonFiniteTensors). */
+export function assertFiniteTensors(tensors: Iterable<[string, SafeTensor]>, source: string): void {
+  const bad = nonFiniteTensors(tensors);
+  if (bad.length === 0) return;
+  const first = bad[0]!;
+  throw safeError(source, first.name, `${first.count} of ${first.total} values are NaN or Inf` +
+    `${bad.length > 1 ? ` (and ${bad.length - 1} more tensor(s): ${bad.slice(1, 4).map((b) => b.name).join(', ')}${bad.length > 4 ? ', …' : ''})` : ''}; ` +
+    'these weights are broken (a diverged run, or a corrupted file) and would only compute NaN');
 }

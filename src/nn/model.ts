@@ -175,10 +175,39 @@ export class Model extends Module {
    * the embedding output and every block's.
    */
   private trunk(ids: Tensor, inputs: Omit<ModelInputs, 'outputHiddenStates'>, keyMask: Tensor | null, hidden?: Tensor[]): Tensor {
+    this.checkInputs(ids, inputs);
     const ctx: ForwardContext = { keyMask, positions: inputs.positions ?? null, positionOffset: inputs.positionOffset, seed: inputs.seed };
     const h0 = this.addTime(this.embedding.forward(ids, { tokenTypeIds: inputs.tokenTypeIds, positions: inputs.positions, positionOffset: inputs.positionOffset, seed: inputs.seed }), inputs.timeRatios);
     hidden?.push(h0);
     return this.rack.forward(h0, ctx, hidden);
+  }
+
+  /**
+   * Refuses what would run but compute nothing meaningful: an empty batch or sequence (zero-size
+   * outputs, a NaN mean loss) and position ids outside [0, max_positions) — a RoPE model would
+   * rotate by a negative or never-trained angle without a word; a learned table has no such row.
+   */
+  private checkInputs(ids: Tensor, inputs: Omit<ModelInputs, 'outputHiddenStates'>): void {
+    if (ids.dtype !== 'int32' || ids.rank !== 2) throw new Error(`Model.forward: ids must be int32 [B, S], got ${ids.describe()}`);
+    const [B, S] = ids.shape as [number, number];
+    if (B === 0) throw new Error(`Model.forward: ids [${B}, ${S}] is an empty batch; expected at least one row`);
+    if (S === 0) throw new Error(`Model.forward: ids [${B}, ${S}] are empty sequences; expected at least one token per row`);
+    const max = this.embedding.position?.numEmbeddings ?? this.embedding.config.maxPositions;
+    const offset = inputs.positionOffset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`Model.forward: positionOffset must be a non-negative integer, found ${offset}`);
+    const pos = inputs.positions;
+    if (!pos) return;
+    if (pos.dtype !== 'int32' || !((pos.rank === 1 && pos.shape[0] === S) || (pos.rank === 2 && pos.shape[0] === B && pos.shape[1] === S))) {
+      throw new Error(`Model.forward: positions must be int32 [${S}] or [${B}, ${S}] like the ids, got ${pos.describe()}`);
+    }
+    const values = pos.toArray();
+    for (let i = 0; i < values.length; i++) {
+      const p = values[i]!;
+      if (p < 0 || (max !== undefined && p >= max)) {
+        throw new Error(`Model.forward: position id ${p} (at flat index ${i} of positions ${pos.describe()}) is outside [0, ${max ?? '∞'})` +
+          `${max !== undefined ? ` (max_positions ${max})` : ''}`);
+      }
+    }
   }
 
   /**

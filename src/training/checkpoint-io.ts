@@ -3,7 +3,7 @@
 
 import * as E from '../engine/index.js';
 import type { Backend, Tensor } from '../engine/index.js';
-import { parseSafetensors, serializeSafetensors, toFloat32, toFloat64, toInt32, type SafeTensor } from '../io/safetensors.js';
+import { assertFiniteTensors, parseSafetensors, serializeSafetensors, toFloat32, toFloat64, toInt32, type SafeTensor } from '../io/safetensors.js';
 import { CheckpointError } from '../io/checkpoint.js';
 import type { ModelAdapter, OptimizerAdapter } from '../framework/index.js';
 import type { NamedOptimizerState } from '../optim/index.js';
@@ -38,6 +38,8 @@ function disposeAll(tensors: Map<string, Tensor>): void {
 /** Copies saved weights into the live model (strict: every parameter, nothing else). */
 export function loadModelWeights(model: ModelAdapter, bytes: Uint8Array, source: string): void {
   const file = parseSafetensors(bytes, source);
+  // A checkpoint is never written with NaN/Inf weights (saveCheckpoint refuses): such a file is damaged.
+  assertFiniteTensors(file.tensors, source);
   const backend = model.model.backend;
   const tensors = new Map<string, Tensor>();
   try {

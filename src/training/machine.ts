@@ -204,6 +204,9 @@ export class TrainingMachine {
 
     if (this.runDir) {
       openRunFolder(this.runDir, { config_hash: this.parsed.hash });
+      // Recorded at once (not at the first step), so a run killed while its data is prepared can
+      // still be resumed from its folder; never over the config of a run already there.
+      if (!existsSync(join(this.runDir, 'config.yaml'))) writeResolvedConfigs(this.runDir, this.parsed);
     }
 
     // Planes for the first phase (entered at the first step, so hooks added later still run).
@@ -434,6 +437,14 @@ export class TrainingMachine {
     if (this.runDir && this.config.training.checkpoint_at_phase_end && !this.controller.isComplete) this.saveCheckpoint('phase_end');
   }
 
+  /**
+   * Resumes if asked and opens the metrics log — what the first step (or train()) does anyway;
+   * call it first to see where a resumed run stands (`step`, `isComplete`) before stepping.
+   */
+  prepare(): void {
+    this.begin();
+  }
+
   /** Before the first step (or checkpoint): resumes if asked, opens the metrics log. */
   private begin(): void {
     if (this.started) return;
@@ -588,12 +599,13 @@ export class TrainingMachine {
       const lastEval = this.stats.lastEval;
       let finalEval = lastEval && lastEval.step === this.controller.currentStep ? lastEval : undefined;
       finalEval ??= this.evaluate('final');
-      if (this.runDir) this.saveCheckpoint('final');
+      // A run resumed from its final checkpoint (killed after writing it) has nothing to add to it.
+      if (this.runDir && this.resumedFrom !== this.controller.currentStep) this.saveCheckpoint('final');
       const sessionLosses = this.stats.sessionLosses;
       const result: TrainResult = {
         total_steps: this.controller.totalSteps,
         steps_run: this.controller.currentStep - firstStep,
-        final_loss: sessionLosses[sessionLosses.length - 1] ?? NaN,
+        final_loss: sessionLosses[sessionLosses.length - 1] ?? this.stats.phase(this.schedule.phases.length - 1).final_loss,
         losses,
         phases: this.schedule.phases.map((_, i) => this.phaseResult(i)),
         tokens_seen: this.stats.tokensSeen,

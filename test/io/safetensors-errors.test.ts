@@ -126,9 +126,10 @@ test('byte length that does not match the shape and dtype', () => {
 test('overlapping tensors', () => {
   refuse(jsonFile({ a: entry(0), b: entry(8) }, 24), 'tensor "b"', 'not to overlap', 'overlap with "a" at [0, 16]');
   refuse(jsonFile({ a: entry(0), b: entry(0) }, 16), 'overlap with');
-  // Zero-sized tensors occupy no bytes and may sit anywhere in range.
-  const ok = parseSafetensors(jsonFile({ a: entry(0), e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] } }, 16), SRC);
+  // A zero-sized tensor occupies no bytes, but must still sit on the tiling (as the reference requires).
+  const ok = parseSafetensors(jsonFile({ a: entry(0), e: { dtype: 'F32', shape: [0], data_offsets: [16, 16] } }, 16), SRC);
   assert.equal(ok.tensors.get('e')!.data.length, 0);
+  refuse(jsonFile({ a: entry(0), e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] } }, 16), 'tensor "e"', 'overlap with "a"');
 });
 
 test('truncated file', () => {

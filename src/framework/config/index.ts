@@ -2,3 +2,4 @@
 // schedules lives in training/config (it needs the phase schedule).
 export * from './errors.js';
 export * from './schema.js';
+export * from './tree.js';

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, Tensor } from '../../engine/index.js';
 import { Linear, Model, inspectModel, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
-import { writeSafetensors, type SafeTensor } from '../safetensors.js';
+import { assertFiniteTensors, nonFiniteTensors, writeSafetensors, type SafeTensor } from '../safetensors.js';
 import { hfConfigFromModel, modelConfigFromHF, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
 import { familyMapping, fromHFTensor, toHFTensor, type FamilyMapping, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readHFWeights, readJson, safeOfHost, tensorOfHost, writeTextAtomic } from './weights.js';
@@ -25,6 +25,11 @@ export interface LoadHFOptions {
   adapter?: boolean | string;
   /** Unknown tensors in the checkpoint are errors (default true); otherwise they are reported in notes. */
   strict?: boolean;
+  /**
+   * Weights holding NaN or Inf are refused (default); true loads them and names each such tensor
+   * in `notes` (for looking at a broken checkpoint, as `inspect` does).
+   */
+  allowNonFinite?: boolean;
 }
 
 export interface LoadedHF {
@@ -111,6 +116,8 @@ export function loadHF(folder: string, opts: LoadHFOptions = {}): LoadedHF {
   const family = hfFamilyOf(hfConfig);
   const config = modelConfigFromHF(hfConfig, { stacks: opts.stacks });
   const tensors = readHFWeights(folder);
+  if (!opts.allowNonFinite) assertFiniteTensors(tensors, join(folder, 'model.safetensors'));
+  const nonFinite = opts.allowNonFinite ? nonFiniteTensors(tensors) : [];
   const dtype = opts.dtype ?? 'float32';
   // Constant init: every value is overwritten below, so skip drawing random numbers.
   const model = withoutRandomInit(() => Model.fromConfig(config, { backend: opts.backend, dtype, seed: 0 }));
@@ -124,7 +131,7 @@ export function loadHF(folder: string, opts: LoadHFOptions = {}): LoadedHF {
     for (const t of sd.values()) t.dispose();
   }
   SOURCE.set(model, hfConfig);
-  const notes: string[] = [];
+  const notes: string[] = nonFinite.map((b) => `tensor '${b.name}': ${b.count} of ${b.total} values are NaN or Inf (the model would compute NaN)`);
   for (const key of ['attn_pdrop', 'attention_probs_dropout_prob', 'attention_dropout']) {
     const v = hfConfig[key];
     if (typeof v === 'number' && v > 0) notes.push(`config.json '${key}' = ${v}: dropout on attention probabilities is not implemented; training runs without it (inference is unaffected)`);

@@ -6,30 +6,96 @@ import { extname, join } from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../../data/atomic-write.js';
 import { isPlainObject } from '../../framework/index.js';
-import { ConfigError, joinPath, parsePath, type PathSegment } from '../../framework/config/errors.js';
+import { ConfigError, joinPath, parsePath, type ConfigIssue, type PathSegment } from '../../framework/config/errors.js';
+import { MAX_CONFIG_DEPTH, RESERVED_CONFIG_KEYS, checkConfigTree, isReservedConfigKey } from '../../framework/config/tree.js';
 import { parseConfig, type ParsedConfig } from './resolve.js';
 
-/** Parses YAML (a superset of JSON) or JSON text; syntax errors name the line and column. */
-export function parseConfigText(text: string, source = '<config>'): unknown {
+/** One whole-sentence problem with the file itself (not with a key in it). */
+function fileProblem(source: string, message: string): ConfigError {
+  return new ConfigError([{ path: '', expected: '', found: '', message }], source);
+}
+
+/** What a parsed document is, in words (for "expected a mapping, found …"). */
+function describeDocument(value: unknown): string {
+  if (Array.isArray(value)) return `a list of ${value.length} item(s)`;
+  if (typeof value === 'string') return `the text ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  return `${typeof value === 'number' ? 'the number' : 'the value'} ${String(value)}`;
+}
+
+/** A YAML/JSON parser that overflowed the stack on a deeply nested document, said in words. */
+function nestingMessage(message: string): string | undefined {
+  return /Maximum call stack size exceeded|too much recursion/i.test(message)
+    ? `nested too deeply to read (more than ${MAX_CONFIG_DEPTH} levels is never a config)`
+    : undefined;
+}
+
+/**
+ * Parses YAML (a superset of JSON) or JSON text; syntax errors name the line and column. The
+ * document must be a mapping of keys (model, data, …), at most MAX_CONFIG_DEPTH levels deep,
+ * with no reserved key (`__proto__`, …).
+ */
+export function parseConfigText(text: string, source = '<config>'): Record<string, unknown> {
+  let value: unknown;
   if (extname(source).toLowerCase() === '.json') {
     try {
-      return JSON.parse(text) as unknown;
+      value = JSON.parse(text) as unknown;
     } catch (error) {
-      throw new ConfigError([{ path: '', expected: '', found: '', message: `not valid JSON: ${(error as Error).message}` }], source);
+      const msg = (error as Error).message;
+      throw fileProblem(source, nestingMessage(msg) ?? `not valid JSON: ${msg}`);
+    }
+  } else {
+    try {
+      const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+      if (doc.errors.length > 0) {
+        throw new ConfigError(
+          doc.errors.map((e) => ({ path: '', expected: '', found: '', message: nestingMessage(e.message) ?? `not valid YAML: ${e.message.split('\n')[0]}` })),
+          source,
+        );
+      }
+      value = doc.toJS() as unknown;
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      const msg = (error as Error).message;
+      throw fileProblem(source, nestingMessage(msg) ?? `not valid YAML: ${msg.split('\n')[0]}`);
     }
   }
-  const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({ path: '', expected: '', found: '', message: `not valid YAML: ${e.message.split('\n')[0]}` })),
-      source,
-    );
-  }
-  const value = doc.toJS() as unknown;
   if (value === null || value === undefined) {
     throw new ConfigError([{ path: '', expected: 'a config object', found: 'an empty document' }], source);
   }
+  if (!isPlainObject(value)) {
+    throw fileProblem(source, `expected a mapping of config keys at the top (model:, data:, optimizer:, training:, schedule:), found ${describeDocument(value)}`);
+  }
+  const shape = checkConfigTree(value);
+  if (shape.length > 0) throw new ConfigError(shape, source);
   return value;
+}
+
+/**
+ * Reads a config file's text: UTF-8 (a byte-order mark is skipped); a UTF-16 file, a binary file
+ * (NUL bytes) or invalid UTF-8 is refused with what it is, before any parser sees it.
+ */
+export function readConfigFile(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === 'EISDIR' ? 'is a folder, expected a config file (YAML or JSON)'
+      : e.code === 'EACCES' || e.code === 'EPERM' ? 'cannot be read (permission denied)'
+        : `cannot be read (${e.message})`;
+    throw fileProblem(path, `config file ${why}`);
+  }
+  if (bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))) {
+    throw fileProblem(path, 'the file is UTF-16 text; save it as UTF-8');
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw fileProblem(path, `the file is binary (a NUL byte at offset ${nul}), expected YAML or JSON text`);
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); // drops a UTF-8 BOM
+    return text;
+  } catch {
+    throw fileProblem(path, 'the file is not UTF-8 text (invalid UTF-8 bytes), expected YAML or JSON text');
+  }
 }
 
 export interface SetOverride {
@@ -50,6 +116,10 @@ export function parseSetOverride(text: string): SetOverride {
   if (path.length === 0 || !/^[A-Za-z0-9_.\-[\]]+$/.test(key)) {
     throw new ConfigError([{ path: '', expected: '', found: '', message: `--set ${JSON.stringify(text)}: ${JSON.stringify(key)} is not a config path (letters, digits, _, - separated by '.', list items as [i])` }]);
   }
+  const reserved = path.find(isReservedConfigKey);
+  if (reserved !== undefined) {
+    throw new ConfigError([{ path: '', expected: '', found: '', message: `--set ${JSON.stringify(text)}: '${String(reserved)}' is not a config key (the names ${RESERVED_CONFIG_KEYS.join(', ')} are reserved)` }]);
+  }
   const rawValue = text.slice(eq + 1);
   let value: unknown;
   try {
@@ -63,6 +133,9 @@ export function parseSetOverride(text: string): SetOverride {
 /** Applies overrides to a deep copy of `raw` (creating objects on the way; list indices must exist or be the next one). */
 export function applySetOverrides(raw: unknown, overrides: readonly (string | SetOverride)[]): unknown {
   const root = raw === undefined ? {} : (structuredClone(raw) as unknown);
+  if (overrides.length > 0 && !isPlainObject(root)) {
+    throw new ConfigError([{ path: '', expected: 'a config object to apply --set overrides to', found: Array.isArray(root) ? 'a list' : `a ${root === null ? 'null' : typeof root}` }]);
+  }
   for (const item of overrides) {
     const o = typeof item === 'string' ? parseSetOverride(item) : item;
     let node: unknown = root;
@@ -98,8 +171,38 @@ export interface LoadConfigOptions {
 /** Reads, overrides and validates a config file. */
 export function loadConfig(path: string, options: LoadConfigOptions = {}): ParsedConfig {
   if (!existsSync(path)) throw new ConfigError([{ path: '', expected: '', found: '', message: `config file ${path} does not exist` }]);
-  const raw = parseConfigText(readFileSync(path, 'utf8'), path);
-  return parseConfig(applySetOverrides(raw, options.set ?? []), { source: path });
+  const raw = parseConfigText(readConfigFile(path), path);
+  const overrides = (options.set ?? []).map(parseSetOverride);
+  const merged = applySetOverrides(raw, overrides);
+  try {
+    return parseConfig(merged, { source: path });
+  } catch (error) {
+    if (error instanceof ConfigError && overrides.length > 0) throw blameOverrides(error, overrides, path);
+    throw error;
+  }
+}
+
+/** True when one of the two config paths is the other or lies inside it. */
+function related(a: string, b: string): boolean {
+  const inside = (x: string, y: string) => x === y || x.startsWith(`${y}.`) || x.startsWith(`${y}[`);
+  return a !== '' && b !== '' && (inside(a, b) || inside(b, a));
+}
+
+/**
+ * A problem at (or under, or above) a path an override set is the override's, not the file's:
+ * its message names the `--set` that caused it, and when every problem is one, the error is
+ * headed by the overrides instead of the file.
+ */
+function blameOverrides(error: ConfigError, overrides: readonly SetOverride[], path: string): ConfigError {
+  let blamed = 0;
+  const issues: ConfigIssue[] = error.issues.map((issue) => {
+    const culprit = [...overrides].reverse().find((o) => related(issue.path, joinPath(o.path)));
+    if (!culprit) return issue;
+    blamed++;
+    const hint = `set by --set ${culprit.text}`;
+    return issue.message !== undefined ? { ...issue, message: `${issue.message} (${hint})` } : { ...issue, hint: issue.hint ? `${issue.hint}; ${hint}` : hint };
+  });
+  return new ConfigError(issues, blamed === issues.length ? `${path} with --set` : path);
 }
 
 /** Validates a config given as an object (code-first use), with optional overrides. */

@@ -8,6 +8,7 @@ import { createSimpleSchedule, type SimplePhaseInit } from '../schedule/simple-s
 import { PhaseSchedule } from '../schedule/phase-schedule.js';
 import { TimeController } from '../schedule/time-controller.js';
 import { ConfigError, parsePath, joinPath, translateZodIssues, valueAt, type ConfigIssue, type PathSegment } from '../../framework/config/errors.js';
+import { checkConfigTree } from '../../framework/config/tree.js';
 import {
   planeSchemas,
   resolveLrSchedule,
@@ -129,6 +130,9 @@ export function diffConfigs(a: unknown, b: unknown, path: PathSegment[] = []): C
 export function parseConfig(raw: unknown, options: { source?: string } = {}): ParsedConfig {
   const schemas = planeSchemas();
   const issues: ConfigIssue[] = [];
+  // Before any recursive walker (zod, merges, hashing) sees it: bounded depth, no prototype keys.
+  const shape = checkConfigTree(raw);
+  if (shape.length > 0) throw new ConfigError(shape, options.source);
   const r = schemas.root.safeParse(raw, { reportInput: true });
   if (!r.success) throw new ConfigError(translateZodIssues(r.error.issues, raw, schemas.root), options.source);
   const parsed = r.data as Record<string, unknown> & { training: TrainingPlaneConfig; schedule?: StackWiseConfig['schedule'] };

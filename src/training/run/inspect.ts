@@ -175,7 +175,7 @@ export function inspectFolder(folder: string, opts: InspectOptions = {}): Inspec
   if (!existsSync(join(folder, 'config.json')) && isRunOrCheckpoint(folder)) return inspectCheckpoint(folder, opts);
   if (!existsSync(join(folder, 'config.json'))) throw new Error(`${join(folder, 'config.json')}: not found (a Hugging Face model folder holds config.json and model.safetensors)`);
   const layers = checkStacksOption(folder, opts.stacks);
-  const loadOpts: LoadHFOptions = { adapter: opts.adapter ?? true };
+  const loadOpts: LoadHFOptions = { adapter: opts.adapter ?? true, allowNonFinite: true }; // NaN/Inf tensors are shown as notes
   if (opts.stacks !== undefined) loadOpts.stacks = opts.stacks;
   if (opts.backend !== undefined) loadOpts.backend = opts.backend;
   let result;

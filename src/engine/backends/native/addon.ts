@@ -12,8 +12,10 @@ type Handle = object;
 
 /** The functions the C++ addon exports (see native/src). Buffers are opaque handles. */
 export interface NativeAddon {
-  alloc(bytes: number): Handle;
-  free(h: Handle): void;
+  /** An owner object; `.h` is the handle kernels take. */
+  alloc(bytes: number): { h: Handle };
+  /** Takes the owner alloc returned. */
+  free(owner: { h: Handle }): void;
   write(h: Handle, data: ArrayBufferView, byteOffset?: number): void;
   read(h: Handle, into: ArrayBufferView, byteOffset?: number): void;
   copy(src: Handle, dst: Handle, srcByteOffset: number, dstByteOffset: number, bytes: number): void;

@@ -8,7 +8,12 @@ import type { NativeAddon } from './addon.js';
 export class NativeStorage implements Storage {
   refs = 0;
   version = 0;
-  constructor(public handle: object, public readonly bytes: number) {}
+  /** What every kernel takes (a napi external naming the buffer's slot and generation). */
+  readonly handle: object;
+  /** What alloc returned and free takes (see native/src/storage.cc). */
+  constructor(readonly owner: { h: object }, public readonly bytes: number) {
+    this.handle = owner.h;
+  }
 }
 
 export class NativeBackend implements Backend {
@@ -21,8 +26,9 @@ export class NativeBackend implements Backend {
     return new NativeStorage(this.addon.alloc(bytes), bytes);
   }
 
+  /** Releases the buffer now, with nothing left for a finaliser (see native/src/storage.cc). */
   free(storage: Storage): void {
-    this.addon.free((storage as NativeStorage).handle);
+    this.addon.free((storage as NativeStorage).owner);
   }
 
   upload(storage: Storage, data: TypedArray, offset?: number): void {
