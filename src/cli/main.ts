@@ -10,6 +10,7 @@ import { registerExportCommand } from './export.js';
 import { registerTrainCommand } from './train.js';
 import { registerSampleCommand } from './sample.js';
 import { registerEvalCommand } from './eval.js';
+import { registerPlanCommand } from './plan.js';
 
 // `stackwise inspect … | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -34,6 +35,7 @@ registerExportCommand(program);
 registerTrainCommand(program);
 registerSampleCommand(program);
 registerEvalCommand(program);
+registerPlanCommand(program);
 
 // No subcommand: run the main job, `train` on the shipped default config. (Not a commander
 // default command, so that an unknown subcommand is reported as unknown instead of being

@@ -50,6 +50,7 @@ export function defaultConfigPath(): string {
 export interface TrainCommandOptions {
   set?: string[];
   resume?: string;
+  memoryCheck?: boolean;
   runDir?: string;
   steps?: number;
   json?: boolean;
@@ -146,6 +147,7 @@ function setUp(configArg: string | undefined, opts: TrainCommandOptions, callbac
   // The CLI draws its own progress (or prints --json lines); 'progress' is not part of the config hash.
   set.push('training.progress=off');
   if (opts.steps !== undefined) set.push(`training.total_steps=${opts.steps}`);
+  if (opts.memoryCheck === false) set.push('training.memory_check=false');
   let configPath: string;
   let runDir: string;
   if (opts.resume !== undefined) {
@@ -355,6 +357,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--run-dir <dir>', 'run folder (default: training.run_dir of the config, else runs/<config>-<time>)')
     .option('--steps <n>', 'total steps (overrides training.total_steps)', parseSteps)
     .option('--no-report', 'do not write report.html at the end')
+    .option('--no-memory-check', 'train even when the predicted peak memory exceeds the machine (same as --set training.memory_check=false)')
     .option('--json', 'machine-readable output: one JSON object per line (start, phase_start, step, eval, checkpoint, then the result)')
     .addHelpText('after', [
       '',
