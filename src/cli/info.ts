@@ -1,6 +1,7 @@
 /** `stackwise info`: what the engine runs on (backend, BLAS, OpenBLAS core, threads). */
 import type { Command } from 'commander';
 import * as E from '../engine/index.js';
+import { measureGemmRate } from '../training/plan/index.js';
 
 export function registerInfoCommand(program: Command): void {
   program
@@ -9,7 +10,10 @@ export function registerInfoCommand(program: Command): void {
     .option('--json', 'print one JSON object')
     .action((opts: { json?: boolean }) => {
       const info = E.engineInfo();
-      if (opts.json) { process.stdout.write(JSON.stringify(info) + '\n'); return; }
+      // The measured GEMM rate `stackwise plan` turns into step times (about half a second).
+      const gemm = info.native ? measureGemmRate() : null;
+      const rates = gemm ? { gemm_gflops: Math.round(gemm.fp32Gflops * 10) / 10, nf4_gemm_gflops: Math.round(gemm.nf4Gflops * 10) / 10 } : { gemm_gflops: null, nf4_gemm_gflops: null };
+      if (opts.json) { process.stdout.write(JSON.stringify({ ...info, ...rates }) + '\n'); return; }
       const rows: [string, string][] = [
         ['backend', info.defaultBackend],
         ['native addon', info.native ? 'loaded' : 'not available'],
@@ -18,6 +22,7 @@ export function registerInfoCommand(program: Command): void {
         ['OPENBLAS_CORETYPE', `${info.openblasCoretypeEnv ?? '(unset)'}${info.coretypeSetByStackwise ? ' (set by stackwise: AVX-512 CPU)' : ''}`],
         ['threads', String(info.threads ?? '-')],
         ['BLAS threading', info.blasThreading ?? '-'],
+        ['GEMM rate', gemm ? `${rates.gemm_gflops} GFLOP/s fp32, ${rates.nf4_gemm_gflops} GFLOP/s through NF4 weights (${gemm.size}³, measured now)` : '-'],
       ];
       for (const [k, v] of rows) process.stdout.write(`${k.padEnd(20)}${v}\n`);
     });

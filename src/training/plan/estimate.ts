@@ -28,7 +28,8 @@ import type { ParsedConfig, ResolvedPhase } from '../config/resolve.js';
 import { freezePolicyOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
 import { loraRankFor } from '../progressive/lora.js';
 import { defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type PartState } from '../progressive/freeze.js';
-import { blockForwardFlops, blockLoraParams, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
+import type { LoraTarget } from '../../framework/index.js';
+import { blockForwardFlops, blockLoraParams, blockStages, type LoraRanks, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
 
 export type StorageFormat = 'fp32' | 'nf4' | 'int8' | 'fp16' | 'bf16';
 export type OptimizerStateFormat = 'fp32' | 'int8';
@@ -147,7 +148,11 @@ function modelConfigOf(parsed: ParsedConfig, phase: ResolvedPhase): ModelConfig 
   return modelConfigFromPlane(plane, { vocabSize: plane.vocab_size ?? vocabOf(phase), maxSeqLen: maxSeqLen > 0 ? maxSeqLen : undefined });
 }
 
-interface StackState { base: PartState; format: StorageFormat; loraRank: number; loraTargets: readonly string[] }
+interface StackState { base: PartState; format: StorageFormat; lora: LoraRanks }
+
+const ranksOf = (rank: number, targets: readonly LoraTarget[]): LoraRanks => Object.fromEntries(targets.map((t) => [t, rank]));
+const hasLora = (l: LoraRanks): boolean => Object.values(l).some((r) => (r ?? 0) > 0);
+const loraRankSum = (l: LoraRanks): number => Object.values(l).reduce((a: number, r) => a + (r ?? 0), 0);
 
 /** Part states of a phase (ProgressiveRackBuilder.planOf). */
 function partsOf(prog: ProgressiveConfig | undefined, hasTrunk: boolean): FreezePlan {
@@ -181,11 +186,11 @@ export function planRun(parsed: ParsedConfig, opts: PlanOptions = {}): RunPlan {
     const states: StackState[] = shape.stacks.map((_, i) => {
       const isNew = newStacks.includes(i);
       const finalIndex = direction === 'append' ? i : (prog?.target_stacks ?? n) - n + i;
-      const stackAd = stackLora ? { loraRank: loraRankFor(stackLora.strategy, finalIndex).rank, loraTargets: stackLora.targets } : { loraRank: 0, loraTargets: [] as string[] };
-      if (isNew) return { base: parts.newStack, format: 'fp32', ...stackAd };
+      const stackAd = stackLora ? ranksOf(loraRankFor(stackLora.strategy, finalIndex).rank, stackLora.targets) : {};
+      if (isNew) return { base: parts.newStack, format: 'fp32', lora: stackAd };
+      // Progressive LoRA replaces (folds) the stack adapter on its targets; the others keep theirs.
       const pl = prog?.progressive_lora;
-      const ad = pl ? { loraRank: pl.rank, loraTargets: pl.targets } : stackAd;
-      return { base: parts.trunk, format: trunkFormat, ...ad };
+      return { base: parts.trunk, format: trunkFormat, lora: pl ? { ...stackAd, ...ranksOf(pl.rank, pl.targets) } : stackAd };
     });
     phases.push(planPhase(parsed, phase, shape, states, parts, newStacks, trunkFormat, total, opts));
   }
@@ -239,8 +244,8 @@ function planPhase(
       }
       total += blk.normParams; addBytes('fp32', 4 * blk.normParams);
       if (s.base === 'train' && s.format === 'fp32') trainable += blockParams(blk);
-      if (s.loraRank > 0) {
-        const a = blockLoraParams(blk, s.loraTargets, s.loraRank);
+      if (hasLora(s.lora)) {
+        const a = blockLoraParams(blk, s.lora);
         adapters += a; total += a; addBytes('fp32', 4 * a);
         if (s.base !== 'frozen') { adaptersTrainable += a; trainable += a; }
       }
@@ -252,7 +257,7 @@ function planPhase(
   const optimizerState = Math.ceil(trainable * stateBytesPerParam(slots, stateFormat));
 
   // ---- compute, in data-flow order; a module needs backward once something upstream trains
-  const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && s.loraRank > 0)) as boolean[]), headTrains];
+  const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && hasLora(s.lora))) as boolean[]), headTrains];
   let upstream = false, backward = 0, forward = 0, activations = 0, prefixFwd = 0, cachedPrefixStacks = 0;
   const cacheOn = !!prog?.activation_cache && !embTrains;
   let stillPrefix = cacheOn;
@@ -264,28 +269,33 @@ function planPhase(
     if (stillPrefix && !stackTrains) cachedPrefixStacks++;
     else stillPrefix = false;
     for (let j = 0; j < st.nBlocks; j++, blockIndex++) {
-      const f = blockForwardFlops(st.block, S, s.loraRank, s.loraTargets);
-      const fwd = f.projections + f.core + f.lora;
+      const trainsBase = s.base === 'train' && s.format === 'fp32';
+      const trainsLora = s.base !== 'frozen' && hasLora(s.lora);
+      const stages = blockStages(st.block, S, s.lora, trainsBase, trainsLora);
+      const fwd = stages.reduce((a, c) => a + c.fwd, 0);
       forward += fwd;
       if (i < cachedPrefixStacks) prefixFwd += fwd;
-      const trainsBase = s.base === 'train' && s.format === 'fp32';
-      const trainsLora = s.base !== 'frozen' && s.loraRank > 0;
-      const wgrad = (trainsBase ? f.projections : 0) + (trainsLora ? f.lora : 0);
       if (trainsBase || trainsLora || upstream) {
-        activations += blockActivations(st.block, T, B, S, trainsLora ? s.loraRank * s.loraTargets.length : 0);
+        activations += blockActivations(st.block, T, B, S, trainsLora ? loraRankSum(s.lora) : 0);
       }
-      // The gradient must pass back through this block when something upstream of it trains.
-      backward += wgrad + (upstream ? f.projections + 2 * f.core + f.lora : 0);
+      // A stage's input gradient is needed once something upstream of it (in this block too) trains.
+      const projFwd = blockForwardFlops(st.block, S).projections;
+      let quantBackward = false;
+      for (const c of stages) {
+        backward += c.wgrad + (upstream ? c.inputGrad : 0);
+        if (upstream && c.inputGrad > 0) quantBackward = true;
+        upstream ||= c.trainable;
+      }
       if (s.format !== 'fp32') {
-        quantFlops += f.projections * (upstream ? 2 : 1);
-        if (i < cachedPrefixStacks) quantPrefixFlops += f.projections;
+        quantFlops += projFwd * (quantBackward ? 2 : 1);
+        if (i < cachedPrefixStacks) quantPrefixFlops += projFwd;
       }
-      upstream ||= trainsBase || trainsLora;
     }
   });
   const headFwd = shape.head.forwardFlops;
   forward += headFwd;
-  backward += (headTrains ? headFwd : 0) + (upstream ? headFwd : 0);
+  // A trained head's final norm needs the gradient through the decoder, as does anything upstream.
+  backward += (headTrains ? headFwd : 0) + (upstream || (headTrains && shape.head.finalNormParams > 0) ? headFwd : 0);
   upstream ||= headTrains;
   // The embedding output, the final norm's input and output, the fused loss's hidden gradient.
   if (upstream) activations += HEAD_ACT_PER_TOKEN * T * d * 4;

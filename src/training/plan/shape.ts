@@ -25,6 +25,7 @@ export interface BlockShape {
   headDim: number;
   dFF: number;
   causal: boolean;
+  normPosition: 'pre' | 'post';
   /** Attention projections (q, k, v, o) then FFN projections (gate, up, down). */
   projections: Projection[];
   /** Norm parameters (two norms) — never quantized. */
@@ -48,7 +49,7 @@ export function blockShape(dModel: number, b: BlockConfig): BlockShape {
   ];
   if (b.ffn === 'swiglu') projections.push({ name: 'gate', inFeatures: dModel, outFeatures: b.dFF, bias: b.ffnBias });
   projections.push({ name: 'up', inFeatures: dModel, outFeatures: b.dFF, bias: b.ffnBias }, { name: 'down', inFeatures: b.dFF, outFeatures: dModel, bias: b.ffnBias });
-  return { dModel, nHeads: b.nHeads, nKvHeads: kv, headDim, dFF: b.dFF, causal: b.attention === 'causal', projections, normParams: 2 * normSize({ kind: b.norm }, dModel) };
+  return { dModel, nHeads: b.nHeads, nKvHeads: kv, headDim, dFF: b.dFF, causal: b.attention === 'causal', normPosition: b.normPosition, projections, normParams: 2 * normSize({ kind: b.norm }, dModel) };
 }
 
 /** Parameters of one projection (weight + bias). */
@@ -58,20 +59,22 @@ export function blockParams(s: BlockShape): number {
   return s.projections.reduce((a, p) => a + projectionParams(p), 0) + s.normParams;
 }
 
-/** LoRA parameters on `targets` of a block at `rank` (A: r×in, B: out×r). */
-export function blockLoraParams(s: BlockShape, targets: readonly string[], rank: number): number {
-  return s.projections.filter((p) => targets.includes(p.name)).reduce((a, p) => a + rank * (p.inFeatures + p.outFeatures), 0);
+/** The LoRA rank on each adapted projection of a block (absent: none). */
+export type LoraRanks = Partial<Record<LoraTarget, number>>;
+
+/** LoRA parameters of a block's adapters (A: r×in, B: out×r). */
+export function blockLoraParams(s: BlockShape, lora: LoraRanks): number {
+  return s.projections.reduce((a, p) => a + (lora[p.name] ?? 0) * (p.inFeatures + p.outFeatures), 0);
 }
 
 /**
  * Forward FLOPs per token of a block at sequence length S (multiply-adds count 2): projections
  * 2·in·out, attention scores and values 4·S_eff·H·hd with S_eff = (S+1)/2 when causal.
  */
-export function blockForwardFlops(s: BlockShape, S: number, loraRank = 0, loraTargets: readonly string[] = []): { projections: number; core: number; lora: number } {
+export function blockForwardFlops(s: BlockShape, S: number, lora: LoraRanks = {}): { projections: number; core: number; lora: number } {
   const projections = s.projections.reduce((a, p) => a + 2 * p.inFeatures * p.outFeatures, 0);
   const core = 4 * (s.causal ? (S + 1) / 2 : S) * s.nHeads * s.headDim;
-  const lora = loraRank > 0 ? 2 * blockLoraParams(s, loraTargets, loraRank) : 0;
-  return { projections, core, lora };
+  return { projections, core, lora: 2 * blockLoraParams(s, lora) };
 }
 
 export interface EmbeddingShape {
@@ -139,4 +142,38 @@ export function modelShape(c: ModelConfig): ModelShape {
 /** Every parameter Model.fromConfig(config) creates. */
 export function totalParams(s: ModelShape): number {
   return s.embedding.tokenParams + s.embedding.otherParams + s.timeParams + s.head.params + s.stacks.reduce((a, st) => a + st.nBlocks * blockParams(st.block), 0);
+}
+
+/** One stage of a block's data flow (as training/progressive/report.ts prices the live model). */
+export interface StageCost { fwd: number; wgrad: number; inputGrad: number; trainable: boolean }
+
+/**
+ * The stages of a block in data-flow order: pre-norm [norm, q/k/v, attention core, o, norm,
+ * gate/up, down], post-norm [q/k/v, core, o, norm, gate/up, down, norm]. A projection costs
+ * 2·in·out per token (+ 2·r·(in+out) for an adapter); its input gradient costs its forward; the
+ * core's input gradient twice its forward. `trainsBase`: the weights and norms train;
+ * `trainsLora`: the adapters train.
+ */
+export function blockStages(s: BlockShape, S: number, lora: LoraRanks, trainsBase: boolean, trainsLora: boolean): StageCost[] {
+  const group = (names: string[]): StageCost => {
+    let fwd = 0, wgrad = 0, adapted = false;
+    for (const p of s.projections.filter((q) => names.includes(q.name))) {
+      const base = 2 * p.inFeatures * p.outFeatures;
+      fwd += base;
+      if (trainsBase) wgrad += base;
+      const r = lora[p.name] ?? 0;
+      if (r > 0) {
+        const a = 2 * r * (p.inFeatures + p.outFeatures);
+        fwd += a;
+        adapted = true;
+        if (trainsLora) wgrad += a;
+      }
+    }
+    return { fwd, wgrad, inputGrad: fwd, trainable: trainsBase || (trainsLora && adapted) };
+  };
+  const coreFwd = 4 * (s.causal ? (S + 1) / 2 : S) * s.nHeads * s.headDim;
+  const core: StageCost = { fwd: coreFwd, wgrad: 0, inputGrad: 2 * coreFwd, trainable: false };
+  const norm: StageCost = { fwd: 0, wgrad: 0, inputGrad: 0, trainable: trainsBase };
+  const attnIn = group(['q', 'k', 'v']), out = group(['o']), ffnIn = group(['gate', 'up']), down = group(['down']);
+  return s.normPosition === 'pre' ? [norm, attnIn, core, out, norm, ffnIn, down] : [attnIn, core, out, norm, ffnIn, down, norm];
 }
