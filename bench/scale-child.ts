@@ -37,7 +37,8 @@ export function scaleConfig(path: string, o: ScaleOptions): Record<string, unkno
   const n = model['n_stacks'] as number;
   return {
     ...raw,
-    model: { ...model, progressive: { freeze: 'frozen_trunk', trunk_format: 'nf4', activation_cache: { memory_budget_mb: o.cacheMb } } },
+    // The shape's vocabulary: the tokenizer's vocab_size (32000) unless the config names one.
+    model: { ...model, vocab_size: model['vocab_size'] ?? (raw['data']!['tokenizer'] as { vocab_size: number }).vocab_size, progressive: { freeze: 'frozen_trunk', trunk_format: 'nf4', activation_cache: { memory_budget_mb: o.cacheMb } } },
     // Moby-Dick: its BPE stops at 16343 tokens (no pair left to merge), all inside the shape's 32000 rows.
     data: { ...raw['data'], corpus: 'moby-dick', seq_len: o.seq, batch_size: o.batch },
     optimizer: { lr: 1e-3, weight_decay: 0 },

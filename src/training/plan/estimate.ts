@@ -15,7 +15,8 @@
  *    of it trains): ACT_PER_TOKEN (per d, per FFN width, per head width) · T · 4 bytes plus the
  *    attention's log-sum-exp (B·H·S); blocks before the first trainable module run detached and
  *    keep nothing;
- *  - workspace: two logits chunks of the fused loss and the FFN's activation gradients;
+ *  - workspace: two logits chunks of the fused loss, the FFN's activation gradients and a second
+ *    copy of the biggest trained matrix's gradient (backward adds into .grad);
  *  - peak = process baseline + weights + gradients + optimizer state + saved activations +
  *    workspace + cache in memory; at build time, one float32 stack is alive while it is quantized.
  * The coefficients were measured on the engine (test/training/plan checks the prediction against
@@ -302,7 +303,13 @@ function planPhase(
   // Two chunks of logits and their gradient in the fused loss; the FFN's gradients in backward.
   const chunk = defaultChunkSize(T, shape.head.vocab);
   const maxFF = Math.max(0, ...shape.stacks.map((s) => s.block.dFF));
-  const workspace = upstream ? 4 * (2 * chunk * shape.head.vocab + 2 * T * maxFF) : 0;
+  // Backward adds each gradient into the parameter's .grad: the biggest trainable matrix's gradient exists twice for a moment.
+  const trainedMatrices = [
+    headTrains && !shape.head.tied ? shape.head.vocab * d : 0,
+    embTrains ? shape.embedding.tokenParams : 0,
+    ...shape.stacks.flatMap((st, i) => (states[i]!.base === 'train' && states[i]!.format === 'fp32' ? st.block.projections.map((p) => p.inFeatures * p.outFeatures) : [])),
+  ];
+  const workspace = upstream ? 4 * (2 * chunk * shape.head.vocab + 2 * T * maxFF + Math.max(0, ...trainedMatrices)) : 0;
 
   // ---- the activation cache: rows computed in this phase, kept up to the memory budget
   const phaseSteps = Math.max(0, Math.round(phase.end_t * totalSteps) - Math.round(phase.start_t * totalSteps));
