@@ -11,6 +11,7 @@ import { benchQuant } from './quant.js';
 import { benchTokenizer } from '../src/data/index.js';
 import { benchAttention } from '../src/engine/ops/attention-bench.js';
 import { benchProgressive } from './progressive.js';
+import { benchScale } from './scale.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -32,13 +33,17 @@ const benches: Record<string, () => void | Promise<void>> = {
   progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
+  scale: () => {
+    const i = rest.indexOf('--shapes');
+    benchScale(root, { shapes: i >= 0 ? rest[i + 1]!.split(',') : undefined, steps: flag('--steps'), seq: flag('--seq'), batch: flag('--batch') });
+  },
   'train-step': () => rest.includes('--compare-torch') || rest.includes('--load')
     ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads'), shape: text('--shape'), load: rest.includes('--load') })
     : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: threads(), shape: text('--shape') }),
 };
 
 if (!name || !(name in benches)) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b]\n`);
   process.exit(name ? 2 : 0);
 }
 await benches[name]();

@@ -185,7 +185,86 @@ static napi_value sumSquares(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---- 8-bit block-wise AdamW (bitsandbytes' Adam8bit, blockwise) ------------------------------
+// State: m as signed and v as unsigned 8-bit codes into the dynamic quantization maps (codeS,
+// codeU: 256 sorted floats), one float32 absmax per block of `bs` elements. Per block: dequantize
+// m and v, take the AdamW step with the new (unquantized) moments, then requantize them against
+// the block's new absmax, each value to its nearest code (ties to the lower code). Blocks are
+// independent, so the result does not depend on the thread count.
+
+namespace {
+
+inline uint8_t nearestCode(const float* code, float x) {
+  // Largest index with code[idx] <= x (code is sorted ascending), then the nearer neighbour.
+  int lo = 0, hi = 255;
+  if (x <= code[0]) return 0;
+  if (x >= code[255]) return 255;
+  while (hi - lo > 1) {
+    int mid = (lo + hi) >> 1;
+    if (code[mid] <= x) lo = mid; else hi = mid;
+  }
+  return (x - code[lo] <= code[hi] - x) ? static_cast<uint8_t>(lo) : static_cast<uint8_t>(hi);
+}
+
+}  // namespace
+
+// adamw8bit(p, g, mq, mAbsmax, vq, vAbsmax, codeS, codeU, n, bs, lr, beta1, beta2, eps, weightDecay, bc1, bc2)
+static void adamw8bit_body(Args& a) {
+  float* p = a.f32(0);
+  const float* g = a.f32(1);
+  uint8_t* mq = a.u8(2);
+  float* mAbs = a.f32(3);
+  uint8_t* vq = a.u8(4);
+  float* vAbs = a.f32(5);
+  const float* codeS = a.f32(6);
+  const float* codeU = a.f32(7);
+  int64_t n = a.integer(8), bs = a.integer(9);
+  double lr = a.number(10), b1 = a.number(11), b2 = a.number(12), eps = a.number(13), wd = a.number(14);
+  double bc1 = a.number(15), bc2 = a.number(16);
+  if (!(bc1 > 0) || !(bc2 > 0)) throw KernelError("bias corrections must be positive (step >= 1, betas < 1)");
+  if (bs < 1 || bs > 4096) throw KernelError("block size must be in [1, 4096]");
+  const int64_t nb = (n + bs - 1) / bs;
+  needElems(a, 0, n, "param");
+  needElems(a, 1, n, "grad");
+  if (a.buffer(2)->bytes < static_cast<size_t>(n) || a.buffer(4)->bytes < static_cast<size_t>(n)) throw KernelError("8-bit state buffers hold fewer than n bytes");
+  needElems(a, 3, nb, "m absmax");
+  needElems(a, 5, nb, "v absmax");
+  needElems(a, 6, 256, "signed code");
+  needElems(a, 7, 256, "unsigned code");
+  const float decay = static_cast<float>(1.0 - lr * wd);
+  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
+  const float c1 = static_cast<float>(1.0 - b1), c2 = static_cast<float>(1.0 - b2);
+  const float stepSize = static_cast<float>(lr / bc1);
+  const float bc2Sqrt = static_cast<float>(std::sqrt(bc2));
+  const float feps = static_cast<float>(eps);
+  parallelFor(nb, n * 40, [&](int64_t b) {
+    const int64_t s = b * bs, e = std::min(n, s + bs);
+    float mBuf[4096], vBuf[4096];
+    const float ma = mAbs[b], va = vAbs[b];
+    float mMax = 0.f, vMax = 0.f;
+    for (int64_t i = s; i < e; i++) {
+      float gi = g[i];
+      float mi = fb1 * (codeS[mq[i]] * ma) + c1 * gi;
+      float vi = fb2 * (codeU[vq[i]] * va) + c2 * gi * gi;
+      mBuf[i - s] = mi;
+      vBuf[i - s] = vi;
+      mMax = std::max(mMax, std::fabs(mi));
+      vMax = std::max(vMax, vi);
+      float pi = p[i] * decay;
+      p[i] = pi - stepSize * (mi / (std::sqrt(vi) / bc2Sqrt + feps));
+    }
+    mAbs[b] = mMax;
+    vAbs[b] = vMax;
+    for (int64_t i = s; i < e; i++) {
+      mq[i] = nearestCode(codeS, mMax > 0.f ? mBuf[i - s] / mMax : 0.f);
+      vq[i] = nearestCode(codeU, vMax > 0.f ? vBuf[i - s] / vMax : 0.f);
+    }
+  });
+}
+SW_KERNEL(adamw8bit, "adamw8bit")
+
 void RegisterOptim(napi_env env, napi_value exports) {
+  exportFunction(env, exports, "adamw8bit", adamw8bit);
   exportFunction(env, exports, "adamw", adamw);
   exportFunction(env, exports, "adamwGroup", adamwGroup);
   exportFunction(env, exports, "sgd", sgd);

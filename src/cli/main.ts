@@ -11,6 +11,7 @@ import { registerTrainCommand } from './train.js';
 import { registerSampleCommand } from './sample.js';
 import { registerEvalCommand } from './eval.js';
 import { registerServeCommand } from './serve.js';
+import { registerPlanCommand } from './plan.js';
 
 // `stackwise inspect … | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -36,6 +37,7 @@ registerTrainCommand(program);
 registerSampleCommand(program);
 registerEvalCommand(program);
 registerServeCommand(program);
+registerPlanCommand(program);
 
 // No subcommand: run the main job, `train` on the shipped default config. (Not a commander
 // default command, so that an unknown subcommand is reported as unknown instead of being

@@ -167,6 +167,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--run-dir <dir>', 'run folder (default: training.run_dir of the config, else runs/<config>-<time>)')
     .option('--steps <n>', 'total steps (overrides training.total_steps)', parseSteps)
     .option('--no-report', 'do not write report.html at the end')
+    .option('--no-memory-check', 'train even when the predicted peak memory exceeds the machine (same as --set training.memory_check=false)')
     .option('--json', 'machine-readable output: one JSON object per line (start, phase_start, step, eval, checkpoint, then the result)')
     .addHelpText('after', [
       '',

@@ -33,6 +33,7 @@ export function optimizerSpecOf(plane: OptimizerPlaneConfig): OptimizerSpec {
     param_groups: plane.param_groups.map((g) => ({ ...g })),
   };
   if (plane.clip_norm !== undefined) spec['clip_norm'] = plane.clip_norm;
+  if (plane.state_format === 'int8') spec['state_format'] = 'int8';
   return validateOptimizerSpec(spec);
 }
 
@@ -40,13 +41,14 @@ export function optimizerSpecOf(plane: OptimizerPlaneConfig): OptimizerSpec {
 export function createOptimizer(spec: OptimizerSpec, params: Tensor[] = []): Optimizer {
   const lr = 1; // every group's lr is set from the schedule before each step
   if (spec.type === 'adamw') {
-    return new AdamW(params, { lr, beta1: spec.betas[0], beta2: spec.betas[1], eps: spec.eps, weightDecay: spec.weight_decay });
+    return new AdamW(params, { lr, beta1: spec.betas[0], beta2: spec.betas[1], eps: spec.eps, weightDecay: spec.weight_decay, stateFormat: spec.state_format ?? 'fp32' });
   }
   return new SGD(params, { lr, momentum: spec.momentum, nesterov: spec.nesterov, weightDecay: spec.weight_decay });
 }
 
 function sameKindAndHyper(a: OptimizerSpec, b: OptimizerSpec): 'same' | 'hyper' | 'kind' {
-  if (a.type !== b.type) return 'kind';
+  // Another state format holds the moments in another form: fresh moments, as for another type.
+  if (a.type !== b.type || (a.state_format ?? 'fp32') !== (b.state_format ?? 'fp32')) return 'kind';
   const hyper = (s: OptimizerSpec) => JSON.stringify([s.betas, s.eps, s.momentum, s.nesterov]);
   return hyper(a) === hyper(b) ? 'same' : 'hyper';
 }

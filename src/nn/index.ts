@@ -17,3 +17,4 @@ export * from './lora.js';
 export * from './inspect.js';
 export * from './bench.js';
 export * from './quantized-linear.js';
+export * from './frozen-build.js';

@@ -9,7 +9,16 @@ export interface AdamWOptions {
   beta2?: number;
   eps?: number;
   weightDecay?: number;
+  /**
+   * 'fp32' (default) or 'int8': the moments as 8-bit block-wise codes with an absmax per 256
+   * elements (bitsandbytes' blockwise Adam8bit; engine/ops/optim8.ts), about 2 bytes per
+   * parameter instead of 8. Its state slots are then m, m_absmax, v, v_absmax.
+   */
+  stateFormat?: 'fp32' | 'int8';
 }
+
+/** State slots of the 8-bit format: codes (int32 words used as bytes) and absmax per block of each moment. */
+export const INT8_SLOTS = ['m', 'm_absmax', 'v', 'v_absmax'] as const;
 
 export class AdamW extends Optimizer {
   readonly kind = 'adamw';
@@ -19,12 +28,16 @@ export class AdamW extends Optimizer {
   private m = new Map<Tensor, Tensor>();
   private v = new Map<Tensor, Tensor>();
   private steps = new Map<Tensor, number>();
+  readonly stateFormat: 'fp32' | 'int8';
+  private q = new Map<Tensor, E.Int8AdamState>();
 
   constructor(params: ParamGroupOptions[] | Tensor[], opts: AdamWOptions) {
     super(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0.01 });
     this.beta1 = opts.beta1 ?? 0.9;
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
+    this.stateFormat = opts.stateFormat ?? 'fp32';
+    if (this.stateFormat !== 'fp32' && this.stateFormat !== 'int8') throw new Error(`AdamW: stateFormat must be 'fp32' or 'int8', found ${String(this.stateFormat)}`);
     for (const [name, b] of [['beta1', this.beta1], ['beta2', this.beta2]] as const) {
       if (!(b >= 0 && b < 1)) throw new Error(`AdamW: ${name} must be in [0, 1), found ${b}`);
     }
@@ -46,13 +59,32 @@ export class AdamW extends Optimizer {
     return { m, v, step };
   }
 
+  /** The 8-bit state and the next step count of p (zero state on its first update). */
+  private nextInt8(p: Tensor): { st: E.Int8AdamState; step: number } {
+    let st = this.q.get(p);
+    if (!st) { st = E.int8AdamState(p); this.q.set(p, st); }
+    const step = (this.steps.get(p) ?? 0) + 1;
+    this.steps.set(p, step);
+    return { st, step };
+  }
+
   protected update(p: Tensor, grad: Tensor, group: ParamGroup): void {
+    if (this.stateFormat === 'int8') {
+      const { st, step } = this.nextInt8(p);
+      E.adamw8bitUpdate(p, grad, st, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay, step });
+      return;
+    }
     const { m, v, step } = this.next(p);
     E.adamwUpdate(p, grad, m, v, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay, step });
   }
 
   /** Each group in one fused call (one parallel region over all its parameters). */
   protected override updateGroup(entries: { p: Tensor; grad: Tensor }[], group: ParamGroup): void {
+    // The 8-bit moments have their own kernel, one parameter at a time.
+    if (this.stateFormat === 'int8') {
+      for (const { p, grad } of entries) this.update(p, grad, group);
+      return;
+    }
     const byBackend = new Map<unknown, E.AdamWGroupEntry[]>();
     for (const { p, grad } of entries) {
       const list = byBackend.get(p.backend) ?? [];
@@ -65,20 +97,45 @@ export class AdamW extends Optimizer {
   }
 
   protected slotNames(): string[] {
-    return ['m', 'v'];
+    return this.stateFormat === 'int8' ? [...INT8_SLOTS] : ['m', 'v'];
   }
 
   protected statefulParams(): Tensor[] {
-    return [...this.m.keys()];
+    return this.stateFormat === 'int8' ? [...this.q.keys()] : [...this.m.keys()];
+  }
+
+  protected override adoptSlot(saved: Tensor, p: Tensor, slot: string, key: string): Tensor {
+    if (this.stateFormat !== 'int8') return adoptState(saved, p, key);
+    const { codes, blocks } = E.int8StateShapes(p.size);
+    const [size, dtype] = slot === 'm' || slot === 'v' ? [codes, 'int32' as const] : [blocks, 'float32' as const];
+    if (saved.size !== size || saved.dtype !== dtype) throw new Error(`optimizer state '${key}': expected 8-bit AdamW ${dtype} [${size}] for parameter ${p.describe()}, found ${saved.describe()}`);
+    return E.keep(E.tensor(saved.toArray(), [size], { dtype, backend: p.backend }));
   }
 
   protected getParamState(p: Tensor): ParamState | null {
+    if (this.stateFormat === 'int8') {
+      const st = this.q.get(p);
+      return st ? { tensors: { m: st.m, m_absmax: st.mAbsmax, v: st.v, v_absmax: st.vAbsmax }, scalars: { step: this.steps.get(p) ?? 0 } } : null;
+    }
     const m = this.m.get(p), v = this.v.get(p);
     if (!m || !v) return null;
     return { tensors: { m, v }, scalars: { step: this.steps.get(p) ?? 0 } };
   }
 
   protected setParamState(p: Tensor, s: ParamState, copy = false): void {
+    if (this.stateFormat === 'int8') {
+      const t = s.tensors, step = s.scalars['step'];
+      if (!t['m'] || !t['m_absmax'] || !t['v'] || !t['v_absmax'] || step === undefined || !Number.isInteger(step) || step < 0) {
+        throw new Error(`optimizer state: parameter ${p.describe()} has incomplete 8-bit AdamW state (needs m, m_absmax, v, v_absmax and an integer step)`);
+      }
+      const slot = (k: string) => (copy ? this.adoptSlot(t[k]!, p, k, k) : t[k]!);
+      const next: E.Int8AdamState = { m: slot('m'), mAbsmax: slot('m_absmax'), v: slot('v'), vAbsmax: slot('v_absmax') };
+      const old = this.q.get(p);
+      if (old) for (const k of ['m', 'mAbsmax', 'v', 'vAbsmax'] as const) if (old[k] !== next[k]) old[k].dispose();
+      this.q.set(p, next);
+      this.steps.set(p, step);
+      return;
+    }
     const { m, v } = s.tensors;
     const step = s.scalars['step'];
     if (!m || !v || step === undefined || !Number.isInteger(step) || step < 0) {
@@ -95,6 +152,9 @@ export class AdamW extends Optimizer {
   }
 
   protected dropParamState(p: Tensor): void {
+    const st = this.q.get(p);
+    if (st) for (const t of [st.m, st.mAbsmax, st.v, st.vAbsmax]) t.dispose();
+    this.q.delete(p);
     this.m.get(p)?.dispose();
     this.v.get(p)?.dispose();
     this.m.delete(p);

@@ -148,10 +148,15 @@ export abstract class Optimizer {
     for (const p of this.statefulParams()) this.dropParamState(p);
     for (const [p, s] of loaded) {
       const copies: Record<string, Tensor> = {};
-      for (const [slot, t] of Object.entries(s.tensors)) copies[slot] = adoptState(t, p, `${nameOf(p)}.${slot}`);
+      for (const [slot, t] of Object.entries(s.tensors)) copies[slot] = this.adoptSlot(t, p, slot, `${nameOf(p)}.${slot}`);
       this.setParamState(p, { tensors: copies, scalars: s.scalars }, false);
     }
     this.stepCount = state.step;
+  }
+
+  /** A copy of a saved state tensor for parameter `p` (default: shaped like `p`). */
+  protected adoptSlot(saved: Tensor, p: Tensor, _slot: string, key: string): Tensor {
+    return adoptState(saved, p, key);
   }
 
   /** Names of the per-parameter state tensors ('m', 'v' for AdamW; 'momentum' for SGD). */

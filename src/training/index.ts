@@ -13,3 +13,4 @@ export * from './sampling/index.js';
 export * from './progressive-plane.js';
 export * from './progressive-trainer.js';
 export * from './model-manifest/index.js';
+export * from './plan/index.js';

@@ -65,6 +65,7 @@ import { evaluateModel } from './machine-eval.js';
 import { RunStats } from './machine-stats.js';
 import { assemblePlanesOf, modelSpecs, type AssembledPlanes, type MachineState } from './machine-inspect.js';
 import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
+import { checkMemoryFit, memoryCheckEnabled } from './plan/fit.js';
 
 export type { TrainingState } from './machine-checkpoint.js';
 export type { AssembledPlanes, MachineState, ModelSpecs, OptimizerPlane } from './machine-inspect.js';
@@ -184,6 +185,8 @@ export class TrainingMachine {
       this.parsed = parseConfig(raw);
     }
     this.config = this.parsed.config;
+    // Before anything is allocated: refuse a run whose predicted peak memory exceeds the machine's (plan/fit.ts).
+    if (!options.model && memoryCheckEnabled(this.parsed)) checkMemoryFit(this.parsed);
     this.schedule = this.parsed.schedule;
     this.controller = this.parsed.controller;
     this.seed = this.config.training.seed;

@@ -104,29 +104,55 @@ export interface RandomOptions extends CreateOptions {
   seed: number;
 }
 
+/** Elements generated per chunk by the random initialisers (even, so Box–Muller pairs never straddle two chunks). */
+const RANDOM_CHUNK = 1 << 18;
+
+/**
+ * A tensor filled by `gen(out, start)` chunk by chunk (values written in order, so the stream is
+ * the same as one pass): a big tensor never has a full-size float64 copy in JavaScript memory.
+ */
+function generated(shape: Shape, opts: CreateOptions, gen: (out: Float64Array, start: number) => void): Tensor {
+  const n = sizeOf(shape);
+  const dtype = opts.dtype ?? 'float32';
+  if (n <= RANDOM_CHUNK) {
+    const out = new Float64Array(n);
+    gen(out, 0);
+    return tensor(out, shape, { ...opts, dtype });
+  }
+  const t = zeros(shape, { ...opts, dtype });
+  const buf = new Float64Array(RANDOM_CHUNK);
+  const typed = dtype === 'float64' ? buf : new Float32Array(RANDOM_CHUNK);
+  for (let off = 0; off < n; off += RANDOM_CHUNK) {
+    const len = Math.min(RANDOM_CHUNK, n - off);
+    const out = buf.subarray(0, len);
+    gen(out, off);
+    if (typed !== buf) (typed as Float32Array).set(out);
+    t.write(typed.subarray(0, len), off);
+  }
+  return t;
+}
+
 /** Standard normal values (Box–Muller) times `std` plus `mean`, from an explicit seed. */
 export function randn(shape: Shape, opts: RandomOptions & { mean?: number; std?: number }): Tensor {
-  const n = sizeOf(shape);
   const rand = seededRandom(opts.seed);
-  const out = new Float64Array(n);
   const std = opts.std ?? 1, mean = opts.mean ?? 0;
-  for (let i = 0; i < n; i += 2) {
-    const u1 = Math.max(rand(), 1e-12), u2 = rand();
-    const r = Math.sqrt(-2 * Math.log(u1));
-    out[i] = mean + std * r * Math.cos(2 * Math.PI * u2);
-    if (i + 1 < n) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * u2);
-  }
-  return tensor(out, shape, { ...opts, dtype: opts.dtype ?? 'float32' });
+  return generated(shape, opts, (out) => {
+    for (let i = 0; i < out.length; i += 2) {
+      const u1 = Math.max(rand(), 1e-12), u2 = rand();
+      const r = Math.sqrt(-2 * Math.log(u1));
+      out[i] = mean + std * r * Math.cos(2 * Math.PI * u2);
+      if (i + 1 < out.length) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * u2);
+    }
+  });
 }
 
 /** Uniform values in [low, high) from an explicit seed. */
 export function randUniform(shape: Shape, opts: RandomOptions & { low?: number; high?: number }): Tensor {
-  const n = sizeOf(shape);
   const rand = seededRandom(opts.seed);
   const lo = opts.low ?? 0, hi = opts.high ?? 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rand();
-  return tensor(out, shape, { ...opts, dtype: opts.dtype ?? 'float32' });
+  return generated(shape, opts, (out) => {
+    for (let i = 0; i < out.length; i++) out[i] = lo + (hi - lo) * rand();
+  });
 }
 
 /** Uniform integers in [0, high) from an explicit seed. */

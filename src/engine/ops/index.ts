@@ -8,6 +8,7 @@ export * from './reduce.js';
 export * from './layout.js';
 export * from './softmax.js';
 export * from './optim.js';
+export * from './optim8.js';
 export * from './norm.js';
 export * from './rope.js';
 export * from './embedding.js';

@@ -211,6 +211,8 @@ export const optimizerSchema = z.strictObject({
   param_groups: z.array(paramGroupSchema).default([{ name: 'no_decay', lr_scale: 1 }]),
   /** At the start of this phase, forget every moment/momentum (default: carried over). */
   reset_state: z.boolean().default(false),
+  /** AdamW moments as 'fp32' (default, 8 bytes per parameter) or 'int8': 8-bit block-wise dynamic quantization as bitsandbytes' Adam8bit (about 2 bytes per parameter). A phase that changes it starts the moments afresh. */
+  state_format: z.enum(['fp32', 'int8']).optional(),
 });
 
 // ---- training ---------------------------------------------------------------------------------------

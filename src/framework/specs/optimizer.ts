@@ -56,6 +56,8 @@ export interface OptimizerSpec {
   /** Micro-batches whose gradients are summed before one update. */
   accumulation_steps: number;
   param_groups: ParamGroupSpec[];
+  /** AdamW moments stored as 8-bit block-wise codes ('int8'); absent: float32. */
+  state_format?: 'int8';
 }
 
 const BETA: NumberOptions = { min: 0, max: 1, maxExclusive: true };
@@ -97,6 +99,10 @@ export function readOptimizerSpec(value: unknown, path: string, issues: SpecIssu
   };
   const clip = r.optionalNumber('clip_norm', POSITIVE_NUMBER);
   if (clip !== undefined) spec.clip_norm = clip;
+  if (r.choice('state_format', ['fp32', 'int8'] as const, 'fp32') === 'int8') {
+    if (spec.type === 'sgd') r.issue('state_format', "'fp32' for SGD (8-bit state is AdamW's)", 'int8');
+    spec.state_format = 'int8';
+  }
   if (spec.nesterov && spec.momentum === 0) {
     r.issue('nesterov', 'false when momentum is 0 (Nesterov needs momentum)', true);
   }

@@ -38,6 +38,8 @@ export function defaultConfigPath(): string {
 export interface TrainRunOptions {
   /** `key=value` config overrides. */
   set?: string[];
+  /** false: train even when the predicted peak memory exceeds the machine (training.memory_check=false). */
+  memoryCheck?: boolean;
   /** A run folder to resume (with the config recorded in it). */
   resume?: string;
   runDir?: string;
@@ -86,6 +88,7 @@ export function prepareTrainingRun(configArg: string | undefined, opts: TrainRun
   // The caller draws its own progress (or prints --json lines); 'progress' is not part of the config hash.
   set.push('training.progress=off');
   if (opts.steps !== undefined) set.push(`training.total_steps=${opts.steps}`);
+  if (opts.memoryCheck === false) set.push('training.memory_check=false');
   let configPath: string;
   let runDir: string;
   if (opts.resume !== undefined) {

@@ -1,6 +1,7 @@
 /** Native kernels for the in-place optimizer updates and gradient-norm helpers (native/src/optim.cc). */
 import { registerKernel } from '../../../registry.js';
 import type { AdamWAttrs, AdamWGroupAttrs, ScaleAttrs, SgdAttrs, SumOfSquaresAttrs } from '../../../ops/optim.js';
+import type { AdamW8bitAttrs } from '../../../ops/optim8.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
 
@@ -47,5 +48,18 @@ registerKernel<SumOfSquaresAttrs>('sumOfSquares', B, ([t], attrs, be) => {
 
 registerKernel<ScaleAttrs>('scaleInPlace', B, ([t], { scale }, be) => {
   addonOf(be).scaleInPlace(h(t), t.size, scale);
+  return [];
+});
+
+declare module '../addon.js' {
+  interface NativeAddon {
+    /** Fused in-place AdamW with 8-bit block-wise moments (codes as bytes, float32 absmax per block). */
+    adamw8bit(p: object, g: object, mq: object, mAbsmax: object, vq: object, vAbsmax: object, codeS: object, codeU: object, n: number, blockSize: number,
+      lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, biasCorrection1: number, biasCorrection2: number): void;
+  }
+}
+
+registerKernel<AdamW8bitAttrs>('adamw8bitUpdate', B, ([p, g, mq, mAbs, vq, vAbs, codeS, codeU], a, be) => {
+  addonOf(be).adamw8bit(h(p), h(g), h(mq), h(mAbs), h(vq), h(vAbs), h(codeS), h(codeU), a.n, a.blockSize, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.biasCorrection1, a.biasCorrection2);
   return [];
 });

@@ -11,3 +11,4 @@ import './dropout.js';
 import './attention.js';
 import './quant.js';
 import './linear-cross-entropy.js';
+import './optim8.js';
