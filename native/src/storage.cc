@@ -152,11 +152,11 @@ std::vector<Buffer*> Args::buffers(size_t i) const {
   for (uint32_t k = 0; k < n; k++) {
     napi_value e;
     napi_get_element(env, argv[i], k, &e);
-    void* p = nullptr;
-    if (napi_get_value_external(env, e, &p) != napi_ok || p == nullptr)
-      throw KernelError("argument " + std::to_string(i) + " element " + std::to_string(k) + " is not a native buffer");
-    out[k] = static_cast<Buffer*>(p);
-    if (out[k]->freed) throw KernelError("argument " + std::to_string(i) + " element " + std::to_string(k) + " is a freed buffer");
+    bool isExternal = false;
+    Buffer* b = lookupHandle(env, e, &isExternal);
+    if (!isExternal) throw KernelError("argument " + std::to_string(i) + " element " + std::to_string(k) + " is not a native buffer");
+    if (!b) throw KernelError("argument " + std::to_string(i) + " element " + std::to_string(k) + " is a freed buffer");
+    out[k] = b;
   }
   return out;
 }
