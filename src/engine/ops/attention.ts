@@ -14,7 +14,7 @@ import { runOp } from '../run-op.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 
-declareNonDifferentiable(['attentionGrad'], "backward kernel of 'attention' (no double backward)");
+declareNonDifferentiable(['attentionGrad', 'attentionGradOut'], "backward kernels of 'attention' (no double backward)");
 
 export interface AttentionOptions {
   /** Query i may attend key j only if j <= i + (Sk - S). */

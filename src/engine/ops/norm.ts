@@ -9,7 +9,7 @@ import { runOp } from '../run-op.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 
-declareNonDifferentiable(['layerNormGrad', 'rmsNormGrad'], "backward kernels of 'layerNorm' / 'rmsNorm' (no double backward)");
+declareNonDifferentiable(['layerNormGrad', 'rmsNormGrad', 'addRmsNormGrad'], "backward kernels of 'layerNorm' / 'rmsNorm' / 'addRmsNorm' (no double backward)");
 
 export interface LayerNormAttrs { eps: number; hasWeight: boolean; hasBias: boolean }
 export interface RmsNormAttrs { eps: number; hasWeight: boolean }

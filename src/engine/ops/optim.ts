@@ -9,7 +9,7 @@ import { runOp } from '../run-op.js';
 import { sameShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 
-declareNonDifferentiable(['adamwUpdate', 'sgdUpdate', 'scaleInPlace'], 'optimizer update, written in place; never on a gradient tape');
+declareNonDifferentiable(['adamwUpdate', 'adamwUpdateGroup', 'sgdUpdate', 'scaleInPlace'], 'optimizer update, written in place; never on a gradient tape');
 declareNonDifferentiable(['sumOfSquares'], 'gradient-norm statistic for clipping; computed on gradients, never differentiated');
 
 export interface AdamWOptions {

@@ -7,7 +7,7 @@
  */
 import { noGrad } from '../autograd.js';
 import type { Backend } from '../backend.js';
-import { registerInPlaceOp } from '../registry.js';
+import { declareNonDifferentiable, registerInPlaceOp } from '../registry.js';
 import { runOp } from '../run-op.js';
 import { keep } from '../scope.js';
 import type { Tensor } from '../tensor.js';
@@ -81,6 +81,7 @@ export function int8AdamState(param: Tensor): Int8AdamState {
 export interface AdamW8bitAttrs extends AdamWAttrs { n: number; blockSize: number }
 
 registerInPlaceOp('adamw8bitUpdate', [0, 2, 3, 4, 5]); // param, m codes, m absmax, v codes, v absmax
+declareNonDifferentiable(['adamw8bitUpdate'], 'optimizer update, written in place; never on a gradient tape');
 
 /** One AdamW step in place with 8-bit block-wise moments (same options as adamwUpdate). */
 export function adamw8bitUpdate(param: Tensor, grad: Tensor, state: Int8AdamState, opts: AdamWOptions): void {
