@@ -1,8 +1,12 @@
 /**
  * `stackwise eval <run-dir|checkpoint>`: measures a trained model.
- *   --split val|test (default val): perplexity on that split of the run's corpus (CLM), or
- *     masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions masked, seeded;
- *     a model with a time embedding is given r = 0.15 for every row).
+ *   --split val|test (default val): perplexity and bits per byte on that split of the run's corpus
+ *     (CLM), or masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions
+ *     masked, seeded; a model with a time embedding is given r = 0.15 for every row). Masked
+ *     diffusion also gets the NELBO perplexity bound (training/eval/nelbo.ts; --elbo-samples draws
+ *     per window, --seed), and time-as-depth runs the bound of their depth unroll too.
+ *   --task samples --judge <causal run>: generative perplexity and unigram entropy of samples
+ *     drawn with the run's own sampler (training/eval/sample-quality.ts).
  *   --task sentiment: a downstream probe — the frozen model's mean-pooled final hidden states of
  *     the labelled sentiment sentences (Amazon / IMDB / Yelp) feed a logistic-regression head
  *     trained on the train split; accuracy on the held-out test split (and validation).
@@ -13,12 +17,35 @@ import * as E from '../engine/index.js';
 import { Xoshiro128, combineSeeds, loadCorpus, splitDocuments, type CorpusSpec, type Document } from '../data/index.js';
 import { syntheticTokenData } from '../framework/data-source.js';
 import { inference } from '../training/sampling/index.js';
-import { loadRun, type LoadedRun } from './sample.js';
-import { UsageError, createProgress, parseChoice, parsePositiveInt, printJson, runCommand } from './output.js';
+import { loadRun, depthScheduleOf, type LoadedRun } from './sample.js';
+import { diffusionBounds, generateSamples, sampleQuality, utf8Bytes, type DiffusionBounds, type SampleQuality, type SamplerKind } from '../training/eval/index.js';
+import { UsageError, createProgress, parseChoice, parseNonNegativeInt, parsePositiveInt, printJson, runCommand } from './output.js';
+import { InvalidArgumentError } from 'commander';
+
+function parseElboSamples(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError(`--elbo-samples: expected an integer ≥ 2 (draws per window; two at least for a standard error), found '${value}'`);
+  return n;
+}
+
+function parseTemperature(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`--temperature: expected a number ≥ 0, found '${value}'`);
+  return n;
+}
 
 export interface EvalOptions {
   split?: 'val' | 'test';
-  task?: 'lm' | 'sentiment';
+  task?: 'lm' | 'sentiment' | 'samples';
+  /** Masked diffusion: Monte Carlo draws per window of the NELBO bound (default 8). */
+  elboSamples?: number;
+  seed?: number;
+  /** --task samples: the causal run that judges the samples, how many, their length, sampling. */
+  judge?: string;
+  samples?: number;
+  sampleLength?: number;
+  temperature?: number;
+  steps?: number;
   maxTokens?: number;
   /** --task sentiment: use only this many sentences (spread evenly over the corpus). */
   maxExamples?: number;
@@ -39,6 +66,11 @@ export interface LmEvalResult {
   loss: number;
   perplexity: number | null;
   masked_accuracy: number | null;
+  /** UTF-8 bytes of the scored text (null without a tokenizer) and bits per byte (CLM: exact; diffusion: the NELBO bound's). */
+  bytes: number | null;
+  bits_per_byte: number | null;
+  /** Masked diffusion: the NELBO perplexity bound(s). */
+  nelbo: DiffusionBounds | null;
 }
 
 export interface SentimentEvalResult {
@@ -157,6 +189,17 @@ export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): 
   });
   progress.stop();
   const mean = nll / scored;
+  // The text scored: targets ids[1 .. W·S] (CLM) or the windows ids[0 .. W·S) (masked).
+  const text = clm ? ids.subarray(1, windows * S + 1) : ids.subarray(0, windows * S);
+  const bytes = run.tokenizer ? utf8Bytes(run.tokenizer, text) : null;
+  const nelbo = run.objective === 'diffusion'
+    ? diffusionBounds(run.model, ids.subarray(0, windows * S), S, {
+      maskTokenId: mask!, samples: opts.elboSamples ?? DEFAULT_ELBO_SAMPLES, seed: opts.seed ?? 0, batchSize: B, bytes,
+      // Time-as-depth runs (left→right and right→left) also get the bound of their depth unroll.
+      depthSchedule: run.phase.data?.mask?.kind === 'depth' ? depthScheduleOf(run) : undefined,
+      onProgress: progressOn ? progressLines() : undefined,
+    })
+    : null;
   return {
     task: 'lm',
     checkpoint: resolve(run.checkpoint),
@@ -168,6 +211,21 @@ export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): 
     loss: mean,
     perplexity: clm ? Math.exp(mean) : null,
     masked_accuracy: clm ? null : correct / scored,
+    bytes,
+    bits_per_byte: clm && bytes ? (mean * scored) / (Math.LN2 * bytes) : nelbo?.continuous.bits_per_byte ?? null,
+    nelbo,
+  };
+}
+
+const DEFAULT_ELBO_SAMPLES = 8;
+
+/** One progress bar per bound. */
+function progressLines(): (bound: string, done: number, total: number) => void {
+  const bars = new Map<string, ReturnType<typeof createProgress>>();
+  return (bound, done, total) => {
+    if (!bars.has(bound)) bars.set(bound, createProgress({ total, label: `NELBO ${bound}`, unit: 'rows', enabled: true }));
+    bars.get(bound)!.update(done);
+    if (done >= total) bars.get(bound)!.stop();
   };
 }
 
@@ -290,10 +348,72 @@ export function evalSentiment(run: LoadedRun, opts: EvalOptions, progressOn: boo
   };
 }
 
-export function runEval(target: string, opts: EvalOptions, progressOn = false): LmEvalResult | SentimentEvalResult {
+export interface SamplesEvalResult extends SampleQuality {
+  task: 'samples';
+  checkpoint: string;
+  step: number;
+  sampler: SamplerKind;
+  /** Diffusion: denoising steps (null: one token per step); depth: the stacks. */
+  steps: number | null;
+  temperature: number;
+  judge: string;
+  /** The same figures for windows of real text (the split), as the yardstick. */
+  reference: SampleQuality & { split: string };
+}
+
+/**
+ * --task samples: N samples with the run's own sampler (causal: left to right after EOS;
+ * time-as-depth: the depth unroll; other diffusion runs: masked-diffusion steps), judged by a causal run.
+ */
+export function evalSamples(run: LoadedRun, opts: EvalOptions): SamplesEvalResult {
+  if (!opts.judge) throw new UsageError('--task samples needs --judge <causal run folder or checkpoint>');
+  if (!run.tokenizer) throw new Error('--task samples needs a run trained on text (with a tokenizer): the judge reads the samples as text');
+  const sampler: SamplerKind = run.objective === 'clm' ? 'clm' : run.objective === 'diffusion' ? (run.phase.data?.mask?.kind === 'depth' ? 'depth' : 'diffusion') : (() => { throw new Error('--task samples: an MLM run is not a generative model; give a causal or masked-diffusion run'); })();
+  if (sampler !== 'diffusion' && opts.steps !== undefined) throw new UsageError(`--steps applies to masked-diffusion sampling; this run samples with the ${sampler === 'clm' ? 'causal' : 'depth-unroll'} sampler`);
+  const judgeRun = loadRun(opts.judge, opts.backend ? { backend: opts.backend } : {});
+  try {
+    if (judgeRun.objective !== 'clm' || judgeRun.model.timeEmbedding) throw new Error(`--judge ${opts.judge}: the judge must be a causal LM run (its objective is ${judgeRun.objective})`);
+    if (!judgeRun.tokenizer) throw new Error(`--judge ${opts.judge}: the judge must read text (it has no tokenizer)`);
+    const judge = { model: judgeRun.model, tokenizer: judgeRun.tokenizer, seqLen: judgeRun.phase.data!.seq_len, startTokenId: judgeRun.tokenizer.special.EOS };
+    const count = opts.samples ?? 16;
+    const length = opts.sampleLength ?? run.phase.data!.seq_len;
+    const temperature = opts.temperature ?? 1;
+    const tok = run.tokenizer;
+    const special = [tok.special.PAD, tok.special.MASK, tok.special.CLS, tok.special.SEP, tok.special.BOS].filter((x, i, a) => x !== tok.special.EOS && a.indexOf(x) === i);
+    const samples = generateSamples(run.model, {
+      sampler, count, length, temperature, seed: opts.seed ?? 0, excludeIds: special,
+      ...(sampler === 'clm' ? { startTokenId: tok.special.EOS } : { maskTokenId: run.maskTokenId! }),
+      ...(sampler === 'depth' ? { schedule: depthScheduleOf(run) } : {}),
+      ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+    });
+    const source = { tokenizer: tok, separatorId: tok.special.EOS };
+    const split = opts.split ?? 'val';
+    const ids = splitTokens(run, split);
+    if (ids.length < count * length) throw new Error(`the ${split} split holds ${ids.length} tokens, fewer than ${count} reference windows of ${length}`);
+    const stride = Math.floor(ids.length / count);
+    const real = Array.from({ length: count }, (_, c) => [...ids.subarray(c * stride, c * stride + length)]);
+    return {
+      task: 'samples', checkpoint: resolve(run.checkpoint), step: run.step, sampler,
+      steps: sampler === 'diffusion' ? (opts.steps ?? null) : sampler === 'depth' ? run.model.rack.numStacks : null,
+      temperature, judge: resolve(judgeRun.checkpoint),
+      ...sampleQuality(samples, judge, source),
+      reference: { split, ...sampleQuality(real, judge, source) },
+    };
+  } finally {
+    judgeRun.model.dispose();
+  }
+}
+
+export function runEval(target: string, opts: EvalOptions, progressOn = false): LmEvalResult | SentimentEvalResult | SamplesEvalResult {
   if (opts.task === 'sentiment' && opts.split !== undefined) throw new UsageError('--split applies to the language-model evaluation; --task sentiment uses its own train/val/test split of the sentiment sentences');
+  if (opts.task !== 'samples' && (opts.judge !== undefined || opts.samples !== undefined || opts.sampleLength !== undefined || opts.temperature !== undefined || opts.steps !== undefined)) {
+    throw new UsageError('--judge, --samples, --sample-length, --temperature and --steps apply to --task samples');
+  }
+  if (opts.task !== undefined && opts.task !== 'lm' && opts.elboSamples !== undefined) throw new UsageError('--elbo-samples applies to the language-model evaluation (--task lm) of a masked-diffusion run');
   const run = loadRun(target, opts.backend ? { backend: opts.backend } : {});
   try {
+    if (opts.elboSamples !== undefined && run.objective !== 'diffusion') throw new UsageError(`--elbo-samples: the NELBO bound is for masked-diffusion runs; this run's objective is ${run.objective}`);
+    if (opts.task === 'samples') return evalSamples(run, opts);
     return opts.task === 'sentiment' ? evalSentiment(run, opts, progressOn) : evalLm(run, opts, progressOn);
   } finally {
     run.model.dispose();
@@ -306,7 +426,14 @@ export function registerEvalCommand(program: Command): void {
     .description('evaluate a trained model: perplexity (CLM) or masked-token accuracy (MLM) on a split, or a downstream sentiment probe')
     .argument('<run-dir|checkpoint>', 'run folder (newest checkpoint) or checkpoint folder')
     .option('--split <split>', 'val | test (default val): the split of the run\'s corpus', parseChoice(['val', 'test'] as const))
-    .option('--task <task>', 'lm (default) | sentiment: probe a classification head on the frozen model\'s mean-pooled features', parseChoice(['lm', 'sentiment'] as const))
+    .option('--task <task>', 'lm (default) | sentiment: probe a classification head on the frozen model\'s mean-pooled features | samples: generative perplexity under --judge and entropy of samples', parseChoice(['lm', 'sentiment', 'samples'] as const))
+    .option('--elbo-samples <n>', 'masked diffusion: Monte Carlo draws per window of the NELBO perplexity bound (default 8; ≥ 2)', parseElboSamples)
+    .option('--seed <n>', 'seed of the NELBO draws / the samples (default 0)', parseNonNegativeInt)
+    .option('--judge <run>', '--task samples: a causal LM run folder or checkpoint that scores the samples')
+    .option('--samples <n>', '--task samples: how many samples (default 16)', parsePositiveInt)
+    .option('--sample-length <n>', '--task samples: tokens per sample (default: the run\'s seq_len)', parsePositiveInt)
+    .option('--temperature <T>', '--task samples: sampling temperature (default 1: ancestral sampling)', parseTemperature)
+    .option('--steps <n>', '--task samples: denoising steps of masked-diffusion sampling (default: one token per step)', parsePositiveInt)
     .option('--max-tokens <n>', 'evaluate at most n tokens of the split (default 65536)', parsePositiveInt)
     .option('--max-examples <n>', '--task sentiment: use only n of the 3000 sentences (spread over the corpus; quicker)', parsePositiveInt)
     .option('--batch-size <n>', 'windows per forward pass (default: the run\'s batch_size)', parsePositiveInt)
@@ -320,7 +447,18 @@ export function registerEvalCommand(program: Command): void {
         if (opts.json) { printJson({ ok: true, ...r }); return; }
         if (r.task === 'lm') {
           const what = r.perplexity !== null ? `perplexity ${r.perplexity.toFixed(2)}` : `masked-token accuracy ${(100 * r.masked_accuracy!).toFixed(2)}%`;
-          process.stdout.write(`${r.split}: loss ${r.loss.toFixed(4)}, ${what} (${r.scored} scored tokens; ${r.objective}; step ${r.step})\n`);
+          const bpb = r.perplexity !== null && r.bits_per_byte !== null ? `, ${r.bits_per_byte.toFixed(4)} bits per byte` : '';
+          process.stdout.write(`${r.split}: loss ${r.loss.toFixed(4)}, ${what}${bpb} (${r.scored} scored tokens; ${r.objective}; step ${r.step})\n`);
+          for (const b of r.nelbo ? [r.nelbo.continuous, r.nelbo.depth_unroll] : []) {
+            if (!b) continue;
+            const bits = b.bits_per_byte !== null ? `, ${b.bits_per_byte.toFixed(4)} ± ${b.bits_per_byte_se!.toFixed(4)} bits per byte` : '';
+            process.stdout.write(`  NELBO, ${b.label}: ${b.nelbo.toFixed(4)} ± ${b.nelbo_se.toFixed(4)} nats/token, perplexity ≤ ${b.perplexity_bound.toFixed(2)} ± ${b.perplexity_bound_se.toFixed(2)}${bits} (${b.samples} draws × ${b.windows} windows of ${b.seq_len})\n`);
+          }
+        } else if (r.task === 'samples') {
+          process.stdout.write(
+            `${r.samples} samples of ${r.length} tokens (${r.sampler} sampler, temperature ${r.temperature}): generative perplexity ${r.generative_perplexity.toFixed(2)}, ` +
+              `entropy ${r.entropy.toFixed(3)} ± ${r.entropy_se.toFixed(3)} nats; ${r.reference.split} text: ${r.reference.generative_perplexity.toFixed(2)}, entropy ${r.reference.entropy.toFixed(3)} (judge ${r.judge})\n`,
+          );
         } else {
           process.stdout.write(
             `sentiment probe on ${r.features} mean-pooled features: test accuracy ${(100 * r.test_accuracy).toFixed(1)}% ` +

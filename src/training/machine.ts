@@ -484,7 +484,7 @@ export class TrainingMachine {
   evaluate(reason: EvalMetrics['reason'] = 'manual'): EvalMetrics | undefined {
     const phaseIndex = Math.max(0, this.currentPhase);
     const at = { step: this.controller.currentStep, t: this.controller.t, phase: this.schedule.phases[phaseIndex]!.name, phaseIndex };
-    const ev = evaluateModel(this.model, this.data, at, reason);
+    const ev = evaluateModel(this.model, this.data, at, reason, { elboSamples: this.config.training.eval_elbo_samples });
     if (!ev) return undefined;
     this.stats.lastEval = ev;
     this.logger?.eval(ev);

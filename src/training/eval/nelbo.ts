@@ -33,6 +33,7 @@
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import type { Model } from '../../nn/index.js';
+import type { Tokenizer } from '../../data/index.js';
 import { rngFor } from '../../data/rng.js';
 import { NoiseSchedule } from '../objectives/noise.js';
 import { inference } from '../sampling/common.js';
@@ -342,4 +343,53 @@ export function depthUnrollNelbo(model: Model, ids: Int32Array, seqLen: number, 
 /** Bits per byte of `nats` spread over `bytes` bytes of UTF-8 text (null without bytes). */
 export function bitsPerByte(nats: number, bytes: number): number | null {
   return bytes > 0 ? nats / (Math.LN2 * bytes) : null;
+}
+
+/** UTF-8 bytes of the text `ids` stand for (special tokens, such as the EOS between documents, count 0). */
+export function utf8Bytes(tokenizer: Tokenizer, ids: ArrayLike<number>): number {
+  return Buffer.byteLength(tokenizer.decode(ids, { skipSpecial: true }), 'utf8');
+}
+
+/** A bound with its bits per byte (null when the text's bytes are unknown). */
+export interface LabelledBound extends NelboEstimate {
+  label: string;
+  bits_per_byte: number | null;
+  bits_per_byte_se: number | null;
+}
+
+export interface DiffusionBounds {
+  samples: number;
+  seed: number;
+  /** The plain model: the continuous-time bound, every stack on every input. */
+  continuous: LabelledBound;
+  /** Time-as-depth runs: the bound of the model as it samples (the depth unroll); else null. */
+  depth_unroll: LabelledBound | null;
+}
+
+export interface DiffusionBoundsOptions extends Omit<NelboOptions, 'onProgress'> {
+  /** UTF-8 bytes of the windows' text (for bits per byte), or null. */
+  bytes: number | null;
+  /** The depth unroll's noise levels (one per stack): also bound the model as it samples. */
+  depthSchedule?: NoiseSchedule | readonly number[];
+  onProgress?: (bound: NelboKind, done: number, total: number) => void;
+}
+
+function labelled(e: NelboEstimate, label: string, bytes: number | null): LabelledBound {
+  const bpb = bytes === null ? null : bitsPerByte(e.total_nats, bytes);
+  return { label, ...e, bits_per_byte: bpb, bits_per_byte_se: bpb === null ? null : bitsPerByte(e.total_nats_se, bytes!) };
+}
+
+/** The continuous-time bound of a masked-diffusion model, and its depth unroll's when a schedule is given. */
+export function diffusionBounds(model: Model, ids: Int32Array, seqLen: number, opts: DiffusionBoundsOptions): DiffusionBounds {
+  const base: NelboOptions = { maskTokenId: opts.maskTokenId, samples: opts.samples, seed: opts.seed ?? 0, ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}) };
+  const continuous = maskedDiffusionNelbo(model, ids, seqLen, { ...base, onProgress: (d, t) => opts.onProgress?.('continuous', d, t) });
+  const depth = opts.depthSchedule
+    ? depthUnrollNelbo(model, ids, seqLen, opts.depthSchedule, { ...base, onProgress: (d, t) => opts.onProgress?.('depth_unroll', d, t) })
+    : null;
+  return {
+    samples: opts.samples,
+    seed: base.seed!,
+    continuous: labelled(continuous, 'plain model (continuous-time bound)', opts.bytes),
+    depth_unroll: depth ? labelled(depth, 'as it samples (depth unroll through the stacks)', opts.bytes) : null,
+  };
 }
