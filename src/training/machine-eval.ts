@@ -12,6 +12,9 @@ import type { EvalMetrics } from './hooks.js';
 import { preparedLoss } from './objectives/loss.js';
 import { maskedDiffusionNelbo } from './eval/nelbo.js';
 
+/** Draws per validation window of the NELBO bound when training.eval_elbo_samples is unset. */
+export const DEFAULT_EVAL_ELBO_SAMPLES = 4;
+
 /** Where the evaluation happens (the machine's position). */
 export interface EvalPoint {
   step: number;

@@ -59,7 +59,7 @@ import { ProgressivePlane } from './progressive-plane.js';
 import { usesProgressivePlane } from './progressive/config.js';
 import { preparedTargets } from './objectives/loss.js';
 import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, progressivePlaneOf } from './machine-planes.js';
-import { evaluateModel } from './machine-eval.js';
+import { DEFAULT_EVAL_ELBO_SAMPLES, evaluateModel } from './machine-eval.js';
 import { RunStats } from './machine-stats.js';
 import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
 
@@ -484,7 +484,7 @@ export class TrainingMachine {
   evaluate(reason: EvalMetrics['reason'] = 'manual'): EvalMetrics | undefined {
     const phaseIndex = Math.max(0, this.currentPhase);
     const at = { step: this.controller.currentStep, t: this.controller.t, phase: this.schedule.phases[phaseIndex]!.name, phaseIndex };
-    const ev = evaluateModel(this.model, this.data, at, reason, { elboSamples: this.config.training.eval_elbo_samples });
+    const ev = evaluateModel(this.model, this.data, at, reason, { elboSamples: this.config.training.eval_elbo_samples ?? DEFAULT_EVAL_ELBO_SAMPLES });
     if (!ev) return undefined;
     this.stats.lastEval = ev;
     this.logger?.eval(ev);
