@@ -55,7 +55,7 @@ export async function runTrain(configArg: string | undefined, opts: TrainCommand
     },
     onEval(e) {
       lastEval = e;
-      if (json) printJson({ type: 'eval', step: e.step, t: e.t, phase: e.phase, val_loss: e.loss, val_perplexity: e.perplexity, reason: e.reason });
+      if (json) printJson({ type: 'eval', step: e.step, t: e.t, phase: e.phase, val_loss: e.loss, val_perplexity: e.perplexity, reason: e.reason, ...(e.nelbo !== undefined ? { nelbo: e.nelbo, nelbo_se: e.nelbo_se, perplexity_bound: e.perplexity_bound, elbo_samples: e.elbo_samples } : {}) });
     },
     onPhaseStart(phase, machine, ctx) {
       const stacks = machine.model.model.rack.numStacks;
@@ -149,7 +149,7 @@ function printSummary(s: TrainSummary): void {
   for (const p of s.phases) {
     lines.push(`  phase ${p.name.padEnd(12)} ${String(p.steps).padStart(6)} steps  loss ${Number.isFinite(p.final_loss) ? p.final_loss.toFixed(4) : 'n/a'}${p.val_loss !== null ? `  val loss ${p.val_loss.toFixed(4)}  val ppl ${p.val_perplexity!.toFixed(2)}` : ''}`);
   }
-  if (s.val_loss !== null) lines.push(`final validation loss ${s.val_loss.toFixed(4)}, perplexity ${s.val_perplexity!.toFixed(2)}`);
+  if (s.val_loss !== null) lines.push(`final validation loss ${s.val_loss.toFixed(4)}, perplexity ${s.val_perplexity!.toFixed(2)}${s.val_perplexity_bound !== undefined ? `; NELBO perplexity bound ${s.val_perplexity_bound.toFixed(2)} ± ${s.val_perplexity_bound_se!.toFixed(2)}` : ''}`);
   else lines.push('no validation split: no validation loss');
   lines.push(`run folder: ${s.run_dir}`);
   if (s.report) lines.push(`report:     ${resolve(s.report)}`);

@@ -121,6 +121,15 @@ export interface EvalMetrics {
   tokens: number;
   scored: number;
   reason: 'periodic' | 'phase_end' | 'final' | 'manual';
+  /**
+   * Masked diffusion (training.eval_elbo_samples ≥ 2): the continuous-time NELBO of the validation
+   * windows in nats per token, its Monte Carlo standard error, exp(nelbo) (a perplexity upper
+   * bound) and the draws per window.
+   */
+  nelbo?: number;
+  nelbo_se?: number;
+  perplexity_bound?: number;
+  elbo_samples?: number;
 }
 
 export interface PhaseResult {

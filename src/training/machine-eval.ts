@@ -7,9 +7,13 @@
 // machine records the result (last evaluation, metrics log, callbacks). Package-internal.
 
 import * as E from '../engine/index.js';
-import type { BatchSource, ModelAdapter } from '../framework/index.js';
+import type { BatchSource, DataBatch, ModelAdapter } from '../framework/index.js';
 import type { EvalMetrics } from './hooks.js';
 import { preparedLoss } from './objectives/loss.js';
+import { maskedDiffusionNelbo } from './evaluation/nelbo.js';
+
+/** Draws per validation window of the NELBO bound when training.eval_elbo_samples is unset. */
+export const DEFAULT_EVAL_ELBO_SAMPLES = 4;
 
 /** Where the evaluation happens (the machine's position). */
 export interface EvalPoint {
@@ -23,7 +27,7 @@ export interface EvalPoint {
  * @internal Scores `data`'s validation batches at `at`; undefined when there are none (or none
  * scores a position). `loss` is the objective's (weighted) loss, `nll` the unweighted one.
  */
-export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPoint, reason: EvalMetrics['reason']): EvalMetrics | undefined {
+export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPoint, reason: EvalMetrics['reason'], opts: { elboSamples?: number } = {}): EvalMetrics | undefined {
   const { step, t } = at;
   const batches = data.evalBatches?.(step, t) ?? [];
   if (batches.length === 0) return undefined;
@@ -54,6 +58,7 @@ export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPo
   }
   if (scored === 0) return undefined;
   const nll = nllSum / scored;
+  const bound = diffusionBound(model, data, batches, opts.elboSamples ?? 0);
   return {
     step,
     t,
@@ -66,5 +71,25 @@ export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPo
     tokens,
     scored,
     reason,
+    ...bound,
   };
+}
+
+/**
+ * Masked diffusion: the continuous-time NELBO bound of the validation windows (evaluation/nelbo.ts),
+ * `samples` stratified draws per window from seed 0. The clean windows are the batches' inputs
+ * with their masked positions restored from the targets.
+ */
+function diffusionBound(model: ModelAdapter, data: BatchSource, batches: readonly DataBatch[], samples: number): Pick<EvalMetrics, 'nelbo' | 'nelbo_se' | 'perplexity_bound' | 'elbo_samples'> {
+  const spec = data.getBatchSpec();
+  if (samples < 2 || spec.objective !== 'diffusion' || spec.mask_token_id === undefined || batches.length === 0) return {};
+  const S = batches[0]!.seqLen;
+  const clean = new Int32Array(batches.reduce((n, b) => n + b.batch * b.seqLen, 0));
+  let off = 0;
+  for (const b of batches) {
+    for (let i = 0; i < b.inputIds.length; i++) clean[off + i] = b.targets[i] === -100 ? b.inputIds[i]! : b.targets[i]!;
+    off += b.inputIds.length;
+  }
+  const e = maskedDiffusionNelbo(model.model, clean, S, { maskTokenId: spec.mask_token_id, samples, seed: 0, batchSize: batches[0]!.batch });
+  return { nelbo: e.nelbo, nelbo_se: e.nelbo_se, perplexity_bound: e.perplexity_bound, elbo_samples: samples };
 }

@@ -61,7 +61,7 @@ import { ProgressivePlane } from './progressive-plane.js';
 import { IMPLICIT_GROWTH, changesStacks, usesProgressivePlane } from './progressive/config.js';
 import { preparedTargets } from './objectives/loss.js';
 import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, modelPlaneOf } from './machine-planes.js';
-import { evaluateModel } from './machine-eval.js';
+import { DEFAULT_EVAL_ELBO_SAMPLES, evaluateModel } from './machine-eval.js';
 import { RunStats } from './machine-stats.js';
 import { assemblePlanesOf, modelSpecs, type AssembledPlanes, type MachineState } from './machine-inspect.js';
 import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
@@ -584,7 +584,7 @@ export class TrainingMachine {
   evaluate(reason: EvalMetrics['reason'] = 'manual'): EvalMetrics | undefined {
     const phaseIndex = Math.max(0, this.currentPhase);
     const at = { step: this.controller.currentStep, t: this.controller.t, phase: this.schedule.phases[phaseIndex]!.name, phaseIndex };
-    const ev = evaluateModel(this.model, this.data, at, reason);
+    const ev = evaluateModel(this.model, this.data, at, reason, { elboSamples: this.config.training.eval_elbo_samples ?? DEFAULT_EVAL_ELBO_SAMPLES });
     if (!ev) return undefined;
     this.stats.lastEval = ev;
     this.logger?.eval(ev);

@@ -223,6 +223,10 @@ export const trainingSchema = z.strictObject({
   /** Evaluate on the validation split every N steps (0: only at phase ends and at the end). */
   eval_every: nonNegInt.default(0),
   eval_at_phase_end: z.boolean().default(true),
+  // No schema default: the resolved config of a run written before this key existed stays
+  // unchanged (a checkpoint compares it), so older runs still load.
+  /** Masked diffusion: Monte Carlo draws per validation window of the NELBO perplexity bound at each evaluation (0: none; else ≥ 2; unset: 4). */
+  eval_elbo_samples: nonNegInt.refine((n) => n !== 1, '0 (no bound) or an integer ≥ 2 (draws per window; two at least for a standard error)').optional(),
   /** Checkpoint every N steps (0: only at the end, and at phase ends if asked). */
   checkpoint_every: nonNegInt.default(0),
   checkpoint_at_phase_end: z.boolean().default(false),

@@ -8,7 +8,8 @@
  *                      iteration; loss: train_loss; lr: learning_rate; tokens_per_s: tokens_per_sec,
  *                      tokensPerSec, throughput; phase: phase_name]
  *   eval / val         {t, step, val_loss, val_ppl}               [val_loss: eval_loss, validation_loss,
- *                      or loss in an eval record; val_ppl: ppl, perplexity]
+ *                      or loss in an eval record; val_ppl: ppl, perplexity; masked diffusion:
+ *                      perplexity_bound and nelbo_se → val_ppl_bound, val_ppl_bound_se]
  *   grow | freeze | adapters | quantize  (as kind, or kind 'event' with event/action = one of them)
  *                      {t, step, description}                     [description: message, detail, text]
  *   any record with `stacks`: a stack snapshot at its t — [{index, state}], ['frozen', 'trainable', …],
@@ -28,7 +29,7 @@ import { readJsonl, type MetricsRecord } from '../metrics-jsonl.js';
 import { extent } from './svg.js';
 import {
   emptyRunReportData, STACK_STATES,
-  type ReportPhase, type ReportResources, type ReportStackEntry, type RunEventKind, type RunReportData, type StackState, type SummaryValue,
+  type ReportEval, type ReportPhase, type ReportResources, type ReportStackEntry, type RunEventKind, type RunReportData, type StackState, type SummaryValue,
 } from './types.js';
 
 type Rec = Record<string, unknown>;
@@ -304,7 +305,13 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       const valLoss = num(pick(r, VAL_LOSS_KEYS)) ?? (['eval', 'val', 'validation', 'evaluation'].includes(k) ? num(pick(r, LOSS_KEYS)) : undefined);
       const isEval = ['eval', 'val', 'validation', 'evaluation'].includes(k) || (k === '' && valLoss !== undefined);
       if (isEval) {
-        const ev = { t: NaN, step: stepNum ?? null, val_loss: valLoss ?? null, val_ppl: num(pick(r, VAL_PPL_KEYS)) ?? null };
+        const ev: ReportEval = { t: NaN, step: stepNum ?? null, val_loss: valLoss ?? null, val_ppl: num(pick(r, VAL_PPL_KEYS)) ?? null };
+        const bound = num(r.perplexity_bound);
+        if (bound !== undefined) {
+          ev.val_ppl_bound = bound;
+          const se = num(r.nelbo_se);
+          ev.val_ppl_bound_se = se === undefined ? null : bound * se;
+        }
         const t = tOf(r, (x) => { ev.t = x; });
         if (t !== undefined) ev.t = t;
         if (ev.val_loss !== null || ev.val_ppl !== null) data.evals.push(ev);

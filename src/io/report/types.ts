@@ -34,6 +34,9 @@ export interface ReportEval {
   step?: number | null;
   val_loss: number | null;
   val_ppl?: number | null;
+  /** Masked diffusion: the NELBO perplexity bound and its standard error. */
+  val_ppl_bound?: number | null;
+  val_ppl_bound_se?: number | null;
 }
 
 export interface ReportEvent {

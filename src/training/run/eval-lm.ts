@@ -9,12 +9,23 @@ import * as E from '../../engine/index.js';
 import { Xoshiro128, combineSeeds, loadCorpus, splitDocuments, type CorpusSpec } from '../../data/index.js';
 import { syntheticTokenData } from '../../framework/data-source.js';
 import { inference } from '../sampling/index.js';
+import { diffusionBounds, utf8Bytes, type DiffusionBounds } from '../evaluation/index.js';
 import { noProgress, type ProgressFactory } from './errors.js';
-import type { LoadedRun } from './load-run.js';
+import { depthScheduleOf, type LoadedRun } from './load-run.js';
 
 export interface EvalOptions {
   split?: 'val' | 'test';
-  task?: 'lm' | 'sentiment';
+  task?: 'lm' | 'sentiment' | 'samples';
+  /** Masked diffusion: Monte Carlo draws per window of the NELBO bound (default DEFAULT_ELBO_SAMPLES). */
+  elboSamples?: number;
+  /** Seed of the NELBO draws / the samples (default 0). */
+  seed?: number;
+  /** --task samples: the causal run that judges the samples, how many, their length, sampling. */
+  judge?: string;
+  samples?: number;
+  sampleLength?: number;
+  temperature?: number;
+  steps?: number;
   maxTokens?: number;
   /** --task sentiment: use only this many sentences (spread evenly over the corpus). */
   maxExamples?: number;
@@ -34,7 +45,15 @@ export interface LmEvalResult {
   loss: number;
   perplexity: number | null;
   masked_accuracy: number | null;
+  /** UTF-8 bytes of the scored text (null without a tokenizer) and bits per byte (CLM: exact; diffusion: the NELBO bound's). */
+  bytes: number | null;
+  bits_per_byte: number | null;
+  /** Masked diffusion: the NELBO perplexity bound(s). */
+  nelbo: DiffusionBounds | null;
 }
+
+/** Monte Carlo draws per window of the NELBO bound when --elbo-samples is not given. */
+export const DEFAULT_ELBO_SAMPLES = 8;
 
 function corpusSpec(run: LoadedRun): CorpusSpec | null {
   const c = run.data?.corpus;
@@ -137,6 +156,23 @@ export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: Progres
   });
   bar.stop();
   const mean = nll / scored;
+  // The text scored: targets ids[1 .. W·S] (CLM) or the windows ids[0 .. W·S) (masked).
+  const text = clm ? ids.subarray(1, windows * S + 1) : ids.subarray(0, windows * S);
+  const bytes = run.tokenizer ? utf8Bytes(run.tokenizer, text) : null;
+  let nelbo: DiffusionBounds | null = null;
+  if (run.objective === 'diffusion') {
+    const bars = new Map<string, ReturnType<ProgressFactory>>();
+    nelbo = diffusionBounds(run.model, ids.subarray(0, windows * S), S, {
+      maskTokenId: mask!, samples: opts.elboSamples ?? DEFAULT_ELBO_SAMPLES, seed: opts.seed ?? 0, batchSize: B, bytes,
+      // Time-as-depth runs (left→right and right→left) also get the bound of their depth unroll.
+      depthSchedule: run.data?.mask?.kind === 'depth' ? depthScheduleOf(run) : undefined,
+      onProgress: (bound, done, total) => {
+        if (!bars.has(bound)) bars.set(bound, progress({ total, label: `NELBO ${bound}`, unit: 'rows' }));
+        bars.get(bound)!.update(done);
+        if (done >= total) bars.get(bound)!.stop();
+      },
+    });
+  }
   return {
     task: 'lm',
     checkpoint: resolve(run.checkpoint),
@@ -148,6 +184,9 @@ export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: Progres
     loss: mean,
     perplexity: clm ? Math.exp(mean) : null,
     masked_accuracy: clm ? null : correct / scored,
+    bytes,
+    bits_per_byte: clm && bytes ? (mean * scored) / (Math.LN2 * bytes) : nelbo?.continuous.bits_per_byte ?? null,
+    nelbo,
   };
 }
 

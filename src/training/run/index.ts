@@ -8,6 +8,7 @@ export * from './errors.js';
 export * from './load-run.js';
 export * from './sample.js';
 export * from './eval-lm.js';
+export * from './eval-samples.js';
 export * from './probe.js';
 export * from './eval.js';
 export * from './train.js';

@@ -147,6 +147,9 @@ export interface TrainSummary {
   final_loss: number;
   val_loss: number | null;
   val_perplexity: number | null;
+  /** Masked diffusion: the NELBO perplexity bound of the final evaluation and its standard error. */
+  val_perplexity_bound?: number;
+  val_perplexity_bound_se?: number;
   tokens_seen: number;
   wall_time_s: number;
   parameters: number;
@@ -168,6 +171,7 @@ export function summarizeTraining(machine: TrainingMachine, result: TrainResult,
     final_loss: result.final_loss,
     val_loss: ev ? ev.nll : null,
     val_perplexity: ev ? ev.perplexity : null,
+    ...(ev?.perplexity_bound !== undefined ? { val_perplexity_bound: ev.perplexity_bound, val_perplexity_bound_se: ev.perplexity_bound * ev.nelbo_se! } : {}),
     tokens_seen: result.tokens_seen,
     wall_time_s: result.wall_time_s,
     parameters: machine.model.numParameters(),
