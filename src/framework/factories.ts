@@ -6,7 +6,7 @@ import { ModelAdapter } from './model-adapter.js';
 import { OptimizerAdapter, createOptimizer, optimizerSpecOf } from './optimizer-adapter.js';
 import { loadTokenData, type TokenData } from './data-source.js';
 import type { AttentionKindConfig, DataPlaneConfig, ModelPlaneConfig, OptimizerPlaneConfig } from './config/schema.js';
-import { Model, bertConfig, gpt2Config, llamaConfig, type ModelConfig } from '../nn/index.js';
+import { Model, bertConfig, gpt2Config, llamaConfig, type AttentionMode, type ModelConfig } from '../nn/index.js';
 import { Optimizer } from '../optim/index.js';
 import type { ObjectiveFactory, ObjectiveName } from './objective.js';
 import { checkCompatibility, IncompatibleSpecsError, type CompatibilityProblem } from './specs/index.js';
@@ -160,7 +160,7 @@ function applyAttentionKind(config: ModelConfig, plane: ModelPlaneConfig, kind: 
 }
 
 /** 'causal' for clm, 'bidirectional' for the masking objectives (what attention 'auto' means). */
-export function attentionFor(objective: ObjectiveKind): 'causal' | 'bidirectional' {
+export function attentionFor(objective: ObjectiveKind): AttentionMode {
   return objective === 'clm' ? 'causal' : 'bidirectional';
 }
 

@@ -2,7 +2,7 @@
 // (with hook overrides), trainable parameters by stable name, which stacks are new, FLOPs per token.
 
 import type { Tensor } from '../engine/index.js';
-import type { Model, Stack } from '../nn/index.js';
+import type { AttentionMode, Model, Stack } from '../nn/index.js';
 import type { EmbeddingSpec } from './specs/embedding.js';
 import type { HeadSpec } from './specs/head.js';
 import type { RackSpec } from './specs/rack.js';
@@ -139,7 +139,7 @@ export class ModelAdapter {
   }
 
   /** Sets causal or bidirectional attention on every block. */
-  setAttentionMode(mode: 'causal' | 'bidirectional'): void {
+  setAttentionMode(mode: AttentionMode): void {
     this.model.setAttentionMode(mode);
   }
 

@@ -5,7 +5,7 @@ import type { RackSpec, StackSpec } from './spec.js';
 import type { LoraTarget } from './lora-names.js';
 import { Module, ModuleList } from './module.js';
 import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Norm } from './layers.js';
-import type { Activation, FfnKind } from './kinds.js';
+import type { Activation, AttentionMode, FfnKind } from './kinds.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
 import { LinearAttention, makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
 import type { BlockConfig, StackConfig } from './config.js';
@@ -109,7 +109,7 @@ export class Block extends Module {
   }
 
   /** Switches between causal and bidirectional attention. */
-  setAttentionMode(mode: 'causal' | 'bidirectional'): void {
+  setAttentionMode(mode: AttentionMode): void {
     this.attn.causal = mode === 'causal';
     this.config.attention = mode;
   }
@@ -187,7 +187,7 @@ export class Stack extends Module {
     return h;
   }
 
-  setAttentionMode(mode: 'causal' | 'bidirectional'): void {
+  setAttentionMode(mode: AttentionMode): void {
     for (const b of this.blocks) b.setAttentionMode(mode);
   }
 
@@ -304,7 +304,7 @@ export class Rack extends Module {
     return h;
   }
 
-  setAttentionMode(mode: 'causal' | 'bidirectional'): void {
+  setAttentionMode(mode: AttentionMode): void {
     for (const s of this.stacks) s.setAttentionMode(mode);
   }
 

@@ -2,7 +2,7 @@
  * Plain, JSON-serialisable descriptions of a model: EmbeddingBlock → Rack(Stacks(Blocks)) → Head.
  * `buildModel(config)` turns one into modules; presets and the Hugging Face importer produce them.
  */
-import type { Activation, AttentionKind, AttentionMode, FfnKind, LinearFeatureMap, NormKind, NormPosition } from './kinds.js';
+import type { Activation, AttentionKind, AttentionMode, Family, FfnKind, LinearFeatureMap, NormKind, NormPosition } from './kinds.js';
 
 /** Multi-head latent attention (DeepSeek-V2 style) sizes. */
 export interface MlaConfig {
@@ -109,7 +109,6 @@ export type HeadConfig =
       finalNorm?: NormConfig | null;
     };
 
-export type Family = 'llama' | 'gpt2' | 'bert' | 'custom';
 
 /**
  * Time-as-input: an embedding of each row's noise ratio r (sinusoidal features → MLP), added to

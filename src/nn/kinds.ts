@@ -2,6 +2,12 @@
 // are the config's (snake_case); the model config (config.ts), the specs and config schema of
 // framework/, the Hugging Face mapping and the CLI all import them from here.
 
+/** The architecture families with a preset (nn/presets.ts) and a Hugging Face mapping (config `model.preset`). */
+export const MODEL_PRESETS = ['llama', 'gpt2', 'bert'] as const;
+export type ModelPreset = (typeof MODEL_PRESETS)[number];
+/** A model config's family: a preset's, or 'custom' for one built by hand. */
+export type Family = ModelPreset | 'custom';
+
 /** causal: a token sees itself and earlier tokens; bidirectional: every (unpadded) token. */
 export const ATTENTION_MODES = ['causal', 'bidirectional'] as const;
 export type AttentionMode = (typeof ATTENTION_MODES)[number];

@@ -12,6 +12,7 @@ import type { ModelConfig, TimeEmbeddingConfig } from './config.js';
 import { checkTimeRatios, TimeEmbedding } from './time-embedding.js';
 import { EmbeddingBlock, type BuildOptions } from './embedding-block.js';
 import { makeHead, type Head, type HeadContext } from './heads.js';
+import type { AttentionMode } from './kinds.js';
 
 export interface ModelInputs {
   /** [B, S] 1 = token, 0 = padding (int32 or float); padded keys get no attention. */
@@ -252,7 +253,7 @@ export class Model extends Module {
   }
 
   /** Switches every block's attention between causal and bidirectional. */
-  setAttentionMode(mode: 'causal' | 'bidirectional'): void {
+  setAttentionMode(mode: AttentionMode): void {
     this.rack.setAttentionMode(mode);
   }
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { benchAttention } from '../../src/engine/ops/attention-bench.js';
-import { crossCheck, gradCheck, assertThrowsWith, hasNative, assertClose, type InputSpec } from './harness.js';
+import { crossCheck, gradCheck, assertThrowsWith, hasNative, assertClose, type InputSpec, noNativeReason } from './harness.js';
 
 /** A [B, Sk] key mask: batch 0 random holes, batch 1 padding at the start, batch 2 fully
  * padded, batch 3 padding at the end; further batches all visible. */
@@ -126,7 +126,7 @@ test('attention: GQA equals MHA with repeated kv heads; single visible key copie
   });
 });
 
-test('attention: native backward is deterministic across thread counts (split kv groups)', { skip: !hasNative }, () => {
+test('attention: native backward is deterministic across thread counts (split kv groups)', { skip: noNativeReason ?? false }, () => {
   const threads = E.engineInfo().threads ?? 1;
   const run = () => E.tidy(() => {
     const be = 'native';

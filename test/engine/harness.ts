@@ -6,7 +6,7 @@
  *    reference backend.
  */
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 
@@ -93,6 +93,10 @@ export interface CheckOptions {
 
 /** Why native-vs-reference checks cannot run here, or null when the addon is loaded. */
 export const noNativeReason: string | null = hasNative ? null : 'native addon not built (npm run build:native): native vs reference cross-checks cannot run';
+
+// Tests that loop over the available backends check only the reference one without the addon:
+// every file using this harness then reports one skipped test saying so, rather than passing quietly.
+if (noNativeReason !== null) test('native backend checks', { skip: noNativeReason }, () => {});
 
 /**
  * Native vs reference in float32: outputs and gradients of every differentiable input. Without the

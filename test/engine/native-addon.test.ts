@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as E from '../../src/engine/index.js';
 import { nativeBackend } from '../../src/engine/setup.js';
 import { h } from '../../src/engine/backends/native/index.js';
-import { assertClose, assertThrowsWith, hasNative, makeValues } from './harness.js';
+import { assertClose, assertThrowsWith, hasNative, makeValues, noNativeReason } from './harness.js';
 
 const engineUrl = new URL('../../src/engine/index.js', import.meta.url).href;
 
@@ -15,7 +15,7 @@ function child(code: string, env: Record<string, string | undefined>): { stdout:
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
-test('the built-in blocked GEMM (used without OpenBLAS) matches the reference', { skip: !hasNative }, () => {
+test('the built-in blocked GEMM (used without OpenBLAS) matches the reference', { skip: noNativeReason ?? false }, () => {
   const addon = nativeBackend!.addon;
   for (const [M, N, K, tA, tB] of [[5, 7, 3, false, false], [64, 65, 300, true, false], [129, 33, 17, false, true], [70, 513, 260, true, true], [1, 1, 1, false, false]] as [number, number, number, boolean, boolean][]) {
     const av = makeValues({ shape: [M * K] }, M), bv = makeValues({ shape: [K * N] }, N);
@@ -27,7 +27,7 @@ test('the built-in blocked GEMM (used without OpenBLAS) matches the reference', 
   }
 });
 
-test('OpenBLAS core: set to SkylakeX on AVX-512 when unset, never overriding the user', { skip: !hasNative }, () => {
+test('OpenBLAS core: set to SkylakeX on AVX-512 when unset, never overriding the user', { skip: noNativeReason ?? false }, () => {
   const info = E.engineInfo();
   assert.ok(info.openblasCore, 'the OpenBLAS core is reported');
   const userSet = child('process.stdout.write(JSON.stringify(E.engineInfo()));', { OPENBLAS_CORETYPE: 'Haswell' });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import type { Tensor, QuantFormat, QuantizedWeight } from '../../src/engine/index.js';
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBFloat16Bits, float32ToFloat16Bits } from '../../src/io/half.js';
-import { crossCheck, gradCheck, assertThrowsWith, assertClose, hasNative, makeValues } from './harness.js';
+import { crossCheck, gradCheck, assertThrowsWith, assertClose, hasNative, makeValues, noNativeReason } from './harness.js';
 
 const BACKENDS = E.availableBackends();
 const CASES: [QuantFormat, boolean][] = [['nf4', false], ['nf4', true], ['int8', false], ['fp16', false], ['bf16', false]];
@@ -69,7 +69,7 @@ test('NF4 levels and the double-quantization map', () => {
   assert.ok(Math.abs(code[0] + 0.99296875) < 1e-6);
 });
 
-test('quantize/dequantize: native and reference are bit-identical (all formats, awkward shapes)', { skip: !hasNative }, () => {
+test('quantize/dequantize: native and reference are bit-identical (all formats, awkward shapes)', { skip: noNativeReason ?? false }, () => {
   // [1,1]: one element; [3,7]: odd count, partial block; [130,300]: 610 blocks = 3 scale blocks;
   // [2, 16400]: 513 blocks (a second-level block of one scale); [257, 64]: int8 rows, parallel paths.
   const shapes: [number, number][] = [[1, 1], [3, 7], [130, 300], [2, 16400], [257, 64]];
@@ -212,7 +212,7 @@ test('bits per parameter: NF4+DQ ≈ 4.127, NF4 = 4.5, int8 = 8 + 32/in, fp16/bf
   w.dispose();
 });
 
-test('quantizedLinear: native matches reference (outputs, input and bias gradients), every format', { skip: !hasNative }, (t) => {
+test('quantizedLinear: native matches reference (outputs, input and bias gradients), every format', { skip: noNativeReason ?? false }, (t) => {
   const shapes: [number[], number, boolean][] = [
     [[5, 300], 257, true], // 3 row tiles of 128, 3 column tiles: parallel paths
     [[2, 3, 70], 33, false], // batch dims, odd sizes
@@ -259,7 +259,7 @@ test('quantizedLinear: gradient w.r.t. input and bias matches finite differences
   disposeCreated();
 });
 
-test('quantizedLinear: large tiled product matches the dense matmul on the dequantized weight, whatever the thread count', { skip: !hasNative }, () => {
+test('quantizedLinear: large tiled product matches the dense matmul on the dequantized weight, whatever the thread count', { skip: noNativeReason ?? false }, () => {
   const threads = E.engineInfo().threads ?? 1;
   const runs: { y: Uint32Array; dx: Uint32Array }[] = [];
   E.tidy(() => {

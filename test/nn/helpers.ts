@@ -1,9 +1,15 @@
 // Shared helpers for the nn tests (not a test file itself).
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 
 export const hasNative = E.availableBackends().includes('native');
+/** Why native-backend checks cannot run here, or null when the addon is loaded (a skip reason). */
+export const noNativeReason: string | null = hasNative ? null : 'native addon not built (npm run build:native): native-backend checks cannot run';
+// Tests that loop over the available backends check only the reference one without the addon:
+// every file using these helpers then reports one skipped test saying so, rather than passing quietly.
+if (noNativeReason !== null) test('native backend checks', { skip: noNativeReason }, () => {});
 
 /** Max |a - b| over two arrays of the same length. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -8,7 +8,7 @@ import {
   SUPPORTED_QUANT_FORMATS, validateQuantFormat, weightFormatOf,
 } from '../../src/nn/quantized-linear.js';
 import { AdamW } from '../../src/optim/adamw.js';
-import { assertClose, assertEqualArrays, assertThrowsWith, hasNative, ids, maxAbsDiff } from './helpers.js';
+import { assertClose, assertEqualArrays, assertThrowsWith, hasNative, ids, maxAbsDiff, noNativeReason } from './helpers.js';
 
 const BACKENDS = E.availableBackends();
 const CASES: [QuantFormat, boolean][] = [['nf4', false], ['nf4', true], ['int8', false], ['fp16', false], ['bf16', false]];
@@ -214,7 +214,7 @@ test('replaceModule: ModuleList items and fields are rebound; errors name the pa
   list.dispose();
 });
 
-test('Module.to moves quantized layers bit-exactly and keeps them frozen', { skip: !hasNative }, () => {
+test('Module.to moves quantized layers bit-exactly and keeps them frozen', { skip: noNativeReason ?? false }, () => {
   const m = trunkModel('reference');
   m.freeze();
   quantizeModule(m, 'nf4', { doubleQuant: true });

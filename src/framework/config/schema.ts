@@ -12,7 +12,7 @@ import { readLrSchedule, type LrScheduleSpec } from '../../optim/lr-schedule.js'
 import { PARAM_ROLES } from '../../optim/groups.js';
 import { readMaskRatio, type MaskRatioSpec } from '../specs/batch.js';
 import { OBJECTIVES } from '../specs/objective.js';
-import { ATTENTION_MODES, LINEAR_FEATURE_MAPS } from '../../nn/index.js';
+import { ATTENTION_MODES, LINEAR_FEATURE_MAPS, MODEL_PRESETS, type ModelPreset } from '../../nn/index.js';
 
 const posInt = z.number().int().min(1);
 const nonNegInt = z.number().int().min(0);
@@ -48,8 +48,7 @@ function specField<T>(reader: (value: unknown, path: string, issues: SpecIssueLi
 
 // ---- model ----------------------------------------------------------------------------------------
 
-export const MODEL_PRESETS = ['llama', 'gpt2', 'bert'] as const;
-export type ModelPreset = (typeof MODEL_PRESETS)[number];
+export { MODEL_PRESETS, type ModelPreset };
 
 export const attentionKindSchema = kindShorthand(
   z.discriminatedUnion('kind', [

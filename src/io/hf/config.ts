@@ -5,9 +5,11 @@
  */
 import type { Activation, BlockConfig, ModelConfig } from '../../nn/index.js';
 import { bertConfig, gpt2Config, llamaConfig } from '../../nn/index.js';
+import type { ModelPreset } from '../../nn/index.js';
 
 export type HFConfig = Record<string, unknown>;
-export type HFFamily = 'llama' | 'gpt2' | 'bert';
+/** The families Hugging Face import and export map (nn/kinds.ts MODEL_PRESETS). */
+export type HFFamily = ModelPreset;
 
 export class HFConfigError extends Error {
   constructor(message: string) {

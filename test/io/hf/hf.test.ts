@@ -97,7 +97,7 @@ test('models built from presets export to HF and load back identically', () => {
 
 test('export refuses what Hugging Face cannot represent', () => {
   const m = llama({ vocabSize: 20, dModel: 8, nLayers: 1, nHeads: 2, dFF: 8, seed: 1, attentionKind: 'linear' });
-  assert.throws(() => saveHF(m, fresh()), /attention kind 'linear' has no Hugging Face llama equivalent/);
+  assert.throws(() => saveHF(m, fresh()), /attention kind 'linear' \(feature map 'elu1'\) \(model.attention_kind\) has no Hugging Face llama equivalent/);
   const g = gpt2({ vocabSize: 20, dModel: 8, nLayers: 1, nHeads: 2, maxPositions: 8, seed: 1 });
   const cfg = g.config;
   cfg.stacks[0].block.normPosition = 'post';
