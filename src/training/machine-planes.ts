@@ -105,11 +105,11 @@ export function firstModel(parsed: ParsedConfig, given: Model | ModelAdapter | u
   return buildModel(first.model, { vocabSize: batchSpec.vocab_size, maxSeqLen, objective: batchSpec.objective, seed, ...(backend ? { backend } : {}) });
 }
 
-/** @internal Time-as-depth masks need the progressive model plane (the model must grow). */
+/** @internal Time-as-depth masks need a model plane (the model must grow). */
 export function checkDepthMask(parsed: ParsedConfig, hooks: readonly TrainingHooks[]): void {
   if (hooks.some(isModelPlaneHook)) return;
   const depth = parsed.phases.find((p) => p.data?.mask?.kind === 'depth');
-  if (depth) throw new ConfigError([{ path: 'data.mask.kind', expected: "a mask kind other than 'depth' without model.progressive (time-as-depth ties the noise to the stack being trained, so the model must grow)", found: `'depth' in phase '${depth.name}'` }]);
+  if (depth) throw new ConfigError([{ path: 'data.mask.kind', expected: "a mask kind other than 'depth' for a rack that does not grow (no model.progressive, no phase changing model.n_stacks): time-as-depth ties the noise to the stack being trained, so the model must grow", found: `'depth' in phase '${depth.name}'` }]);
 }
 
 /** @internal The installed model plane, if any. */

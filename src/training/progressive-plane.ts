@@ -162,7 +162,8 @@ export class ProgressivePlane implements ModelPlaneHook {
    * installed (when `opts` is empty), else a new one added to the machine.
    */
   static attach(machine: TrainingMachine, opts: ProgressivePlaneOptions = {}): ProgressivePlane {
-    const existing = machine.hookList.find((h): h is ProgressivePlane => h instanceof ProgressivePlane);
+    const existing = machine.modelPlane;
+    if (existing && !(existing instanceof ProgressivePlane)) throw new Error(`ProgressivePlane.attach: the machine's model plane is another hook ('${existing.name ?? 'unnamed'}')`);
     if (existing && Object.keys(opts).length === 0) {
       existing.validate(machine);
       return existing;

@@ -93,9 +93,16 @@ test('left→right: the appended stack trains at its level; bands draw inside (l
 });
 
 test('bad time-as-depth configs fail before training with the field named', () => {
-  assert.throws(() => new TrainingMachine(config('append', { kind: 'depth', levels: [0.9, 0.5, 0.2] }, false)), (e: unknown) => {
+  // Without model.progressive, phases raising n_stacks still grow the rack (the one way to grow): time-as-depth runs.
+  const grown = new TrainingMachine(config('append', { kind: 'depth', levels: [0.9, 0.5, 0.2] }, false));
+  assertShares(maskedShareByPhase(grown), [0.9, 0.5, 0.2]);
+  grown.dispose();
+  // A rack that never grows has no stack being trained: refused.
+  const still = config('append', { kind: 'depth', levels: [0.9, 0.5, 0.2] }, false) as { schedule: Obj[] };
+  still.schedule = still.schedule.map((p) => ({ ...p, overrides: {} }));
+  assert.throws(() => new TrainingMachine(still), (e: unknown) => {
     assert.ok(e instanceof ConfigError);
-    assert.match((e as Error).message, /data\.mask\.kind: expected a mask kind other than 'depth' without model\.progressive/);
+    assert.match((e as Error).message, /data\.mask\.kind: expected a mask kind other than 'depth' for a rack that does not grow/);
     return true;
   });
   assert.throws(() => new TrainingMachine(config('prepend', { kind: 'depth', levels: [0.9, 0.2] })), (e: unknown) => {

@@ -34,10 +34,16 @@ const RECIPE_SETS: Record<string, string[]> = {
 };
 
 /** Trains a recipe; returns its final checkpoint, copied alone into a fresh folder, and the trained model's logits. */
-function trainAndCopy(file: string, set: string[]): { checkpoint: string; logits: Float32Array; ids: string; manifest: ModelManifest } {
+function trainAndCopy(file: string, set: string[] | Record<string, unknown>, stopAt?: number): { checkpoint: string; logits: Float32Array; ids: string; manifest: ModelManifest } {
   const runDir = join(dir, `run-${file}`);
-  const m = new TrainingMachine(loadConfig(join(RECIPES, file), { set: [...TINY, `training.run_dir=${runDir}`, ...set] }));
-  m.train();
+  const config = Array.isArray(set) ? loadConfig(join(RECIPES, file), { set: [...TINY, `training.run_dir=${runDir}`, ...set] }) : { ...set, training: { ...(set['training'] as object), run_dir: runDir } };
+  const m = new TrainingMachine(config);
+  // Stop mid-run (a ramp half open) when asked, else train to the end.
+  if (stopAt === undefined) m.train();
+  else {
+    while (m.step < stopAt) m.trainStep();
+    m.saveCheckpoint();
+  }
   const model = m.model.model;
   model.eval();
   const rows = [[1, 2, 3, 4, 5, 6, 7, 8], [9, 8, 7, 6, 5, 4, 3, 2]];
@@ -53,6 +59,37 @@ function trainAndCopy(file: string, set: string[]): { checkpoint: string; logits
   writeFileSync(ids, JSON.stringify({ rows, ratios }));
   return { checkpoint: alone, logits, ids, manifest };
 }
+
+// Beyond the recipes: prepend with stack LoRA and progressive LoRA on an NF4 trunk, a ramp-in
+// stopped half open, a time embedding and a tied head.
+const MIXED = {
+  model: {
+    preset: 'llama', d_model: 32, n_heads: 2, d_ff: 32, n_stacks: 1, blocks_per_stack: 1, attention: 'bidirectional', tie_embeddings: true, time_embedding: { features: 8 },
+    progressive: {
+      direction: 'prepend', growth: { kind: 'ramp', t0: 0.5, t1: 1 }, freeze: 'adapters_only_trunk', trunk_format: 'nf4',
+      stack_lora: { rank: 2, alpha: 4, targets: ['q', 'v'] }, progressive_lora: { rank: 2, alpha: 4, targets: ['o', 'down'] },
+    },
+  },
+  data: { corpus: { kind: 'synthetic', vocab_size: 40, tokens: 3000 }, seq_len: 8, batch_size: 4, eval_batches: 1, objective: 'diffusion' },
+  optimizer: { lr: 0.01 },
+  training: { total_steps: 12, progress: 'off', tensorboard: false, eval_every: 0 },
+  schedule: [{ name: 'one', start_t: 0, end_t: 0.5 }, { name: 'two', start_t: 0.5, end_t: 1, overrides: { model: { n_stacks: 2 } } }],
+};
+
+test('prepend + stack and progressive LoRA + NF4 trunk + a half-open ramp + time embedding + tied head: loaded alone, bit for bit', () => {
+  const run = trainAndCopy('mixed', MIXED, 9);
+  const out = join(dir, 'logits-mixed.bin');
+  const child = spawnSync(process.execPath, [CHILD, run.checkpoint, run.ids, out], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  assert.ok(Buffer.from(readFileSync(out)).equals(Buffer.from(run.logits.buffer)), 'bit-identical logits');
+  const stacks = run.manifest.rack.stacks;
+  assert.deepEqual(stacks.map((s) => s.id), [0, 1]);
+  assert.ok(stacks[0]!.ramp && stacks[0]!.ramp.gate > 0 && stacks[0]!.ramp.gate < 1, `half-open gate ${JSON.stringify(stacks[0]!.ramp)}`);
+  assert.equal(stacks[1]!.storage.format, 'nf4');
+  assert.deepEqual(stacks[0]!.adapters.map((a) => a.target).sort(), ['q', 'v'], 'the new stack: its stack LoRA');
+  assert.deepEqual(stacks[1]!.adapters.map((a) => a.target).sort(), ['down', 'o', 'q', 'v'], 'the NF4 trunk: its stack LoRA kept, progressive LoRA added');
+  assert.ok(run.manifest.architecture.tied && run.manifest.architecture.time_embedding !== null);
+});
 
 for (const [file, set] of Object.entries(RECIPE_SETS)) {
   test(`recipe ${file}: the checkpoint's model, loaded alone in a fresh process, computes the trained logits bit for bit`, () => {
