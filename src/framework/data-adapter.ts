@@ -105,8 +105,13 @@ export class DataAdapter implements BatchSource {
       vocabSize: source.vocabSize,
       data: this.plane,
     }, options.objectives);
-    if (source.train.length < plane.seq_len) {
-      throw new RangeError(`data: the training split has ${source.train.length} tokens, fewer than seq_len = ${plane.seq_len}`);
+    // One batch of distinct windows (next-token targets need one token more): a smaller corpus
+    // would train on the same few tokens repeated in every row and pass for a real run.
+    const oneBatch = plane.batch_size * plane.seq_len + (plane.objective === 'clm' ? 1 : 0);
+    if (source.train.length < oneBatch) {
+      throw new RangeError(`data: the training split has ${source.train.length} tokens, fewer than one batch needs: ` +
+        `batch_size ${plane.batch_size} × seq_len ${plane.seq_len}${plane.objective === 'clm' ? ' + 1 (the next-token targets)' : ''} = ${oneBatch}; ` +
+        'use a larger corpus, or lower data.batch_size / data.seq_len');
     }
   }
 

@@ -56,7 +56,9 @@ test('DataAdapter: batches depend only on (seed, step, micro); CLM targets are t
   assert.deepEqual(evals[0]!.sampleIds, [0, 8]);
   assert.deepEqual(d1.getBatchSpec(), { batch_size: 3, seq_len: 8, vocab_size: 40, objective: 'clm', mask_token_id: 39 });
   assert.deepEqual(d1.getDataSpec(), { corpus: 'synthetic(v=40,n=400,seed=0,b=2)', tokenizer: 'none', split: 'train', objective: 'clm' });
-  assert.throws(() => new DataAdapter(data, { ...PLANE, seq_len: 1000 }, { seed: 0 }), /has 400 tokens, fewer than seq_len = 1000/);
+  assert.throws(() => new DataAdapter(data, { ...PLANE, seq_len: 1000 }, { seed: 0 }), /has 400 tokens, fewer than one batch needs: batch_size 3 × seq_len 1000 \+ 1 \(the next-token targets\) = 3001/);
+  // Longer than one window but not one batch: refused too (rows would repeat the same few tokens).
+  assert.throws(() => new DataAdapter(data, { ...PLANE, seq_len: 200 }, { seed: 0 }), /has 400 tokens, fewer than one batch needs: .* = 601/);
   assert.throws(() => new DataAdapter(data, { ...PLANE, mask_token_id: 40 }, { seed: 0 }), /mask_token_id.*below the vocabulary size 40/);
 });
 

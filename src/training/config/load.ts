@@ -35,6 +35,9 @@ function nestingMessage(message: string): string | undefined {
  * with no reserved key (`__proto__`, …).
  */
 export function parseConfigText(text: string, source = '<config>'): Record<string, unknown> {
+  // Refused before parsing: the parsers recurse per level (a 20,000-deep flow document took the
+  // YAML parser a second to fail on its stack) — no config is nested more than a few levels.
+  if (flowDepth(text) > MAX_CONFIG_DEPTH) throw fileProblem(source, nestingMessage('Maximum call stack size exceeded')!);
   let value: unknown;
   if (extname(source).toLowerCase() === '.json') {
     try {
@@ -68,6 +71,29 @@ export function parseConfigText(text: string, source = '<config>'): Record<strin
   const shape = checkConfigTree(value);
   if (shape.length > 0) throw new ConfigError(shape, source);
   return value;
+}
+
+/**
+ * The deepest nesting of flow collections (`[`, `{`) outside quoted strings and comments, as a
+ * cheap O(n) scan (block nesting is bounded by checkConfigTree after parsing).
+ */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === "'") {
+      // Skip the quoted string (a backslash escapes in double quotes; '' in single quotes).
+      for (i++; i < text.length && text[i] !== c; i++) if (c === '"' && text[i] === '\\') i++;
+    } else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '[' || c === '{') {
+      if (++depth > deepest) deepest = depth;
+    } else if ((c === ']' || c === '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return deepest;
 }
 
 /**

@@ -231,6 +231,7 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
     if (timeProblem) issues.push(timeProblem);
     phases.push(resolved);
   });
+  if (issues.length === 0) issues.push(...scheduleWideIssues(phases, rawPlanes.model, configIndex));
   if (issues.length > 0) throw new ConfigError(issues, options.source);
 
   const given = { model: rawObj['model'] !== undefined, data: rawObj['data'] !== undefined, optimizer: rawObj['optimizer'] !== undefined };
@@ -238,6 +239,39 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
   if (options.source !== undefined) result.source = options.source;
   if (mode !== undefined) result.mode = mode;
   return result;
+}
+
+/**
+ * What only shows across phases, checked before anything is built (not when the offending phase
+ * starts, after earlier phases trained): the live model never loses stacks, so n_stacks may not
+ * shrink from one phase to the next; every phase's sequences fit max_positions (RoPE models too,
+ * when they set it — learned tables are checked again against the built model); and a base
+ * n_stacks that every phase overrides with fewer stacks is never used, so it is refused rather
+ * than silently ignored.
+ */
+function scheduleWideIssues(phases: readonly ResolvedPhase[], rawModel: unknown, configIndex: ReadonlyMap<string, number>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at = (p: ResolvedPhase, ...rest: PathSegment[]) => joinPath(['schedule', configIndex.get(p.name) ?? p.index, 'overrides', ...rest]);
+  let previous: ResolvedPhase | undefined;
+  for (const p of phases) {
+    const stacks = p.model?.n_stacks;
+    const before = previous?.model?.n_stacks;
+    if (previous && stacks !== undefined && before !== undefined && stacks < before) {
+      issues.push({ path: at(p, 'model', 'n_stacks'), expected: `at least ${before} (phase '${previous.name}' has ${before} stacks; the live model only ever gains stacks)`, found: `${stacks} in phase '${p.name}'` });
+    }
+    const seqLen = p.data?.seq_len;
+    const maxPositions = p.model?.max_positions;
+    if (seqLen !== undefined && maxPositions !== undefined && seqLen > maxPositions) {
+      issues.push({ path: 'model.max_positions', expected: `at least data.seq_len = ${seqLen} of phase '${p.name}' (positions 0..${seqLen - 1} are used)`, found: String(maxPositions), hint: 'raise model.max_positions or lower data.seq_len' });
+    }
+    previous = p;
+  }
+  const base = isPlainObject(rawModel) ? rawModel['n_stacks'] : undefined;
+  const largest = Math.max(...phases.map((p) => p.model?.n_stacks ?? 0));
+  if (typeof base === 'number' && phases.every((p) => p.model !== undefined) && largest > 0 && base > largest) {
+    issues.push({ path: 'model.n_stacks', expected: `at most ${largest}, the most stacks any phase has (every phase sets its own n_stacks, so this value is never used)`, found: String(base), hint: 'set model.n_stacks to the final rack size' });
+  }
+  return issues;
 }
 
 /**
