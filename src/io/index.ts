@@ -1,6 +1,7 @@
 // Public face of the io layer.
 
 export * from './safetensors.js';
+export * from './safetensors-lazy.js';
 export * from './hf/index.js';
 export * from './checkpoint.js';
 export * from './tensorboard.js';

@@ -236,6 +236,8 @@ export const trainingSchema = z.strictObject({
   /** 'auto': a progress bar when stderr is a terminal. */
   progress: z.enum(['auto', 'on', 'off']).default('auto'),
   backend: z.enum(['native', 'reference']).optional(),
+  /** Before anything is allocated, refuse a run whose predicted peak memory (`stackwise plan`) exceeds the machine's; false (or `train --no-memory-check`) trains anyway. Default true. */
+  memory_check: z.boolean().optional(),
 });
 
 // ---- schedule --------------------------------------------------------------------------------------

@@ -5,12 +5,8 @@
  * false` (or `stackwise train --no-memory-check`) skips the check for those who know better.
  */
 import { totalmem } from 'node:os';
-import { z } from 'zod';
-import { registerConfigExtension } from '../../framework/config/schema.js';
 import type { ParsedConfig } from '../config/resolve.js';
 import { planRun, type RunPlan } from './estimate.js';
-
-registerConfigExtension('training', 'memory_check', z.boolean());
 
 export class MemoryFitError extends Error {
   readonly plan: RunPlan;
