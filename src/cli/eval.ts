@@ -361,6 +361,13 @@ export interface SamplesEvalResult extends SampleQuality {
   reference: SampleQuality & { split: string };
 }
 
+/** The run's own sampler: causal, the depth unroll (time-as-depth), or masked-diffusion steps. */
+function samplerOf(run: LoadedRun): SamplerKind {
+  if (run.objective === 'clm') return 'clm';
+  if (run.objective === 'diffusion') return run.phase.data?.mask?.kind === 'depth' ? 'depth' : 'diffusion';
+  throw new Error('--task samples: an MLM run is not a generative model; give a causal or masked-diffusion run');
+}
+
 /**
  * --task samples: N samples with the run's own sampler (causal: left to right after EOS;
  * time-as-depth: the depth unroll; other diffusion runs: masked-diffusion steps), judged by a causal run.
@@ -368,7 +375,7 @@ export interface SamplesEvalResult extends SampleQuality {
 export function evalSamples(run: LoadedRun, opts: EvalOptions): SamplesEvalResult {
   if (!opts.judge) throw new UsageError('--task samples needs --judge <causal run folder or checkpoint>');
   if (!run.tokenizer) throw new Error('--task samples needs a run trained on text (with a tokenizer): the judge reads the samples as text');
-  const sampler: SamplerKind = run.objective === 'clm' ? 'clm' : run.objective === 'diffusion' ? (run.phase.data?.mask?.kind === 'depth' ? 'depth' : 'diffusion') : (() => { throw new Error('--task samples: an MLM run is not a generative model; give a causal or masked-diffusion run'); })();
+  const sampler = samplerOf(run);
   if (sampler !== 'diffusion' && opts.steps !== undefined) throw new UsageError(`--steps applies to masked-diffusion sampling; this run samples with the ${sampler === 'clm' ? 'causal' : 'depth-unroll'} sampler`);
   const judgeRun = loadRun(opts.judge, opts.backend ? { backend: opts.backend } : {});
   try {
