@@ -41,7 +41,7 @@ export function runEval(target: string, opts: EvalOptions, progressOn = false): 
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a trained model: perplexity (CLM) or masked-token accuracy (MLM) on a split, or a downstream sentiment probe')
+    .description('evaluate a trained model: perplexity and bits per byte (CLM), masked-token accuracy (MLM) and the NELBO perplexity bound (masked diffusion) on a split, a downstream sentiment probe, or sample quality under a causal judge')
     .argument('<run-dir|checkpoint>', 'run folder (newest checkpoint) or checkpoint folder')
     .option('--split <split>', 'val | test (default val): the split of the run\'s corpus', parseChoice(['val', 'test'] as const))
     .option('--task <task>', 'lm (default) | sentiment: probe a classification head on the frozen model\'s mean-pooled features | samples: generative perplexity under --judge and entropy of samples', parseChoice(['lm', 'sentiment', 'samples'] as const))
