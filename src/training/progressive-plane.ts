@@ -74,7 +74,6 @@ import {
 } from './progressive/index.js';
 import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type ResourceRecord } from './progressive/resource-record.js';
 
-const dash = (s: string) => s.replace(/_/g, '-');
 
 // ---- stack states --------------------------------------------------------------------------------
 
