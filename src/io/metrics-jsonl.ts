@@ -8,6 +8,7 @@
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../data/atomic-write.js';
+import { fsErrorWords } from './checkpoint.js';
 
 export type MetricsRecord = Record<string, unknown>;
 
@@ -48,7 +49,12 @@ export class JsonlWriter {
     if (this.fd === null) throw new Error(`JsonlWriter: ${this.path} is closed`);
     const bytes = Buffer.from(encodeJsonlRecord(record) + '\n', 'utf8');
     let done = 0;
-    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+    try {
+      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+    } catch (error) {
+      // Name the file (Node's "ENOSPC: no space left on device, write" names none).
+      throw new Error(`could not append to ${this.path}: ${fsErrorWords(error)}`, { cause: error });
+    }
   }
 
   close(): void {

@@ -216,6 +216,8 @@ export class TrainingMachine {
     const first = this.parsed.phases[0]!;
     this.planes = new DataPlanes(this.parsed, this.seed, this.runDir, options, () => modelPlaneOf(this.hooks)?.trainingStack());
     this.data = this.planes.forPhase(first);
+    // Every later phase's data plane is checked now too (e.g. a corpus too small for its batch), not when it starts.
+    if (!options.data) for (const later of this.parsed.phases.slice(1)) this.planes.forPhase(later);
     this.model = firstModel(this.parsed, options.model, this.data.getBatchSpec(), this.seed);
     this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
     // The progressive model plane checks its whole plan now (bad growth, freezing, LoRA targets, formats).

@@ -17,6 +17,7 @@ import {
   removeStaleFiles,
   writeCheckpoint,
 } from '../../src/io/checkpoint.js';
+import { JsonlWriter } from '../../src/io/metrics-jsonl.js';
 
 function withRun(check: (run: string) => void): void {
   const root = mkdtempSync(join(tmpdir(), 'sw-ckpt-rec-'));
@@ -82,6 +83,10 @@ test('the words for a real full disk (/dev/full) and for permission errors', { s
   } finally {
     closeSync(fd);
   }
+  // The metrics log on a full disk names its file.
+  const log = new JsonlWriter('/dev/full');
+  assert.throws(() => log.write({ type: 'step' } as never), /could not append to \/dev\/full: no space left on the device/);
+  log.close();
   assert.equal(fsErrorWords(Object.assign(new Error('x'), { code: 'EACCES' })), 'permission denied');
   assert.equal(fsErrorWords(Object.assign(new Error('x'), { code: 'EROFS' })), 'the file system is read-only');
 });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseConfig } from '../../src/training/index.js';
+import { ConfigError, TrainingMachine, loadConfig, parseConfig } from '../../src/training/index.js';
 import { repoRoot } from '../io/support.js';
 
 const BASE = {
@@ -43,4 +43,14 @@ test('the right-to-left recipe with model.n_stacks: 1000000 is refused, not sile
   assert.throws(() => loadConfig(recipe, { set: ['model.n_stacks=1000000'] }),
     /model\.n_stacks: expected at most 4, the most stacks any phase has .*found 1000000 .*set by --set model\.n_stacks=1000000/);
   assert.equal(loadConfig(recipe).phases.at(-1)!.model!.n_stacks, 4);
+});
+
+test('a corpus too small for a later phase\'s batch is refused when the machine is built, before any step', () => {
+  const raw = {
+    ...BASE,
+    data: { ...BASE.data, corpus: { kind: 'synthetic', vocab_size: 64, tokens: 600 }, seq_len: 8 },
+    model: { ...BASE.model, max_positions: 256 },
+    schedule: [{ name: 'short', start_t: 0, end_t: 0.5 }, { name: 'long', start_t: 0.5, end_t: 1, overrides: { data: { seq_len: 256 } } }],
+  };
+  assert.throws(() => new TrainingMachine(raw), /the training split has \d+ tokens, fewer than one batch needs: batch_size 4 × seq_len 256 \+ 1 \(the next-token targets\) = 1025/);
 });
