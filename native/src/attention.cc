@@ -37,7 +37,6 @@ constexpr int64_t BC = 64;  // keys per block (online softmax over blocks)
 // vectorised copy of `omp simd` reductions), and these loops are a quarter of the run time.
 typedef float f16 __attribute__((vector_size(64)));
 typedef float f8 __attribute__((vector_size(32)));
-typedef double d8 __attribute__((vector_size(64)));
 typedef int32_t i16 __attribute__((vector_size(64)));
 typedef uint8_t u16 __attribute__((vector_size(16)));
 constexpr int64_t VL = 16;
@@ -66,33 +65,7 @@ inline float hsum(f16 v) {
   std::memcpy(m, &a, sizeof m);
   return ((m[0] + m[4]) + (m[1] + m[5])) + ((m[2] + m[6]) + (m[3] + m[7]));
 }
-// Adds the 16 lanes of v to two 8-lane double accumulators.
-inline void accumulate(d8& lo, d8& hi, f16 v) {
-  f8 a, b;
-  std::memcpy(&a, &v, sizeof a);
-  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
-  lo += __builtin_convertvector(a, d8);
-  hi += __builtin_convertvector(b, d8);
-}
 
-// exp(x) for x <= ~0 on 16 lanes (Cephes polynomial, ~1 ulp); exactly 0 below -87, so a
-// hidden score (-inf) gives 0.
-inline f16 expNeg(f16 x) {
-  const i16 under = x < splat(-87.f);
-  x = x < splat(-87.f) ? splat(-87.f) : x;
-  x = x > splat(88.f) ? splat(88.f) : x;
-  // n = round(x / ln 2) with the 1.5·2^23 shifter; r = x − n·ln 2 in two parts.
-  const f16 shifter = splat(12582912.f);
-  const f16 fx = (x * 1.44269504088896341f + shifter) - shifter;
-  const f16 r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
-  const f16 z = r * r;
-  f16 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
-           1.6666665459e-1f) * r + 5.0000001201e-1f;
-  y = y * z + r + 1.f;
-  const i16 bits = (__builtin_convertvector(fx, i16) + 127) << 23;
-  const f16 res = y * (f16)bits;  // bit reinterpretation (same-size vector cast)
-  return under ? splat(0.f) : res;
-}
 
 struct Problem {
   int64_t B, S, Sk, H, Hkv, D;
@@ -260,7 +233,8 @@ inline int64_t rowEndAbs(const Problem& p, int64_t b, int64_t i) {
 // (causal), keep = padding mask at the block start. The row becomes the unnormalised
 // probabilities exp(s·scale − m) (0 where hidden); m and l (running max and sum) are updated.
 // Returns the factor the row's output accumulator must be multiplied by (exp(m_old − m_new)).
-// exp(x) for x <= 0 (or -inf): expNeg without the upper clamp.
+// exp(x) for x <= 0 on 16 lanes (Cephes polynomial, ~1 ulp; no upper clamp needed); exactly 0
+// below -87, so a hidden score (-inf) gives 0.
 inline f16 expNonPos(f16 x) {
   const i16 under = x < splat(-87.f);
   x = under ? splat(-87.f) : x;

@@ -8,6 +8,9 @@
 // C[MR × NV·W] (= or +=) Σ_k A[r·as + k·ak] · B[k·ldb + c]: A is read by scalar broadcasts with
 // any strides (so Aᵀ costs nothing), B rows are contiguous vectors, C is a row-major tile.
 #pragma once
+// The 16-wide type is passed between inline functions only, so the ABI note GCC gives for it on
+// builds without AVX-512 does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__) || defined(__i386__)

@@ -5,7 +5,8 @@
  * with 1 under one competing busy process. In auto mode (the default, unless OMP_NUM_THREADS,
  * STACKWISE_THREADS=N or setNumThreads(n) fixes a count) the engine samples, at most every
  * quarter second between kernels, how much CPU the rest of the machine uses (/proc/stat minus
- * this process's own time) and runs with the cores left: max(1, round(cores − busy elsewhere)).
+ * this process's own time) and runs with the cores left: max(1, round(cores − busy elsewhere)),
+ * applied once two samples in a row agree (no flapping).
  *
  * Results do not depend on it: every kernel splits its work by shape, not by thread count, and
  * OpenBLAS does not split the summed dimension, so losses are the same bit for bit.
@@ -27,6 +28,7 @@ let defaultMax = 1;
 let current = 1;
 let last: { wall: number; busyTicks: number; selfUs: number } | null = null;
 let nextSample = 0;
+let proposed = 0;  // a new count is applied when two samples in a row propose it
 
 /** Busy ticks of all CPUs together (user, nice, system, irq, softirq, steal), or null off Linux. */
 function machineBusyTicks(): number | null {
@@ -105,8 +107,9 @@ export function adaptThreads(): void {
   if (wallS <= 0) return;
   const others = ((sample.busyTicks - prev.busyTicks) / TICKS_PER_S - (sample.selfUs - prev.selfUs) / 1e6) / wallS;
   const n = Math.max(1, Math.min(maxThreads, Math.round(maxThreads - Math.max(0, others))));
-  if (n !== current) {
+  if (n !== current && n === proposed) {
     current = n;
     control!.set(n);
   }
+  proposed = n;
 }
