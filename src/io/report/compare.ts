@@ -59,6 +59,8 @@ export interface CompareReportData {
   generated_at: string;
   progressive_steps: number;
   end_to_end_steps: number;
+  /** Training FLOPs per token of the final model trained end to end / as the progressive run's last phase trained it (the steps of equal FLOPs divide by it). */
+  cost_ratio: number;
   /** End-to-end FLOPs / progressive FLOPs, per seed. */
   flops_ratios: number[];
   runs: CompareRun[];

@@ -78,13 +78,24 @@ export function endToEndConfig(raw: Raw, parsed: ParsedConfig, steps: number): R
 /**
  * Steps of the end-to-end run for the progressive run's estimated training FLOPs: the end-to-end
  * model is the progressive run's final model, so one of its steps costs what a step of the last
- * phase cost (exact when the last phase trains the whole model; the FLOPs ratio actually reached
- * is reported per seed).
+ * phase cost times `costRatio` (end-to-end / last-phase training FLOPs per token: 1 when the last
+ * phase trains the whole model, more when it freezes a trunk; see `endToEndCostRatio`).
  */
-export function equalFlopsSteps(progressive: TrainResult): number {
+export function equalFlopsSteps(progressive: TrainResult, costRatio = 1): number {
   const last = progressive.phases.at(-1);
   if (!last || last.steps === 0 || !(last.flops > 0)) throw new Error('the progressive run recorded no FLOPs in its last phase');
-  return Math.max(1, Math.round(progressive.flops / (last.flops / last.steps)));
+  if (!(costRatio > 0) || !Number.isFinite(costRatio)) throw new Error(`the end-to-end cost ratio must be a positive number, found ${costRatio}`);
+  return Math.max(1, Math.round(progressive.flops / ((last.flops / last.steps) * costRatio)));
+}
+
+/**
+ * Training FLOPs per token of the final model with every weight trainable over those of the
+ * machine's last phase as it trained (ModelAdapter.flopsPerToken, what the machine counts): a
+ * frozen or adapter-only trunk in the last phase skips weight gradients that end to end computes.
+ */
+export function endToEndCostRatio(machine: TrainingMachine): number {
+  const f = machine.model.flopsPerToken(machine.data.getBatchSpec().seq_len);
+  return f.trainAll / f.train;
 }
 
 /** Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom. */
@@ -156,7 +167,7 @@ function timestamp(): string {
 }
 
 /** Trains one config, recording the validation curve against cumulative FLOPs. */
-function trainOne(parsed: ParsedConfig, variant: CompareVariant, seed: number, runDir: string): { run: CompareRun; result: TrainResult } {
+function trainOne(parsed: ParsedConfig, variant: CompareVariant, seed: number, runDir: string): { run: CompareRun; result: TrainResult; costRatio: number } {
   const flopsAfter = new Map<number, number>([[0, 0]]);
   const curve: ComparePoint[] = [];
   const machine = new TrainingMachine(parsed, {
@@ -186,7 +197,7 @@ function trainOne(parsed: ParsedConfig, variant: CompareVariant, seed: number, r
       variant, seed, run_dir: resolve(runDir), steps: result.total_steps, flops: result.flops, tokens: result.tokens_seen,
       wall_s: result.wall_time_s, final_val_loss: result.final_eval ? result.final_eval.nll : null, curve, phases,
     };
-    return { run, result };
+    return { run, result, costRatio: endToEndCostRatio(machine) };
   } finally {
     machine.dispose();
   }
@@ -214,6 +225,7 @@ export function runComparison(configArg: string | undefined, opts: CompareOption
   }
   mkdirSync(outDir, { recursive: true });
 
+  let costRatio = 1;
   const runs: CompareRun[] = [];
   const ratios: number[] = [];
   let e2eSteps = 0;
@@ -225,7 +237,8 @@ export function runComparison(configArg: string | undefined, opts: CompareOption
     const prog = trainOne(parseConfig(seeded, { source: configPath }), 'progressive', seed, progDir);
     runs.push(prog.run);
     opts.onRunEnd?.(prog.run);
-    e2eSteps = equalFlopsSteps(prog.result);
+    costRatio = prog.costRatio;
+    e2eSteps = equalFlopsSteps(prog.result, costRatio);
     const e2eParsed = parseConfig(endToEndConfig(seeded, parsed, e2eSteps), { source: `${configPath} (end to end)` });
     const e2eDir = join(outDir, `seed-${seed}`, 'end-to-end');
     opts.onRunStart?.({ seed, variant: 'end_to_end', steps: e2eSteps, run_dir: resolve(e2eDir) });
@@ -237,7 +250,7 @@ export function runComparison(configArg: string | undefined, opts: CompareOption
   const final = (v: CompareVariant) => runs.filter((r) => r.variant === v).map((r) => r.final_val_loss);
   const data: CompareReportData = {
     name, config: resolve(configPath), generated_at: new Date().toISOString(),
-    progressive_steps: parsed.controller.totalSteps, end_to_end_steps: e2eSteps, flops_ratios: ratios,
+    progressive_steps: parsed.controller.totalSteps, end_to_end_steps: e2eSteps, cost_ratio: costRatio, flops_ratios: ratios,
     runs, verdict: compareVerdict(final('progressive'), final('end_to_end')),
   };
   const html = join(outDir, COMPARE_HTML);

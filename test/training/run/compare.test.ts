@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/training/config/index.js';
-import { checkProgressive, compareVerdict, endToEndConfig } from '../../../src/training/run/index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkProgressive, compareVerdict, endToEndConfig, runComparison } from '../../../src/training/run/index.js';
 
 type Obj = Record<string, unknown>;
 
@@ -96,4 +99,26 @@ test('a config that does not grow is refused, saying what compare needs', () => 
   const same = grown();
   (same['schedule'] as Obj[]).forEach((p) => { delete p['overrides']; });
   assert.throws(() => checkProgressive(parseConfig(same), 'same.yaml'), /needs a progressive config .* in 3 phase\(s\) and ends with 1 stack\(s\)/);
+});
+
+test('equal FLOPs when the last phase freezes the trunk: the end-to-end steps pay for the weight gradients it skips', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-compare-lib-'));
+  try {
+    const path = join(dir, 'frozen.yaml');
+    writeFileSync(path, [
+      'model: { preset: llama, d_model: 16, n_heads: 2, d_ff: 32, n_stacks: 1, blocks_per_stack: 1, progressive: { growth: copy_top, freeze: frozen_trunk } }',
+      'data: { corpus: { kind: synthetic, vocab_size: 32, tokens: 3000 }, seq_len: 8, batch_size: 4, eval_batches: 1 }',
+      'training: { total_steps: 16, checkpoint_every: 0, eval_every: 4, tensorboard: false }',
+      'schedule:',
+      '  - { name: one, start_t: 0, end_t: 0.5 }',
+      '  - { name: two, start_t: 0.5, end_t: 1, overrides: { model: { n_stacks: 2 } } }',
+    ].join('\n'));
+    const r = runComparison(path, { out: join(dir, 'out') });
+    assert.ok(r.cost_ratio > 1.05, `end to end trains the trunk the last phase froze: cost ratio ${r.cost_ratio}`);
+    assert.ok(Math.abs(r.flops_ratios[0]! - 1) < 0.05, `equal FLOPs within 5%: ratio ${r.flops_ratios[0]}`);
+    assert.equal(r.runs.length, 2);
+    assert.match(r.verdict.text, /one seed cannot tell/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
