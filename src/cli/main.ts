@@ -12,6 +12,7 @@ import { registerSampleCommand } from './sample.js';
 import { registerEvalCommand } from './eval.js';
 import { registerServeCommand } from './serve.js';
 import { registerPlanCommand } from './plan.js';
+import { registerCompareCommand } from './compare.js';
 
 // `stackwise inspect … | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -38,6 +39,7 @@ registerSampleCommand(program);
 registerEvalCommand(program);
 registerServeCommand(program);
 registerPlanCommand(program);
+registerCompareCommand(program);
 
 // No subcommand: run the main job, `train` on the shipped default config. (Not a commander
 // default command, so that an unknown subcommand is reported as unknown instead of being

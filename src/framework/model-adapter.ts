@@ -146,9 +146,10 @@ export class ModelAdapter {
   /**
    * Multiply-accumulate FLOPs per token of one training step: forward 2·P (matmul weights) plus
    * attention 4·S·d per block (linear attention: its S-independent core); backward the same again for activation gradients plus 2·P_trainable
-   * for weight gradients. A fully trainable model gives the usual ≈ 6·P.
+   * for weight gradients. A fully trainable model gives the usual ≈ 6·P. `trainAll`: the same with
+   * every weight trainable (what training this model end to end costs).
    */
-  flopsPerToken(seqLen: number): { forward: number; train: number } {
+  flopsPerToken(seqLen: number): { forward: number; train: number; trainAll: number } {
     let matmul = 0;
     let trainableMatmul = 0;
     const headWeight = (this.model.head as { weight?: Tensor }).weight;
@@ -173,6 +174,6 @@ export class ModelAdapter {
       }
     }
     const forward = 2 * matmul + attention;
-    return { forward, train: 2 * forward + 2 * trainableMatmul };
+    return { forward, train: 2 * forward + 2 * trainableMatmul, trainAll: 2 * forward + 2 * matmul };
   }
 }

@@ -91,6 +91,15 @@ test('buildModel from config for each preset; specs and FLOPs from the live mode
   const matmul = m.namedParameters().filter(([n, t]) => t.rank === 2 && !n.startsWith('embedding.')).reduce((s, [, t]) => s + t.size, 0);
   assert.equal(flops.forward, 2 * matmul + 4 * 8 * 16 * 4);
   assert.equal(flops.train, 2 * flops.forward + 2 * matmul);
+  assert.equal(flops.trainAll, flops.train, 'every weight trains');
+  // A frozen stack skips its weight gradients; trainAll still counts them (training end to end).
+  const stack0 = m.namedParameters().filter(([n, t]) => t.rank === 2 && n.includes('stacks.0.'));
+  assert.ok(stack0.length > 0);
+  for (const [, t] of stack0) t.requiresGrad = false;
+  const frozen = m.flopsPerToken(8);
+  assert.equal(frozen.train, flops.train - 2 * stack0.reduce((s, [, t]) => s + t.size, 0));
+  assert.equal(frozen.trainAll, flops.train);
+  for (const [, t] of stack0) t.requiresGrad = true;
   const g = buildModel({ ...p.config.model!, preset: 'gpt2', n_kv_heads: undefined, d_ff: undefined }, { vocabSize: 50, maxSeqLen: 12 });
   assert.equal(g.getEmbeddingSpec().max_positions, 12);
   assert.equal(g.getHeadSpec().kind, 'lm');

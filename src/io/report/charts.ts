@@ -166,7 +166,7 @@ function eventLines(f: Frame, ctx: ChartContext): string {
   return parts.join('');
 }
 
-function xAxis(f: Frame): string {
+function xAxis(f: Frame, label = 't (normalized training time)'): string {
   const [d0, d1] = f.x.domain;
   const step = d1 - d0 <= 1.0001 ? 0.1 : niceDomain(d0, d1, 10).step;
   const ticks = ticksIn(d0, d1, step);
@@ -177,7 +177,7 @@ function xAxis(f: Frame): string {
     parts.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${f.bottom}" y2="${f.bottom + 5}" stroke="${COLORS.axis}"/>`
       + `<text x="${px(x)}" y="${f.bottom + 17}" text-anchor="middle" fill="${COLORS.axis}">${escapeXml(fmt(t))}</text>`);
   }
-  parts.push(`<text x="${px((f.left + f.right) / 2)}" y="${f.bottom + 34}" text-anchor="middle" fill="${COLORS.axis}">t (normalized training time)</text>`);
+  parts.push(`<text x="${px((f.left + f.right) / 2)}" y="${f.bottom + 34}" text-anchor="middle" fill="${COLORS.axis}">${escapeXml(label)}</text>`);
   return parts.join('');
 }
 
@@ -274,6 +274,8 @@ interface LineChartSpec {
   nonFinite?: number[];
   includeZero?: boolean;
   emptyText: string;
+  /** The x axis' label (default: normalized training time t). */
+  xLabel?: string;
 }
 
 const MAX_POINTS = 2400;
@@ -318,11 +320,37 @@ function lineChart(ctx: ChartContext, spec: LineChartSpec, standalone: boolean):
   }
   parts.push(eventLines(f, ctx));
   parts.push(frameRect(f));
-  parts.push(xAxis(f));
+  parts.push(xAxis(f, spec.xLabel));
   if (empty) parts.push(noData(f, spec.emptyText));
   parts.push(lg.render(f.bottom + 44));
   parts.push('</svg>');
   return parts.join('');
+}
+
+/** One line of an x/y chart over any x quantity (`xyLineChart`). */
+export interface XYSeries {
+  label: string;
+  color: string;
+  points: { x: number; y: number }[];
+  width?: number;
+  markers?: boolean;
+}
+
+/**
+ * A line chart over another x than t (e.g. training FLOPs), drawn like the report's loss chart:
+ * shaded bands (x intervals, e.g. the phases of one of the runs), nice ticks, legend.
+ */
+export function xyLineChart(spec: {
+  id: string; title: string; subtitle: string; xLabel: string; yLabel: string; series: XYSeries[];
+  bands?: { name: string; x0: number; x1: number }[]; emptyText?: string;
+}, standalone = false): string {
+  const xs = spec.series.flatMap((s) => s.points.map((p) => p.x)).filter(finite);
+  const [x0, x1] = extent(xs) ?? [0, 1];
+  const data = { run_name: spec.id, phases: (spec.bands ?? []).map((b) => ({ name: b.name, start_t: b.x0, end_t: b.x1 })), steps: [], evals: [], events: [], stack_timeline: [], summary: {} };
+  const xDomain = niceDomain(Math.min(0, x0), x1, 10).domain;
+  const ctx: ChartContext = { data, xDomain, endT: xDomain[1], events: [] };
+  const series: Series[] = spec.series.map((s) => ({ label: s.label, color: s.color, width: s.width ?? 1.8, points: s.points.map((p) => ({ t: p.x, v: p.y })), ...(s.markers ? { markers: true } : {}) }));
+  return lineChart(ctx, { id: spec.id, title: spec.title, subtitle: spec.subtitle, xLabel: spec.xLabel, yLabel: spec.yLabel, series, emptyText: spec.emptyText ?? 'no data' }, standalone);
 }
 
 /** Smoothing weight for n noisy points (no smoothing below 20 points). */

@@ -9,7 +9,8 @@ import { STACK_STATES } from './types.js';
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
-const CSS = `
+/** The report pages' stylesheet (run report, comparison page). */
+export const REPORT_CSS = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 24px; background: #f1f5f9; color: #1e293b;
@@ -187,7 +188,7 @@ export function renderReportHtml(data: RunReportData, opts: RenderHtmlOptions = 
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'" />
 <meta name="generator" content="stackwise" />
 <title>${escapeXml(`Run report: ${name}`)}</title>
-<style>${CSS}</style>
+<style>${REPORT_CSS}</style>
 </head>
 <body>
 <main>

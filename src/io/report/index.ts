@@ -19,8 +19,9 @@ import { emptyRunReportData, type RunReportData } from './types.js';
 export * from './types.js';
 export { metricsToReportData, parseStackSnapshot, readMetricsJsonl, type MetricsToReportOptions } from './metrics.js';
 export { renderReportHtml, derivedSummary } from './html.js';
-export { REPORT_CHARTS, chartContext, lossChart, lrChart, stackTimelineChart, throughputChart, type ChartContext } from './charts.js';
+export { REPORT_CHARTS, chartContext, lossChart, lrChart, stackTimelineChart, throughputChart, xyLineChart, type ChartContext, type XYSeries } from './charts.js';
 export { escapeXml } from './svg.js';
+export * from './compare.js';
 
 export const REPORT_HTML = 'report.html';
 export const REPORT_DATA = 'report-data.json';

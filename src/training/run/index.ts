@@ -1,8 +1,8 @@
 /**
  * Runs as a library (`stackwise/run`): loading a trained run (`loadRun`, over `loadModel`),
  * sampling, evaluation (perplexity, masked-token accuracy, the sentiment probe), inspecting and
- * exporting checkpoints, and the entry points of `stackwise train`. The CLI commands parse flags,
- * call these and print.
+ * exporting checkpoints, and the entry points of `stackwise train` and `stackwise compare`. The
+ * CLI commands parse flags, call these and print.
  */
 export * from './errors.js';
 export * from './load-run.js';
@@ -14,3 +14,4 @@ export * from './eval.js';
 export * from './train.js';
 export * from './inspect.js';
 export * from './export.js';
+export * from './compare.js';
