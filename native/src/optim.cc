@@ -189,7 +189,8 @@ static napi_value sumSquares(napi_env env, napi_callback_info info) {
 // State: m as signed and v as unsigned 8-bit codes into the dynamic quantization maps (codeS,
 // codeU: 256 sorted floats), one float32 absmax per block of `bs` elements. Per block: dequantize
 // m and v, take the AdamW step with the new (unquantized) moments, then requantize them against
-// the block's new absmax, each value to its nearest code (ties to the lower code). Blocks are
+// the block's new absmax, each value to its nearest code (ties to the lower code; a positive v
+// to the smallest positive code at least). Blocks are
 // independent, so the result does not depend on the thread count.
 
 namespace {
@@ -257,7 +258,10 @@ static void adamw8bit_body(Args& a) {
     vAbs[b] = vMax;
     for (int64_t i = s; i < e; i++) {
       mq[i] = nearestCode(codeS, mMax > 0.f ? mBuf[i - s] / mMax : 0.f);
-      vq[i] = nearestCode(codeU, vMax > 0.f ? vBuf[i - s] / vMax : 0.f);
+      // A positive second moment never becomes 0: √v = 0 under a nonzero m would make the next
+      // step m/eps (a row of an embedding that sat out a batch, its v tiny against the block's max).
+      uint8_t vc = nearestCode(codeU, vMax > 0.f ? vBuf[i - s] / vMax : 0.f);
+      vq[i] = (vc == 0 && vBuf[i - s] > 0.f) ? 1 : vc;
     }
   });
 }

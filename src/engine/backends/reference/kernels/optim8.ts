@@ -54,7 +54,8 @@ registerKernel<AdamW8bitAttrs>('adamw8bitUpdate', 'reference', ([param, grad, mq
     VA[b] = vMax;
     for (let i = s; i < e; i++) {
       M[i] = nearestCode(CS, mMax > 0 ? f(mBuf[i - s]! / mMax) : 0);
-      V[i] = nearestCode(CU, vMax > 0 ? f(vBuf[i - s]! / vMax) : 0);
+      const vc = nearestCode(CU, vMax > 0 ? f(vBuf[i - s]! / vMax) : 0);
+      V[i] = vc === 0 && vBuf[i - s]! > 0 ? 1 : vc;
     }
   }
   return [];
