@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { Model, type ModelConfig } from '../nn/index.js';
 import { ModelAdapter, attentionFor } from '../framework/index.js';
-import { Gpt2Tokenizer, loadTokenizer, type Tokenizer } from '../data/index.js';
+import { Gpt2Tokenizer, loadTokenizer, runTokenizerPath, type Tokenizer } from '../data/index.js';
 import { CheckpointError, isRunFolder, latestCheckpoint, readCheckpoint } from '../io/checkpoint.js';
 import { ArrayTokenStream } from '../data/index.js';
 import type { TokenData } from '../framework/index.js';
@@ -65,7 +65,7 @@ function runTokenizer(phase: ResolvedPhase, runDir: string, vocab: number): Toke
     tokenizer = new Gpt2Tokenizer();
     where = 'the GPT-2 tokenizer';
   } else {
-    const path = tok.path ?? join(runDir, 'tokenizer.json');
+    const path = tok.path ?? runTokenizerPath(runDir);
     if (!existsSync(path)) throw new Error(`${path}: the run's tokenizer file is missing`);
     tokenizer = loadTokenizer(path);
     where = `tokenizer ${path}`;

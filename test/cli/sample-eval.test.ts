@@ -102,14 +102,15 @@ test('sample/eval bad input: missing run, no checkpoint, tokenizer not matching 
   r = stackwise('eval', empty);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /not a StackWise run folder/);
-  // A copy of the CLM run whose tokenizer.json is replaced by another vocabulary.
+  // A copy of the CLM run whose tokenizer file is replaced by another vocabulary.
   const other = join(dir, 'other');
   const tr = stackwise('train', config('small-vocab', 'clm'), '--run-dir', other, '--no-report', '--set', 'data.tokenizer.vocab_size=280', '--steps', '2');
   assert.equal(tr.status, 0, tr.stderr);
   const swapped = join(dir, 'swapped');
   mkdirSync(swapped);
-  for (const f of readdirSync(clmRun)) if (f !== 'tokenizer.json') copyTree(join(clmRun, f), join(swapped, f));
-  copyFileSync(join(other, 'tokenizer.json'), join(swapped, 'tokenizer.json'));
+  for (const f of readdirSync(clmRun)) if (f !== 'stackwise-tokenizer.json') copyTree(join(clmRun, f), join(swapped, f));
+  // Written under the legacy name: runs from before the rename are still read.
+  copyFileSync(join(other, 'stackwise-tokenizer.json'), join(swapped, 'tokenizer.json'));
   r = stackwise('sample', swapped, '--prompt', 'x');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /has a vocabulary of \d+ tokens, but the model's embedding has 300/);
