@@ -11,14 +11,25 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadHF, saveHF, type SaveHFOptions } from '../io/hf/index.js';
+import { loadHF, loadHFTokenizer, saveHF, saveHFTokenizer, type SaveHFOptions } from '../io/hf/index.js';
+import type { Tokenizer } from '../data/index.js';
 import type { Model } from '../nn/index.js';
 import { checkStacksOption, withConfigPath } from './inspect.js';
 import { UsageError, parseChoice, parseStacks, printJson, runCommand } from './output.js';
 import { loadRun } from './sample.js';
 
 /** A loader for one kind of export source; returns null when `path` is not of its kind. */
-export type ExportSource = (path: string) => { model: Model; description: string } | null;
+export type ExportSource = (path: string) => ExportableModel | null;
+
+/** What a source gives: the model, and (when known) its tokenizer and training objective. */
+export interface ExportableModel {
+  model: Model;
+  description: string;
+  /** Written as tokenizer.json + tokenizer_config.json + special_tokens_map.json. */
+  tokenizer?: Tokenizer;
+  /** Named in refusals that depend on it (bidirectional attention of diffusion / MLM). */
+  objective?: string;
+}
 
 const sources: { name: string; load: ExportSource }[] = [];
 
@@ -33,13 +44,13 @@ registerExportSource('a StackWise run folder or checkpoint', (path) => {
     && ['checkpoint.json', '.stackwise-run', 'config.yaml'].some((f) => existsSync(join(path, f)));
   if (!isRun) return null;
   const run = loadRun(path);
-  return { model: run.model, description: `${run.checkpoint} (step ${run.step})` };
+  return { model: run.model, description: `${run.checkpoint} (step ${run.step})`, tokenizer: run.tokenizer, objective: run.objective };
 });
 
 export interface ExportOptions {
   out: string;
   format?: 'hf';
-  dtype?: 'F32' | 'F16' | 'BF16';
+  dtype?: ExportDtype;
   adapters?: 'separate' | 'merge' | 'drop';
   stacks?: number | number[];
   force?: boolean;
@@ -52,16 +63,22 @@ export interface ExportResult {
   files: string[];
 }
 
-function loadSource(source: string, stacks: number | number[] | undefined): { model: Model; kind: string } {
+/** --dtype values: safetensors names and torch names. */
+const EXPORT_DTYPES = ['F32', 'F16', 'BF16', 'float32', 'float16', 'bfloat16'] as const;
+export type ExportDtype = (typeof EXPORT_DTYPES)[number];
+const SAFETENSORS_DTYPE: Record<ExportDtype, 'F32' | 'F16' | 'BF16'> = { F32: 'F32', F16: 'F16', BF16: 'BF16', float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+
+function loadSource(source: string, stacks: number | number[] | undefined): ExportableModel & { kind: string } {
   if (!existsSync(source)) throw new Error(`${source}: no such file or folder`);
   for (const s of sources) {
     const r = s.load(source);
-    if (r) return { model: r.model, kind: s.name };
+    if (r) return { ...r, kind: s.name };
   }
   if (statSync(source).isDirectory() && existsSync(join(source, 'config.json'))) {
     checkStacksOption(source, stacks);
     try {
-      return { model: loadHF(source, stacks !== undefined ? { stacks } : {}).model, kind: 'hf' };
+      const tokenizer = loadHFTokenizer(source) ?? undefined;
+      return { model: loadHF(source, stacks !== undefined ? { stacks } : {}).model, description: source, kind: 'hf', ...(tokenizer ? { tokenizer } : {}) };
     } catch (e) {
       throw withConfigPath(source, e);
     }
@@ -83,15 +100,17 @@ export function exportModel(source: string, opts: ExportOptions): ExportResult {
       replacing = true;
     }
   }
-  const { model, kind } = loadSource(source, opts.stacks);
+  const { model, kind, tokenizer, objective } = loadSource(source, opts.stacks);
   const parent = dirname(out);
   mkdirSync(parent, { recursive: true });
   const temp = join(parent, `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const saveOpts: SaveHFOptions = {};
-    if (opts.dtype) saveOpts.dtype = opts.dtype;
+    if (opts.dtype) saveOpts.dtype = SAFETENSORS_DTYPE[opts.dtype];
     if (opts.adapters) saveOpts.adapters = opts.adapters;
+    if (objective !== undefined) saveOpts.objective = objective;
     saveHF(model, temp, saveOpts);
+    if (tokenizer) saveHFTokenizer(tokenizer, temp, model.config.embedding.maxPositions !== undefined ? { modelMaxLength: model.config.embedding.maxPositions } : {});
     const files = readdirSync(temp).sort();
     if (replacing) {
       const old = `${temp}.old`;
@@ -112,11 +131,11 @@ export function exportModel(source: string, opts: ExportOptions): ExportResult {
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
-    .description('export a model as a Hugging Face folder (config.json + model.safetensors [+ PEFT adapter]) that transformers loads')
+    .description('export a model as a Hugging Face folder (config.json + model.safetensors [+ PEFT adapter] + tokenizer.json, tokenizer_config.json, special_tokens_map.json) that transformers loads')
     .argument('<source>', 'model to export: a Hugging Face folder (or a registered checkpoint source)')
     .requiredOption('--out <folder>', 'folder to write (created; replaced only with --force)')
     .option('--format <format>', 'output format (only hf)', parseChoice(['hf'] as const), 'hf')
-    .option('--dtype <dtype>', 'weight dtype in the file: F32 (default), F16 or BF16', parseChoice(['F32', 'F16', 'BF16'] as const))
+    .option('--dtype <dtype>', 'weight dtype in the file: F32 / float32 (default), F16 / float16 or BF16 / bfloat16; quantized (NF4, int8, …) layers are dequantized to it', parseChoice(EXPORT_DTYPES))
     .option('--adapters <mode>', 'LoRA adapters: separate (PEFT files, default), merge (fold into the weights) or drop', parseChoice(['separate', 'merge', 'drop'] as const))
     .option('--stacks <K|a,b,…>', 'stack grouping used while loading an HF folder (does not change the export)', parseStacks)
     .option('--force', 'replace a non-empty --out folder')
