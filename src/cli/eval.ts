@@ -13,11 +13,16 @@ import * as E from '../engine/index.js';
 import { Xoshiro128, combineSeeds, loadCorpus, splitDocuments, type CorpusSpec, type Document } from '../data/index.js';
 import { syntheticTokenData } from '../framework/data-source.js';
 import { inference } from '../training/sampling/index.js';
+import { evaluateText, evaluateTokens, tokenByteLengths, type TextEvalResult } from '../training/evaluation/index.js';
 import { loadRun, type LoadedRun } from './sample.js';
 import { UsageError, createProgress, parseChoice, parsePositiveInt, printJson, runCommand } from './output.js';
 
 export interface EvalOptions {
   split?: 'val' | 'test';
+  /** Evaluate on these files instead of a split: UTF-8 text (one document each) or .jsonl (one per line). */
+  text?: string[];
+  /** Field of each JSONL record that holds the text (default "text"). */
+  jsonlField?: string;
   task?: 'lm' | 'sentiment';
   maxTokens?: number;
   /** --task sentiment: use only this many sentences (spread evenly over the corpus). */
@@ -38,7 +43,17 @@ export interface LmEvalResult {
   scored: number;
   loss: number;
   perplexity: number | null;
+  /** Tokenizer-independent: bits of the text tokens' negative log-likelihood per UTF-8 byte (CLM with a tokenizer). */
+  bits_per_byte: number | null;
   masked_accuracy: number | null;
+}
+
+export interface TextFilesEvalResult extends TextEvalResult {
+  task: 'text';
+  checkpoint: string;
+  step: number;
+  objective: string;
+  files: string[];
 }
 
 export interface SentimentEvalResult {
@@ -86,6 +101,18 @@ function splitTokens(run: LoadedRun, split: 'val' | 'test'): Int32Array {
   return Int32Array.from(out);
 }
 
+/** A progress bar over windows, started when the evaluation reports its first batch (and the total). */
+function windowProgress(label: string, enabled: boolean): { update: (done: number, total: number) => void; stop: () => void } {
+  let bar: ReturnType<typeof createProgress> | undefined;
+  return {
+    update: (done, total) => {
+      bar ??= createProgress({ total, label, unit: 'windows', enabled });
+      bar.update(done);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
 /** Share of the positions masked (each independently) in the masked-token evaluation. */
 const EVAL_MASK_RATE = 0.15;
 
@@ -96,8 +123,15 @@ export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): 
   const B = opts.batchSize ?? run.phase.data!.batch_size;
   let ids = splitTokens(run, split);
   const maxTokens = opts.maxTokens ?? 65_536;
-  if (ids.length > maxTokens + 1) ids = ids.subarray(0, maxTokens + 1);
   const clm = run.objective === 'clm';
+  if (clm) {
+    const byteLengths = run.tokenizer ? tokenByteLengths(run.tokenizer) : new Uint32Array(run.vocabSize);
+    const progress = windowProgress(`eval ${split}`, progressOn);
+    const r = evaluateTokens(run.model, ids, byteLengths, { seqLen: S, batchSize: B, maxTokens, onProgress: progress.update });
+    progress.stop();
+    return { task: 'lm', checkpoint: resolve(run.checkpoint), step: run.step, objective: run.objective, split, tokens: r.scored, scored: r.scored, loss: r.loss, perplexity: r.perplexity, bits_per_byte: Number.isNaN(r.bits_per_byte) ? null : r.bits_per_byte, masked_accuracy: null };
+  }
+  if (ids.length > maxTokens + 1) ids = ids.subarray(0, maxTokens + 1);
   const windows = Math.floor((ids.length - (clm ? 1 : 0)) / S);
   if (windows < 1) throw new Error(`the ${split} split holds ${ids.length} tokens, fewer than one window of ${S + (clm ? 1 : 0)}`);
   const mask = run.maskTokenId;
@@ -167,6 +201,7 @@ export function evalLm(run: LoadedRun, opts: EvalOptions, progressOn: boolean): 
     scored,
     loss: mean,
     perplexity: clm ? Math.exp(mean) : null,
+    bits_per_byte: null,
     masked_accuracy: clm ? null : correct / scored,
   };
 }
@@ -290,10 +325,27 @@ export function evalSentiment(run: LoadedRun, opts: EvalOptions, progressOn: boo
   };
 }
 
-export function runEval(target: string, opts: EvalOptions, progressOn = false): LmEvalResult | SentimentEvalResult {
+/** Perplexity and bits per byte of a causal model on the user's files (text or JSONL). */
+export function evalTextFiles(run: LoadedRun, opts: EvalOptions, progressOn: boolean): TextFilesEvalResult {
+  const files = opts.text ?? [];
+  if (run.objective !== 'clm') throw new UsageError(`--text scores next-token likelihood, which needs a causal model; this one was trained with objective ${run.objective}`);
+  if (!run.tokenizer) throw new UsageError('--text needs a model with a text tokenizer (this one reads raw token ids: its corpus was synthetic, or its Hugging Face folder has no tokenizer.json)');
+  const docs = files.flatMap((path) => loadCorpus({ kind: 'files', paths: [path], format: path.endsWith('.jsonl') ? 'jsonl' : 'text', jsonlField: opts.jsonlField ?? 'text' }));
+  const S = opts.seqLen ?? run.phase.data?.seq_len ?? Math.min(run.model.config.embedding.maxPositions ?? 1024, 1024);
+  const B = opts.batchSize ?? run.phase.data?.batch_size ?? 4;
+  const progress = windowProgress('eval text', progressOn);
+  const r = evaluateText(run.model, run.tokenizer, docs, { seqLen: S, batchSize: B, ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}), onProgress: progress.update });
+  progress.stop();
+  return { task: 'text', checkpoint: resolve(run.checkpoint), step: run.step, objective: run.objective, files: files.map((f) => resolve(f)), ...r };
+}
+
+export function runEval(target: string, opts: EvalOptions, progressOn = false): LmEvalResult | SentimentEvalResult | TextFilesEvalResult {
   if (opts.task === 'sentiment' && opts.split !== undefined) throw new UsageError('--split applies to the language-model evaluation; --task sentiment uses its own train/val/test split of the sentiment sentences');
+  if (opts.text !== undefined && (opts.split !== undefined || opts.task === 'sentiment')) throw new UsageError('--text evaluates on your files: it does not combine with --split or --task sentiment');
   const run = loadRun(target, opts.backend ? { backend: opts.backend } : {});
   try {
+    if (opts.text !== undefined) return evalTextFiles(run, opts, progressOn);
+    if (run.parsed === undefined && opts.task !== 'sentiment') throw new UsageError(`${target} is a Hugging Face folder: it has no corpus splits; evaluate it on files with --text <file…>`);
     return opts.task === 'sentiment' ? evalSentiment(run, opts, progressOn) : evalLm(run, opts, progressOn);
   } finally {
     run.model.dispose();
@@ -304,8 +356,10 @@ export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
     .description('evaluate a trained model: perplexity (CLM) or masked-token accuracy (MLM) on a split, or a downstream sentiment probe')
-    .argument('<run-dir|checkpoint>', 'run folder (newest checkpoint) or checkpoint folder')
+    .argument('<model>', 'run folder (newest checkpoint), checkpoint folder, or Hugging Face folder (config.json + safetensors + tokenizer.json; needs --text)')
     .option('--split <split>', 'val | test (default val): the split of the run\'s corpus', parseChoice(['val', 'test'] as const))
+    .option('--text <file...>', 'evaluate on these files instead (UTF-8 text, one document per file, or .jsonl, one per line): perplexity and bits per byte')
+    .option('--jsonl-field <name>', 'field of each JSONL record holding the text (default text)')
     .option('--task <task>', 'lm (default) | sentiment: probe a classification head on the frozen model\'s mean-pooled features', parseChoice(['lm', 'sentiment'] as const))
     .option('--max-tokens <n>', 'evaluate at most n tokens of the split (default 65536)', parsePositiveInt)
     .option('--max-examples <n>', '--task sentiment: use only n of the 3000 sentences (spread over the corpus; quicker)', parsePositiveInt)
@@ -318,8 +372,11 @@ export function registerEvalCommand(program: Command): void {
       await runCommand('eval', opts, () => {
         const r = runEval(target, opts, !opts.json);
         if (opts.json) { printJson({ ok: true, ...r }); return; }
-        if (r.task === 'lm') {
-          const what = r.perplexity !== null ? `perplexity ${r.perplexity.toFixed(2)}` : `masked-token accuracy ${(100 * r.masked_accuracy!).toFixed(2)}%`;
+        if (r.task === 'text') {
+          process.stdout.write(`${r.files.length} file(s), ${r.documents} document(s): loss ${r.loss.toFixed(4)}, perplexity ${r.perplexity.toFixed(2)}, ${r.bits_per_byte.toFixed(4)} bits per byte (${r.scored} scored tokens, ${r.bytes} bytes, ${r.bytes_per_token.toFixed(2)} bytes/token; step ${r.step})\n`);
+        } else if (r.task === 'lm') {
+          const bpb = r.bits_per_byte !== null ? `, ${r.bits_per_byte.toFixed(4)} bits per byte` : '';
+          const what = r.perplexity !== null ? `perplexity ${r.perplexity.toFixed(2)}${bpb}` : `masked-token accuracy ${(100 * r.masked_accuracy!).toFixed(2)}%`;
           process.stdout.write(`${r.split}: loss ${r.loss.toFixed(4)}, ${what} (${r.scored} scored tokens; ${r.objective}; step ${r.step})\n`);
         } else {
           process.stdout.write(

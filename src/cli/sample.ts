@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { Model, type ModelConfig } from '../nn/index.js';
 import { ModelAdapter, attentionFor } from '../framework/index.js';
+import { isHFModelFolder, loadPretrained } from '../io/hf/index.js';
 import { Gpt2Tokenizer, loadTokenizer, runTokenizerPath, type Tokenizer } from '../data/index.js';
 import { CheckpointError, isRunFolder, latestCheckpoint, readCheckpoint } from '../io/checkpoint.js';
 import { ArrayTokenStream } from '../data/index.js';
@@ -33,7 +34,8 @@ export interface LoadedRun {
   runDir: string;
   checkpoint: string;
   step: number;
-  parsed: ParsedConfig;
+  /** The training config; undefined for a Hugging Face folder. */
+  parsed: ParsedConfig | undefined;
   /** The last phase's planes (what the final model was trained with). */
   phase: ResolvedPhase;
   objective: Objective;
@@ -95,8 +97,20 @@ function rebuildWithMachine(parsed: ParsedConfig, checkpoint: string, vocabSize:
   return model;
 }
 
-/** Loads the model of a run folder (newest checkpoint) or of a checkpoint folder. */
+/**
+ * A Hugging Face folder as a LoadedRun: its model and tokenizer; no training config, so the
+ * phase has no data plane (evaluation needs --text files).
+ */
+function loadPretrainedAsRun(folder: string, opts: { backend?: string }): LoadedRun {
+  const p = loadPretrained(folder, opts.backend ? { backend: opts.backend } : {});
+  p.model.eval();
+  const phase = { index: 0, name: 'pretrained', start_t: 0, end_t: 1 } as ResolvedPhase;
+  return { runDir: folder, checkpoint: folder, step: 0, parsed: undefined, phase, objective: p.objective, model: p.model, tokenizer: p.tokenizer, vocabSize: p.model.embedding.vocabSize, maskTokenId: p.tokenizer?.special.MASK };
+}
+
+/** Loads the model of a run folder (newest checkpoint), of a checkpoint folder, or of a Hugging Face folder. */
 export function loadRun(target: string, opts: { backend?: string } = {}): LoadedRun {
+  if (isHFModelFolder(target)) return loadPretrainedAsRun(target, opts);
   const { checkpoint, runDir } = resolveCheckpoint(target);
   const configPath = join(runDir, 'config.yaml');
   if (!existsSync(configPath)) throw new Error(`${configPath}: missing (the checkpoint's run folder must hold the config it was trained with)`);
@@ -270,7 +284,7 @@ export function registerSampleCommand(program: Command): void {
   program
     .command('sample')
     .description('generate text with a trained model (a run folder\'s newest checkpoint, or a checkpoint folder)')
-    .argument('<run-dir|checkpoint>', 'run folder or checkpoint folder (runs/x/checkpoints/step-…)')
+    .argument('<model>', 'run folder (newest checkpoint), checkpoint folder, or Hugging Face folder (config.json + safetensors + tokenizer.json)')
     .option('--prompt <text>', 'text to continue (CLM) or a text with [MASK] to fill (mlm / diffusion)', '')
     .option('--max-tokens <n>', 'tokens to generate (CLM; diffusion without [MASK]: masks appended), default 64 (CLM) / 32', parsePositiveInt)
     .option('--temperature <T>', 'sampling temperature; 0 = greedy (default 1 for CLM, 0 for mlm/diffusion)', parseNumber('--temperature', 0))

@@ -12,3 +12,4 @@ export * from './progressive/index.js';
 export * from './sampling/index.js';
 export * from './progressive-plane.js';
 export * from './progressive-trainer.js';
+export * from './evaluation/index.js';

@@ -109,3 +109,41 @@ test('a diffusion run is refused naming the condition: bidirectional attention v
   assert.match(e.stderr, /attention is bidirectional \(objective diffusion\); Hugging Face LlamaForCausalLM is causal/);
   assert.ok(!existsSync(out), 'nothing half-written');
 });
+
+test('eval --text (text and JSONL files) and sample / eval / inspect of a Hugging Face folder give the run\'s numbers', () => {
+  const hf = join(dir, 'hf-separate'); // written by the NF4 test above, with its tokenizer
+  const text = join(dir, 'held-out.txt');
+  const jsonl = join(dir, 'held-out.jsonl');
+  writeFileSync(text, 'The movie was great. I loved the acting and the music.\nTerrible service, would not go back.\n');
+  writeFileSync(jsonl, '{"text": "Good food and friendly staff."}\n{"text": "The plot made no sense at all, sadly."}\n');
+  const fromRun = stackwise('eval', nf4Run, '--text', text, jsonl, '--seq-len', '8', '--json');
+  assert.equal(fromRun.status, 0, fromRun.stderr);
+  const a = JSON.parse(fromRun.stdout) as Record<string, number>;
+  assert.equal(a['task'] as unknown, 'text');
+  assert.equal(a['documents'], 3);
+  assert.ok(a['bits_per_byte']! > 0 && Number.isFinite(a['bits_per_byte']));
+  assert.ok(Math.abs(a['perplexity']! - Math.exp(a['loss']!)) < 1e-9);
+  const fromHF = stackwise('eval', hf, '--text', text, jsonl, '--seq-len', '8', '--json');
+  assert.equal(fromHF.status, 0, fromHF.stderr);
+  const b = JSON.parse(fromHF.stdout) as Record<string, number>;
+  for (const k of ['scored', 'bytes', 'text_tokens']) assert.equal(b[k], a[k], k);
+  for (const k of ['loss', 'bits_per_byte']) assert.ok(Math.abs(b[k]! - a[k]!) < 1e-4, `${k}: ${b[k]} vs ${a[k]}`);
+  // The run's own split reports bits per byte too.
+  const split = stackwise('eval', nf4Run, '--json');
+  assert.equal(split.status, 0, split.stderr);
+  assert.ok((JSON.parse(split.stdout) as { bits_per_byte: number }).bits_per_byte > 0);
+  // A Hugging Face folder has no splits: the message says what to do.
+  const noSplit = stackwise('eval', hf);
+  assert.equal(noSplit.status, 2);
+  assert.match(noSplit.stderr, /is a Hugging Face folder: it has no corpus splits; evaluate it on files with --text/);
+  // sample: the same greedy continuation from the run and from its export.
+  const s1 = stackwise('sample', nf4Run, '--prompt', 'The movie', '--max-tokens', '6', '--temperature', '0', '--json');
+  const s2 = stackwise('sample', hf, '--prompt', 'The movie', '--max-tokens', '6', '--temperature', '0', '--json');
+  assert.equal(s1.status, 0, s1.stderr);
+  assert.equal(s2.status, 0, s2.stderr);
+  const samples = (r: { stdout: string }) => (JSON.parse(r.stdout) as { samples: unknown }).samples;
+  assert.deepEqual(samples(s2), samples(s1));
+  const ins = stackwise('inspect', hf);
+  assert.equal(ins.status, 0, ins.stderr);
+  assert.match(ins.stdout, /LMHead/);
+});

@@ -6,3 +6,4 @@ export * from './model-io.js';
 export * from './peft.js';
 export * from './forward-case.js';
 export * from './tokenizer.js';
+export * from './pretrained.js';
