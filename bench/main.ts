@@ -31,8 +31,13 @@ const benches: Record<string, () => void | Promise<void>> = {
     : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: flag('--threads') }),
 };
 
-if (!name || !(name in benches)) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N] [--compare-torch [--rounds N]]\n`);
-  process.exit(name ? 2 : 0);
+const usage = `usage: stackwise bench <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N] [--compare-torch [--rounds N]] (or npm run bench -- <name> …)`;
+if (!name) {
+  process.stderr.write(`${usage}\n`);
+  process.exit(0);
+}
+if (!(name in benches)) {
+  process.stderr.write(`bench: unknown benchmark '${name}'; expected one of ${Object.keys(benches).join(', ')}\n${usage}\n`);
+  process.exit(2);
 }
 await benches[name]();

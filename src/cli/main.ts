@@ -10,6 +10,7 @@ import { registerExportCommand } from './export.js';
 import { registerTrainCommand } from './train.js';
 import { registerSampleCommand } from './sample.js';
 import { registerEvalCommand } from './eval.js';
+import { reportParseError } from './output.js';
 
 // `stackwise inspect … | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -42,7 +43,7 @@ const argv = process.argv.length <= 2 ? [...process.argv, 'train'] : process.arg
 try {
   await program.parseAsync(argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  if (e instanceof CommanderError) process.exit(reportParseError(e, argv));
   process.stderr.write(`stackwise: ${(e as Error).message}\n`);
   process.exit(1);
 }
