@@ -1,8 +1,9 @@
 /**
- * `stackwise eval <run-dir|checkpoint>`: measures a trained model.
- *   --split val|test (default val): perplexity on that split of the run's corpus (CLM), or
+ * `stackwise eval <model>`: measures a trained model (run, checkpoint or Hugging Face folder).
+ *   --split val|test (default val): perplexity and bits per byte on that split of the run's corpus (CLM), or
  *     masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions masked, seeded;
  *     a model with a time embedding is given r = 0.15 for every row).
+ *   --text <file…>: perplexity and bits per byte on the user's files (text or JSONL) instead.
  *   --task sentiment: a downstream probe — the frozen model's mean-pooled final hidden states of
  *     the labelled sentiment sentences (Amazon / IMDB / Yelp) feed a logistic-regression head
  *     trained on the train split; accuracy on the held-out test split (and validation).
@@ -25,9 +26,11 @@ export function runEval(target: string, opts: EvalOptions, progressOn = false): 
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a trained model: perplexity (CLM) or masked-token accuracy (MLM) on a split, or a downstream sentiment probe')
-    .argument('<run-dir|checkpoint>', 'run folder (newest checkpoint) or checkpoint folder')
+    .description('evaluate a trained model: perplexity and bits per byte (CLM) or masked-token accuracy (MLM) on a split or on your files (--text), or a downstream sentiment probe')
+    .argument('<model>', 'run folder (newest checkpoint), checkpoint folder, or Hugging Face folder (config.json + safetensors + tokenizer.json; needs --text)')
     .option('--split <split>', 'val | test (default val): the split of the run\'s corpus', parseChoice(['val', 'test'] as const))
+    .option('--text <file...>', 'evaluate on these files instead (UTF-8 text, one document per file, or .jsonl, one per line): perplexity and bits per byte')
+    .option('--jsonl-field <name>', 'field of each JSONL record holding the text (default text)')
     .option('--task <task>', 'lm (default) | sentiment: probe a classification head on the frozen model\'s mean-pooled features', parseChoice(['lm', 'sentiment'] as const))
     .option('--max-tokens <n>', 'evaluate at most n tokens of the split (default 65536)', parsePositiveInt)
     .option('--max-examples <n>', '--task sentiment: use only n of the 3000 sentences (spread over the corpus; quicker)', parsePositiveInt)
@@ -40,8 +43,11 @@ export function registerEvalCommand(program: Command): void {
       await runCommand('eval', opts, () => {
         const r = runEval(target, opts, !opts.json);
         if (opts.json) { printJson({ ok: true, ...r }); return; }
-        if (r.task === 'lm') {
-          const what = r.perplexity !== null ? `perplexity ${r.perplexity.toFixed(2)}` : `masked-token accuracy ${(100 * r.masked_accuracy!).toFixed(2)}%`;
+        if (r.task === 'text') {
+          process.stdout.write(`${r.files.length} file(s), ${r.documents} document(s): loss ${r.loss.toFixed(4)}, perplexity ${r.perplexity.toFixed(2)}, ${r.bits_per_byte.toFixed(4)} bits per byte (${r.scored} scored tokens, ${r.bytes} bytes, ${r.bytes_per_token.toFixed(2)} bytes/token; step ${r.step})\n`);
+        } else if (r.task === 'lm') {
+          const bpb = r.bits_per_byte !== null ? `, ${r.bits_per_byte.toFixed(4)} bits per byte` : '';
+          const what = r.perplexity !== null ? `perplexity ${r.perplexity.toFixed(2)}${bpb}` : `masked-token accuracy ${(100 * r.masked_accuracy!).toFixed(2)}%`;
           process.stdout.write(`${r.split}: loss ${r.loss.toFixed(4)}, ${what} (${r.scored} scored tokens; ${r.objective}; step ${r.step})\n`);
         } else {
           process.stdout.write(

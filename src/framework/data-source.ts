@@ -14,6 +14,7 @@ import {
   loadCorpus,
   loadOrBuildTokenCache,
   loadTokenizer,
+  runTokenizerPath,
   saveTokenizer,
   splitDocuments,
   tokenCachePath,
@@ -123,7 +124,7 @@ function tokenizerFor(config: TokenizerConfig, train: readonly Document[], runDi
     case 'none':
       throw new Error("data.tokenizer 'none' only works with a synthetic corpus (text needs a tokenizer: 'bpe' or 'gpt2')");
     case 'bpe': {
-      const path = config.path ?? (runDir ? join(runDir, 'tokenizer.json') : undefined);
+      const path = config.path ?? (runDir ? runTokenizerPath(runDir) : undefined);
       if (path && existsSync(path)) {
         const tok = loadTokenizer(path);
         if (tok.vocabSize > config.vocab_size) {

@@ -14,3 +14,4 @@ export * from './progressive-plane.js';
 export * from './progressive-trainer.js';
 export * from './model-manifest/index.js';
 export * from './plan/index.js';
+export * from './evaluation/index.js';

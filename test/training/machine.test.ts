@@ -220,7 +220,7 @@ test('a text corpus with a BPE tokenizer trained and cached in the run folder', 
   assert.equal(spec.mask_token_id, 257);
   const r = m.train();
   assert.equal(r.final_eval, undefined, 'no validation documents: no evaluation');
-  assert.ok(existsSync(join(dir, 'run', 'tokenizer.json')));
+  assert.ok(existsSync(join(dir, 'run', 'stackwise-tokenizer.json')));
   assert.equal(readdirSync(join(dir, 'run', 'tokens')).length, 1);
   assert.throws(() => new TrainingMachine({ ...cfg, data: { ...cfg.data, tokenizer: 'none' } }), /tokenizer 'none' only works with a synthetic corpus/);
 });

@@ -1,0 +1,2 @@
+// Evaluation of trained models on text: loss, perplexity and bits per byte.
+export * from './text-eval.js';
