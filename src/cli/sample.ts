@@ -13,7 +13,7 @@ import { InvalidArgumentError } from 'commander';
 import { Model, type ModelConfig } from '../nn/index.js';
 import { ModelAdapter, attentionFor } from '../framework/index.js';
 import { isHFModelFolder, loadPretrained } from '../io/hf/index.js';
-import { Gpt2Tokenizer, loadTokenizer, runTokenizerPath, type Tokenizer } from '../data/index.js';
+import { Gpt2Tokenizer, loadHfTokenizer, loadTokenizer, runTokenizerPath, type Tokenizer } from '../data/index.js';
 import { CheckpointError, isRunFolder, latestCheckpoint, readCheckpoint } from '../io/checkpoint.js';
 import { ArrayTokenStream } from '../data/index.js';
 import type { TokenData } from '../framework/index.js';
@@ -66,8 +66,11 @@ function runTokenizer(phase: ResolvedPhase, runDir: string, vocab: number): Toke
   if (tok.kind === 'gpt2') {
     tokenizer = new Gpt2Tokenizer();
     where = 'the GPT-2 tokenizer';
+  } else if (tok.kind === 'hf' && !existsSync(runTokenizerPath(runDir))) {
+    tokenizer = loadHfTokenizer(tok.path);
+    where = `tokenizer ${tok.path}`;
   } else {
-    const path = tok.path ?? runTokenizerPath(runDir);
+    const path = (tok.kind === 'bpe' ? tok.path : undefined) ?? runTokenizerPath(runDir);
     if (!existsSync(path)) throw new Error(`${path}: the run's tokenizer file is missing`);
     tokenizer = loadTokenizer(path);
     where = `tokenizer ${path}`;
