@@ -58,13 +58,14 @@ export interface TrainingState {
 }
 
 /**
- * The BPE tokenizer file a phase's data plane reads or writes (its path, else the run folder's
- * RUN_TOKENIZER_FILE); a checkpoint keeps a copy under RUN_TOKENIZER_FILE.
+ * The tokenizer file of a phase's data plane — a trained BPE (its path, else the run folder's
+ * RUN_TOKENIZER_FILE) or a Hugging Face tokenizer (the run folder's copy); a checkpoint keeps a
+ * copy under RUN_TOKENIZER_FILE. The GPT-2 vocabulary ships with StackWise: no file.
  */
 function tokenizerFile(data: ResolvedPhase['data'], runDir: string): string | undefined {
   const tok = data?.tokenizer;
-  if (!tok || tok.kind !== 'bpe') return undefined;
-  const path = tok.path ?? runTokenizerPath(runDir);
+  if (!tok || (tok.kind !== 'bpe' && tok.kind !== 'hf')) return undefined;
+  const path = (tok.kind === 'bpe' ? tok.path : undefined) ?? runTokenizerPath(runDir);
   return existsSync(path) ? path : undefined;
 }
 

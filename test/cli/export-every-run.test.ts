@@ -10,7 +10,7 @@ import * as E from '../../src/engine/index.js';
 import { loadHF, loadHFTokenizer } from '../../src/io/index.js';
 import { QuantizedLinear } from '../../src/nn/index.js';
 import { loadRun } from '../../src/training/run/index.js';
-import { stackwise } from './support.js';
+import { repoRoot, stackwise } from './support.js';
 
 let dir = '';
 let nf4Run = '';
@@ -146,4 +146,27 @@ test('eval --text (text and JSONL files) and sample / eval / inspect of a Huggin
   const ins = stackwise('inspect', hf);
   assert.equal(ins.status, 0, ins.stderr);
   assert.match(ins.stdout, /LMHead/);
+});
+
+test('data.tokenizer {kind: hf}: a run trains with a Hugging Face tokenizer.json, keeps a copy, and exports it back', () => {
+  const fixture = join(repoRoot(), 'test', 'fixtures', 'hf-tokenizer', 'hf-trained.tokenizer.json');
+  const run = join(dir, 'hf-tok');
+  const config = writeConfig('hf-tok', [
+    'model: { preset: llama, d_model: 16, n_heads: 2, d_ff: 32, n_stacks: 1, blocks_per_stack: 1 }',
+    `data: { corpus: sentiment, tokenizer: { kind: hf, path: ${JSON.stringify(fixture)} }, seq_len: 16, batch_size: 4, eval_batches: 1, objective: clm }`,
+    'optimizer: { lr: 0.01 }',
+    'training: { total_steps: 2 }',
+  ]);
+  const r = stackwise('train', config, '--run-dir', run, '--no-report');
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(existsSync(join(run, 'stackwise-tokenizer.json')));
+  const trained = loadRun(run);
+  const fromFile = loadHFTokenizer(join(repoRoot(), 'test', 'fixtures', 'hf-tokenizer'));
+  assert.equal(fromFile, null, 'the fixture folder has no tokenizer.json of that name');
+  assert.equal(trained.model.embedding.vocabSize, trained.tokenizer!.vocabSize);
+  trained.model.dispose();
+  const out = join(dir, 'hf-tok-export');
+  const e = stackwise('export', run, '--out', out);
+  assert.equal(e.status, 0, e.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(fixture, 'utf8')));
 });

@@ -82,7 +82,9 @@ test('train(): phases, growth through a hook, per-phase and final metrics, files
   const events2 = readEventFile(join(tbDir, readdirSync(tbDir)[0]!));
   const losses = events2.flatMap((e) => (e.scalars ?? []).filter((s) => s.tag === 'train/loss').map((s) => [e.step, s.value]));
   assert.equal(losses.length, 12);
-  assert.deepEqual(losses[3], [4, Math.fround(result.losses[3]!)]);
+  // TensorBoard's step s is metrics.jsonl's step s.
+  assert.deepEqual(losses.map(([step]) => step), stepRecords.map((r) => r['step']));
+  assert.deepEqual(losses[3], [stepRecords[3]!['step'], Math.fround(result.losses[3]!)]);
   assert.deepEqual(listCheckpoints(run).map((c) => c.step), [12]);
   m.dispose();
 });

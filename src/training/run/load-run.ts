@@ -43,7 +43,7 @@ export interface LoadedRun {
   maskTokenId: number | undefined;
 }
 
-/** The run's tokenizer: the checkpoint's copy (BPE) or the GPT-2 one, checked against the model's vocabulary. */
+/** The run's tokenizer: the checkpoint's copy (BPE, Hugging Face) or the GPT-2 one, checked against the model's vocabulary. */
 function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string, Uint8Array>, checkpoint: string, vocab: number): Tokenizer | undefined {
   const tok = data?.tokenizer;
   if (!tok || tok.kind === 'none') return undefined;
@@ -57,7 +57,7 @@ function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string,
     const name = files.has(RUN_TOKENIZER_FILE) || !files.has(LEGACY_RUN_TOKENIZER_FILE) ? RUN_TOKENIZER_FILE : LEGACY_RUN_TOKENIZER_FILE;
     const bytes = files.get(name);
     where = `tokenizer ${join(checkpoint, name)}`;
-    if (!bytes) throw new Error(`${where}: missing (the checkpoint keeps the run's BPE tokenizer)`);
+    if (!bytes) throw new Error(`${where}: missing (the checkpoint keeps the run's tokenizer file)`);
     tokenizer = tokenizerFromJSON(JSON.parse(Buffer.from(bytes).toString('utf8')), where);
   }
   if (tokenizer.vocabSize !== vocab) {
