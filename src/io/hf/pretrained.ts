@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tokenizer } from '../../data/index.js';
+import { hasStackWiseMarkers } from '../checkpoint.js';
 import { loadHF, type LoadHFOptions, type LoadedHF } from './model-io.js';
 import { loadHFTokenizer } from './tokenizer.js';
 
@@ -12,7 +13,7 @@ import { loadHFTokenizer } from './tokenizer.js';
 export function isHFModelFolder(path: string): boolean {
   if (!existsSync(path) || !statSync(path).isDirectory()) return false;
   if (!existsSync(join(path, 'config.json'))) return false;
-  return !['checkpoint.json', '.stackwise-run', 'config.yaml'].some((f) => existsSync(join(path, f)));
+  return !hasStackWiseMarkers(path);
 }
 
 export interface Pretrained extends LoadedHF {

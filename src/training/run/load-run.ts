@@ -6,11 +6,11 @@
  * folder (config.json + safetensors + tokenizer.json) loads through `loadPretrained` instead: its
  * model and tokenizer, and no data plane.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gpt2Tokenizer, LEGACY_RUN_TOKENIZER_FILE, RUN_TOKENIZER_FILE, tokenizerFromJSON, type Tokenizer } from '../../data/index.js';
 import type { ObjectiveName } from '../../framework/index.js';
 import { isHFModelFolder, loadPretrained } from '../../io/hf/index.js';
+import { hasStackWiseMarkers } from '../../io/checkpoint.js';
 import type { Model } from '../../nn/index.js';
 import type { TrainingState } from '../machine-checkpoint.js';
 import type { ResolvedPhase } from '../config/resolve.js';
@@ -144,5 +144,5 @@ export function depthScheduleOf(run: LoadedRun): NoiseSchedule {
 
 /** True when `path` is a run folder or checkpoint folder `loadRun` can read. */
 export function isRunOrCheckpoint(path: string): boolean {
-  return ['checkpoint.json', '.stackwise-run', 'config.yaml'].some((f) => existsSync(join(path, f)));
+  return hasStackWiseMarkers(path);
 }
