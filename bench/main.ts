@@ -51,8 +51,13 @@ const benches: Record<string, () => void | Promise<void>> = {
     : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: threads(), shape: text('--shape') }),
 };
 
-if (!name || !(name in benches)) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b]\n`);
-  process.exit(name ? 2 : 0);
+const usage = `usage: stackwise bench <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b] (or npm run bench -- <name> …)`;
+if (!name) {
+  process.stderr.write(`${usage}\n`);
+  process.exit(0);
+}
+if (!(name in benches)) {
+  process.stderr.write(`bench: unknown benchmark '${name}'; expected one of ${Object.keys(benches).join(', ')}\n${usage}\n`);
+  process.exit(2);
 }
 await benches[name]();

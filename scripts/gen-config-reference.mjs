@@ -139,7 +139,7 @@ const FALLBACK = {
   'data.corpus.vocab_size': 'Ids of the synthetic corpus (the last one is kept free as [MASK]).',
   'data.corpus.seed': 'Seed of the synthetic chain.',
   'data.tokenizer.vocab_size': 'Vocabulary of the trained byte-level BPE (special tokens and the 256 bytes included).',
-  'data.tokenizer.path': 'Where the trained tokenizer is saved / loaded (default run_dir/tokenizer.json).',
+  'data.tokenizer.path': 'Where the trained tokenizer is saved / loaded (default run_dir/stackwise-tokenizer.json; runs written before it used run_dir/tokenizer.json).',
   'optimizer.type': 'adamw or sgd.',
   'optimizer.weight_decay': 'Decoupled weight decay (AdamW) / L2 (SGD).',
   'optimizer.betas': 'AdamW moment coefficients.',

@@ -1,10 +1,11 @@
 /**
- * `stackwise eval <run-dir|checkpoint>`: measures a trained model.
+ * `stackwise eval <model>`: measures a trained model (run, checkpoint or Hugging Face folder).
  *   --split val|test (default val): perplexity and bits per byte on that split of the run's corpus
  *     (CLM), or masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions
  *     masked, seeded; a model with a time embedding is given r = 0.15 for every row). Masked
  *     diffusion also gets the NELBO perplexity bound (--elbo-samples draws per window, --seed),
  *     and time-as-depth runs the bound of their depth unroll too.
+ *   --text <file…>: perplexity and bits per byte on the user's files (text or JSONL) instead.
  *   --task samples --judge <causal run>: generative perplexity and unigram entropy of samples
  *     drawn with the run's own sampler.
  *   --task sentiment: a downstream probe — the frozen model's mean-pooled final hidden states of
@@ -41,9 +42,11 @@ export function runEval(target: string, opts: EvalOptions, progressOn = false): 
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a trained model: perplexity and bits per byte (CLM), masked-token accuracy (MLM) and the NELBO perplexity bound (masked diffusion) on a split, a downstream sentiment probe, or sample quality under a causal judge')
-    .argument('<run-dir|checkpoint>', 'run folder (newest checkpoint) or checkpoint folder')
+    .description('evaluate a trained model: perplexity and bits per byte (CLM), masked-token accuracy (MLM) and the NELBO perplexity bound (masked diffusion) on a split or on your files (--text), a downstream sentiment probe, or sample quality under a causal judge')
+    .argument('<model>', 'run folder (newest checkpoint), checkpoint folder, or Hugging Face folder (config.json + safetensors + tokenizer.json; needs --text)')
     .option('--split <split>', 'val | test (default val): the split of the run\'s corpus', parseChoice(['val', 'test'] as const))
+    .option('--text <file...>', 'evaluate on these files instead (UTF-8 text, one document per file, or .jsonl, one per line): perplexity and bits per byte')
+    .option('--jsonl-field <name>', 'field of each JSONL record holding the text (default text)')
     .option('--task <task>', 'lm (default) | sentiment: probe a classification head on the frozen model\'s mean-pooled features | samples: generative perplexity under --judge and entropy of samples', parseChoice(['lm', 'sentiment', 'samples'] as const))
     .option('--elbo-samples <n>', 'masked diffusion: Monte Carlo draws per window of the NELBO perplexity bound (default 8; ≥ 2)', parseElboSamples)
     .option('--seed <n>', 'seed of the NELBO draws / the samples (default 0)', parseNonNegativeInt)
@@ -63,7 +66,9 @@ export function registerEvalCommand(program: Command): void {
       await runCommand('eval', opts, () => {
         const r = runEval(target, opts, !opts.json);
         if (opts.json) { printJson({ ok: true, ...r }); return; }
-        if (r.task === 'lm') {
+        if (r.task === 'text') {
+          process.stdout.write(`${r.files.length} file(s), ${r.documents} document(s): loss ${r.loss.toFixed(4)}, perplexity ${r.perplexity.toFixed(2)}, ${r.bits_per_byte.toFixed(4)} bits per byte (${r.scored} scored tokens, ${r.bytes} bytes, ${r.bytes_per_token.toFixed(2)} bytes/token; step ${r.step})\n`);
+        } else if (r.task === 'lm') {
           const what = r.perplexity !== null ? `perplexity ${r.perplexity.toFixed(2)}` : `masked-token accuracy ${(100 * r.masked_accuracy!).toFixed(2)}%`;
           const bpb = r.perplexity !== null && r.bits_per_byte !== null ? `, ${r.bits_per_byte.toFixed(4)} bits per byte` : '';
           process.stdout.write(`${r.split}: loss ${r.loss.toFixed(4)}, ${what}${bpb} (${r.scored} scored tokens; ${r.objective}; step ${r.step})\n`);

@@ -4,17 +4,17 @@
  * (exportModel), prints.
  */
 import type { Command } from 'commander';
-import { exportModel, type ExportOptions } from '../training/run/index.js';
+import { EXPORT_DTYPES, exportModel, type ExportOptions } from '../training/run/index.js';
 import { parseChoice, parseStacks, printJson, runCommand } from './output.js';
 
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
-    .description('export a model as a Hugging Face folder (config.json + model.safetensors [+ PEFT adapter]) that transformers loads')
-    .argument('<source>', 'model to export: a Hugging Face folder (or a registered checkpoint source)')
+    .description('export a model as a Hugging Face folder (config.json + model.safetensors [+ PEFT adapter] + tokenizer.json, tokenizer_config.json, special_tokens_map.json) that transformers loads')
+    .argument('<source>', 'model to export: a run folder (newest checkpoint), a checkpoint folder or a Hugging Face folder')
     .requiredOption('--out <folder>', 'folder to write (created; replaced only with --force)')
     .option('--format <format>', 'output format (only hf)', parseChoice(['hf'] as const), 'hf')
-    .option('--dtype <dtype>', 'weight dtype in the file: F32 (default), F16 or BF16', parseChoice(['F32', 'F16', 'BF16'] as const))
+    .option('--dtype <dtype>', 'weight dtype in the file: F32 / float32 (default), F16 / float16 or BF16 / bfloat16; quantized (NF4, int8, …) layers are dequantized to it', parseChoice(EXPORT_DTYPES))
     .option('--adapters <mode>', 'LoRA adapters: separate (PEFT files, default), merge (fold into the weights) or drop', parseChoice(['separate', 'merge', 'drop'] as const))
     .option('--stacks <K|a,b,…>', 'stack grouping used while loading an HF folder (does not change the export)', parseStacks)
     .option('--force', 'replace a non-empty --out folder')

@@ -13,6 +13,7 @@ import { registerEvalCommand } from './eval.js';
 import { registerServeCommand } from './serve.js';
 import { registerPlanCommand } from './plan.js';
 import { registerCompareCommand } from './compare.js';
+import { reportParseError } from './output.js';
 
 // `stackwise inspect … | head` closes our stdout early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -48,7 +49,7 @@ const argv = process.argv.length <= 2 ? [...process.argv, 'train'] : process.arg
 try {
   await program.parseAsync(argv);
 } catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  if (e instanceof CommanderError) process.exit(reportParseError(e, argv));
   process.stderr.write(`stackwise: ${(e as Error).message}\n`);
   process.exit(1);
 }

@@ -71,6 +71,22 @@ export function reportError(command: string, error: unknown, opts: { json?: bool
 }
 
 /**
+ * Exit code for an error commander raised while parsing (a usage error: unknown option, bad
+ * choice, missing argument). Commander has printed its message on stderr; with --json on the
+ * command line the JSON error object goes to stdout as well, as for every other failure.
+ */
+export function reportParseError(error: { exitCode: number; message: string }, argv: readonly string[]): number {
+  if (error.exitCode === 0) return 0;
+  const args = argv.slice(2);
+  if (args.includes('--json')) {
+    const command = args.find((a) => !a.startsWith('-')) ?? 'stackwise';
+    const out: JsonError = { ok: false, command, error: { type: 'UsageError', message: error.message.replace(/^error: /, ''), exitCode: EXIT.usage } };
+    printJson(out);
+  }
+  return EXIT.usage;
+}
+
+/**
  * Runs a subcommand's work and turns any error into a message on stderr (plus a JSON error
  * object on stdout with --json) and the matching exit code, without killing the process (so
  * stdout is flushed).

@@ -1,6 +1,6 @@
 /**
- * `stackwise sample <run-dir|checkpoint> --prompt "…"`: loads a trained model (the newest
- * checkpoint of a run folder, or a given checkpoint folder) with its tokenizer and generates text:
+ * `stackwise sample <model> --prompt "…"`: loads a trained model (the newest checkpoint of a run
+ * folder, a given checkpoint folder, or a Hugging Face folder) with its tokenizer and generates text:
  * left-to-right for CLM models, [MASK] filling for MLM (`--mode mlm`, masks written as [MASK] in
  * the prompt), masked-diffusion sampling (`--mode diffusion`), the time-as-depth unroll
  * (`--mode depth`). Parses the flags, calls the library (src/training/run: runSample), prints.
@@ -23,8 +23,8 @@ function parseNumber(name: string, min: number, max = Infinity, minExclusive = f
 export function registerSampleCommand(program: Command): void {
   program
     .command('sample')
-    .description('generate text with a trained model (a run folder\'s newest checkpoint, or a checkpoint folder)')
-    .argument('<run-dir|checkpoint>', 'run folder or checkpoint folder (runs/x/checkpoints/step-…)')
+    .description('generate text with a trained model (a run folder\'s newest checkpoint, a checkpoint folder, or a Hugging Face folder)')
+    .argument('<model>', 'run folder (newest checkpoint), checkpoint folder (runs/x/checkpoints/step-…), or Hugging Face folder (config.json + safetensors + tokenizer.json)')
     .option('--prompt <text>', 'text to continue (CLM) or a text with [MASK] to fill (mlm / diffusion)', '')
     .option('--max-tokens <n>', 'tokens to generate (CLM; diffusion without [MASK]: masks appended), default 64 (CLM) / 32', parsePositiveInt)
     .option('--temperature <T>', 'sampling temperature; 0 = greedy (default 1 for CLM, 0 for mlm/diffusion)', parseNumber('--temperature', 0))

@@ -176,7 +176,7 @@ export function registerTrainCommand(program: Command): void {
       '  stackwise train my.yaml --set training.total_steps=200 --run-dir runs/try',
       '  stackwise train --resume runs/try                # after Ctrl-C or a crash',
       '',
-      'At the end the run folder holds checkpoints/, metrics.jsonl, config.yaml, phases/, tokenizer.json,',
+      'At the end the run folder holds checkpoints/, metrics.jsonl, config.yaml, phases/, stackwise-tokenizer.json,',
       'report.html (+ SVG charts). Ctrl-C stops after the current step and writes a checkpoint.',
       '',
       'Exit codes: 0 ok, 1 failure (bad config, corpus or tokenizer; diverged), 2 usage error, 130 interrupted.',

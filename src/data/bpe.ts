@@ -244,7 +244,7 @@ function isSpecialId(id: number): boolean {
 }
 
 /** Binary min-heap of numbers. */
-class MinHeap {
+export class MinHeap {
   private items: number[] = [];
 
   get size(): number {

@@ -20,6 +20,7 @@ import {
   type SpecialTokens,
   type Tokenizer,
 } from './tokenizer.js';
+import { forEachWord } from './pretokenize.js';
 
 export const GPT2_FORMAT = 'stackwise-gpt2';
 export const GPT2_FORMAT_VERSION = 1;
@@ -45,6 +46,23 @@ function buildSpecialTokens(): SpecialTokens {
     ids[name] = name === 'BOS' || name === 'EOS' ? GPT2_END_OF_TEXT_ID : next++;
   }
   return Object.freeze(ids);
+}
+
+/** Characters whose whitespace-ness differs between JavaScript's \\s and GPT-2's (see pretokenize.ts). */
+const JS_WHITESPACE_MISMATCH = /[\ufeff\u0085]/;
+
+/**
+ * The package splits words with JavaScript's \\s; where that differs from GPT-2's (U+FEFF, U+0085)
+ * the words are split by our GPT-2 pattern first and each is encoded alone (a word is one piece
+ * for the package's pattern too), so the ids are GPT-2's and Hugging Face's.
+ */
+function encodeOrdinary(text: string): number[] {
+  if (!JS_WHITESPACE_MISMATCH.test(text)) return r50kEncode(text, { disallowedSpecial: NO_SPECIALS });
+  const ids: number[] = [];
+  forEachWord(text, (word) => {
+    for (const id of r50kEncode(word, { disallowedSpecial: NO_SPECIALS })) ids.push(id);
+  });
+  return ids;
 }
 
 let sharedBytesById: Uint8Array[] | undefined;
@@ -79,23 +97,34 @@ export class Gpt2Tokenizer implements Tokenizer {
     }
     this.vocabSize = this.bytesById.length;
     this.specialLiterals = new Map<string, number>([[END_OF_TEXT, GPT2_END_OF_TEXT_ID]]);
-    for (const name of SPECIAL_TOKEN_NAMES) this.specialLiterals.set(specialTokenText(name), this.special[name]);
+    // BOS and EOS are <|endoftext|>: "[BOS]" / "[EOS]" are no tokens of GPT-2 and stay text, as
+    // in the Hugging Face tokenizer.json we export (the same ids both ways).
+    for (const name of SPECIAL_TOKEN_NAMES) {
+      if (this.special[name] !== GPT2_END_OF_TEXT_ID) this.specialLiterals.set(specialTokenText(name), this.special[name]);
+    }
     this.specialIds = new Set(Object.values(this.special));
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     assertWellFormed(text, 'Gpt2Tokenizer.encode');
-    if (!options.allowSpecial) return r50kEncode(text, { disallowedSpecial: NO_SPECIALS });
+    if (!options.allowSpecial) return encodeOrdinary(text);
     const ids: number[] = [];
     for (const segment of splitOnSpecialLiterals(text, this.specialLiterals)) {
       if ('specialId' in segment) ids.push(segment.specialId);
-      else for (const id of r50kEncode(segment.text, { disallowedSpecial: NO_SPECIALS })) ids.push(id);
+      else for (const id of encodeOrdinary(segment.text)) ids.push(id);
     }
     return ids;
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
     return decodeIdBytes(this.bytesById, ids, options.skipSpecial ? (id) => this.specialIds.has(id) : null, 'Gpt2Tokenizer.decode', this.vocabSize);
+  }
+
+  /** The raw bytes a token stands for (a copy); our added specials give their "[NAME]" text. */
+  tokenBytes(id: number): Uint8Array {
+    const bytes = this.bytesById[id];
+    if (bytes === undefined) throw new RangeError(`Gpt2Tokenizer: id ${id} is outside [0, ${this.vocabSize})`);
+    return bytes.slice();
   }
 
   toJSON(): Gpt2TokenizerJSON {

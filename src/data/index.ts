@@ -27,7 +27,10 @@ export {
   GPT2_END_OF_TEXT_ID,
   type Gpt2TokenizerJSON,
 } from './gpt2-tokenizer.js';
-export { saveTokenizer, loadTokenizer, tokenizerFromJSON, TokenizerFileError } from './tokenizer-io.js';
+export { saveTokenizer, loadTokenizer, tokenizerFromJSON, TokenizerFileError, loadHfTokenizer, runTokenizerPath, RUN_TOKENIZER_FILE, LEGACY_RUN_TOKENIZER_FILE } from './tokenizer-io.js';
+export { HfBpeTokenizer, HfTokenizerError, HF_BPE_FORMAT, type HfBpeTokenizerJSON } from './hf-bpe.js';
+export { hfTokenizerFiles, type HfTokenizerFiles, type HfTokenizerExportOptions } from './hf-tokenizer-export.js';
+export { bytesToByteLevel, byteLevelToBytes } from './byte-level.js';
 export { loadCorpus, readUtf8File, CorpusError, type CorpusSpec, type Document } from './corpora.js';
 export { splitDocuments, splitOf, type SplitOptions, type DocumentSplits, type SplitName } from './split.js';
 export {

@@ -1,9 +1,23 @@
 // Saving and loading tokenizers as JSON files, with validation that names the file and field.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import { BPE_FORMAT, BPE_FORMAT_VERSION, BPE_SPECIAL_TOKENS, BpeTokenizer, FIRST_MERGE_ID } from './bpe.js';
 import { GPT2_FORMAT, GPT2_FORMAT_VERSION, Gpt2Tokenizer } from './gpt2-tokenizer.js';
+import { HF_BPE_FORMAT, HfBpeTokenizer, hfBpeFromSaved } from './hf-bpe.js';
 import { SPECIAL_TOKEN_NAMES, type Tokenizer } from './tokenizer.js';
+
+/** Our own tokenizer file in a run folder (Hugging Face's name, tokenizer.json, is left to exports). */
+export const RUN_TOKENIZER_FILE = 'stackwise-tokenizer.json';
+/** The name runs written before RUN_TOKENIZER_FILE used; still read. */
+export const LEGACY_RUN_TOKENIZER_FILE = 'tokenizer.json';
+
+/** Where a run folder keeps its tokenizer: RUN_TOKENIZER_FILE, or the legacy name when only that exists. */
+export function runTokenizerPath(runDir: string): string {
+  const current = join(runDir, RUN_TOKENIZER_FILE);
+  const legacy = join(runDir, LEGACY_RUN_TOKENIZER_FILE);
+  return !existsSync(current) && existsSync(legacy) ? legacy : current;
+}
 
 /** Writes the tokenizer's JSON atomically (temporary file + rename). */
 export function saveTokenizer(tokenizer: Tokenizer, path: string): void {
@@ -44,11 +58,39 @@ export function tokenizerFromJSON(json: unknown, source = '<json>'): Tokenizer {
   const format = json['format'];
   if (format === BPE_FORMAT) return bpeFromJSON(json, source);
   if (format === GPT2_FORMAT) return gpt2FromJSON(json, source);
+  if (format === HF_BPE_FORMAT) return hfBpeFromSaved(json, source);
+  if (format === undefined && isRecord(json['model'])) return new HfBpeTokenizer(json, readTokenizerConfigNextTo(source), source);
   throw new TokenizerFileError(
     source,
     'format',
-    `is ${describe(format)}; expected "${BPE_FORMAT}" or "${GPT2_FORMAT}"`,
+    `is ${describe(format)}; expected "${BPE_FORMAT}", "${GPT2_FORMAT}", "${HF_BPE_FORMAT}" or a Hugging Face tokenizer.json`,
   );
+}
+
+/**
+ * A Hugging Face byte-level BPE tokenizer: `path` is a tokenizer.json or a folder holding one;
+ * tokenizer_config.json next to it (when present) names the special tokens.
+ */
+export function loadHfTokenizer(path: string): HfBpeTokenizer {
+  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'tokenizer.json') : path;
+  if (!existsSync(file)) throw new TokenizerFileError(file, '', 'does not exist (a Hugging Face folder needs tokenizer.json for its tokenizer)');
+  const tokenizer = loadTokenizer(file);
+  if (!(tokenizer instanceof HfBpeTokenizer)) throw new TokenizerFileError(file, '', 'is a StackWise tokenizer file, not a Hugging Face tokenizer.json');
+  return tokenizer;
+}
+
+function readTokenizerConfigNextTo(source: string): Record<string, unknown> {
+  if (!existsSync(source)) return {}; // parsed from memory: no folder to look in
+  const path = join(dirname(source), 'tokenizer_config.json');
+  if (!existsSync(path)) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new TokenizerFileError(path, '', `is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isRecord(json)) throw new TokenizerFileError(path, '', 'must hold a JSON object');
+  return json;
 }
 
 function bpeFromJSON(json: Record<string, unknown>, source: string): BpeTokenizer {

@@ -14,6 +14,8 @@ import {
   loadCorpus,
   loadOrBuildTokenCache,
   loadTokenizer,
+  loadHfTokenizer,
+  runTokenizerPath,
   saveTokenizer,
   splitDocuments,
   tokenCachePath,
@@ -120,10 +122,18 @@ function tokenizerFor(config: TokenizerConfig, train: readonly Document[], runDi
   switch (config.kind) {
     case 'gpt2':
       return new Gpt2Tokenizer();
+    case 'hf': {
+      // The run keeps its own copy, so the run still samples if the original moves.
+      const copy = runDir ? runTokenizerPath(runDir) : undefined;
+      if (copy && existsSync(copy)) return loadTokenizer(copy);
+      const tok = loadHfTokenizer(config.path);
+      if (copy) saveTokenizer(tok, copy);
+      return tok;
+    }
     case 'none':
-      throw new Error("data.tokenizer 'none' only works with a synthetic corpus (text needs a tokenizer: 'bpe' or 'gpt2')");
+      throw new Error("data.tokenizer 'none' only works with a synthetic corpus (text needs a tokenizer: 'bpe', 'gpt2' or 'hf')");
     case 'bpe': {
-      const path = config.path ?? (runDir ? join(runDir, 'tokenizer.json') : undefined);
+      const path = config.path ?? (runDir ? runTokenizerPath(runDir) : undefined);
       if (path && existsSync(path)) {
         const tok = loadTokenizer(path);
         if (tok.vocabSize > config.vocab_size) {
@@ -147,7 +157,7 @@ export function loadTokenData(corpus: CorpusConfig, tokenizerConfig: TokenizerCo
     }
     return syntheticTokenData({ vocab_size: corpus.vocab_size, tokens: corpus.tokens, seed: corpus.seed, branching: corpus.branching, val: split.val, test: split.test });
   }
-  if (!tokenizerConfig) throw new Error(`data.tokenizer: a text corpus ('${corpus.kind}') needs a tokenizer ('bpe' with a vocab_size, or 'gpt2')`);
+  if (!tokenizerConfig) throw new Error(`data.tokenizer: a text corpus ('${corpus.kind}') needs a tokenizer ('bpe' with a vocab_size, 'gpt2', or 'hf' with a path)`);
   const docs = loadCorpus(corpusSpecOf(corpus));
   const splits = splitDocuments(docs, split);
   if (splits.train.length === 0) throw new Error(`corpus '${corpusName(corpus)}': the split left no training documents (${docs.length} in all); lower data.split.val/test`);

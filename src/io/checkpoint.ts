@@ -125,6 +125,17 @@ export function assertWritableFolder(dir: string, purpose: string): void {
   }
 }
 
+/** The resolved config a run folder keeps (written by the trainer). */
+export const RUN_CONFIG_FILE = 'config.yaml';
+
+/**
+ * True when `path` holds a file only a StackWise run or checkpoint folder has (checkpoint.json,
+ * .stackwise-run or config.yaml): such a folder is never read as a Hugging Face folder.
+ */
+export function hasStackWiseMarkers(path: string): boolean {
+  return [MANIFEST, RUN_MARKER, RUN_CONFIG_FILE].some((f) => existsSync(join(path, f)));
+}
+
 /** True when `dir` exists and carries a valid run marker. */
 export function isRunFolder(dir: string): boolean {
   return existsSync(dir) && readMarker(dir) !== null;

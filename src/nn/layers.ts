@@ -134,7 +134,7 @@ export abstract class LoraLinear extends Module {
   }
 
   /** Takes over another layer's adapter: the same tensors, trainability and dropout stream. */
-  protected adoptLora(from: LoraLinear): void {
+  adoptLora(from: LoraLinear): void {
     if (!from.lora) return;
     this.registerParameter('lora_A', from.loraA!, from.loraA!.requiresGrad);
     this.registerParameter('lora_B', from.loraB!, from.loraB!.requiresGrad);

@@ -192,6 +192,24 @@ export class QuantizedLinear extends LoraLinear {
     return this.qweight.dequantize(dtype);
   }
 
+  /**
+   * A plain Linear computing the same function: the weight dequantized (a new tensor in `dtype`),
+   * a copy of the bias, and this layer's LoRA adapter (the same tensors, not copied). For export
+   * and merging; the caller disposes the new weight and bias when done.
+   */
+  toLinear(dtype: DType = this.computeDtype()): Linear {
+    const bias = this.bias;
+    const lin = new Linear(this.inFeatures, this.outFeatures, { bias: bias !== null, init: { kind: 'constant', value: 0 }, dtype, backend: this.qweight.backend });
+    E.noGrad(() => E.tidy(() => {
+      lin.weight.write(this.qweight.dequantize(dtype).toArray());
+      if (bias) lin.bias!.write((bias.dtype === dtype ? bias : E.cast(bias, dtype)).toArray());
+    }));
+    lin.weight.requiresGrad = false;
+    if (lin.bias) lin.bias.requiresGrad = false;
+    lin.adoptLora(this);
+    return lin;
+  }
+
   /** Exact bytes of the quantized weight (packed data + scales). */
   quantBytes(): number {
     return this.qweight.bytes();

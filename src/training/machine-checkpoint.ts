@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import type { RngState } from '../data/index.js';
+import { RUN_TOKENIZER_FILE, runTokenizerPath, type RngState } from '../data/index.js';
 import type { JsonValue, ModelAdapter, OptimizerAdapter } from '../framework/index.js';
 import {
   CheckpointError,
@@ -57,14 +57,15 @@ export interface TrainingState {
   phase_data: { task: string | null; data: JsonValue | null };
 }
 
-/** The run's tokenizer file inside a checkpoint (when the data plane has a trained BPE tokenizer). */
-export const CHECKPOINT_TOKENIZER_FILE = 'tokenizer.json';
-
-/** The BPE tokenizer file a phase's data plane reads or writes (its path, else the run folder's tokenizer.json). */
+/**
+ * The tokenizer file of a phase's data plane — a trained BPE (its path, else the run folder's
+ * RUN_TOKENIZER_FILE) or a Hugging Face tokenizer (the run folder's copy); a checkpoint keeps a
+ * copy under RUN_TOKENIZER_FILE. The GPT-2 vocabulary ships with StackWise: no file.
+ */
 function tokenizerFile(data: ResolvedPhase['data'], runDir: string): string | undefined {
   const tok = data?.tokenizer;
-  if (!tok || tok.kind !== 'bpe') return undefined;
-  const path = tok.path ?? join(runDir, CHECKPOINT_TOKENIZER_FILE);
+  if (!tok || (tok.kind !== 'bpe' && tok.kind !== 'hf')) return undefined;
+  const path = (tok.kind === 'bpe' ? tok.path : undefined) ?? runTokenizerPath(runDir);
   return existsSync(path) ? path : undefined;
 }
 
@@ -140,7 +141,7 @@ export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string,
       'model.safetensors': serializeTensors(named, { format: 'stackwise' }),
       'optimizer.safetensors': opt.bytes,
       [MODEL_MANIFEST_FILE]: Buffer.from(JSON.stringify(manifest, null, 1) + '\n', 'utf8'),
-      ...(tokenizer ? { [CHECKPOINT_TOKENIZER_FILE]: new Uint8Array(readFileSync(tokenizer)) } : {}),
+      ...(tokenizer ? { [RUN_TOKENIZER_FILE]: new Uint8Array(readFileSync(tokenizer)) } : {}),
     },
     state,
     { keepLast: machine.config.training.keep_last },

@@ -33,6 +33,38 @@ export class MetricsLogger {
   write(record: MetricsRecord): void {
     this.jsonl?.write(record);
     this.records++;
+    this.recordToTensorBoard(record as Record<string, unknown>);
+  }
+
+  /** Event counts so far by kind (TensorBoard's events/<kind> scalars count them). */
+  private eventCounts = new Map<string, number>();
+
+  /**
+   * Records hooks write (model events, resources) as TensorBoard scalars at the same step as in
+   * metrics.jsonl: resources/<quantity> (resources/bytes/total, …); for grow / freeze / adapters / quantize, the running count
+   * events/<kind> and model/stacks (the stacks after the event).
+   */
+  private recordToTensorBoard(r: Record<string, unknown>): void {
+    if (!this.tb || typeof r['step'] !== 'number') return;
+    const kind = r['kind'];
+    const step = r['step'];
+    if (kind === 'resources') {
+      const values: Record<string, number> = {};
+      for (const [k, v] of Object.entries(r)) {
+        if (k === 'step' || k === 't') continue;
+        if (typeof v === 'number') values[`resources/${k}`] = v;
+        else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+          // params / bytes / flops_per_token: one scalar per entry, e.g. resources/bytes/total.
+          for (const [k2, v2] of Object.entries(v)) if (typeof v2 === 'number') values[`resources/${k}/${k2}`] = v2;
+        }
+      }
+      this.tb.addScalars(values, step);
+    } else if (kind === 'grow' || kind === 'freeze' || kind === 'adapters' || kind === 'quantize') {
+      const n = (this.eventCounts.get(kind) ?? 0) + 1;
+      this.eventCounts.set(kind, n);
+      const stacks = Array.isArray(r['stacks']) ? r['stacks'].length : undefined;
+      this.tb.addScalars({ [`events/${kind}`]: n, 'model/stacks': stacks }, step);
+    }
   }
 
   step(m: StepMetrics): void {
@@ -46,8 +78,10 @@ export class MetricsLogger {
         'train/trainable_params': m.trainable_params,
         'train/t': m.t,
         'train/phase_index': m.phase_index,
+        ...Object.fromEntries(Object.entries(m.lrs ?? {}).map(([group, lr]) => [`train/lr/${group}`, lr])),
       },
-      m.step + 1,
+      // The same step number as the record in metrics.jsonl.
+      m.step,
     );
   }
 

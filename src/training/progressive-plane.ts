@@ -79,7 +79,13 @@ import { optimizerStateKindOf, optimizerStateKindOfPlane, resourceRecord, type R
 
 export type StackStateName = 'trainable' | 'frozen' | 'adapted' | 'quantized';
 export interface StackStateEntry {
+  /** Position in the rack now (0 = next to the embedding). */
   index: number;
+  /**
+   * The stack's identity: its index in the final rack. Equal to `index` when growing left→right;
+   * right→left (prepend) the first stack built is the last of the final rack, whatever its position now.
+   */
+  final_index: number;
   state: StackStateName | StackStateName[];
 }
 
@@ -99,7 +105,7 @@ export function stackStates(builder: ProgressiveRackBuilder): StackStateEntry[] 
     if (lora) states.push('adapted');
     if (builder.isQuantized(index)) states.push('quantized');
     if (states.length === 0) states.push('frozen');
-    return { index, state: states.length === 1 ? states[0]! : states };
+    return { index, final_index: builder.finalIndex(index), state: states.length === 1 ? states[0]! : states };
   });
 }
 

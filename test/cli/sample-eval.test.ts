@@ -103,7 +103,8 @@ test('sample/eval bad input: missing run, no checkpoint, tokenizer not matching 
   r = stackwise('eval', empty);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /not a StackWise run folder/);
-  // A copy of the CLM run whose checkpoint keeps another vocabulary's tokenizer (its digest updated).
+  // A copy of the CLM run whose checkpoint keeps another vocabulary's tokenizer (its digest updated),
+  // under the legacy name tokenizer.json: checkpoints from before the rename are still read.
   const other = join(dir, 'other');
   const tr = stackwise('train', config('small-vocab', 'clm'), '--run-dir', other, '--no-report', '--set', 'data.tokenizer.vocab_size=280', '--steps', '2');
   assert.equal(tr.status, 0, tr.stderr);
@@ -111,9 +112,12 @@ test('sample/eval bad input: missing run, no checkpoint, tokenizer not matching 
   mkdirSync(swapped);
   for (const f of readdirSync(clmRun)) copyTree(join(clmRun, f), join(swapped, f));
   const ck = join(swapped, 'checkpoints', readdirSync(join(swapped, 'checkpoints')).filter((n) => n.startsWith('step-')).sort().at(-1)!);
-  const bytes = readFileSync(join(other, 'tokenizer.json'));
+  const bytes = readFileSync(join(other, 'stackwise-tokenizer.json'));
+  rmSync(join(ck, 'stackwise-tokenizer.json'));
   writeFileSync(join(ck, 'tokenizer.json'), bytes);
   const manifest = JSON.parse(readFileSync(join(ck, 'checkpoint.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
+  assert.ok(manifest.files['stackwise-tokenizer.json'], 'the checkpoint keeps the run tokenizer as stackwise-tokenizer.json');
+  delete manifest.files['stackwise-tokenizer.json'];
   manifest.files['tokenizer.json'] = { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
   writeFileSync(join(ck, 'checkpoint.json'), JSON.stringify(manifest));
   r = stackwise('sample', swapped, '--prompt', 'x');

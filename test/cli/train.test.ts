@@ -59,7 +59,7 @@ test('the default config at a small scale: grows 1→2→4 stacks on SOTU, loss 
     assert.equal(result.stacks, 4);
     assert.equal(result.steps, 36);
     assert.ok(typeof result.val_perplexity === 'number' && Number.isFinite(result.val_perplexity), 'validation perplexity reported');
-    for (const f of ['report.html', 'report-loss.svg', 'config.yaml', 'metrics.jsonl', 'tokenizer.json']) assert.ok(existsSync(join(run, f)), f);
+    for (const f of ['report.html', 'report-loss.svg', 'config.yaml', 'metrics.jsonl', 'stackwise-tokenizer.json']) assert.ok(existsSync(join(run, f)), f);
     const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"step"')).map((l) => JSON.parse(l) as { loss: number });
     assert.equal(steps.length, 36);
     const first = steps.slice(0, 3).reduce((a, s) => a + s.loss, 0) / 3;

@@ -81,3 +81,16 @@ test('bad version and bad fields name the field', () => {
   writeFileSync(truncated, readFileSync(join(dir, 'nested', 'tokenizer.json'), 'utf8').slice(0, 100));
   assertFileError(truncated, '', /not valid JSON/);
 });
+
+test('a run folder keeps its tokenizer as stackwise-tokenizer.json and still reads the legacy tokenizer.json', async () => {
+  const { runTokenizerPath, RUN_TOKENIZER_FILE, LEGACY_RUN_TOKENIZER_FILE } = await import('../../src/data/index.js');
+  const run = join(dir, 'run-names');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(run, { recursive: true });
+  assert.equal(runTokenizerPath(run), join(run, RUN_TOKENIZER_FILE));
+  saveTokenizer(tokenizer, join(run, LEGACY_RUN_TOKENIZER_FILE));
+  assert.equal(runTokenizerPath(run), join(run, LEGACY_RUN_TOKENIZER_FILE));
+  assert.deepEqual(loadTokenizer(runTokenizerPath(run)).toJSON(), tokenizer.toJSON());
+  saveTokenizer(tokenizer, join(run, RUN_TOKENIZER_FILE));
+  assert.equal(runTokenizerPath(run), join(run, RUN_TOKENIZER_FILE));
+});

@@ -82,7 +82,9 @@ test('train(): phases, growth through a hook, per-phase and final metrics, files
   const events2 = readEventFile(join(tbDir, readdirSync(tbDir)[0]!));
   const losses = events2.flatMap((e) => (e.scalars ?? []).filter((s) => s.tag === 'train/loss').map((s) => [e.step, s.value]));
   assert.equal(losses.length, 12);
-  assert.deepEqual(losses[3], [4, Math.fround(result.losses[3]!)]);
+  // TensorBoard's step s is metrics.jsonl's step s.
+  assert.deepEqual(losses.map(([step]) => step), stepRecords.map((r) => r['step']));
+  assert.deepEqual(losses[3], [stepRecords[3]!['step'], Math.fround(result.losses[3]!)]);
   assert.deepEqual(listCheckpoints(run).map((c) => c.step), [12]);
   m.dispose();
 });
@@ -220,7 +222,7 @@ test('a text corpus with a BPE tokenizer trained and cached in the run folder', 
   assert.equal(spec.mask_token_id, 257);
   const r = m.train();
   assert.equal(r.final_eval, undefined, 'no validation documents: no evaluation');
-  assert.ok(existsSync(join(dir, 'run', 'tokenizer.json')));
+  assert.ok(existsSync(join(dir, 'run', 'stackwise-tokenizer.json')));
   assert.equal(readdirSync(join(dir, 'run', 'tokens')).length, 1);
   assert.throws(() => new TrainingMachine({ ...cfg, data: { ...cfg.data, tokenizer: 'none' } }), /tokenizer 'none' only works with a synthetic corpus/);
 });

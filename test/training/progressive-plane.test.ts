@@ -55,7 +55,7 @@ test('config-driven growth: the rack follows n_stacks, builder groups, model eve
   const grows = events.filter((e) => e['kind'] === 'grow');
   assert.deepEqual(grows.map((e) => [e['step'], e['t']]), [[6, 0.5], [9, 0.75]]);
   assert.match(String(grows[0]!['description']), /copy of the top blocks/);
-  assert.deepEqual(grows[1]!['stacks'], [{ index: 0, state: 'adapted' }, { index: 1, state: 'adapted' }, { index: 2, state: ['trainable', 'adapted'] }]);
+  assert.deepEqual(grows[1]!['stacks'], [{ index: 0, final_index: 0, state: 'adapted' }, { index: 1, final_index: 1, state: 'adapted' }, { index: 2, final_index: 2, state: ['trainable', 'adapted'] }]);
   assert.ok(events.some((e) => e['kind'] === 'adapters' && /progressive LoRA/.test(String(e['description']))));
   assert.ok(events.some((e) => e['kind'] === 'freeze'));
   // The run report reads them.

@@ -156,7 +156,9 @@ test('the run report reads the resources records and draws the per-phase table',
   const section = els.find((e) => e.name === 'section' && e.attrs.id === 'resources');
   assert.ok(section, 'a resources section');
   const rows = allElements(section).filter((e) => e.name === 'tr');
-  assert.equal(rows.length, 1 + 3, 'a header and one row per phase');
+  // One column per phase (a header row naming the 3 phases), one row per quantity.
+  assert.equal(allElements(rows[0]!).filter((e) => e.name === 'th').length, 1 + 3, 'the phase column and one column per phase');
+  assert.equal(rows.length, 1 + 12, 'a header and one row per quantity');
   assert.match(html, /trainable params/);
   assert.match(html, /optimizer state MB/);
   assert.match(html, /train FLOPs \/ token, cached prefix/);

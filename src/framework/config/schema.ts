@@ -142,9 +142,11 @@ export const corpusSchema = kindShorthand(
 
 export const tokenizerSchema = kindShorthand(
   z.discriminatedUnion('kind', [
-    /** A byte-level BPE trained on the training split (cached as run_dir/tokenizer.json, or at `path`). */
+    /** A byte-level BPE trained on the training split (cached as run_dir/stackwise-tokenizer.json — runs before it used tokenizer.json — or at `path`). */
     z.strictObject({ kind: z.literal('bpe'), vocab_size: z.number().int().min(262).max(65536), path: z.string().min(1).optional() }),
     z.strictObject({ kind: z.literal('gpt2') }),
+    /** A Hugging Face byte-level BPE tokenizer (e.g. a pretrained model's): `path` is its tokenizer.json or the folder holding it (tokenizer_config.json there names the special tokens); copied into the run folder. */
+    z.strictObject({ kind: z.literal('hf'), path: z.string().min(1) }),
     /** Only for corpora that are already token ids (synthetic). */
     z.strictObject({ kind: z.literal('none') }),
   ]),

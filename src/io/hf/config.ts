@@ -218,15 +218,38 @@ function uniformBlock(config: ModelConfig): BlockConfig {
   return blocks[0];
 }
 
-function expect(cond: boolean, family: string, what: string): void {
-  if (!cond) throw new HFConfigError(`export: a ${family} model must have ${what}`);
+/** One architectural requirement of a Hugging Face class: [holds, what ours is, what theirs is]. */
+type Requirement = [boolean, string, string];
+
+/** Throws naming every requirement that fails: "export: <ours>; Hugging Face <class> <theirs>". */
+function requireAll(hfClass: string, requirements: Requirement[]): void {
+  const failed = requirements.filter(([ok]) => !ok).map(([, ours, theirs]) => `${ours}; Hugging Face ${hfClass} ${theirs}`);
+  if (failed.length > 0) throw new HFConfigError(`export: ${failed.join('. ')}`);
+}
+
+/** Requirements every family shares: the block layout and attention. */
+function blockRequirements(block: BlockConfig, want: { ffn: string; norm: string; normPosition: string; positional: string; attention: string }, objective?: string): Requirement[] {
+  const why = objective !== undefined ? ` (objective ${objective})` : '';
+  return [
+    [block.ffn === want.ffn, `the feed-forward is ${block.ffn}`, `uses ${want.ffn}`],
+    [block.norm === want.norm, `normalization is ${block.norm}`, `uses ${want.norm}`],
+    [block.normPosition === want.normPosition, `normalization is ${block.normPosition}-sublayer`, `normalizes ${want.normPosition}-sublayer`],
+    [block.positional === want.positional, `attention positions are ${block.positional === 'rope' ? 'rotary (RoPE)' : 'not rotary'}`, want.positional === 'rope' ? 'uses RoPE' : 'has no rotary positions'],
+    [block.attention === want.attention, `attention is ${block.attention}${why}`, `is ${want.attention}`],
+  ];
+}
+
+/** Options of hfConfigFromModel. */
+export interface HFExportContext {
+  /** The training objective, named when attention does not fit (e.g. "diffusion"). */
+  objective?: string;
 }
 
 /**
  * An HF config.json for `config`. Fields of `base` (the config the model was imported from)
  * are kept unless they describe the architecture, which is always written from `config`.
  */
-export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFConfig {
+export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}, context: HFExportContext = {}): HFConfig {
   const block = uniformBlock(config);
   const nLayers = config.stacks.reduce((n, s) => n + s.nBlocks, 0);
   const out: HFConfig = { ...base };
@@ -238,11 +261,17 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFC
   if (config.timeEmbedding) throw new HFConfigError(`export: a time embedding (time-as-input, model.time_embedding) has no Hugging Face ${config.family} equivalent`);
   switch (config.family) {
     case 'llama': {
-      expect(block.ffn === 'swiglu' && block.norm === 'rmsnorm' && block.normPosition === 'pre' && block.positional === 'rope' && block.attention === 'causal', 'llama',
-        'SwiGLU FFNs, pre-RMSNorm, RoPE and causal attention');
-      expect(config.head.kind === 'lm' && config.embedding.positional === 'rope', 'llama', 'an LM head and no learned positions');
+      const cls = 'LlamaForCausalLM';
+      requireAll(cls, [
+        ...blockRequirements(block, { ffn: 'swiglu', norm: 'rmsnorm', normPosition: 'pre', positional: 'rope', attention: 'causal' }, context.objective),
+        [config.head.kind === 'lm', `the head is ${config.head.kind}`, 'has an LM head'],
+        [config.embedding.positional === 'rope', `the embedding adds ${config.embedding.positional} positions`, 'has no position table (RoPE only)'],
+      ]);
       const head = config.head as Extract<ModelConfig['head'], { kind: 'lm' }>;
-      expect(!head.bias && block.qkvBias === block.outBias, 'llama', 'no LM-head bias and the same bias setting on q/k/v and o');
+      requireAll(cls, [
+        [!head.bias, 'the LM head has a bias', 'has none'],
+        [block.qkvBias === block.outBias, `q/k/v ${block.qkvBias ? 'have' : 'have no'} bias but o ${block.outBias ? 'has' : 'has none'}`, 'has one attention_bias setting for all four'],
+      ]);
       Object.assign(out, {
         architectures: ['LlamaForCausalLM'],
         model_type: 'llama',
@@ -269,12 +298,18 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFC
       break;
     }
     case 'gpt2': {
-      expect(block.ffn === 'gelu' && block.norm === 'layernorm' && block.normPosition === 'pre' && block.positional === 'none' && block.attention === 'causal'
-        && block.qkvBias && block.outBias && block.ffnBias && (block.nKvHeads ?? block.nHeads) === block.nHeads && (block.headDim ?? d / block.nHeads) === d / block.nHeads, 'gpt2',
-        'GELU MLPs, pre-LayerNorm, learned positions, causal MHA and biases everywhere');
-      expect(config.head.kind === 'lm' && config.embedding.positional === 'learned' && !config.embedding.norm && !config.embedding.typeVocabSize, 'gpt2', 'an LM head and plain learned positions');
+      const cls = 'GPT2LMHeadModel';
+      requireAll(cls, [
+        ...blockRequirements(block, { ffn: 'gelu', norm: 'layernorm', normPosition: 'pre', positional: 'none', attention: 'causal' }, context.objective),
+        [block.qkvBias && block.outBias && block.ffnBias, 'some linear layers have no bias', 'has biases everywhere'],
+        [(block.nKvHeads ?? block.nHeads) === block.nHeads, `attention has ${block.nKvHeads} key/value heads for ${block.nHeads} query heads`, 'is multi-head (as many key/value heads as query heads)'],
+        [(block.headDim ?? d / block.nHeads) === d / block.nHeads, `the head dimension is ${block.headDim}`, `uses d_model / n_heads = ${d / block.nHeads}`],
+        [config.head.kind === 'lm', `the head is ${config.head.kind}`, 'has an LM head'],
+        [config.embedding.positional === 'learned', `the embedding has ${config.embedding.positional} positions`, 'has a learned position table'],
+        [!config.embedding.norm && !config.embedding.typeVocabSize, 'the embedding has a norm or token types', 'has neither'],
+      ]);
       const head = config.head as Extract<ModelConfig['head'], { kind: 'lm' }>;
-      expect(!head.bias, 'gpt2', 'no LM-head bias');
+      requireAll(cls, [[!head.bias, 'the LM head has a bias', 'has none']]);
       Object.assign(out, {
         architectures: ['GPT2LMHeadModel'],
         model_type: 'gpt2',
@@ -301,11 +336,15 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFC
       break;
     }
     case 'bert': {
-      expect(block.ffn === 'gelu' && block.norm === 'layernorm' && block.normPosition === 'post' && block.positional === 'none' && block.attention === 'bidirectional'
-        && block.qkvBias && block.outBias && block.ffnBias && (block.nKvHeads ?? block.nHeads) === block.nHeads, 'bert',
-        'GELU MLPs, post-LayerNorm, learned positions, bidirectional MHA and biases everywhere');
-      expect(config.embedding.positional === 'learned' && config.embedding.norm?.kind === 'layernorm', 'bert', 'learned positions and an embedding LayerNorm');
       const h = config.head;
+      const cls = h.kind === 'classification' ? 'BertForSequenceClassification' : 'BertForMaskedLM';
+      requireAll(cls, [
+        ...blockRequirements(block, { ffn: 'gelu', norm: 'layernorm', normPosition: 'post', positional: 'none', attention: 'bidirectional' }, context.objective),
+        [block.qkvBias && block.outBias && block.ffnBias, 'some linear layers have no bias', 'has biases everywhere'],
+        [(block.nKvHeads ?? block.nHeads) === block.nHeads, `attention has ${block.nKvHeads} key/value heads for ${block.nHeads} query heads`, 'is multi-head (as many key/value heads as query heads)'],
+        [config.embedding.positional === 'learned', `the embedding has ${config.embedding.positional} positions`, 'has a learned position table'],
+        [config.embedding.norm?.kind === 'layernorm', 'the embedding has no LayerNorm', 'normalizes the embedding with LayerNorm'],
+      ]);
       Object.assign(out, {
         architectures: [h.kind === 'mlm' ? 'BertForMaskedLM' : 'BertForSequenceClassification'],
         model_type: 'bert',
@@ -325,7 +364,7 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}): HFC
       if (!('attention_probs_dropout_prob' in base)) out.attention_probs_dropout_prob = 0;
       if (h.kind === 'mlm') out.tie_word_embeddings = h.tied;
       else if (h.kind === 'classification') {
-        expect(h.pooling === 'cls' && h.pooler, 'bert', "a classification head with 'cls' pooling and a pooler");
+        requireAll(cls, [[h.pooling === 'cls' && h.pooler, `the classification head pools by ${h.pooling}${h.pooler ? '' : ' without a pooler'}`, "pools the [CLS] position through a pooler"]]);
         if (Object.keys((base.id2label as object | undefined) ?? {}).length !== h.nClasses) {
           out.id2label = Object.fromEntries(Array.from({ length: h.nClasses }, (_, i) => [String(i), `LABEL_${i}`]));
           out.label2id = Object.fromEntries(Array.from({ length: h.nClasses }, (_, i) => [`LABEL_${i}`, i]));

@@ -5,3 +5,5 @@ export * from './weights.js';
 export * from './model-io.js';
 export * from './peft.js';
 export * from './forward-case.js';
+export * from './tokenizer.js';
+export * from './pretrained.js';

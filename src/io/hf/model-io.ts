@@ -5,9 +5,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, Tensor } from '../../engine/index.js';
-import { Linear, Model, inspectModel, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
+import { Linear, Model, QuantizedLinear, inspectModel, replaceModule, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
 import { assertFiniteTensors, nonFiniteTensors, writeSafetensors, type SafeTensor } from '../safetensors.js';
-import { hfConfigFromModel, modelConfigFromHF, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
+import { hfConfigFromModel, modelConfigFromHF, type HFExportContext, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
 import { familyMapping, fromHFTensor, toHFTensor, type FamilyMapping, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readHFWeights, readJson, safeOfHost, tensorOfHost, writeTextAtomic } from './weights.js';
 import { loadPeftAdapter, savePeftAdapter, hasPeftAdapter, type PeftAdapterInfo } from './peft.js';
@@ -155,6 +155,31 @@ export interface SaveHFOptions {
    * exported weights; 'drop' exports the base weights only.
    */
   adapters?: 'separate' | 'merge' | 'drop';
+  /** The training objective, named when a refusal depends on it (e.g. bidirectional attention). */
+  objective?: HFExportContext['objective'];
+}
+
+/**
+ * Runs `fn` with every QuantizedLinear (NF4 / int8 / fp16 / bf16 storage) of `model` replaced by
+ * a float32 Linear holding the dequantized weight and the same LoRA adapter, then puts the
+ * quantized layers back. Hugging Face weights are plain float tensors.
+ */
+export function withDequantizedLayers<T>(model: Model, fn: () => T): T {
+  const swapped: [string, QuantizedLinear, Linear][] = [];
+  for (const [path, m] of model.namedModules()) if (m instanceof QuantizedLinear) swapped.push([path, m, m.toLinear('float32')]);
+  if (swapped.length === 0) return fn();
+  try {
+    for (const [path, , lin] of swapped) replaceModule(model, path, lin);
+    return fn();
+  } finally {
+    for (const [path, q, lin] of swapped) {
+      replaceModule(model, path, q);
+      lin.unmerge();
+      lin.weight.dispose();
+      lin.bias?.dispose();
+    }
+    model.namedParameters();
+  }
 }
 
 /** HF-named tensors of a model's parameters (`pick` chooses value or gradient). */
@@ -180,14 +205,21 @@ export function hfTensorsOf(model: Model, pick: (t: Tensor, name: string) => Ten
 
 /** Writes config.json + model.safetensors (+ PEFT adapter files) that transformers can load. */
 export function saveHF(model: Model, folder: string, opts: SaveHFOptions = {}): void {
+  withDequantizedLayers(model, () => saveFloatHF(model, folder, opts));
+}
+
+function saveFloatHF(model: Model, folder: string, opts: SaveHFOptions): void {
   const mode = opts.adapters ?? 'separate';
   const blocks = model.rack.allBlocks();
   blocks.forEach((b, i) => {
     if (JSON.stringify(b.config) !== JSON.stringify(blocks[0].config)) {
-      throw new HFConfigError(`export: block ${i} is configured differently from block 0 (${JSON.stringify(b.config)} vs ${JSON.stringify(blocks[0].config)}); a Hugging Face config describes identical layers`);
+      const a = blocks[0].config as unknown as Record<string, unknown>;
+      const c = b.config as unknown as Record<string, unknown>;
+      const keys = [...new Set([...Object.keys(a), ...Object.keys(c)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(c[k]));
+      throw new HFConfigError(`export: block ${i} differs from block 0 in ${keys.map((k) => `${k} (${JSON.stringify(c[k])} vs ${JSON.stringify(a[k])})`).join(', ')}; a Hugging Face config describes identical layers`);
     }
   });
-  const hfConfig = hfConfigFromModel(model.config, opts.baseConfig ?? SOURCE.get(model) ?? {});
+  const hfConfig = hfConfigFromModel(model.config, opts.baseConfig ?? SOURCE.get(model) ?? {}, { objective: opts.objective });
   const mapping = familyMapping(model.config);
   const adapted = model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[1].lora !== null).map(([, l]) => l);
   const wasMerged = adapted.filter((l) => l.isMerged);

@@ -5,6 +5,7 @@
  */
 import type { ReportEvent, ReportPhase, RunEventKind, RunReportData, StackState } from './types.js';
 import { RUN_EVENT_KINDS, STACK_STATES } from './types.js';
+import { FINAL_LOSS_LABEL, finalTrainLoss } from './final-loss.js';
 import {
   downsample, ema, escapeXml, extent, fitText, formatValue, linearScale, niceDomain, pathThrough, px, textWidth, tickFormatter, ticksIn,
   type Scale,
@@ -383,8 +384,8 @@ export function lossChart(ctx: ChartContext, standalone = false): string {
   series.push({ label: 'validation loss', color: COLORS.val, width: 1.8, points: val, markers: true });
   const nonFinite = [...raw, ...val].filter((p) => !finite(p.v)).map((p) => p.t);
   const sub: string[] = [];
-  const lt = w > 0 ? lastFinite(smooth) : lastFinite(raw.map((p) => p.v));
-  if (lt !== undefined) sub.push(`final train ${formatValue(lt)}`);
+  const lt = finalTrainLoss(raw.map((p) => p.v));
+  if (lt !== undefined) sub.push(`${FINAL_LOSS_LABEL} ${formatValue(lt)}`);
   const lv = lastFinite(val.map((p) => p.v));
   if (lv !== undefined) sub.push(`final val ${formatValue(lv)}`);
   return lineChart(ctx, { id: 'loss', title: 'Loss', subtitle: sub.join(' · '), yLabel: 'loss', series, nonFinite, emptyText: 'no loss recorded' }, standalone);
@@ -511,7 +512,7 @@ export interface ReportChart {
 
 export const REPORT_CHARTS: readonly ReportChart[] = [
   { id: 'loss', title: 'Loss', caption: 'Training loss (light: every logged step; dark: smoothed, restarted at each phase) and validation loss against t. Shaded bands are the phases; vertical lines are model events, numbered as in the events table.', render: lossChart },
-  { id: 'stacks', title: 'Stacks over time', caption: 'Which stacks existed and whether each was trainable, frozen, carried LoRA adapters (adapted) or was stored quantized, from each snapshot until the next. Stack 0 is the one nearest the embedding.', render: stackTimelineChart },
+  { id: 'stacks', title: 'Stacks over time', caption: 'Which stacks existed and whether each was trainable, frozen, carried LoRA adapters (adapted) or was stored quantized, from each snapshot until the next. Each row is one stack, by its index in the final rack (stack 0 ends up nearest the embedding; a right→left run builds the highest index first).', render: stackTimelineChart },
   { id: 'lr', title: 'Learning rate', caption: 'Learning rate against t.', render: lrChart },
   { id: 'throughput', title: 'Throughput', caption: 'Training throughput in tokens per second against t (light: every logged step; dark: smoothed, restarted at each phase).', render: throughputChart },
 ];

@@ -6,6 +6,7 @@ import { PHASE_COLORS, REPORT_CHARTS, STATE_COLORS, EVENT_STYLE, chartContext, t
 import { escapeXml, formatValue } from './svg.js';
 import type { ReportResources, RunReportData, SummaryValue } from './types.js';
 import { STACK_STATES } from './types.js';
+import { FINAL_LOSS_LABEL, finalTrainLoss } from './final-loss.js';
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
@@ -27,6 +28,8 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid #f1f5f9; vertical-align: top; }
 th { color: #475569; font-weight: 600; }
 td.num, th.num { text-align: right; padding-right: 16px; }
+table.resources { margin-bottom: 10px; }
+table.resources th:first-child { width: 210px; }
 .kv { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr)); gap: 2px 24px; }
 .kv div { display: flex; justify-content: space-between; gap: 12px; border-bottom: 1px solid #f1f5f9; padding: 3px 0; }
 .kv .k { color: #475569; }
@@ -52,11 +55,8 @@ export function derivedSummary(data: RunReportData): Record<string, SummaryValue
   if (steps.length) {
     out['steps logged'] = steps.length;
     out['last step'] = steps.reduce((m, s) => Math.max(m, finite(s.step) ? s.step : -Infinity), -Infinity);
-    const losses = steps.map((s) => s.loss).filter(finite);
-    if (losses.length) {
-      const tail = losses.slice(-Math.max(1, Math.min(20, Math.floor(losses.length / 10))));
-      out['final train loss'] = tail.reduce((a, b) => a + b, 0) / tail.length;
-    }
+    const final = finalTrainLoss(steps.map((s) => s.loss));
+    if (final !== undefined) out[FINAL_LOSS_LABEL] = final;
     const bad = steps.filter((s) => typeof s.loss === 'number' && !Number.isFinite(s.loss)).length;
     if (bad) out['non-finite train losses'] = bad;
     const tps = steps.map((s) => s.tokens_per_s).filter(finite).sort((a, b) => a - b);
@@ -85,14 +85,14 @@ function phaseTable(data: RunReportData): string {
   const rows = data.phases.map((p, i) => {
     const inPhase = (t: number) => t >= p.start_t && (t < p.end_t || (i === data.phases.length - 1 && t <= p.end_t));
     const steps = data.steps.filter((s) => finite(s.t) && (s.phase !== undefined && s.phase !== null ? s.phase === p.name : inPhase(s.t)));
-    const lastLoss = [...steps].reverse().map((s) => s.loss).find(finite);
+    const lastLoss = finalTrainLoss(steps.map((s) => s.loss));
     const evals = data.evals.filter((e) => finite(e.t) && inPhase(e.t) && finite(e.val_loss));
     const lastVal = evals.length ? evals[evals.length - 1]!.val_loss : undefined;
     return `<tr><td><span class="swatch" style="background:${PHASE_COLORS[i % PHASE_COLORS.length]}"></span>${escapeXml(p.name)}</td>`
       + `<td class="num">${escapeXml(formatValue(p.start_t))}</td><td class="num">${escapeXml(formatValue(p.end_t))}</td>`
       + `<td class="num">${steps.length}</td><td class="num">${escapeXml(formatValue(lastLoss))}</td><td class="num">${escapeXml(formatValue(lastVal))}</td></tr>`;
   });
-  return `<table><thead><tr><th>phase</th><th class="num">start t</th><th class="num">end t</th><th class="num">steps logged</th><th class="num">last train loss</th><th class="num">last val loss</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table><thead><tr><th>phase</th><th class="num">start t</th><th class="num">end t</th><th class="num">steps logged</th><th class="num">${escapeXml(FINAL_LOSS_LABEL)}</th><th class="num">last val loss</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function eventTable(ctx: ChartContext): string {
@@ -130,29 +130,49 @@ function numCell(text: string, exact: number | null | undefined): string {
   return `<td class="num"${title}>${escapeXml(text)}</td>`;
 }
 
-/** Per-phase memory and compute (a progressive run's `resources` records). */
+/** Phases per resources table: with the row labels, 8 columns fit the page's 936 px (a 1400 px window). */
+export const RESOURCE_PHASES_PER_TABLE = 8;
+
+/**
+ * Per-phase memory and compute (a progressive run's `resources` records), one column per phase
+ * and one row per quantity, so the table keeps its width however many quantities there are; runs
+ * with more phases get several tables of RESOURCE_PHASES_PER_TABLE phases.
+ */
 function resourcesTable(data: RunReportData, rows: ReportResources[]): string {
-  const body = rows.map((r) => {
-    const i = data.phases.findIndex((p) => p.name === r.phase);
-    const swatch = i >= 0 ? `<span class="swatch" style="background:${PHASE_COLORS[i % PHASE_COLORS.length]}"></span>` : '';
+  const cachedText = (r: ReportResources): string => {
     const hits = finite(r.cache_hits) ? `, ${compact(r.cache_hits)} hits` : '';
-    const cached = (r.cached_activations_disk_bytes ? `${megabytes(r.cached_activations_memory_bytes)} + ${megabytes(r.cached_activations_disk_bytes)} disk` : megabytes(r.cached_activations_memory_bytes)) + hits;
-    const prefix = finite(r.cached_prefix_stacks) && r.cached_prefix_stacks > 0 ? ` (${r.cached_prefix_stacks} stack${r.cached_prefix_stacks === 1 ? '' : 's'})` : '';
-    return `<tr><td>${swatch}${escapeXml(r.phase || '–')}</td>`
-      + numCell(formatValue(r.t), r.t) + numCell(formatValue(r.stacks), r.stacks)
-      + numCell(compact(r.trainable_params), r.trainable_params) + numCell(compact(r.frozen_params), r.frozen_params) + numCell(compact(r.adapter_params), r.adapter_params)
-      + numCell(megabytes(r.weights_bytes), r.weights_bytes) + numCell(megabytes(r.grads_bytes), r.grads_bytes)
-      + numCell(megabytes(r.optimizer_state_bytes), r.optimizer_state_bytes) + numCell(cached, r.cached_activations_memory_bytes)
-      + numCell(megabytes(r.total_bytes), r.total_bytes)
-      + numCell(compact(r.train_flops_per_token), r.train_flops_per_token) + numCell(`${compact(r.train_cached_flops_per_token)}${prefix}`, r.train_cached_flops_per_token)
-      + '</tr>';
-  });
-  const head = ['phase', 'start t', 'stacks', 'trainable params', 'frozen params', 'adapter params', 'weights MB', 'grads MB', 'optimizer state MB', 'cached activations MB', 'total MB', 'train FLOPs / token', 'train FLOPs / token, cached prefix'];
+    return (r.cached_activations_disk_bytes ? `${megabytes(r.cached_activations_memory_bytes)} + ${megabytes(r.cached_activations_disk_bytes)} disk` : megabytes(r.cached_activations_memory_bytes)) + hits;
+  };
+  const prefix = (r: ReportResources): string => (finite(r.cached_prefix_stacks) && r.cached_prefix_stacks > 0 ? ` (${r.cached_prefix_stacks} stack${r.cached_prefix_stacks === 1 ? '' : 's'})` : '');
+  const quantities: [string, (r: ReportResources) => string][] = [
+    ['start t', (r) => numCell(formatValue(r.t), r.t)],
+    ['stacks', (r) => numCell(formatValue(r.stacks), r.stacks)],
+    ['trainable params', (r) => numCell(compact(r.trainable_params), r.trainable_params)],
+    ['frozen params', (r) => numCell(compact(r.frozen_params), r.frozen_params)],
+    ['adapter params', (r) => numCell(compact(r.adapter_params), r.adapter_params)],
+    ['weights MB', (r) => numCell(megabytes(r.weights_bytes), r.weights_bytes)],
+    ['grads MB', (r) => numCell(megabytes(r.grads_bytes), r.grads_bytes)],
+    ['optimizer state MB', (r) => numCell(megabytes(r.optimizer_state_bytes), r.optimizer_state_bytes)],
+    ['cached activations MB', (r) => numCell(cachedText(r), r.cached_activations_memory_bytes)],
+    ['total MB', (r) => numCell(megabytes(r.total_bytes), r.total_bytes)],
+    ['train FLOPs / token', (r) => numCell(compact(r.train_flops_per_token), r.train_flops_per_token)],
+    ['train FLOPs / token, cached prefix', (r) => numCell(`${compact(r.train_cached_flops_per_token)}${prefix(r)}`, r.train_cached_flops_per_token)],
+  ];
+  const tables: string[] = [];
+  for (let i0 = 0; i0 < rows.length; i0 += RESOURCE_PHASES_PER_TABLE) {
+    const chunk = rows.slice(i0, i0 + RESOURCE_PHASES_PER_TABLE);
+    const head = chunk.map((r) => {
+      const i = data.phases.findIndex((p) => p.name === r.phase);
+      const swatch = i >= 0 ? `<span class="swatch" style="background:${PHASE_COLORS[i % PHASE_COLORS.length]}"></span>` : '';
+      return `<th class="num">${swatch}${escapeXml(r.phase || '–')}</th>`;
+    });
+    const body = quantities.map(([label, cell]) => `<tr><th>${escapeXml(label)}</th>${chunk.map(cell).join('')}</tr>`);
+    tables.push(`<table class="resources"><thead><tr><th>phase</th>${head.join('')}</tr></thead><tbody>${body.join('')}</tbody></table>`);
+  }
   const optimizers = [...new Set(rows.map((r) => r.optimizer).filter((o): o is string => typeof o === 'string' && o !== ''))];
   const note = `At each phase start, except the cached activations (and the run's cache hits so far), which are at the phase's end when the run uses an activation cache. MB = 10⁶ bytes; total = weights + grads + optimizer state${optimizers.length ? ` (${optimizers.join(', ')})` : ''} + cached activations in memory. `
     + 'Training FLOPs per token count a multiply-add as 2 (forward + backward); the cached column serves the frozen prefix from the activation cache.';
-  return `<div style="overflow-x:auto"><table><thead><tr>${head.map((h, i) => `<th${i === 0 ? '' : ' class="num"'}>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table></div>`
-    + `<p class="meta" style="margin:10px 0 0">${escapeXml(note)}</p>`;
+  return tables.join('') + `<p class="meta" style="margin:10px 0 0">${escapeXml(note)}</p>`;
 }
 
 export interface RenderHtmlOptions {

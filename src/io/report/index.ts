@@ -136,3 +136,4 @@ export function readRunReportData(runDir: string): RunReportData {
   }
   return data;
 }
+export { FINAL_LOSS_WINDOW, FINAL_LOSS_LABEL, finalTrainLoss } from './final-loss.js';

@@ -103,7 +103,9 @@ export function parseStackSnapshot(v: unknown): ReportStackEntry[] | undefined {
         if (s) out.push({ index: i, state: s });
       } else if (item && typeof item === 'object') {
         const o = item as Rec;
-        const index = num(pick(o, ['index', 'stack', 'i', 'id'])) ?? i;
+        // The stack's identity (final_index: its place in the final rack) before its position now,
+        // so a right→left run keeps one row per stack as new ones are prepended.
+        const index = num(pick(o, ['final_index', 'index', 'stack', 'i', 'id'])) ?? i;
         const raw = stateOf(pick(o, ['state', 'states', 'status']));
         if (o.frozen === true) raw.push('frozen');
         if (o.frozen === false || o.trainable === true) raw.push('trainable');
@@ -217,6 +219,7 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
   const pendingT: { set: (t: number) => void; step: number | undefined }[] = [];
   const resources: ReportResources[] = [];
   let skipped = 0;
+  let checkpoints = 0;
 
   // First pass: run-level facts (total steps, phases, name).
   for (const r of records as Rec[]) {
@@ -273,6 +276,22 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       const t = num(pick(r, ['start_t', ...T_KEYS])) ?? (stepNum !== undefined && totalSteps ? stepNum / totalSteps : undefined);
       const end = num(pick(r, ['end_t', 'endT']));
       if (name !== undefined && t !== undefined) phaseStarts.push({ name, t, ...(end !== undefined ? { end } : {}) });
+      handled = true;
+    } else if (k === 'phase_end') {
+      // Closes the phase the matching phase_start opened (the last phase may end before t = 1).
+      const name = str(pick(r, ['name', ...PHASE_KEYS]));
+      const t = num(pick(r, T_KEYS)) ?? (stepNum !== undefined && totalSteps ? stepNum / totalSteps : undefined);
+      const open = [...phaseStarts].reverse().find((p) => p.name === name && p.end === undefined);
+      if (open && t !== undefined) open.end = t;
+      handled = true;
+    } else if (k === 'checkpoint') {
+      checkpoints++;
+      handled = true;
+    } else if (k === 'resume') {
+      notes.push(`resumed at step ${stepNum ?? '?'}${str(r['from']) ? ` from ${str(r['from'])}` : ''}`);
+      handled = true;
+    } else if (k === 'diverged') {
+      notes.push(`training diverged at step ${stepNum ?? '?'}${str(r['reason']) ? `: ${str(r['reason'])}` : ''}`);
       handled = true;
     } else if (RESOURCE_KINDS.includes(k)) {
       const res = resourcesOf(r);
@@ -383,6 +402,7 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
   data.evals.sort((a, b) => a.t - b.t);
   data.stack_timeline.sort((a, b) => a.t - b.t);
   if (resources.length) data.resources = resources.sort((a, b) => a.t - b.t);
+  if (checkpoints && data.summary['checkpoints'] === undefined) data.summary['checkpoints'] = checkpoints;
   if (skipped) notes.push(`${skipped} record(s) of unknown kind were ignored`);
   if (notes.length) data.notes = notes;
   return data;

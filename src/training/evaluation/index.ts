@@ -1,3 +1,4 @@
-/** Evaluation of trained models: the masked-diffusion NELBO bound and sample quality. */
+/** Evaluation of trained models: loss, perplexity and bits per byte on text; the masked-diffusion NELBO bound; sample quality. */
+export * from './text-eval.js';
 export * from './nelbo.js';
 export * from './sample-quality.js';

@@ -85,7 +85,7 @@ export interface LoadedModel {
   step: number;
   /** The checkpoint's training state (JSON), for what the run recorded beyond the model. */
   state: unknown;
-  /** The checkpoint's verified files (model.safetensors, model.json, tokenizer.json, …). */
+  /** The checkpoint's verified files (model.safetensors, model.json, stackwise-tokenizer.json, …). */
   files: ReadonlyMap<string, Uint8Array>;
 }
 

@@ -24,6 +24,7 @@
  */
 import type { ModelConfig } from '../../nn/index.js';
 import { DQ_BLOCK_SIZE, NF4_BLOCK_SIZE, defaultChunkSize } from '../../engine/index.js';
+import { loadHfTokenizer } from '../../data/index.js';
 import { modelConfigFromPlane, type ModelPlaneConfig } from '../../framework/index.js';
 import type { ParsedConfig, ResolvedPhase } from '../config/resolve.js';
 import { freezePolicyOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
@@ -138,6 +139,7 @@ function vocabOf(phase: ResolvedPhase): number | undefined {
   const tok = d.tokenizer;
   if (tok?.kind === 'bpe') return tok.vocab_size;
   if (tok?.kind === 'gpt2') return 50261;
+  if (tok?.kind === 'hf') return loadHfTokenizer(tok.path).vocabSize;
   const corpus = d.corpus as { kind: string; vocab_size?: number };
   if (corpus.kind === 'synthetic') return corpus.vocab_size;
   return undefined;

@@ -1,20 +1,24 @@
 /**
- * Language-model evaluation of a loaded run: perplexity on a split of the run's corpus (CLM), or
- * masked-token accuracy and loss (MLM / masked diffusion: 15% of the positions masked, seeded; a
- * model with a time embedding is given r = 0.15 for every row). New metrics of the same pass
- * (e.g. bits per byte) belong in LmEvalResult and the loop below.
+ * Language-model evaluation of a loaded run: perplexity and bits per byte on a split of the run's
+ * corpus (CLM, scored by training/evaluation's evaluateTokens), or masked-token accuracy and loss
+ * (MLM / masked diffusion: 15% of the positions masked, seeded; a model with a time embedding is
+ * given r = 0.15 for every row). New metrics of the same pass belong in LmEvalResult.
  */
 import { resolve } from 'node:path';
 import * as E from '../../engine/index.js';
 import { Xoshiro128, combineSeeds, loadCorpus, splitDocuments, type CorpusSpec } from '../../data/index.js';
 import { syntheticTokenData } from '../../framework/data-source.js';
 import { inference } from '../sampling/index.js';
-import { diffusionBounds, utf8Bytes, type DiffusionBounds } from '../evaluation/index.js';
-import { noProgress, type ProgressFactory } from './errors.js';
+import { diffusionBounds, documentTokens, evaluateTokens, tokenByteLengths, utf8Bytes, type DiffusionBounds } from '../evaluation/index.js';
+import { noProgress, type ProgressFactory, type ProgressSink } from './errors.js';
 import { depthScheduleOf, type LoadedRun } from './load-run.js';
 
 export interface EvalOptions {
   split?: 'val' | 'test';
+  /** Evaluate on these files instead of a split: UTF-8 text (one document each) or .jsonl (one per line). */
+  text?: string[];
+  /** Field of each JSONL record that holds the text (default "text"). */
+  jsonlField?: string;
   task?: 'lm' | 'sentiment' | 'samples';
   /** Masked diffusion: Monte Carlo draws per window of the NELBO bound (default DEFAULT_ELBO_SAMPLES). */
   elboSamples?: number;
@@ -44,10 +48,14 @@ export interface LmEvalResult {
   scored: number;
   loss: number;
   perplexity: number | null;
-  masked_accuracy: number | null;
-  /** UTF-8 bytes of the scored text (null without a tokenizer) and bits per byte (CLM: exact; diffusion: the NELBO bound's). */
-  bytes: number | null;
+  /**
+   * Tokenizer-independent: bits per UTF-8 byte of the scored text — CLM with a tokenizer: the
+   * text tokens' negative log-likelihood; masked diffusion: the NELBO bound's.
+   */
   bits_per_byte: number | null;
+  masked_accuracy: number | null;
+  /** UTF-8 bytes of the scored text (null without a tokenizer). */
+  bytes: number | null;
   /** Masked diffusion: the NELBO perplexity bound(s). */
   nelbo: DiffusionBounds | null;
 }
@@ -76,13 +84,22 @@ export function splitTokens(run: LoadedRun, split: 'val' | 'test'): Int32Array {
   }
   const docs = splitDocuments(loadCorpus(spec), data.split)[split];
   if (docs.length === 0) throw new Error(`the ${split} split of the corpus is empty (data.split.${split} = ${data.split[split]})`);
-  const tok = run.tokenizer!;
-  const out: number[] = [];
-  for (const d of docs) {
-    for (const id of tok.encode(d.text)) out.push(id);
-    out.push(tok.special.EOS);
-  }
-  return Int32Array.from(out);
+  return documentTokens(run.tokenizer!, docs);
+}
+
+/**
+ * A progress sink for a pass that reports (done, total) as it goes: the bar is made when the
+ * first batch reports the total.
+ */
+export function passProgress(progress: ProgressFactory, label: string): { update: (done: number, total: number) => void; stop: () => void } {
+  let bar: ProgressSink | undefined;
+  return {
+    update: (done, total) => {
+      bar ??= progress({ total, label, unit: 'windows' });
+      bar.update(done);
+    },
+    stop: () => bar?.stop(),
+  };
 }
 
 /** Share of the positions masked (each independently) in the masked-token evaluation. */
@@ -93,14 +110,48 @@ export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: Progres
   const split = opts.split ?? 'val';
   const S = opts.seqLen ?? run.data!.seq_len;
   const B = opts.batchSize ?? run.data!.batch_size;
-  let ids = splitTokens(run, split);
+  const ids = splitTokens(run, split);
   const maxTokens = opts.maxTokens ?? 65_536;
-  if (ids.length > maxTokens + 1) ids = ids.subarray(0, maxTokens + 1);
-  const clm = run.objective === 'clm';
-  const windows = Math.floor((ids.length - (clm ? 1 : 0)) / S);
-  if (windows < 1) throw new Error(`the ${split} split holds ${ids.length} tokens, fewer than one window of ${S + (clm ? 1 : 0)}`);
+  const head = { task: 'lm' as const, checkpoint: resolve(run.checkpoint), step: run.step, objective: run.objective, split };
+  if (run.objective === 'clm') {
+    if (ids.length < S + 1) throw new Error(`the ${split} split holds ${ids.length} tokens, fewer than one window of ${S + 1}`);
+    // Without a tokenizer (raw ids of a synthetic corpus) no token stands for bytes: bits per byte is null.
+    const byteLengths = run.tokenizer ? tokenByteLengths(run.tokenizer) : new Uint32Array(run.vocabSize);
+    const bar = passProgress(progress, `eval ${split}`);
+    const r = evaluateTokens(run.model, ids, byteLengths, { seqLen: S, batchSize: B, maxTokens, onProgress: bar.update });
+    bar.stop();
+    const bitsPerByte = Number.isNaN(r.bits_per_byte) ? null : r.bits_per_byte;
+    return { ...head, tokens: r.scored, scored: r.scored, loss: r.loss, perplexity: r.perplexity, bits_per_byte: bitsPerByte, masked_accuracy: null, bytes: run.tokenizer ? r.bytes : null, nelbo: null };
+  }
+  const m = maskedAccuracy(run, ids.length > maxTokens + 1 ? ids.subarray(0, maxTokens + 1) : ids, split, S, B, progress);
+  // The windows scored: ids[0 .. W·S).
+  const windows = ids.subarray(0, m.tokens);
+  const bytes = run.tokenizer ? utf8Bytes(run.tokenizer, windows) : null;
+  const nelbo = run.objective === 'diffusion' ? diffusionBoundsOf(run, windows, S, B, bytes, opts, progress) : null;
+  return { ...head, tokens: m.tokens, scored: m.scored, loss: m.loss, perplexity: null, bits_per_byte: nelbo?.continuous.bits_per_byte ?? null, masked_accuracy: m.accuracy, bytes, nelbo };
+}
+
+/** The NELBO bound of a masked-diffusion run on `windows`, and its depth unroll's for a time-as-depth run. */
+function diffusionBoundsOf(run: LoadedRun, windows: Int32Array, S: number, B: number, bytes: number | null, opts: EvalOptions, progress: ProgressFactory): DiffusionBounds {
+  const bars = new Map<string, ProgressSink>();
+  return diffusionBounds(run.model, windows, S, {
+    maskTokenId: run.maskTokenId!, samples: opts.elboSamples ?? DEFAULT_ELBO_SAMPLES, seed: opts.seed ?? 0, batchSize: B, bytes,
+    // Time-as-depth runs (left→right and right→left) also get the bound of their depth unroll.
+    depthSchedule: run.data?.mask?.kind === 'depth' ? depthScheduleOf(run) : undefined,
+    onProgress: (bound, done, total) => {
+      if (!bars.has(bound)) bars.set(bound, progress({ total, label: `NELBO ${bound}`, unit: 'rows' }));
+      bars.get(bound)!.update(done);
+      if (done >= total) bars.get(bound)!.stop();
+    },
+  });
+}
+
+/** Masked-token loss and accuracy: EVAL_MASK_RATE of the positions masked (seeded), each predicted. */
+function maskedAccuracy(run: LoadedRun, ids: Int32Array, split: string, S: number, B: number, progress: ProgressFactory): { tokens: number; scored: number; loss: number; accuracy: number } {
+  const windows = Math.floor(ids.length / S);
+  if (windows < 1) throw new Error(`the ${split} split holds ${ids.length} tokens, fewer than one window of ${S}`);
   const mask = run.maskTokenId;
-  if (!clm && mask === undefined) throw new Error('this run has no [MASK] token id; masked-token accuracy needs one');
+  if (mask === undefined) throw new Error('this run has no [MASK] token id; masked-token accuracy needs one');
   const rng = new Xoshiro128(combineSeeds(1234, 0xe7a1));
   let nll = 0;
   let scored = 0;
@@ -114,11 +165,8 @@ export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: Progres
       for (let r = 0; r < b; r++) {
         const off = (w0 + r) * S;
         for (let i = 0; i < S; i++) {
-          if (clm) {
-            input[r * S + i] = ids[off + i]!;
-            target[r * S + i] = ids[off + i + 1]!;
-          } else if (rng.nextFloat() < EVAL_MASK_RATE) {
-            input[r * S + i] = mask!;
+          if (rng.nextFloat() < EVAL_MASK_RATE) {
+            input[r * S + i] = mask;
             target[r * S + i] = ids[off + i]!;
           } else {
             input[r * S + i] = ids[off + i]!;
@@ -135,16 +183,14 @@ export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: Progres
         const logits = run.model.forward(x, time).logits;
         const tg = E.tensor(target, [b, S], { dtype: 'int32', backend: run.model.backend });
         const l = E.crossEntropy(logits, tg, { ignoreIndex: -100 }).item();
+        const V = run.vocabSize;
+        const arr = logits.toArray() as Float32Array;
         let h = 0;
-        if (!clm) {
-          const V = run.vocabSize;
-          const arr = logits.toArray() as Float32Array;
-          for (let p = 0; p < b * S; p++) {
-            if (target[p] === -100) continue;
-            let best = 0;
-            for (let v = 1; v < V; v++) if (arr[p * V + v]! > arr[p * V + best]!) best = v;
-            if (best === target[p]) h++;
-          }
+        for (let p = 0; p < b * S; p++) {
+          if (target[p] === -100) continue;
+          let best = 0;
+          for (let v = 1; v < V; v++) if (arr[p * V + v]! > arr[p * V + best]!) best = v;
+          if (best === target[p]) h++;
         }
         return [l, h];
       });
@@ -155,38 +201,5 @@ export function evalLm(run: LoadedRun, opts: EvalOptions = {}, progress: Progres
     }
   });
   bar.stop();
-  const mean = nll / scored;
-  // The text scored: targets ids[1 .. W·S] (CLM) or the windows ids[0 .. W·S) (masked).
-  const text = clm ? ids.subarray(1, windows * S + 1) : ids.subarray(0, windows * S);
-  const bytes = run.tokenizer ? utf8Bytes(run.tokenizer, text) : null;
-  let nelbo: DiffusionBounds | null = null;
-  if (run.objective === 'diffusion') {
-    const bars = new Map<string, ReturnType<ProgressFactory>>();
-    nelbo = diffusionBounds(run.model, ids.subarray(0, windows * S), S, {
-      maskTokenId: mask!, samples: opts.elboSamples ?? DEFAULT_ELBO_SAMPLES, seed: opts.seed ?? 0, batchSize: B, bytes,
-      // Time-as-depth runs (left→right and right→left) also get the bound of their depth unroll.
-      depthSchedule: run.data?.mask?.kind === 'depth' ? depthScheduleOf(run) : undefined,
-      onProgress: (bound, done, total) => {
-        if (!bars.has(bound)) bars.set(bound, progress({ total, label: `NELBO ${bound}`, unit: 'rows' }));
-        bars.get(bound)!.update(done);
-        if (done >= total) bars.get(bound)!.stop();
-      },
-    });
-  }
-  return {
-    task: 'lm',
-    checkpoint: resolve(run.checkpoint),
-    step: run.step,
-    objective: run.objective,
-    split,
-    tokens: windows * S,
-    scored,
-    loss: mean,
-    perplexity: clm ? Math.exp(mean) : null,
-    masked_accuracy: clm ? null : correct / scored,
-    bytes,
-    bits_per_byte: clm && bytes ? (mean * scored) / (Math.LN2 * bytes) : nelbo?.continuous.bits_per_byte ?? null,
-    nelbo,
-  };
+  return { tokens: windows * S, scored, loss: nll / scored, accuracy: correct / scored };
 }
-

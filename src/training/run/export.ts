@@ -1,8 +1,11 @@
 /**
  * Exporting a model as a Hugging Face folder (config.json + model.safetensors, plus
- * adapter_config.json + adapter_model.safetensors for LoRA adapters unless merged or dropped) that
- * transformers / PEFT load. The folder appears complete or not at all: it is written under a
- * temporary name next to the target and renamed.
+ * adapter_config.json + adapter_model.safetensors for LoRA adapters unless merged or dropped, plus
+ * the tokenizer as tokenizer.json + tokenizer_config.json + special_tokens_map.json) that
+ * transformers / PEFT / tokenizers load. Every run exports: quantized layers (NF4, int8, …) are
+ * dequantized to --dtype; what Hugging Face cannot represent is refused naming the condition. The
+ * folder appears complete or not at all: it is written under a temporary name next to the target
+ * and renamed.
  *
  * Sources: a Hugging Face folder (re-export: merge a PEFT adapter, change the dtype, …), a StackWise
  * run or checkpoint folder (its model manifest), and any source registered with
@@ -11,15 +14,25 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { loadHF, saveHF, type SaveHFOptions } from '../../io/hf/index.js';
+import { loadHF, loadHFTokenizer, saveHF, saveHFTokenizer, type SaveHFOptions } from '../../io/hf/index.js';
+import type { Tokenizer } from '../../data/index.js';
 import type { Model } from '../../nn/index.js';
-import { loadModel } from '../model-manifest/index.js';
 import { UsageError } from './errors.js';
 import { checkStacksOption, withConfigPath } from './inspect.js';
-import { isRunOrCheckpoint } from './load-run.js';
+import { isRunOrCheckpoint, loadRun } from './load-run.js';
 
 /** A loader for one kind of export source; returns null when `path` is not of its kind. */
-export type ExportSource = (path: string) => { model: Model; description: string } | null;
+export type ExportSource = (path: string) => ExportableModel | null;
+
+/** What a source gives: the model, and (when known) its tokenizer and training objective. */
+export interface ExportableModel {
+  model: Model;
+  description: string;
+  /** Written as tokenizer.json + tokenizer_config.json + special_tokens_map.json. */
+  tokenizer?: Tokenizer;
+  /** Named in refusals that depend on it (bidirectional attention of diffusion / MLM). */
+  objective?: string;
+}
 
 const sources: { name: string; load: ExportSource }[] = [];
 
@@ -29,17 +42,23 @@ export function registerExportSource(name: string, load: ExportSource): void {
 }
 
 // Training runs: a run folder (its newest checkpoint) or one checkpoint folder, built from the
-// checkpoint's model manifest.
+// checkpoint's model manifest (loadRun → loadModel), with the run's tokenizer and objective.
 registerExportSource('a StackWise run folder or checkpoint', (path) => {
   if (!statSync(path).isDirectory() || !isRunOrCheckpoint(path)) return null;
-  const loaded = loadModel(path);
-  return { model: loaded.model, description: `${loaded.checkpoint} (step ${loaded.step})` };
+  const run = loadRun(path);
+  return { model: run.model, description: `${run.checkpoint} (step ${run.step})`, tokenizer: run.tokenizer, objective: run.objective };
 });
+
+/** --dtype values: safetensors names and torch names. */
+export const EXPORT_DTYPES = ['F32', 'F16', 'BF16', 'float32', 'float16', 'bfloat16'] as const;
+export type ExportDtype = (typeof EXPORT_DTYPES)[number];
+const SAFETENSORS_DTYPE: Record<ExportDtype, NonNullable<SaveHFOptions['dtype']>> = { F32: 'F32', F16: 'F16', BF16: 'BF16', float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 
 export interface ExportOptions {
   out: string;
   format?: 'hf';
-  dtype?: 'F32' | 'F16' | 'BF16';
+  /** Weight dtype in the file; quantized layers are dequantized to it (default F32). */
+  dtype?: ExportDtype;
   adapters?: 'separate' | 'merge' | 'drop';
   stacks?: number | number[];
   force?: boolean;
@@ -52,16 +71,17 @@ export interface ExportResult {
   files: string[];
 }
 
-function loadSource(source: string, stacks: number | number[] | undefined): { model: Model; kind: string } {
+function loadSource(source: string, stacks: number | number[] | undefined): ExportableModel & { kind: string } {
   if (!existsSync(source)) throw new Error(`${source}: no such file or folder`);
   for (const s of sources) {
     const r = s.load(source);
-    if (r) return { model: r.model, kind: s.name };
+    if (r) return { ...r, kind: s.name };
   }
   if (statSync(source).isDirectory() && existsSync(join(source, 'config.json'))) {
     checkStacksOption(source, stacks);
     try {
-      return { model: loadHF(source, stacks !== undefined ? { stacks } : {}).model, kind: 'hf' };
+      const tokenizer = loadHFTokenizer(source) ?? undefined;
+      return { model: loadHF(source, stacks !== undefined ? { stacks } : {}).model, description: source, kind: 'hf', ...(tokenizer ? { tokenizer } : {}) };
     } catch (e) {
       throw withConfigPath(source, e);
     }
@@ -83,15 +103,17 @@ export function exportModel(source: string, opts: ExportOptions): ExportResult {
       replacing = true;
     }
   }
-  const { model, kind } = loadSource(source, opts.stacks);
+  const { model, kind, tokenizer, objective } = loadSource(source, opts.stacks);
   const parent = dirname(out);
   mkdirSync(parent, { recursive: true });
   const temp = join(parent, `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const saveOpts: SaveHFOptions = {};
-    if (opts.dtype) saveOpts.dtype = opts.dtype;
+    if (opts.dtype) saveOpts.dtype = SAFETENSORS_DTYPE[opts.dtype];
     if (opts.adapters) saveOpts.adapters = opts.adapters;
+    if (objective !== undefined) saveOpts.objective = objective;
     saveHF(model, temp, saveOpts);
+    if (tokenizer) saveHFTokenizer(tokenizer, temp, model.config.embedding.maxPositions !== undefined ? { modelMaxLength: model.config.embedding.maxPositions } : {});
     const files = readdirSync(temp).sort();
     if (replacing) {
       const old = `${temp}.old`;

@@ -1,15 +1,18 @@
 /**
- * `loadRun(checkpointOrRun)`: a trained model ready for sampling and evaluation — the model from
+ * `loadRun(checkpointOrRunOrHF)`: a trained model ready for sampling and evaluation — the model from
  * the checkpoint's manifest (`loadModel`), plus what the checkpoint recorded about the data it was
  * trained on (objective, mask token, tokenizer, corpus and split of the last phase) — and the
- * prompt helpers around it. Reads the checkpoint folder only: no config, no corpus.
+ * prompt helpers around it. Reads the checkpoint folder only: no config, no corpus. A Hugging Face
+ * folder (config.json + safetensors + tokenizer.json) loads through `loadPretrained` instead: its
+ * model and tokenizer, and no data plane.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gpt2Tokenizer, tokenizerFromJSON, type Tokenizer } from '../../data/index.js';
+import { Gpt2Tokenizer, LEGACY_RUN_TOKENIZER_FILE, RUN_TOKENIZER_FILE, tokenizerFromJSON, type Tokenizer } from '../../data/index.js';
 import type { ObjectiveName } from '../../framework/index.js';
+import { isHFModelFolder, loadPretrained } from '../../io/hf/index.js';
+import { hasStackWiseMarkers } from '../../io/checkpoint.js';
 import type { Model } from '../../nn/index.js';
-import { CHECKPOINT_TOKENIZER_FILE, type TrainingState } from '../machine-checkpoint.js';
+import type { TrainingState } from '../machine-checkpoint.js';
 import type { ResolvedPhase } from '../config/resolve.js';
 import { NoiseSchedule } from '../objectives/noise.js';
 import { loadModel, type ModelManifest } from '../model-manifest/index.js';
@@ -20,11 +23,17 @@ export type RunDataPlane = NonNullable<ResolvedPhase['data']>;
 
 /** A trained model ready for inference, with what it was trained on. */
 export interface LoadedRun {
+  /** Where the model came from: a StackWise checkpoint (its manifest) or a Hugging Face folder. */
+  source: 'checkpoint' | 'hf';
+  /** The run folder (for a Hugging Face folder: the folder itself). */
   runDir: string;
+  /** The checkpoint folder read (for a Hugging Face folder: the folder itself). */
   checkpoint: string;
+  /** The step the checkpoint was written at (0 for a Hugging Face folder). */
   step: number;
-  manifest: ModelManifest;
-  /** The data plane of the phase the checkpoint was written in (undefined: the run had none). */
+  /** The checkpoint's model manifest; undefined for a Hugging Face folder. */
+  manifest: ModelManifest | undefined;
+  /** The data plane of the phase the checkpoint was written in (undefined: the run had none, or a Hugging Face folder). */
   data: RunDataPlane | undefined;
   objective: ObjectiveName;
   model: Model;
@@ -34,7 +43,7 @@ export interface LoadedRun {
   maskTokenId: number | undefined;
 }
 
-/** The run's tokenizer: the checkpoint's copy (BPE) or the GPT-2 one, checked against the model's vocabulary. */
+/** The run's tokenizer: the checkpoint's copy (BPE, Hugging Face) or the GPT-2 one, checked against the model's vocabulary. */
 function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string, Uint8Array>, checkpoint: string, vocab: number): Tokenizer | undefined {
   const tok = data?.tokenizer;
   if (!tok || tok.kind === 'none') return undefined;
@@ -44,9 +53,11 @@ function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string,
     tokenizer = new Gpt2Tokenizer();
     where = 'the GPT-2 tokenizer';
   } else {
-    const bytes = files.get(CHECKPOINT_TOKENIZER_FILE);
-    where = `tokenizer ${join(checkpoint, CHECKPOINT_TOKENIZER_FILE)}`;
-    if (!bytes) throw new Error(`${where}: missing (the checkpoint keeps the run's BPE tokenizer)`);
+    // Checkpoints written before the run tokenizer had its own name keep it as tokenizer.json.
+    const name = files.has(RUN_TOKENIZER_FILE) || !files.has(LEGACY_RUN_TOKENIZER_FILE) ? RUN_TOKENIZER_FILE : LEGACY_RUN_TOKENIZER_FILE;
+    const bytes = files.get(name);
+    where = `tokenizer ${join(checkpoint, name)}`;
+    if (!bytes) throw new Error(`${where}: missing (the checkpoint keeps the run's tokenizer file)`);
     tokenizer = tokenizerFromJSON(JSON.parse(Buffer.from(bytes).toString('utf8')), where);
   }
   if (tokenizer.vocabSize !== vocab) {
@@ -55,8 +66,23 @@ function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string,
   return tokenizer;
 }
 
-/** Loads the model of a run folder (newest checkpoint) or of a checkpoint folder, with its tokenizer. */
+/**
+ * A Hugging Face folder as a LoadedRun: its model and tokenizer (`loadPretrained`); no training
+ * record, so no data plane (evaluation needs text files).
+ */
+function loadPretrainedAsRun(folder: string, opts: { backend?: string }): LoadedRun {
+  const p = loadPretrained(folder, opts.backend ? { backend: opts.backend } : {});
+  p.model.eval();
+  const vocabSize = p.model.embedding.vocabSize;
+  return { source: 'hf', runDir: folder, checkpoint: folder, step: 0, manifest: undefined, data: undefined, objective: p.objective, model: p.model, tokenizer: p.tokenizer, vocabSize, maskTokenId: p.tokenizer?.special.MASK };
+}
+
+/**
+ * Loads the model of a run folder (newest checkpoint) or of a checkpoint folder, with its
+ * tokenizer — or of a Hugging Face folder, with the folder's tokenizer.
+ */
 export function loadRun(target: string, opts: { backend?: string } = {}): LoadedRun {
+  if (isHFModelFolder(target)) return loadPretrainedAsRun(target, opts);
   const loaded = loadModel(target, opts);
   const { model, checkpoint } = loaded;
   try {
@@ -67,7 +93,7 @@ export function loadRun(target: string, opts: { backend?: string } = {}): Loaded
     const vocabSize = model.embedding.vocabSize;
     const tokenizer = runTokenizer(data, loaded.files, checkpoint, vocabSize);
     const maskTokenId = data?.mask_token_id ?? tokenizer?.special.MASK ?? (tokenizer ? undefined : vocabSize - 1);
-    return { runDir: loaded.runDir, checkpoint, step: loaded.step, manifest: loaded.manifest, data, objective, model, tokenizer, vocabSize, maskTokenId };
+    return { source: 'checkpoint', runDir: loaded.runDir, checkpoint, step: loaded.step, manifest: loaded.manifest, data, objective, model, tokenizer, vocabSize, maskTokenId };
   } catch (error) {
     model.dispose();
     throw error;
@@ -118,5 +144,5 @@ export function depthScheduleOf(run: LoadedRun): NoiseSchedule {
 
 /** True when `path` is a run folder or checkpoint folder `loadRun` can read. */
 export function isRunOrCheckpoint(path: string): boolean {
-  return ['checkpoint.json', '.stackwise-run', 'config.yaml'].some((f) => existsSync(join(path, f)));
+  return hasStackWiseMarkers(path);
 }

@@ -101,16 +101,17 @@ test('export refuses what Hugging Face cannot represent', () => {
   const g = gpt2({ vocabSize: 20, dModel: 8, nLayers: 1, nHeads: 2, maxPositions: 8, seed: 1 });
   const cfg = g.config;
   cfg.stacks[0].block.normPosition = 'post';
-  assert.throws(() => hfConfigFromModel(cfg), /a gpt2 model must have GELU MLPs, pre-LayerNorm/);
+  assert.throws(() => hfConfigFromModel(cfg), /export: normalization is post-sublayer; Hugging Face GPT2LMHeadModel normalizes pre-sublayer$/);
   g.setAttentionMode('bidirectional');
-  assert.throws(() => saveHF(g, fresh()), /a gpt2 model must have .*causal MHA/);
+  assert.throws(() => saveHF(g, fresh()), /export: attention is bidirectional; Hugging Face GPT2LMHeadModel is causal/);
+  assert.throws(() => saveHF(g, fresh(), { objective: 'mlm' }), /attention is bidirectional \(objective mlm\); Hugging Face GPT2LMHeadModel is causal/);
   g.setAttentionMode('causal');
   g.rack.appendStack(Stack.create(8, g.config.stacks[0], { seed: 3 }));
   const out = fresh();
   saveHF(g, out);
   assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).n_layer, 2, 'the live rack (grown) is exported');
   g.rack.allBlocks()[1].setAttentionMode('bidirectional');
-  assert.throws(() => saveHF(g, fresh()), /block 1 is configured differently from block 0/);
+  assert.throws(() => saveHF(g, fresh()), /block 1 differs from block 0 in attention \("bidirectional" vs "causal"\)/);
   m.dispose(); g.dispose();
 });
 

@@ -58,7 +58,7 @@ test('metricsToReportData reads resources records: nested (the plane) and flat a
   assert.equal(metricsToReportData([{ type: 'step', step: 0, t: 0, loss: 1 }]).resources, undefined, 'no records → no field');
 });
 
-test('the HTML report draws one escaped row per phase: params, MB, FLOPs per token with and without cache', () => {
+test('the HTML report draws one escaped column per phase (rows: params, MB, FLOPs per token with and without cache)', () => {
   const evil = `<b>grow & "freeze"</b>`;
   const d: RunReportData = sampleRun(40, 10);
   d.resources = metricsToReportData([planeRecord(d.phases[0]!.name, 0, 0, 1, 1_000_000), planeRecord(evil, 20, 0.5, 2, 400_000, 1)]).resources!;
@@ -67,14 +67,26 @@ test('the HTML report draws one escaped row per phase: params, MB, FLOPs per tok
   const sec = section(html, 'resources');
   assert.ok(sec, 'a resources section');
   const rows = allElements(sec).filter((e) => e.name === 'tr');
-  assert.equal(rows.length, 3);
-  const head = cellTexts(rows[0]!);
-  assert.deepEqual(head, ['phase', 'start t', 'stacks', 'trainable params', 'frozen params', 'adapter params', 'weights MB', 'grads MB', 'optimizer state MB', 'cached activations MB', 'total MB', 'train FLOPs / token', 'train FLOPs / token, cached prefix']);
-  assert.deepEqual(cellTexts(rows[1]!), [d.phases[0]!.name, '0', '1', '1M', '2M', '12.29k', '12.0', '4.000', '8.000', '0', '24.0', '14M', '14M']);
-  assert.deepEqual(cellTexts(rows[2]!), [evil, '0.5', '2', '400k', '2.6M', '12.29k', '12.0', '1.600', '3.200', '2.500 + 7.000 disk', '19.3', '14M', '12M (1 stack)']);
-  const trainable = allElements(rows[2]!).filter((e) => e.name === 'td')[3]!;
+  assert.equal(rows.length, 13);
+  assert.deepEqual(cellTexts(rows[0]!), ['phase', d.phases[0]!.name, evil]);
+  const labels = rows.slice(1).map((r) => cellTexts(r)[0]);
+  assert.deepEqual(labels, ['start t', 'stacks', 'trainable params', 'frozen params', 'adapter params', 'weights MB', 'grads MB', 'optimizer state MB', 'cached activations MB', 'total MB', 'train FLOPs / token', 'train FLOPs / token, cached prefix']);
+  const column = (j: number) => rows.slice(1).map((r) => cellTexts(r)[j]);
+  assert.deepEqual(column(1), ['0', '1', '1M', '2M', '12.29k', '12.0', '4.000', '8.000', '0', '24.0', '14M', '14M']);
+  assert.deepEqual(column(2), ['0.5', '2', '400k', '2.6M', '12.29k', '12.0', '1.600', '3.200', '2.500 + 7.000 disk', '19.3', '14M', '12M (1 stack)']);
+  const trainable = allElements(rows[3]!).filter((e) => e.name === 'td')[1]!;
   assert.equal(trainable.attrs.title, '400000', 'exact value in the title');
   assert.equal(section(renderReportHtml(sampleRun(40, 10)), 'resources'), undefined, 'no table without records');
+});
+
+test('many phases: tables of at most RESOURCE_PHASES_PER_TABLE phase columns, so the page width holds', () => {
+  const d: RunReportData = sampleRun(40, 10);
+  d.resources = metricsToReportData(Array.from({ length: 12 }, (_, i) => planeRecord(`layer-${i + 1}`, i, i / 12, i + 1, 1000))).resources!;
+  const sec = section(renderReportHtml(d), 'resources')!;
+  const tables = allElements(sec).filter((e) => e.name === 'table');
+  assert.equal(tables.length, 2);
+  const heads = allElements(sec).filter((e) => e.name === 'tr' && cellTexts(e)[0] === 'phase').map((r) => cellTexts(r).length - 1);
+  assert.deepEqual(heads, [8, 4]);
 });
 
 test('writeRunReport / readRunReportData: the table comes from metrics.jsonl and survives in report-data.json', () => {
@@ -116,6 +128,6 @@ test('an activation_cache record at the phase end fills that phase row: cached b
   assert.equal(data.resources![0]!.cache_hits, 640);
   assert.equal(data.resources![0]!.total_bytes, 12_000_000 + 12 * 400_000 + 3_000_000, 'the total counts the cache at the phase end');
   assert.ok(!data.notes?.some((n) => /unknown kind/.test(n)), 'the record is understood');
-  const row = allElements(section(renderReportHtml(data), 'resources')!).filter((e) => e.name === 'tr')[1]!;
+  const row = allElements(section(renderReportHtml(data), 'resources')!).filter((e) => e.name === 'tr').find((r) => cellTexts(r)[0] === 'cached activations MB')!;
   assert.ok(cellTexts(row).some((c) => /3(\.0+)? \+ 5(\.0+)? disk, 640 hits/.test(c)), cellTexts(row).join(' | '));
 });
