@@ -3,10 +3,13 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadCorpus, trainBpe } from '../../src/data/index.js';
+import { Model, isLoraParamName, llamaConfig } from '../../src/nn/index.js';
+import { loadHF, saveHF, saveHFTokenizer } from '../../src/io/index.js';
 
 const distExamples = fileURLToPath(new URL('../../examples/', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'sw-examples-'));
@@ -55,4 +58,31 @@ test('examples/custom-objective: a label-smoothed loss through trainStep(lossFn)
   assert.equal(r['steps'], 16);
   assert.ok((r['final_loss'] as number) < (r['first_loss'] as number));
   assert.ok(Number.isFinite(r['val_loss']));
+});
+
+test('examples/hf-finetune: a Hugging Face folder in, a LoRA fine-tune, a PEFT folder out', () => {
+  // A small Hugging Face folder: a BPE trained on a few SOTU addresses, a tiny LLaMA, both exported.
+  const folder = join(work, 'hf-base');
+  const docs = loadCorpus({ kind: 'sotu' }).slice(0, 20).map((d) => d.text);
+  const tokenizer = trainBpe(docs, { vocabSize: 300 });
+  const model = Model.fromConfig(llamaConfig({ vocabSize: tokenizer.vocabSize, dModel: 32, nHeads: 2, nLayers: 2, maxPositions: 64 }), { seed: 0 });
+  saveHF(model, folder);
+  saveHFTokenizer(tokenizer, folder);
+  const r = runExample('hf-finetune', [folder]);
+  assert.equal(r['steps'], 12);
+  assert.ok((r['val_loss_after'] as number) < (r['val_loss_before'] as number), `the fine-tune lowers the validation loss: ${r['val_loss_before']} → ${r['val_loss_after']}`);
+  assert.equal(r['peft_modules'], 4, 'q and v of 2 layers');
+  const peft = r['peft'] as string;
+  assert.ok(existsSync(join(peft, 'adapter_config.json')) && existsSync(join(peft, 'adapter_model.safetensors')));
+  // The base model with the adapter loads back through the PEFT reader.
+  const back = loadHF(folder, { adapter: peft });
+  assert.ok(back.model.namedParameters().some(([n]) => isLoraParamName(n)));
+  back.model.dispose();
+  model.dispose();
+});
+
+test('examples/hf-finetune without a folder prints its usage and exits 2', () => {
+  const r = spawnSync(process.execPath, [join(distExamples, 'hf-finetune.js')], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /usage: .*hf-finetune\.js <hf-folder>/);
 });

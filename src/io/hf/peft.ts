@@ -5,7 +5,7 @@
  * overridable by rank_pattern / alpha_pattern. A LoRA on a fused HF projection (GPT-2 c_attn)
  * becomes one A shared by our q, k and v and B split by rows — exactly the same function.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../../engine/index.js';
 import { Linear, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
@@ -215,6 +215,8 @@ export function savePeftAdapter(model: Model, folder: string, opts: { baseModelN
   };
   const safe = new Map<string, SafeTensor>();
   for (const [k, h] of tensors) safe.set(k, safeOfHost(h));
+  // Like saveHF: the folder is made when missing (a PEFT folder usually sits beside the run).
+  mkdirSync(folder, { recursive: true });
   writeSafetensors(join(folder, 'adapter_model.safetensors'), safe, { format: 'pt' });
   writeTextAtomic(join(folder, 'adapter_config.json'), JSON.stringify(config, null, 2) + '\n');
   return { config, modules: modules.map((m) => m.hf), linears: [] };
