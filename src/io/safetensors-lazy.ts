@@ -4,11 +4,11 @@
  * quantize one tensor and drop it before reading the next, so loading a big model never holds
  * more than one tensor of the file in memory (readSafetensors reads every tensor at once).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { decodeHeader, readHeaderLength, type TensorEntry } from './safetensors-header.js';
 import { safeError, type SafeTensor } from './safetensors-types.js';
+import { readAt as readExactly } from './safetensors.js';
 
-const IO_CHUNK = 1 << 30;
 
 export interface SafetensorsReader {
   readonly path: string;
@@ -29,14 +29,7 @@ export function openSafetensors(path: string): SafetensorsReader {
     const fileLength = fstatSync(fd).size;
     const readAt = (length: number, position: number): Uint8Array => {
       if (!open) throw safeError(path, undefined, 'the file was closed');
-      const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const n = readSync(fd, out, done, Math.min(IO_CHUNK, length - done), position + done);
-        if (n === 0) throw safeError(path, undefined, `expected ${length} bytes at offset ${position}, found end of file after ${done}`);
-        done += n;
-      }
-      return out;
+      return readExactly(fd, length, position, path);
     };
     const headerLength = readHeaderLength(readAt(Math.min(8, fileLength), 0), fileLength, path);
     const dataStart = 8 + headerLength;

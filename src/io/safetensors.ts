@@ -72,8 +72,8 @@ function assemble(layout: HeaderLayout, bytesOf: (entry: TensorEntry) => Uint8Ar
   return { tensors, metadata: layout.metadata };
 }
 
-/** Reads exactly `length` bytes at `position` into a new buffer. */
-function readAt(fd: number, length: number, position: number, path: string): Uint8Array {
+/** Reads exactly `length` bytes at `position` into a new buffer (the lazy reader shares it). */
+export function readAt(fd: number, length: number, position: number, path: string): Uint8Array {
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
