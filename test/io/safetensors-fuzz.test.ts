@@ -11,20 +11,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DTYPE_SIZE, SafetensorsError, parseSafetensors, serializeSafetensors, type SafeDType, type SafeTensor } from '../../src/io/index.js';
 import { rawFile } from './support.js';
+import { fuzzRng } from '../fuzz-rng.js';
 
 const SRC = 'fuzz.safetensors';
 
-/** mulberry32: a small seeded generator (the fuzz runs are reproducible). */
-function rng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n);
-  };
-}
 
 const DTYPES: SafeDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'U8', 'F64'];
 const NAME_PARTS = ['w', 'model.layers.0.weight', 'é', '日本', 'a"b', 'back\\slash', 'sp ace', '0', '1', '__proto__', 'constructor', 'x'.repeat(40)];
@@ -183,7 +173,7 @@ test('a gap before, between or after tensors is refused (the tensors must tile t
 });
 
 test('fuzz: structural header mutations load exactly or are refused; byte flips never load garbage (seeded, bounded)', (t) => {
-  const r = rng(20261207);
+  const r = fuzzRng(20261207);
   const deadline = Date.now() + 4000;
   const counts = new Map<string, number>();
   let cases = 0;

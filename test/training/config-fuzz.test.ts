@@ -14,17 +14,8 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, loadConfig } from '../../src/training/index.js';
 import { repoRoot } from '../io/support.js';
+import { fuzzRng } from '../fuzz-rng.js';
 
-function rng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
 
 const SYNTHETIC = [
   'model: { preset: llama, d_model: 16, n_heads: 2, n_stacks: 2, blocks_per_stack: 1 }',
@@ -102,7 +93,7 @@ test('fuzz: mutated configs and overrides are accepted or refused with a ConfigE
     ...readdirSync(join(root, 'recipes')).filter((f) => f.endsWith('.yaml')).map((f) => readFileSync(join(root, 'recipes', f), 'utf8'))]
     .map((text) => YAML.parse(text) as unknown);
   const dir = mkdtempSync(join(tmpdir(), 'sw-cfg-fuzz-'));
-  const r = rng(0x5eed12);
+  const r = fuzzRng(0x5eed12);
   const deadline = Date.now() + 8000;
   let cases = 0;
   let refused = 0;
