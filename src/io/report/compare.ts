@@ -5,7 +5,7 @@
  * with their spread, and the verdict. Self-contained like the run report (inline CSS and SVG).
  */
 import { xyLineChart } from './charts.js';
-import { REPORT_CSS } from './html.js';
+import { reportHead } from './html.js';
 import { escapeXml, formatValue } from './svg.js';
 
 export const COMPARE_VARIANTS = ['progressive', 'end_to_end'] as const;
@@ -122,16 +122,7 @@ export function renderCompareHtml(data: CompareReportData): string {
   const figures = seeds.map((s) => `<figure id="fig-seed-${s}">${compareSeedChart(data, s)}<figcaption>${escapeXml(`Seed ${s}: validation loss of both runs against their cumulative estimated training FLOPs; shaded: the progressive run's phases.`)}</figcaption></figure>`);
   const ratios = data.flops_ratios.map((r) => formatValue(r)).join(', ');
   const title = `Progressive vs end to end: ${data.name}`;
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8" />
-<meta name="viewport" content="width=device-width, initial-scale=1" />
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'" />
-<meta name="generator" content="stackwise" />
-<title>${escapeXml(title)}</title>
-<style>${REPORT_CSS}</style>
-</head>
+  return `${reportHead(title)}
 <body>
 <main>
 <h1>${escapeXml(title)}</h1>

@@ -11,7 +11,7 @@ import { FINAL_LOSS_LABEL, finalTrainLoss } from './final-loss.js';
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** The report pages' stylesheet (run report, comparison page). */
-export const REPORT_CSS = `
+const REPORT_CSS = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 24px; background: #f1f5f9; color: #1e293b;
@@ -41,6 +41,23 @@ table.resources th:first-child { width: 210px; }
 .empty { color: #64748b; }
 footer { color: #64748b; font-size: 12px; text-align: center; margin-top: 8px; }
 `;
+
+/**
+ * The start of a self-contained report page up to </head>: no script, no outside resource
+ * (the CSP forbids them), the report stylesheet inline. Shared by report.html and compare.html.
+ */
+export function reportHead(title: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8" />
+<meta name="viewport" content="width=device-width, initial-scale=1" />
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'" />
+<meta name="generator" content="stackwise" />
+<title>${escapeXml(title)}</title>
+<style>${REPORT_CSS}</style>
+</head>`;
+}
 
 function summaryValue(v: SummaryValue): string {
   if (typeof v === 'number') return formatValue(v);
@@ -200,16 +217,7 @@ export function renderReportHtml(data: RunReportData, opts: RenderHtmlOptions = 
   });
   const stateLegend = STACK_STATES.map((s) => `<span class="swatch" style="background:${STATE_COLORS[s]}"></span>${s}`).join(' &#160; ');
   const notes = (data.notes ?? []).filter((n) => n);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8" />
-<meta name="viewport" content="width=device-width, initial-scale=1" />
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'" />
-<meta name="generator" content="stackwise" />
-<title>${escapeXml(`Run report: ${name}`)}</title>
-<style>${REPORT_CSS}</style>
-</head>
+  return `${reportHead(`Run report: ${name}`)}
 <body>
 <main>
 <h1>${escapeXml(`Run report: ${name}`)}</h1>
