@@ -10,6 +10,7 @@
 import { byteLevelToBytes, bytesToByteLevel } from './byte-level.js';
 import { GPT2_PRETOKENIZE_PATTERN, jsRegexSource } from './pretokenize.js';
 import { IdBuffer } from './id-buffer.js';
+import { describe, isRecord } from './json-fields.js';
 import { MinHeap } from './bpe.js';
 import {
   SPECIAL_TOKEN_NAMES,
@@ -431,14 +432,4 @@ export function hfBpeFromSaved(json: Record<string, unknown>, source: string): H
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing';
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

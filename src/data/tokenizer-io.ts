@@ -5,6 +5,7 @@ import { writeFileAtomic } from './atomic-write.js';
 import { BPE_FORMAT, BPE_FORMAT_VERSION, BPE_SPECIAL_TOKENS, BpeTokenizer, FIRST_MERGE_ID } from './bpe.js';
 import { GPT2_FORMAT, GPT2_FORMAT_VERSION, Gpt2Tokenizer } from './gpt2-tokenizer.js';
 import { HF_BPE_FORMAT, HfBpeTokenizer, hfBpeFromSaved } from './hf-bpe.js';
+import { describe, isRecord } from './json-fields.js';
 import { SPECIAL_TOKEN_NAMES, type Tokenizer } from './tokenizer.js';
 
 /** Our own tokenizer file in a run folder (Hugging Face's name, tokenizer.json, is left to exports). */
@@ -160,14 +161,4 @@ function checkVocabSize(json: Record<string, unknown>, actual: number, source: s
   if (json['vocabSize'] !== actual) {
     throw new TokenizerFileError(source, 'vocabSize', `is ${describe(json['vocabSize'])}; expected ${actual}`);
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing';
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
