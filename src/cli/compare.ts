@@ -6,7 +6,7 @@
 import { type Command } from 'commander';
 import { VARIANT_LABEL } from '../io/report/index.js';
 import { runComparison, type CompareOptions } from '../training/run/index.js';
-import { humanCount, humanDuration, parsePositiveInt, printJson, runCommand } from './output.js';
+import { collect, humanCount, humanDuration, parsePositiveInt, printJson, runCommand } from './output.js';
 
 interface CompareCommandOptions {
   set?: string[];
@@ -14,10 +14,6 @@ interface CompareCommandOptions {
   steps?: number;
   out?: string;
   json?: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 export function registerCompareCommand(program: Command): void {

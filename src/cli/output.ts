@@ -321,3 +321,8 @@ export function createProgress(opts: ProgressOptions): Progress {
     stop() { if (!stopped) { stopped = true; bar.stop(); } },
   };
 }
+
+/** commander's collector for a repeatable option (`--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

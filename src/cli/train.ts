@@ -14,17 +14,13 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { EvalMetrics, StepMetrics, TrainingCallbacks, TrainResult } from '../training/hooks.js';
 import { resourceSummary } from '../training/progressive/resource-record.js';
 import { prepareTrainingRun, summarizeTraining, writeTrainingReport, type TrainRunOptions, type TrainSummary } from '../training/run/index.js';
-import { createProgress, humanCount, humanDuration, printJson, reportError, toJson, EXIT, type Progress } from './output.js';
+import { collect, createProgress, humanCount, humanDuration, printJson, reportError, toJson, EXIT, type Progress } from './output.js';
 
 export interface TrainCommandOptions extends TrainRunOptions {
   json?: boolean;
   report?: boolean;
   /** Progress output (tests): default stderr. */
   quiet?: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 function parseSteps(value: string): number {
