@@ -10,7 +10,7 @@ import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../training/config/load.js';
 import { measureGemmRate, planRun, type PhasePlan, type RunPlan } from '../training/plan/index.js';
-import { formatTable, humanBytes, humanCount, humanDuration, printJson, reportError } from './output.js';
+import { collect, formatTable, humanBytes, humanCount, humanDuration, printJson, reportError } from './output.js';
 import { defaultConfigPath } from '../training/run/index.js';
 
 interface PlanCommandOptions {
@@ -20,7 +20,6 @@ interface PlanCommandOptions {
   measure?: boolean;
 }
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function formats(p: PhasePlan): string {
   return Object.entries(p.bytes.weightsByFormat).filter(([, b]) => (b ?? 0) > 0).map(([f, b]) => `${f} ${humanBytes(b!)}`).join(' + ');
