@@ -51,6 +51,7 @@ import {
   CachedTraining,
   FIXED_PROGRESSIVE_KEYS,
   freezePolicyOf,
+  growthOperator,
   growthSpecOf,
   progressiveConfigSchema,
   progressiveLoraOf,
@@ -308,6 +309,10 @@ export class ProgressivePlane implements ModelPlaneHook {
           const grows = i > 0 && this.stacksOf(p, 0) > this.stacksOf(phases[i - 1]!, 0);
           if (grows && p.start_t > g.t0) problems.push(`${where}: grows with a ramp over [${g.t0}, ${g.t1}] but starts at t = ${p.start_t}, after the ramp starts (grow at t ≤ t0)`);
         }
+        // Operators that insert inside the rack fit only some growths (LLaMA Pro: P divides N; SOLAR: N → 2N − 2m).
+        const after = this.stacksOf(p, stacksBefore);
+        const why = after > stacksBefore ? growthOperator(g).problem?.(stacksBefore, after, builder.direction) : undefined;
+        if (why) problems.push(`${where}: ${why}`);
       } catch (e) {
         problems.push(`${where}: ${(e as Error).message}`);
       }
