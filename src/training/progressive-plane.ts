@@ -414,7 +414,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     const before = this.events.length;
     for (const e of grown) {
       const lora = e.stackLora ? `, stack LoRA rank ${e.stackLora.rank} α ${e.stackLora.alpha}` : '';
-      this.emit(machine, { kind: 'grow', ...base, description: `${builder.direction} stack ${e.finalIndex} at position ${e.position} (${e.description}${lora}) → ${e.stacks} stacks` });
+      this.emit(machine, { kind: 'grow', ...base, description: `${e.inserted ? 'insert' : builder.direction} stack ${e.finalIndex} at position ${e.position} (${e.description}${lora}) → ${e.stacks} stacks` });
     }
     const adapted = this.adaptedSet();
     const newAdapters = [...adapted].filter((i) => !this.lastAdapted.has(i) || grown.length > 0);

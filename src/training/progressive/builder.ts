@@ -70,6 +70,8 @@ export interface GrowthEvent {
   operator: string;
   description: string;
   preservesFunction: boolean;
+  /** Put inside the rack by its operator (block_expansion, depth_upscaling), not at the `direction` end. */
+  inserted?: boolean;
   stackLora?: { rank: number; alpha: number };
   /**
    * The growth step that added the stack (0, 1, …): stacks added together (one `growTo` or phase
@@ -348,6 +350,7 @@ export class ProgressiveRackBuilder {
         stacks: this.numStacks, position: this.newStackIndex, finalIndex, t,
         operator: op.kind, description: op.description, preservesFunction: op.preservesFunction, batch,
       };
+      if (op.place) event.inserted = true;
       if (this.stackLora) event.stackLora = this.attachStackLora(stack, finalIndex);
       events.push(event);
     }
