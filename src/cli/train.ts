@@ -51,7 +51,7 @@ export async function runTrain(configArg: string | undefined, opts: TrainCommand
     },
     onEval(e) {
       lastEval = e;
-      if (json) printJson({ type: 'eval', step: e.step, t: e.t, phase: e.phase, val_loss: e.loss, val_perplexity: e.perplexity, reason: e.reason, ...(e.nelbo !== undefined ? { nelbo: e.nelbo, nelbo_se: e.nelbo_se, perplexity_bound: e.perplexity_bound, elbo_samples: e.elbo_samples } : {}) });
+      if (json) printJson({ type: 'eval', step: e.step, t: e.t, phase: e.phase, val_loss: e.loss, val_perplexity: e.perplexity, ...(e.bits_per_byte !== undefined ? { val_bits_per_byte: e.bits_per_byte } : {}), reason: e.reason, ...(e.nelbo !== undefined ? { nelbo: e.nelbo, nelbo_se: e.nelbo_se, perplexity_bound: e.perplexity_bound, elbo_samples: e.elbo_samples } : {}) });
     },
     onPhaseStart(phase, machine, ctx) {
       const stacks = machine.model.model.rack.numStacks;
