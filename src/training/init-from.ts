@@ -188,6 +188,11 @@ export function applyInitFrom(raw: unknown): { raw: unknown; issues: ConfigIssue
   return { raw: out, issues };
 }
 
+/** The stacks a model plane starts with when it starts from a pretrained folder (undefined: it does not). */
+export function initialStacksOf(plane: ModelPlaneConfig): number | undefined {
+  return plane.init ? readInitSource(plane.init.from).depth / plane.blocks_per_stack : undefined;
+}
+
 /**
  * The model `plane.init.from` names, with its weights, cut into stacks of plane.blocks_per_stack,
  * adapters folded and quantized layers dequantized, in training mode with every parameter

@@ -12,6 +12,7 @@ import { loadPretrained } from '../../src/io/hf/index.js';
 import { ConfigError } from '../../src/framework/config/errors.js';
 import { ProgressivePlane, TrainingMachine, defineConfig, parameterEntries } from '../../src/training/index.js';
 import { exportModel, prepareTrainingRun } from '../../src/training/run/index.js';
+import { planRun } from '../../src/training/plan/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sw-init-from-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -100,6 +101,10 @@ test('LLaMA Pro from a Hugging Face folder: logits identical right after expansi
   });
   const r = m.train();
   assert.equal(m.model.model.rack.numStacks, 6);
+  // `stackwise plan` knows the run starts with the folder's 4 stacks and inserts 2 (positions 2 and 5).
+  const plan = planRun(m.parsed).phases[0]!;
+  assert.deepEqual(plan.newStacks, [2, 5]);
+  assert.equal(plan.params.trainable, m.model.model.numParameters({ trainableOnly: true }));
   assert.deepEqual(Array.from(atStart!), Array.from(want), 'the expanded model computes the pretrained logits bit for bit');
   const moved = [...snapshot(m.model.model)].filter(([n, v]) => changed(v, start.get(n))).map(([n]) => n);
   assert.ok(moved.length > 0);

@@ -234,7 +234,6 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
     }
     const timeProblem = timeEmbeddingProblem(resolved);
     if (timeProblem) issues.push(timeProblem);
-    issues.push(...headProblems(resolved, issues));
     phases.push(resolved);
   });
   if (issues.length === 0) issues.push(...scheduleWideIssues(phases, rawPlanes.model, configIndex));
@@ -294,24 +293,6 @@ function timeEmbeddingProblem(phase: ResolvedPhase): ConfigIssue | undefined {
     found: `objective '${objective}' in phase '${phase.name}'`,
     hint: 'remove model.time_embedding, or train this phase with data.objective: diffusion',
   };
-}
-
-/**
- * Heads must split d_model evenly (and key/value heads the query heads), checked here so the
- * message names the config field (and the `--set` that wrote it) rather than a block's internals.
- * Reported once, for the first phase it applies to.
- */
-function headProblems(phase: ResolvedPhase, already: readonly ConfigIssue[]): ConfigIssue[] {
-  const m = phase.model;
-  if (!m) return [];
-  const out: ConfigIssue[] = [];
-  if (m.d_model % m.n_heads !== 0) {
-    out.push({ path: 'model.n_heads', expected: `a divisor of model.d_model = ${m.d_model} (each head gets d_model / n_heads dimensions)`, found: String(m.n_heads) });
-  }
-  if (m.n_kv_heads !== undefined && m.n_heads % m.n_kv_heads !== 0) {
-    out.push({ path: 'model.n_kv_heads', expected: `a divisor of model.n_heads = ${m.n_heads} (each key/value head serves n_heads / n_kv_heads query heads)`, found: String(m.n_kv_heads) });
-  }
-  return out.filter((i) => !already.some((a) => a.path === i.path));
 }
 
 /** A schedule built in code, as config `schedule` entries. */

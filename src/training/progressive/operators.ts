@@ -258,6 +258,18 @@ function insideGrowthProblem(kind: GrowthKind, before: number, after: number, po
   return undefined;
 }
 
+/**
+ * Rack positions (after the growth) of the `added` stacks that a growth step from `before` stacks
+ * puts inside the rack: block_expansion one after every (before/added)-th, depth_upscaling before
+ * the last m = (before − added)/2. Undefined for the operators that add at an end.
+ */
+export function insidePositions(kind: GrowthKind, before: number, added: number): number[] | undefined {
+  const js = Array.from({ length: added }, (_, j) => j);
+  if (kind === 'block_expansion') return js.map((j) => (j + 1) * (before / added) + j);
+  if (kind === 'depth_upscaling') return js.map((j) => before - (before - added) / 2 + j);
+  return undefined;
+}
+
 function divisorsOf(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 }
@@ -278,7 +290,7 @@ export const blockExpansionGrowth: GrowthOperator = {
   // The j-th new stack follows source stack (j+1)·N/P − 1, after the j stacks added before it.
   place: (rack, ctx) => {
     const { stacks, k, j } = stepOf(rack, ctx, 'block_expansion');
-    return (j + 1) * (stacks.length / k) + j;
+    return insidePositions('block_expansion', stacks.length, k)![j]!;
   },
   problem: (before, after, position) => insideGrowthProblem('block_expansion', before, after, position),
 };
@@ -296,7 +308,7 @@ export const depthUpscalingGrowth: GrowthOperator = {
   },
   place: (rack, ctx) => {
     const { stacks, k, j } = stepOf(rack, ctx, 'depth_upscaling');
-    return stacks.length - (stacks.length - k) / 2 + j;
+    return insidePositions('depth_upscaling', stacks.length, k)![j]!;
   },
   problem: (before, after, position) => insideGrowthProblem('depth_upscaling', before, after, position),
 };
