@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
-import type { Model } from '../../src/nn/index.js';
+import { QuantizedLinear, type Model } from '../../src/nn/index.js';
+import { loadModel } from '../../src/training/model-manifest/index.js';
+import { loadInitModel } from '../../src/training/init-from.js';
 import { loadPretrained } from '../../src/io/hf/index.js';
 import { ConfigError } from '../../src/framework/config/errors.js';
 import { ProgressivePlane, TrainingMachine, defineConfig, parameterEntries } from '../../src/training/index.js';
@@ -165,4 +167,32 @@ test('a run started from a pretrained model resumes bit for bit; train --from se
   assert.equal(machine.config.model!.d_model, 16);
   assert.equal(machine.model.model.rack.numStacks, 4);
   machine.dispose();
+});
+
+test('a source with LoRA adapters and an NF4 trunk starts plain: adapters folded, layers dequantized, the same logits', () => {
+  const run = join(dir, 'adapted');
+  const m = new TrainingMachine({
+    model: { preset: 'llama', d_model: 16, n_heads: 2, d_ff: 32, n_stacks: 2, blocks_per_stack: 1, progressive: { growth: 'copy_top', stack_lora: { rank: 2, alpha: 4 }, progressive_lora: { rank: 2, alpha: 4 }, freeze: 'adapters_only_trunk', trunk_format: 'nf4' } },
+    data: DATA, optimizer: { lr: 1e-2 }, training: { ...TRAINING, total_steps: 8 },
+    schedule: [{ name: 'one', start_t: 0, end_t: 0.5, overrides: { model: { n_stacks: 1 } } }, { name: 'two', start_t: 0.5, end_t: 1 }],
+  }, { runDir: run });
+  m.train();
+  m.dispose();
+  const hf = join(dir, 'adapted-hf');
+  exportModel(run, { out: hf }); // base weights + a PEFT adapter
+  const ids = E.randInt([2, 10], 300, { seed: 2 });
+  const source = loadModel(run).model;
+  const want = logits(source, ids);
+  source.dispose();
+  for (const from of [run, hf]) {
+    const plane = defineConfig(config(from, {})).phases[0]!.model!;
+    const model = loadInitModel(plane);
+    assert.ok(model.namedModules().every(([, mod]) => !(mod instanceof QuantizedLinear)), `${from}: no quantized layer left`);
+    assert.ok(model.namedParameters().every(([n, t]) => !/lora_[AB]$/.test(n) && t.requiresGrad), `${from}: no adapter, everything trainable`);
+    model.eval();
+    const got = logits(model, ids);
+    assert.ok(got.every((v, i) => Math.abs(v - want[i]!) <= 1e-5), `${from}: the folded model computes the source's logits`);
+    model.dispose();
+  }
+  ids.dispose();
 });
