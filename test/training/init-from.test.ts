@@ -167,6 +167,8 @@ test('a run started from a pretrained model resumes bit for bit; train --from se
   assert.equal(machine.config.model!.d_model, 16);
   assert.equal(machine.model.model.rack.numStacks, 4);
   machine.dispose();
+  // A problem with the folder names the flag that gave it.
+  assert.throws(() => prepareTrainingRun(undefined, { from: join(dir, 'nowhere'), runDir: join(dir, 'cli-bad') }), /model\.init\.from: .*nowhere: no such folder .*\(set by --from .*nowhere\)/);
 });
 
 test('a source with LoRA adapters and an NF4 trunk starts plain: adapters folded, layers dequantized, the same logits', () => {

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../../data/index.js';
 import { readRunReportData, writeRunReport } from '../../io/report/index.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, type SetOverride } from '../config/load.js';
 import type { ParsedConfig } from '../config/resolve.js';
 import type { TrainingCallbacks, TrainResult } from '../hooks.js';
 import { TrainingMachine } from '../machine.js';
@@ -91,14 +91,14 @@ function checkTokenizerFile(parsed: ParsedConfig): void {
  * written; removes a run folder it created when setting up fails.
  */
 export function prepareTrainingRun(configArg: string | undefined, opts: TrainRunOptions, callbacks: TrainingCallbacks[] = []): PreparedRun {
-  const set = [...(opts.set ?? [])];
+  const set: (string | SetOverride)[] = [...(opts.set ?? [])];
   // The caller draws its own progress (or prints --json lines); 'progress' is not part of the config hash.
   set.push('training.progress=off');
   if (opts.steps !== undefined) set.push(`training.total_steps=${opts.steps}`);
   if (opts.memoryCheck === false) set.push('training.memory_check=false');
   if (opts.from !== undefined) {
     if (opts.resume !== undefined) throw new UsageError('--from cannot be combined with --resume (a resumed run starts from its own checkpoint)');
-    set.push(`model.init.from=${JSON.stringify(opts.from)}`);
+    set.push({ path: ['model', 'init', 'from'], value: opts.from, text: `--from ${opts.from}` });
   }
   let configPath: string;
   let runDir: string;
