@@ -211,6 +211,9 @@ export function loadInitModel(plane: ModelPlaneConfig, opts: { backend?: string 
   }
   try {
     plainify(model);
+    // Dropout is a training setting: the run's model.dropout (default 0), not the folder's.
+    for (const b of model.rack.allBlocks()) b.config.dropout = plane.dropout;
+    if (model.embedding.config.dropout !== undefined) model.embedding.config.dropout = plane.dropout;
     if (model.rack.numStacks !== stacks) throw new Error(`model.init.from ${from}: the model has ${model.rack.numStacks} stacks, expected ${stacks} (${src.depth} blocks in stacks of ${plane.blocks_per_stack})`);
     model.train();
     for (const p of model.parameters()) p.requiresGrad = true;

@@ -162,8 +162,9 @@ test('a run started from a pretrained model resumes bit for bit; train --from se
   assert.equal(r.resumed_from, 6);
   assert.deepEqual(r.losses, a.slice(6), 'the resumed losses equal the straight run');
   // The CLI's --from: the shipped recipe with the folder, its sizes from the folder.
-  const { machine } = prepareTrainingRun(undefined, { from: HF, runDir: join(dir, 'cli-from'), set: ['training.total_steps=2', 'data.seq_len=16', 'training.tensorboard=false'] });
+  const { machine } = prepareTrainingRun(undefined, { from: HF, runDir: join(dir, 'cli-from'), set: ['training.total_steps=2', 'data.seq_len=16', 'training.tensorboard=false', 'model.dropout=0.1'] });
   assert.equal(machine.config.model!.init!.from, HF);
+  assert.ok(machine.model.model.rack.allBlocks().every((b) => b.config.dropout === 0.1), "the run's model.dropout applies to the pretrained blocks");
   assert.equal(machine.config.model!.d_model, 16);
   assert.equal(machine.model.model.rack.numStacks, 4);
   machine.dispose();
