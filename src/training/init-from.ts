@@ -193,6 +193,13 @@ export function initialStacksOf(plane: ModelPlaneConfig): number | undefined {
   return plane.init ? readInitSource(plane.init.from).depth / plane.blocks_per_stack : undefined;
 }
 
+/** Whether a phase of a parsed config has more stacks than the pretrained model it starts from. */
+export function growsPretrained(parsed: { phases: readonly { model?: ModelPlaneConfig }[] }): boolean {
+  const first = parsed.phases[0]?.model;
+  const start = first ? initialStacksOf(first) : undefined;
+  return start !== undefined && parsed.phases.some((p) => (p.model?.n_stacks ?? 0) > start);
+}
+
 /**
  * The model `plane.init.from` names, with its weights, cut into stacks of plane.blocks_per_stack,
  * adapters folded and quantized layers dequantized, in training mode with every parameter
