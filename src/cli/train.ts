@@ -51,7 +51,7 @@ export async function runTrain(configArg: string | undefined, opts: TrainCommand
     },
     onEval(e) {
       lastEval = e;
-      if (json) printJson({ type: 'eval', step: e.step, t: e.t, phase: e.phase, val_loss: e.loss, val_perplexity: e.perplexity, reason: e.reason, ...(e.nelbo !== undefined ? { nelbo: e.nelbo, nelbo_se: e.nelbo_se, perplexity_bound: e.perplexity_bound, elbo_samples: e.elbo_samples } : {}) });
+      if (json) printJson({ type: 'eval', step: e.step, t: e.t, phase: e.phase, val_loss: e.loss, val_perplexity: e.perplexity, ...(e.bits_per_byte !== undefined ? { val_bits_per_byte: e.bits_per_byte } : {}), reason: e.reason, ...(e.nelbo !== undefined ? { nelbo: e.nelbo, nelbo_se: e.nelbo_se, perplexity_bound: e.perplexity_bound, elbo_samples: e.elbo_samples } : {}) });
     },
     onPhaseStart(phase, machine, ctx) {
       const stacks = machine.model.model.rack.numStacks;
@@ -160,6 +160,7 @@ export function registerTrainCommand(program: Command): void {
     .argument('[config]', 'config file (default: configs/default.yaml of the package)')
     .option('--set <key=value>', 'override a config value (repeatable), e.g. --set optimizer.lr=3e-4 --set schedule[1].overrides.model.n_stacks=2', collect)
     .option('--resume <run-dir>', 'continue a run from its newest checkpoint (with the config recorded in the folder)')
+    .option('--from <folder>', 'start from a pretrained model (sets model.init.from): a Hugging Face folder or a run / checkpoint folder; its architecture and tokenizer are taken, no config given: configs/finetune.yaml')
     .option('--run-dir <dir>', 'run folder (default: training.run_dir of the config, else runs/<config>-<time>)')
     .option('--steps <n>', 'total steps (overrides training.total_steps)', parseSteps)
     .option('--no-report', 'do not write report.html at the end')
@@ -171,6 +172,7 @@ export function registerTrainCommand(program: Command): void {
       '  stackwise train                                  # the default run (about 5 minutes on 2 cores)',
       '  stackwise train my.yaml --set training.total_steps=200 --run-dir runs/try',
       '  stackwise train --resume runs/try                # after Ctrl-C or a crash',
+      '  stackwise train recipes/expand-pretrained.yaml --from hf-model   # grow a pretrained model (LLaMA Pro)',
       '',
       'At the end the run folder holds checkpoints/, metrics.jsonl, config.yaml, phases/, stackwise-tokenizer.json,',
       'report.html (+ SVG charts). Ctrl-C stops after the current step and writes a checkpoint.',

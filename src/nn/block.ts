@@ -284,6 +284,14 @@ export class Rack extends Module {
     return this;
   }
 
+  /** Puts `s` at rack position `index` (0 … numStacks); the stacks from there on move one place right. */
+  insertStack(index: number, s: Stack): this {
+    if (s.dModel !== this.dModel) throw new Error(`Rack.insertStack: stack d_model ${s.dModel} differs from the rack's ${this.dModel}`);
+    if (!Number.isInteger(index) || index < 0 || index > this.stacks.length) throw new Error(`Rack.insertStack: position ${index} is outside 0 … ${this.stacks.length}`);
+    this.stacks.insert(index, s);
+    return this;
+  }
+
   prependStack(s: Stack): this {
     if (s.dModel !== this.dModel) throw new Error(`Rack.prependStack: stack d_model ${s.dModel} differs from the rack's ${this.dModel}`);
     this.stacks.insert(0, s);

@@ -122,6 +122,12 @@ export interface EvalMetrics {
   scored: number;
   reason: 'periodic' | 'phase_end' | 'final' | 'manual';
   /**
+   * Causal runs with a tokenizer: the UTF-8 bytes the scored text targets stand for, and their
+   * negative log-likelihood in bits per byte (as `stackwise eval` reports it; tokenizer-independent).
+   */
+  bytes?: number;
+  bits_per_byte?: number;
+  /**
    * Masked diffusion (training.eval_elbo_samples ≥ 2): the continuous-time NELBO of the validation
    * windows in nats per token, its Monte Carlo standard error, exp(nelbo) (a perplexity upper
    * bound) and the draws per window.

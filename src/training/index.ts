@@ -15,3 +15,4 @@ export * from './progressive-trainer.js';
 export * from './model-manifest/index.js';
 export * from './plan/index.js';
 export * from './evaluation/index.js';
+export * from './init-from.js';

@@ -7,13 +7,31 @@
 // machine records the result (last evaluation, metrics log, callbacks). Package-internal.
 
 import * as E from '../engine/index.js';
-import type { BatchSource, DataBatch, ModelAdapter } from '../framework/index.js';
+import type { Tokenizer } from '../data/index.js';
+import { DataAdapter, type BatchSource, type DataBatch, type ModelAdapter } from '../framework/index.js';
 import type { EvalMetrics } from './hooks.js';
 import { preparedLoss } from './objectives/loss.js';
 import { maskedDiffusionNelbo } from './evaluation/nelbo.js';
+import { tokenByteLengths } from './evaluation/text-eval.js';
 
 /** Draws per validation window of the NELBO bound when training.eval_elbo_samples is unset. */
 export const DEFAULT_EVAL_ELBO_SAMPLES = 4;
+
+/** UTF-8 bytes of every token id, per tokenizer (built once: a pass over the vocabulary). */
+const BYTE_LENGTHS = new WeakMap<Tokenizer, Uint32Array>();
+
+/**
+ * Bytes per token id of a causal run's text (undefined: the data has no tokenizer — raw ids of a
+ * synthetic corpus — or the objective is not causal, where bits per byte comes from the bound).
+ */
+function byteLengthsOf(data: BatchSource): Uint32Array | undefined {
+  if (!(data instanceof DataAdapter) || data.plane.objective !== 'clm') return undefined;
+  const tok = data.source.tokenizer;
+  if (!tok) return undefined;
+  let lengths = BYTE_LENGTHS.get(tok);
+  if (!lengths) BYTE_LENGTHS.set(tok, (lengths = tokenByteLengths(tok)));
+  return lengths;
+}
 
 /** Where the evaluation happens (the machine's position). */
 export interface EvalPoint {
@@ -37,6 +55,11 @@ export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPo
   let nllSum = 0;
   let scored = 0;
   let tokens = 0;
+  // Bits per byte (as `stackwise eval` counts it): the NLL of the targets that are text (special
+  // tokens such as EOS stand for no bytes) over the UTF-8 bytes they stand for.
+  const byteLengths = byteLengthsOf(data);
+  let textNll = 0;
+  let bytes = 0;
   const backend = model.model.backend;
   try {
     for (const batch of batches) {
@@ -46,6 +69,17 @@ export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPo
         const logits = model.forward(ids, { seed: 0, step, timeRatios: batch.ratios });
         const l = preparedLoss(logits, batch).item();
         const n = batch.weights ? preparedLoss(logits, { ...batch, weights: undefined }).item() : l;
+        if (byteLengths) {
+          const text = new Int32Array(batch.targets.length).fill(-100);
+          let count = 0;
+          batch.targets.forEach((id, i) => {
+            if (id === -100 || !(byteLengths[id]! > 0)) return;
+            text[i] = id;
+            count++;
+            bytes += byteLengths[id]!;
+          });
+          if (count > 0) textNll += preparedLoss(logits, { targets: text, weights: undefined }).item()! * count;
+        }
         return [l, n];
       }));
       lossSum += loss! * batch.scored;
@@ -71,6 +105,7 @@ export function evaluateModel(model: ModelAdapter, data: BatchSource, at: EvalPo
     tokens,
     scored,
     reason,
+    ...(byteLengths && bytes > 0 ? { bytes, bits_per_byte: textNll / (Math.LN2 * bytes) } : {}),
     ...bound,
   };
 }

@@ -28,6 +28,7 @@ import type { ParsedConfig, ResolvedPhase } from './config/resolve.js';
 import { isModelPlaneHook, type ModelPlaneHook, type TrainingHooks } from './hooks.js';
 import type { TrainingMachineOptions } from './machine.js';
 import type { Phase } from './schedule/phase.js';
+import { loadInitModel } from './init-from.js';
 
 /** What DataPlanes needs from the machine's options. */
 export type DataPlaneOptions = Pick<TrainingMachineOptions, 'data' | 'dataPlane' | 'objectives'>;
@@ -102,6 +103,8 @@ export function firstModel(parsed: ParsedConfig, given: Model | ModelAdapter | u
   if (!first.model) throw new Error("TrainingMachine: the config has no 'model' section; add one or pass a built model in options.model");
   const maxSeqLen = Math.max(...parsed.phases.map((p) => p.data?.seq_len ?? batchSpec.seq_len));
   const backend = parsed.config.training.backend;
+  // model.init.from: the pretrained folder's model and weights (its sizes are already the config's).
+  if (first.model.init) return buildModel(loadInitModel(first.model, backend ? { backend } : {}));
   return buildModel(first.model, { vocabSize: batchSpec.vocab_size, maxSeqLen, objective: batchSpec.objective, seed, ...(backend ? { backend } : {}) });
 }
 

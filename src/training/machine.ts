@@ -59,6 +59,7 @@ import type {
 import './objective-registry.js';
 import { ProgressivePlane } from './progressive-plane.js';
 import { IMPLICIT_GROWTH, changesStacks, usesProgressivePlane } from './progressive/config.js';
+import { growsPretrained } from './init-from.js';
 import { preparedTargets } from './objectives/loss.js';
 import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, modelPlaneOf } from './machine-planes.js';
 import { DEFAULT_EVAL_ELBO_SAMPLES, evaluateModel } from './machine-eval.js';
@@ -198,7 +199,7 @@ export class TrainingMachine {
     // grows by IMPLICIT_GROWTH, after the caller's hooks, and only the stacks they did not add.
     if (!modelPlaneOf(this.hooks)) {
       if (usesProgressivePlane(this.parsed)) this.hooks.push(new ProgressivePlane());
-      else if (changesStacks(this.parsed)) this.hooks.push(new ProgressivePlane({ config: IMPLICIT_GROWTH, builderGroups: false }));
+      else if (changesStacks(this.parsed) || growsPretrained(this.parsed)) this.hooks.push(new ProgressivePlane({ config: IMPLICIT_GROWTH, builderGroups: false }));
     }
     checkDepthMask(this.parsed, this.hooks);
     this.stats = new RunStats(this.schedule.phases.length);

@@ -88,6 +88,7 @@ export class MetricsLogger {
   eval(m: EvalMetrics): void {
     this.write({ type: 'eval', ...m });
     this.tb?.addScalars({ 'eval/loss': m.loss, 'eval/nll': m.nll, 'eval/perplexity': m.perplexity }, m.step);
+    if (m.bits_per_byte !== undefined) this.tb?.addScalars({ 'eval/bits_per_byte': m.bits_per_byte }, m.step);
     if (m.nelbo !== undefined) this.tb?.addScalars({ 'eval/nelbo': m.nelbo, 'eval/nelbo_se': m.nelbo_se!, 'eval/perplexity_bound': m.perplexity_bound! }, m.step);
   }
 

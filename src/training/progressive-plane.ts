@@ -51,6 +51,7 @@ import {
   CachedTraining,
   FIXED_PROGRESSIVE_KEYS,
   freezePolicyOf,
+  growthOperator,
   growthSpecOf,
   progressiveConfigSchema,
   progressiveLoraOf,
@@ -308,6 +309,10 @@ export class ProgressivePlane implements ModelPlaneHook {
           const grows = i > 0 && this.stacksOf(p, 0) > this.stacksOf(phases[i - 1]!, 0);
           if (grows && p.start_t > g.t0) problems.push(`${where}: grows with a ramp over [${g.t0}, ${g.t1}] but starts at t = ${p.start_t}, after the ramp starts (grow at t ≤ t0)`);
         }
+        // Operators that insert inside the rack fit only some growths (LLaMA Pro: P divides N; SOLAR: N → 2N − 2m).
+        const after = this.stacksOf(p, stacksBefore);
+        const why = after > stacksBefore ? growthOperator(g).problem?.(stacksBefore, after, builder.direction) : undefined;
+        if (why) problems.push(`${where}: ${why}`);
       } catch (e) {
         problems.push(`${where}: ${(e as Error).message}`);
       }
@@ -409,7 +414,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     const before = this.events.length;
     for (const e of grown) {
       const lora = e.stackLora ? `, stack LoRA rank ${e.stackLora.rank} α ${e.stackLora.alpha}` : '';
-      this.emit(machine, { kind: 'grow', ...base, description: `${builder.direction} stack ${e.finalIndex} at position ${e.position} (${e.description}${lora}) → ${e.stacks} stacks` });
+      this.emit(machine, { kind: 'grow', ...base, description: `${e.inserted ? 'insert' : builder.direction} stack ${e.finalIndex} at position ${e.position} (${e.description}${lora}) → ${e.stacks} stacks` });
     }
     const adapted = this.adaptedSet();
     const newAdapters = [...adapted].filter((i) => !this.lastAdapted.has(i) || grown.length > 0);

@@ -78,6 +78,8 @@ test('an error in a --set value blames the override, not the file', () => {
   withFile('good.yaml', GOOD, (p) => {
     refused(p, /good\.yaml with --set: invalid config: model\.d_model: expected a number, found "abc" \(set by --set model\.d_model=abc\)/, ['model.d_model=abc']);
     refused(p, /model\.d_modl: .*did you mean 'd_model'\?; set by --set model\.d_modl=3/, ['model.d_modl=3']);
+    refused(p, /good\.yaml with --set: invalid config: optimizer\.lr: expected a number, found "abc" \(set by --set optimizer\.lr=abc\)/, ['optimizer.lr=abc']);
+    refused(p, /good\.yaml with --set: invalid config: model\.n_stacks: expected a number ≥ 1, found -1 \(set by --set model\.n_stacks=-1\)/, ['model.n_stacks=-1']);
     // A problem in the file itself still names the file alone.
     withFile('bad.yaml', GOOD.replace('d_model: 16', 'd_model: -1'), (q) => {
       refused(q, /bad\.yaml: invalid config: model\.d_model: expected a number ≥ 1, found -1/, ['optimizer.lr=0.1']);

@@ -6,7 +6,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readJsonl } from '../../src/io/index.js';
+import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
+import type { Model } from '../../src/nn/index.js';
+import { loadPretrained } from '../../src/io/hf/index.js';
+import { exportModel } from '../../src/training/run/index.js';
 import { ProgressivePlane, TrainingMachine, loadConfig, parameterEntries, type TrainResult } from '../../src/training/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,9 +43,10 @@ interface Run {
 const copy = (ts: Tensor[]) => ts.map((t) => Float32Array.from(t.toArray()));
 
 /** Loads a recipe with the overrides, runs it; `watch` snapshots tensors at phase start/end. */
-function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }, setup?: (m: TrainingMachine) => void): Run {
+function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }, setup?: (m: TrainingMachine) => void, opts: { text?: boolean } = {}): Run {
   const runDir = join(tempDir(), file);
-  const parsed = loadConfig(join(RECIPES, file), { set: [...TINY_DATA, ...TINY_TRAINING, `training.run_dir=${runDir}`, ...set] });
+  // The recipes that start from a pretrained model keep their text corpus (the model's tokenizer reads it).
+  const parsed = loadConfig(join(RECIPES, file), { set: [...(opts.text ? [] : [...TINY_DATA, ...TINY_TRAINING]), `training.run_dir=${runDir}`, ...set] });
   const machine = new TrainingMachine(parsed);
   const usesPlane = parsed.phases.some((p) => (p.model as Record<string, unknown> | undefined)?.['progressive'] !== undefined);
   const plane = usesPlane ? ProgressivePlane.attach(machine) : undefined;
@@ -213,3 +218,69 @@ test('recipe (f) stack-wise over a frozen, cached trunk: the prefix is served fr
   assert.ok(r.result.losses.every(Number.isFinite));
 });
 
+
+/**
+ * The default run at tiny size, exported to Hugging Face: the starting point of the two recipes
+ * that grow a pretrained model (their header comments give the same two commands).
+ */
+let pretrained: string | undefined;
+const pretrainedRoot = mkdtempSync(join(tmpdir(), 'sw-recipes-pretrained-'));
+after(() => rmSync(pretrainedRoot, { recursive: true, force: true }));
+function tinyDefaultExport(): string {
+  if (pretrained) return pretrained;
+  const root = pretrainedRoot;
+  const run = join(root, 'default');
+  const config = loadConfig(join(RECIPES, '..', 'configs', 'default.yaml'), { set: [
+    'model.d_model=16', 'model.n_heads=2', 'model.d_ff=32', 'data.tokenizer.vocab_size=300', 'data.seq_len=16', 'data.batch_size=4', 'data.eval_batches=1',
+    'training.total_steps=16', 'training.eval_every=0', 'training.checkpoint_every=0', 'training.progress=off', 'training.tensorboard=false', `training.run_dir=${run}`,
+  ] });
+  const m = new TrainingMachine(config);
+  m.train();
+  m.dispose();
+  pretrained = join(root, 'hf-default');
+  exportModel(run, { out: pretrained });
+  return pretrained;
+}
+
+/** A recipe that starts from the tiny default export, with the logits of a batch at the first phase start. */
+function runFromPretrained(file: string, steps: number): Run & { atStart: Float32Array; want: Float32Array } {
+  const hf = tinyDefaultExport();
+  const ids = E.randInt([2, 12], 300, { seed: 7 });
+  const forward = (model: Model) => {
+    const mode = model.training;
+    model.eval();
+    const out = E.tidy(() => E.noGrad(() => Float32Array.from(model.forward(ids).logits.toArray())));
+    model.train(mode);
+    return out;
+  };
+  const pre = loadPretrained(hf).model;
+  const want = forward(pre);
+  pre.dispose();
+  let atStart: Float32Array | undefined;
+  const r = runRecipe(file, [`model.init.from=${hf}`, 'data.seq_len=16', 'data.batch_size=4', 'data.eval_batches=1', `training.total_steps=${steps}`, 'training.eval_every=0', 'training.checkpoint_every=0', 'training.progress=off', 'training.tensorboard=false', 'optimizer.lr=0.01'],
+    undefined, (m) => m.addCallback({ onPhaseStart: (_p, mm) => { atStart = forward(mm.model.model); } }), { text: true });
+  ids.dispose();
+  return { ...r, atStart: atStart!, want };
+}
+
+test('recipe (g) expand-pretrained: the tiny default run exported, grown 4 → 6 blocks LLaMA-Pro style on Moby-Dick, old blocks frozen', () => {
+  const r = runFromPretrained('expand-pretrained.yaml', 40);
+  const plane = r.plane!;
+  assert.equal(r.machine.model.model.rack.numStacks, 6);
+  const grows = r.records.filter((x) => x['kind'] === 'grow');
+  assert.deepEqual(grows.map((g) => [g['step'], /^insert stack (\d) at position \1 \(block expansion/.test(String(g['description']))]), [[0, true], [0, true]]);
+  assert.deepEqual(plane.builder.newStackIndices, [2, 5]);
+  assert.deepEqual(Array.from(r.atStart), Array.from(r.want), 'right after the expansion the model computes the pretrained logits bit for bit');
+  assertLossFalls(r.result.losses, 'expand-pretrained');
+  const frozen = r.records.filter((x) => x['kind'] === 'freeze').at(-1)!;
+  assert.deepEqual((frozen['stacks'] as { state: unknown }[]).map((s) => s.state), ['frozen', 'frozen', 'trainable', 'frozen', 'frozen', 'trainable']);
+});
+
+test('recipe (h) upscale-pretrained: SOLAR depth up-scaling 4 → 6 (blocks 0 1 2 | 1 2 3), everything trains', () => {
+  const r = runFromPretrained('upscale-pretrained.yaml', 40);
+  assert.equal(r.machine.model.model.rack.numStacks, 6);
+  const grows = r.records.filter((x) => x['kind'] === 'grow');
+  assert.deepEqual(grows.map((g) => /^insert stack (3|4) at position (3|4) \(depth up-scaling/.test(String(g['description']))), [true, true]);
+  assert.notDeepEqual(Array.from(r.atStart), Array.from(r.want), 'depth up-scaling changes the function (the paper continues pretraining)');
+  assertLossFalls(r.result.losses, 'upscale-pretrained');
+});

@@ -112,6 +112,13 @@ export const modelSchema = z.strictObject({
       }),
     )
     .optional(),
+  /**
+   * Start from a pretrained model instead of random weights. Its architecture fields (preset, vocab_size, d_model, n_heads, n_kv_heads, d_ff, blocks_per_stack, max_positions, tie_embeddings, rope_theta, norm_eps) come from the folder and need not be written; one written with another value is an error naming both. The run starts with the folder's stacks (a phase with more stacks grows them by model.progressive.growth, e.g. block_expansion or depth_upscaling) and uses the folder's tokenizer as data.tokenizer.
+   */
+  init: z.strictObject({
+    /** A Hugging Face folder (config.json + safetensors + tokenizer.json; its layers become stacks of blocks_per_stack blocks; default: the stacks a StackWise export recorded, else one block per stack) or a StackWise run or checkpoint folder (model.json manifest and stackwise-tokenizer.json). `stackwise train --from <folder>` sets it. */
+    from: z.string().min(1),
+  }).optional(),
 });
 
 // ---- data -----------------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ export function derivedSummary(data: RunReportData): Record<string, SummaryValue
     const best = evals.reduce((a, b) => ((b.val_loss as number) < (a.val_loss as number) ? b : a));
     out['final val loss'] = last.val_loss;
     if (finite(last.val_ppl)) out['final val perplexity'] = last.val_ppl;
+    if (finite(last.val_bpb)) out['final val bits per byte'] = last.val_bpb;
     if (finite(last.val_ppl_bound)) out['final val perplexity bound (NELBO)'] = `${formatValue(last.val_ppl_bound)}${finite(last.val_ppl_bound_se) ? ` ± ${formatValue(last.val_ppl_bound_se)}` : ''}`;
     out['best val loss'] = `${formatValue(best.val_loss)} (t ${formatValue(best.t)})`;
   }

@@ -9,7 +9,8 @@
  *                      tokensPerSec, throughput; phase: phase_name]
  *   eval / val         {t, step, val_loss, val_ppl}               [val_loss: eval_loss, validation_loss,
  *                      or loss in an eval record; val_ppl: ppl, perplexity; masked diffusion:
- *                      perplexity_bound and nelbo_se → val_ppl_bound, val_ppl_bound_se]
+ *                      perplexity_bound and nelbo_se → val_ppl_bound, val_ppl_bound_se; bits_per_byte
+ *                      (val_bits_per_byte, val_bpb) → val_bpb]
  *   grow | freeze | adapters | quantize  (as kind, or kind 'event' with event/action = one of them)
  *                      {t, step, description}                     [description: message, detail, text]
  *   any record with `stacks`: a stack snapshot at its t — [{index, state}], ['frozen', 'trainable', …],
@@ -62,6 +63,7 @@ const LR_KEYS = ['lr', 'learning_rate', 'learningRate', 'train/lr'];
 const TPS_KEYS = ['tokens_per_s', 'tokens_per_sec', 'tokens_per_second', 'tokensPerSec', 'tokensPerS', 'tok_per_s', 'throughput', 'perf/tokens_per_s'];
 const VAL_LOSS_KEYS = ['val_loss', 'eval_loss', 'validation_loss', 'valLoss', 'evalLoss', 'val/loss'];
 const VAL_PPL_KEYS = ['val_ppl', 'val_perplexity', 'eval_ppl', 'ppl', 'perplexity', 'valPpl', 'val/ppl'];
+const VAL_BPB_KEYS = ['bits_per_byte', 'val_bits_per_byte', 'val_bpb', 'bpb'];
 const PHASE_KEYS = ['phase', 'phase_name', 'phaseName'];
 const DESC_KEYS = ['description', 'message', 'detail', 'details', 'text', 'desc'];
 const STACKS_KEYS = ['stacks', 'stack_states', 'stackStates'];
@@ -325,6 +327,8 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       const isEval = ['eval', 'val', 'validation', 'evaluation'].includes(k) || (k === '' && valLoss !== undefined);
       if (isEval) {
         const ev: ReportEval = { t: NaN, step: stepNum ?? null, val_loss: valLoss ?? null, val_ppl: num(pick(r, VAL_PPL_KEYS)) ?? null };
+        const bpb = num(pick(r, VAL_BPB_KEYS));
+        if (bpb !== undefined) ev.val_bpb = bpb;
         const bound = num(r.perplexity_bound);
         if (bound !== undefined) {
           ev.val_ppl_bound = bound;

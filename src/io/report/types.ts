@@ -34,6 +34,8 @@ export interface ReportEval {
   step?: number | null;
   val_loss: number | null;
   val_ppl?: number | null;
+  /** Bits per UTF-8 byte of the validation text (causal runs with a tokenizer): compares runs across tokenizers. */
+  val_bpb?: number | null;
   /** Masked diffusion: the NELBO perplexity bound and its standard error. */
   val_ppl_bound?: number | null;
   val_ppl_bound_se?: number | null;

@@ -127,7 +127,7 @@ export function readConfigFile(path: string): string {
 export interface SetOverride {
   path: PathSegment[];
   value: unknown;
-  /** The text as given, for messages. */
+  /** The text as given, for messages (`key=value` of a --set; a flag that sets a key, e.g. `--from x`, as the flag). */
   text: string;
 }
 
@@ -190,15 +190,15 @@ export function applySetOverrides(raw: unknown, overrides: readonly (string | Se
 }
 
 export interface LoadConfigOptions {
-  /** `--set` overrides, applied in order after the file is read. */
-  set?: readonly string[];
+  /** `--set` overrides (or overrides a flag made, named by their text), applied in order after the file is read. */
+  set?: readonly (string | SetOverride)[];
 }
 
 /** Reads, overrides and validates a config file. */
 export function loadConfig(path: string, options: LoadConfigOptions = {}): ParsedConfig {
   if (!existsSync(path)) throw new ConfigError([{ path: '', expected: '', found: '', message: `config file ${path} does not exist` }]);
   const raw = parseConfigText(readConfigFile(path), path);
-  const overrides = (options.set ?? []).map(parseSetOverride);
+  const overrides = (options.set ?? []).map((o) => (typeof o === 'string' ? parseSetOverride(o) : o));
   const merged = applySetOverrides(raw, overrides);
   try {
     return parseConfig(merged, { source: path });
@@ -225,7 +225,7 @@ function blameOverrides(error: ConfigError, overrides: readonly SetOverride[], p
     const culprit = [...overrides].reverse().find((o) => related(issue.path, joinPath(o.path)));
     if (!culprit) return issue;
     blamed++;
-    const hint = `set by --set ${culprit.text}`;
+    const hint = culprit.text.startsWith('--') ? `set by ${culprit.text}` : `set by --set ${culprit.text}`;
     return issue.message !== undefined ? { ...issue, message: `${issue.message} (${hint})` } : { ...issue, hint: issue.hint ? `${issue.hint}; ${hint}` : hint };
   });
   return new ConfigError(issues, blamed === issues.length ? `${path} with --set` : path);

@@ -20,6 +20,7 @@ import {
 } from '../../framework/config/schema.js';
 import { expandTrainingMode, type ModeExpansion, type TrainingMode } from './modes.js';
 import type { ResolvedPhase } from './resolved-phase.js';
+import { applyInitFrom } from '../init-from.js';
 
 export type { ResolvedPhase } from './resolved-phase.js';
 
@@ -41,7 +42,7 @@ export interface ParsedConfig {
 /** Model fields no phase may change: the live model evolves, it is never rebuilt. */
 export const FIXED_MODEL_FIELDS = [
   'preset', 'vocab_size', 'd_model', 'n_heads', 'n_kv_heads', 'd_ff', 'blocks_per_stack', 'max_positions',
-  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding', 'attention_kind',
+  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding', 'attention_kind', 'init',
 ] as const;
 
 function prefixed(issues: ConfigIssue[], plane: string, override: unknown, phase: { index: number; name: string }): ConfigIssue[] {
@@ -133,6 +134,10 @@ export function parseConfig(raw: unknown, options: { source?: string } = {}): Pa
   // Before any recursive walker (zod, merges, hashing) sees it: bounded depth, no prototype keys.
   const shape = checkConfigTree(raw);
   if (shape.length > 0) throw new ConfigError(shape, options.source);
+  // model.init.from: the pretrained folder's architecture and tokenizer, filled in (init-from.ts).
+  const init = applyInitFrom(raw);
+  if (init.issues.length > 0) throw new ConfigError(init.issues, options.source);
+  raw = init.raw;
   const r = schemas.root.safeParse(raw, { reportInput: true });
   if (!r.success) throw new ConfigError(translateZodIssues(r.error.issues, raw, schemas.root), options.source);
   const parsed = r.data as Record<string, unknown> & { training: TrainingPlaneConfig; schedule?: StackWiseConfig['schedule'] };

@@ -27,7 +27,9 @@ import { DQ_BLOCK_SIZE, NF4_BLOCK_SIZE, defaultChunkSize } from '../../engine/in
 import { loadHfTokenizer } from '../../data/index.js';
 import { modelConfigFromPlane, type ModelPlaneConfig } from '../../framework/index.js';
 import type { ParsedConfig, ResolvedPhase } from '../config/resolve.js';
-import { freezePolicyOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
+import { freezePolicyOf, growthSpecOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
+import { insidePositions } from '../progressive/operators.js';
+import { initialStacksOf } from '../init-from.js';
 import { loraRankFor } from '../progressive/lora.js';
 import { defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type PartState } from '../progressive/freeze.js';
 import type { LoraTarget } from '../../framework/index.js';
@@ -177,13 +179,20 @@ export function planRun(parsed: ParsedConfig, opts: PlanOptions = {}): RunPlan {
     const shape = modelShape(config);
     finalShape = shape;
     const n = plane.n_stacks;
-    if (prevStacks === 0) newCount = n;
-    else if (n > prevStacks) { newCount = n - prevStacks; hasTrunk = true; }
-    prevStacks = Math.max(prevStacks, n);
     const prog = progressiveOf(phase);
+    // A pretrained model (model.init.from) starts with its own stacks: a first phase with more grows them.
+    const before = prevStacks === 0 ? initialStacksOf(plane) : prevStacks;
+    let inside: number[] | undefined;
+    if (before === undefined || (prevStacks === 0 && n === before)) newCount = n;
+    else if (n > before) {
+      newCount = n - before;
+      hasTrunk = true;
+      inside = insidePositions(growthSpecOf(prog?.growth ?? { kind: 'fresh' }).kind, before, newCount);
+    }
+    prevStacks = Math.max(prevStacks, n);
     const parts = partsOf(prog, hasTrunk);
     const direction = prog?.direction ?? 'append';
-    const newStacks = Array.from({ length: Math.min(newCount, n) }, (_, i) => (direction === 'append' ? n - newCount + i : i));
+    const newStacks = inside ?? Array.from({ length: Math.min(newCount, n) }, (_, i) => (direction === 'append' ? n - newCount + i : i));
     const trunkFormat = (prog?.trunk_format ?? 'fp32') as StorageFormat;
     const stackLora = prog?.stack_lora ? stackLoraOf(prog.stack_lora) : null;
     const states: StackState[] = shape.stacks.map((_, i) => {

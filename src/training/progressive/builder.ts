@@ -19,7 +19,7 @@ import { QUANTIZED_WEIGHT_FORMATS, WEIGHT_FORMATS, type RackSpec, type WeightFor
 import type { ParamGroupOptions } from '../../optim/index.js';
 import type { BuildDirection } from '../objectives/noise.js';
 import { ProgressiveConfigError } from './errors.js';
-import { growRack, growthOperator, type GrowthOperator, type GrowthSpec } from './operators.js';
+import { growthOperator, insertGrownStack, type GrowthOperator, type GrowthSpec } from './operators.js';
 import { RampedStack } from './ramp.js';
 import { applyFreezePlan, defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type FreezePolicy } from './freeze.js';
 import { attachAdapters, checkLoraTargets, checkRankStrategy, loraRankFor, type ProgressiveLoraOptions, type StackLoraOptions } from './lora.js';
@@ -70,6 +70,8 @@ export interface GrowthEvent {
   operator: string;
   description: string;
   preservesFunction: boolean;
+  /** Put inside the rack by its operator (block_expansion, depth_upscaling), not at the `direction` end. */
+  inserted?: boolean;
   stackLora?: { rank: number; alpha: number };
   /**
    * The growth step that added the stack (0, 1, …): stacks added together (one `growTo` or phase
@@ -328,6 +330,8 @@ export class ProgressiveRackBuilder {
     const t = opts.t ?? this.time;
     if (!(t >= 0 && t <= 1)) throw new ProgressiveConfigError(`grow: t must be in [0, 1], found ${t}`);
     const op = opts.growth ? growthOperator(opts.growth) : this.growth;
+    const problem = op.problem?.(n, n + k, this.direction);
+    if (problem) throw new ProgressiveConfigError(problem);
     const trunk = this.model.rack.stacks.toArray();
     const source = this.model.rack.allBlocks();
     const batch = this.growthSteps++;
@@ -335,16 +339,18 @@ export class ProgressiveRackBuilder {
     const events: GrowthEvent[] = [];
     for (let j = 0; j < k; j++) {
       const m = n + j;
-      const finalIndex = this.direction === 'append' ? m : this.targetStacks - m - 1;
+      let finalIndex = this.direction === 'append' ? m : this.targetStacks - m - 1;
       const seed = deriveSeed(this.seed, `stack:${finalIndex}`);
-      growRack(this.model.rack, op, { position: this.direction, config: this.stackConfig, seed, t, source, batch: { index: j, size: k } });
-      const stack = this.direction === 'append' ? this.model.rack.stacks.at(-1) : this.model.rack.stacks.at(0);
+      const stack = insertGrownStack(this.model.rack, op, { position: this.direction, config: this.stackConfig, seed, t, source, sourceStacks: trunk, batch: { index: j, size: k } });
+      // An operator that inserts inside the rack (append only): the stack's place is its index.
+      if (op.place) finalIndex = this.model.rack.stacks.toArray().indexOf(stack);
       added.push(stack);
       this.newest = stack;
       const event: GrowthEvent = {
         stacks: this.numStacks, position: this.newStackIndex, finalIndex, t,
         operator: op.kind, description: op.description, preservesFunction: op.preservesFunction, batch,
       };
+      if (op.place) event.inserted = true;
       if (this.stackLora) event.stackLora = this.attachStackLora(stack, finalIndex);
       events.push(event);
     }
@@ -502,7 +508,7 @@ export class ProgressiveRackBuilder {
     for (const events of steps) {
       const e = events[events.length - 1]!;
       if (e.stacks <= this.numStacks) continue;
-      const simple = e.operator === 'fresh' || e.operator === 'copy_top' || e.operator === 'copy_middle';
+      const simple = (['fresh', 'copy_top', 'copy_middle', 'block_expansion', 'depth_upscaling'] as const).includes(e.operator as never);
       const growth: GrowthSpec | GrowthOperator | undefined = operators[e.operator]
         ?? (e.operator === this.growth.kind ? this.growth : simple ? ({ kind: e.operator } as GrowthSpec) : undefined);
       if (!growth) throw new ProgressiveConfigError(`replay: growth #${this.history.length} used operator '${e.operator}'; pass it in the operators map`);

@@ -26,6 +26,10 @@ export const growthConfigSchema = z.preprocess(
   (v) => (typeof v === 'string' ? { kind: v } : v),
   z.discriminatedUnion('kind', [
     freshGrowth!, copyTopGrowth!, copyMiddleGrowth!,
+    /** LLaMA Pro: growing N stacks by P puts a copy of every (N/P)-th stack after it with its output projections zeroed (each new stack starts as the identity). */
+    z.strictObject({ kind: z.literal('block_expansion') }),
+    /** SOLAR: the model joined with a copy of itself, m stacks dropped on each side of the seam (N → 2N − 2m; m follows from the phase's n_stacks). */
+    z.strictObject({ kind: z.literal('depth_upscaling') }),
     z.strictObject({ kind: z.literal('identity'), init: growthInit.optional() }),
     z.strictObject({
       kind: z.literal('ramp'),

@@ -1,8 +1,20 @@
 /**
  * Growth operators: functions from a rack to a larger rack. Each builds one new stack from the
  * rack as it is (fresh, copied or identity-initialised, optionally ramped in) and inserts it on
- * the right (append, left→right) or on the left (prepend, right→left). The rack is evolved in
- * place (the same Rack object, trained weights untouched) and returned.
+ * the right (append, left→right) or on the left (prepend, right→left) — or, for the two
+ * operators that grow a pretrained model from the inside, at a place of its own:
+ *
+ *   block_expansion  LLaMA Pro (Wu et al. 2024): growing N stacks by P puts one new stack after
+ *                    every (N/P)-th stack, a copy of the stack before it with its output
+ *                    projections (attention o, FFN down) zeroed, so each new stack starts as the
+ *                    identity and the model computes exactly what it computed before;
+ *   depth_upscaling  SOLAR (Kim et al. 2023): two copies of the model, the last m stacks of the
+ *                    first and the first m of the second dropped, concatenated — N → 2N − 2m. The
+ *                    same rack comes out of keeping the N stacks and inserting copies of stacks
+ *                    m … N−m−1 before the last m, which is how it is done here (trained stacks
+ *                    are never removed); m follows from the growth: m = (N − added) / 2.
+ *
+ * The rack is evolved in place (the same Rack object, trained weights untouched) and returned.
  */
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
@@ -12,7 +24,7 @@ import { RampedStack } from './ramp.js';
 import { effectiveWeight, isLinearLike } from './linear-like.js';
 
 /** The growth operators, by the names `model.progressive.growth` uses (one list: config, code and messages). */
-export const GROWTH_OPERATORS = ['fresh', 'copy_top', 'copy_middle', 'identity', 'ramp'] as const;
+export const GROWTH_OPERATORS = ['fresh', 'copy_top', 'copy_middle', 'identity', 'ramp', 'block_expansion', 'depth_upscaling'] as const;
 export type GrowthKind = (typeof GROWTH_OPERATORS)[number];
 export type GrowthPosition = 'append' | 'prepend';
 
@@ -33,6 +45,8 @@ export interface GrowthContext {
   source?: readonly Block[];
   /** This stack's place in a growth step adding `size` stacks (index 0 is added first); default one stack. */
   batch?: { index: number; size: number };
+  /** The rack's stacks before the growth step (operators that insert inside the rack place and copy by them). Default: the stacks now. */
+  sourceStacks?: readonly Stack[];
 }
 
 export interface GrowthOperator {
@@ -43,6 +57,10 @@ export interface GrowthOperator {
   readonly description: string;
   /** Builds the new stack for `rack` without inserting it. */
   makeStack(rack: Rack, ctx: GrowthContext): Stack;
+  /** Where the new stack goes: its rack position now (absent: the end `ctx.position` names). */
+  place?(rack: Rack, ctx: GrowthContext): number;
+  /** Why a growth step from `before` to `after` stacks at `position` cannot be done (undefined: it can). */
+  problem?(before: number, after: number, position: GrowthPosition): string | undefined;
 }
 
 /** How a new stack's weights start before identity or ramp wrap it (growth.init). */
@@ -57,7 +75,11 @@ export type GrowthSpec =
   /** Zero-initialised output projections (attention o, FFN down): a pre-norm stack starts as the identity. */
   | { kind: 'identity'; init?: GrowthInit }
   /** A scalar gate on the new stack, 0 → 1 over [t0, t1] (global time). */
-  | { kind: 'ramp'; t0: number; t1: number; init?: GrowthInit | 'identity' };
+  | { kind: 'ramp'; t0: number; t1: number; init?: GrowthInit | 'identity' }
+  /** LLaMA Pro: a zero-output copy after every (N/P)-th stack. */
+  | { kind: 'block_expansion' }
+  /** SOLAR: the model concatenated with a copy of itself, m stacks dropped at the seam on each side. */
+  | { kind: 'depth_upscaling' };
 
 /** (name, tensor) of every distinct parameter of `m`, by dotted path, without renaming tensors. */
 export function parameterEntries(m: Module): [string, Tensor][] {
@@ -207,6 +229,90 @@ export function rampGrowth(t0: number, t1: number, init: GrowthInit | 'identity'
   };
 }
 
+/** The stacks before the growth step, the number it adds (k) and this stack's index in it (j). */
+function stepOf(rack: Rack, ctx: GrowthContext, kind: GrowthKind): { stacks: readonly Stack[]; k: number; j: number } {
+  const stacks = ctx.sourceStacks ?? rack.stacks.toArray();
+  const k = ctx.batch?.size ?? 1;
+  const problem = insideGrowthProblem(kind, stacks.length, stacks.length + k, ctx.position);
+  if (problem) throw new ProgressiveConfigError(problem);
+  return { stacks, k, j: ctx.batch?.index ?? 0 };
+}
+
+/** A new stack of copies of `src`'s blocks (effective weights; no adapter, no gate). */
+function copyOfStack(rack: Rack, src: Stack, seed: number): Stack {
+  const s = new Stack(rack.dModel, src.blocks.toArray().map((b, i) => copyBlock(b, deriveSeed(seed, i))));
+  s.train(rack.training);
+  return s;
+}
+
+function insideGrowthProblem(kind: GrowthKind, before: number, after: number, position: GrowthPosition): string | undefined {
+  const k = after - before;
+  if (position !== 'append') return `${kind} grows the rack from the inside and keeps the model's order of stacks; it needs direction 'append', found '${position}'`;
+  if (k <= 0) return undefined;
+  if (kind === 'block_expansion' && before % k !== 0) {
+    return `block_expansion puts one new stack after every (N/P)-th of the N stacks, so the P stacks added must divide N: growing ${before} → ${after} adds ${k}, which does not divide ${before} (with ${before} stacks, add one of ${divisorsOf(before).join(', ')})`;
+  }
+  if (kind === 'depth_upscaling' && (k > before || (before - k) % 2 !== 0)) {
+    return `depth_upscaling joins two copies of the ${before} stacks with m dropped on each side of the seam (${before} → 2·${before} − 2m), so it grows to ${before} … ${2 * before} stacks by an even number of drops: ${before} → ${after} needs m = (${before} − ${k}) / 2, not a whole number ≥ 0`;
+  }
+  return undefined;
+}
+
+/**
+ * Rack positions (after the growth) of the `added` stacks that a growth step from `before` stacks
+ * puts inside the rack: block_expansion one after every (before/added)-th, depth_upscaling before
+ * the last m = (before − added)/2. Undefined for the operators that add at an end.
+ */
+export function insidePositions(kind: GrowthKind, before: number, added: number): number[] | undefined {
+  const js = Array.from({ length: added }, (_, j) => j);
+  if (kind === 'block_expansion') return js.map((j) => (j + 1) * (before / added) + j);
+  if (kind === 'depth_upscaling') return js.map((j) => before - (before - added) / 2 + j);
+  return undefined;
+}
+
+function divisorsOf(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+}
+
+/**
+ * LLaMA Pro's block expansion: growing N stacks by P adds one stack after every (N/P)-th, a copy
+ * of the stack before it with its output projections zeroed (pre-norm blocks: the identity).
+ */
+export const blockExpansionGrowth: GrowthOperator = {
+  kind: 'block_expansion', preservesFunction: true, description: 'block expansion (LLaMA Pro: a zero-output copy after every (N/P)-th stack)',
+  makeStack: (rack, ctx) => {
+    const { stacks, k, j } = stepOf(rack, ctx, 'block_expansion');
+    const group = stacks.length / k;
+    const s = copyOfStack(rack, stacks[(j + 1) * group - 1]!, ctx.seed);
+    zeroOutputProjections(s);
+    return s;
+  },
+  // The j-th new stack follows source stack (j+1)·N/P − 1, after the j stacks added before it.
+  place: (rack, ctx) => {
+    const { stacks, k, j } = stepOf(rack, ctx, 'block_expansion');
+    return insidePositions('block_expansion', stacks.length, k)![j]!;
+  },
+  problem: (before, after, position) => insideGrowthProblem('block_expansion', before, after, position),
+};
+
+/**
+ * SOLAR's depth up-scaling: N stacks grown by k become A[0, N−m) ++ B[m, N) with m = (N − k)/2
+ * and B a copy of A: the k added stacks copy stacks m … N−m−1 and go in before the last m.
+ */
+export const depthUpscalingGrowth: GrowthOperator = {
+  kind: 'depth_upscaling', preservesFunction: false, description: 'depth up-scaling (SOLAR: the model joined with a copy of itself, m stacks dropped at the seam on each side)',
+  makeStack: (rack, ctx) => {
+    const { stacks, k, j } = stepOf(rack, ctx, 'depth_upscaling');
+    const m = (stacks.length - k) / 2;
+    return copyOfStack(rack, stacks[m + j]!, ctx.seed);
+  },
+  place: (rack, ctx) => {
+    const { stacks, k, j } = stepOf(rack, ctx, 'depth_upscaling');
+    return insidePositions('depth_upscaling', stacks.length, k)![j]!;
+  },
+  problem: (before, after, position) => insideGrowthProblem('depth_upscaling', before, after, position),
+};
+
 /** The operator a GrowthSpec names. */
 export function growthOperator(spec: GrowthSpec | GrowthOperator): GrowthOperator {
   if ('makeStack' in spec) return spec;
@@ -216,6 +322,8 @@ export function growthOperator(spec: GrowthSpec | GrowthOperator): GrowthOperato
     case 'copy_middle': return copyMiddleGrowth;
     case 'identity': return identityGrowth(spec.init ?? 'fresh');
     case 'ramp': return rampGrowth(spec.t0, spec.t1, spec.init ?? 'fresh');
+    case 'block_expansion': return blockExpansionGrowth;
+    case 'depth_upscaling': return depthUpscalingGrowth;
     default:
       throw new ProgressiveConfigError(`unknown growth operator '${String((spec as { kind: unknown }).kind)}' (expected one of ${GROWTH_OPERATORS.join(', ')})`);
   }
@@ -223,8 +331,16 @@ export function growthOperator(spec: GrowthSpec | GrowthOperator): GrowthOperato
 
 /** Grows `rack` by one stack made by `op`; returns the same (now larger) rack. */
 export function growRack(rack: Rack, op: GrowthOperator | GrowthSpec, ctx: GrowthContext): Rack {
-  const stack = growthOperator(op).makeStack(rack, ctx);
-  if (ctx.position === 'append') rack.appendStack(stack);
-  else rack.prependStack(stack);
+  insertGrownStack(rack, op, ctx);
   return rack;
+}
+
+/** Makes one stack with `op`, puts it where the operator says (or at the `ctx.position` end) and returns it. */
+export function insertGrownStack(rack: Rack, op: GrowthOperator | GrowthSpec, ctx: GrowthContext): Stack {
+  const o = growthOperator(op);
+  const stack = o.makeStack(rack, ctx);
+  if (o.place) rack.insertStack(o.place(rack, ctx), stack);
+  else if (ctx.position === 'append') rack.appendStack(stack);
+  else rack.prependStack(stack);
+  return stack;
 }

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../../data/index.js';
 import { readRunReportData, writeRunReport } from '../../io/report/index.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, type SetOverride } from '../config/load.js';
 import type { ParsedConfig } from '../config/resolve.js';
 import type { TrainingCallbacks, TrainResult } from '../hooks.js';
 import { TrainingMachine } from '../machine.js';
@@ -35,6 +35,11 @@ export function defaultConfigPath(): string {
   return join(packageRoot(), 'configs', 'default.yaml');
 }
 
+/** The shipped config of `stackwise train --from <folder>` with no config: fine-tuning on the default data. */
+export function defaultFinetuneConfigPath(): string {
+  return join(packageRoot(), 'configs', 'finetune.yaml');
+}
+
 export interface TrainRunOptions {
   /** `key=value` config overrides. */
   set?: string[];
@@ -45,6 +50,8 @@ export interface TrainRunOptions {
   runDir?: string;
   /** Overrides training.total_steps. */
   steps?: number;
+  /** A pretrained model to start from (sets model.init.from): a Hugging Face folder or a run / checkpoint folder. */
+  from?: string;
 }
 
 export interface PreparedRun {
@@ -84,11 +91,15 @@ function checkTokenizerFile(parsed: ParsedConfig): void {
  * written; removes a run folder it created when setting up fails.
  */
 export function prepareTrainingRun(configArg: string | undefined, opts: TrainRunOptions, callbacks: TrainingCallbacks[] = []): PreparedRun {
-  const set = [...(opts.set ?? [])];
+  const set: (string | SetOverride)[] = [...(opts.set ?? [])];
   // The caller draws its own progress (or prints --json lines); 'progress' is not part of the config hash.
   set.push('training.progress=off');
   if (opts.steps !== undefined) set.push(`training.total_steps=${opts.steps}`);
   if (opts.memoryCheck === false) set.push('training.memory_check=false');
+  if (opts.from !== undefined) {
+    if (opts.resume !== undefined) throw new UsageError('--from cannot be combined with --resume (a resumed run starts from its own checkpoint)');
+    set.push({ path: ['model', 'init', 'from'], value: opts.from, text: `--from ${opts.from}` });
+  }
   let configPath: string;
   let runDir: string;
   if (opts.resume !== undefined) {
@@ -99,14 +110,14 @@ export function prepareTrainingRun(configArg: string | undefined, opts: TrainRun
     configPath = join(runDir, 'config.yaml');
     if (!existsSync(configPath)) throw new Error(`${runDir} has no config.yaml: is it a StackWise run folder that was started?`);
   } else {
-    configPath = configArg ?? defaultConfigPath();
+    configPath = configArg ?? (opts.from !== undefined ? defaultFinetuneConfigPath() : defaultConfigPath());
     if (!existsSync(configPath)) throw new Error(`config file ${configPath} does not exist`);
     if (statSync(configPath).isDirectory()) throw new Error(`${configPath}: is a directory, expected a config file (YAML or JSON)`);
     runDir = '';
   }
   const parsed = loadConfig(configPath, { set });
   if (opts.resume === undefined) {
-    runDir = opts.runDir ?? parsed.config.training.run_dir ?? join('runs', `${configArg ? configArg.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') : 'default'}-${timestamp()}`);
+    runDir = opts.runDir ?? parsed.config.training.run_dir ?? join('runs', `${configArg ? configArg.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') : opts.from !== undefined ? 'finetune' : 'default'}-${timestamp()}`);
     if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new Error(`${runDir}: exists and is not a folder`);
     if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).length > 0) {
       throw new UsageError(`run folder ${runDir} already holds checkpoints; resume it with --resume ${runDir} or choose another --run-dir`);
