@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readJsonl } from '../../src/io/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { ProgressivePlane, TrainingMachine, loadConfig, parameterEntries, type TrainResult } from '../../src/training/index.js';
+import { ProgressivePlane, TrainingMachine, loadConfig, parameterEntries, type MachineView, type TrainResult } from '../../src/training/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Compiled to dist/test/training: the recipes stay at the repository root.
@@ -39,7 +39,7 @@ interface Run {
 const copy = (ts: Tensor[]) => ts.map((t) => Float32Array.from(t.toArray()));
 
 /** Loads a recipe with the overrides, runs it; `watch` snapshots tensors at phase start/end. */
-function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }, setup?: (m: TrainingMachine) => void): Run {
+function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: MachineView) => Tensor[] }, setup?: (m: TrainingMachine) => void): Run {
   const runDir = join(tempDir(), file);
   const parsed = loadConfig(join(RECIPES, file), { set: [...TINY_DATA, ...TINY_TRAINING, `training.run_dir=${runDir}`, ...set] });
   const machine = new TrainingMachine(parsed);
@@ -67,7 +67,7 @@ function assertLossFalls(losses: number[], what: string): void {
   assert.ok(tail < head, `${what}: loss fell (${head.toFixed(4)} → ${tail.toFixed(4)})`);
 }
 
-const baseWeights = (m: TrainingMachine, stack: number) =>
+const baseWeights = (m: MachineView, stack: number) =>
   parameterEntries(m.model.model.rack.stacks.at(stack)).filter(([n]) => !/lora_[AB]$/.test(n)).map(([, t]) => t);
 
 /** Per phase, the stacks whose base weights (and, separately, adapters) changed during it. */

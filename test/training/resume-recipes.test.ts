@@ -1,0 +1,71 @@
+// Resume across every recipe at tiny size, and a prepend run with stack and progressive LoRA on an
+// NF4 trunk and a half-open ramp: k steps, a checkpoint mid-phase, then the run resumed in a fresh
+// process ends with the straight run's losses and weights bit for bit. The
+// resumed model is built from the checkpoint's manifest and the growth plane restored from its
+// saved state (no phase is replayed).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readJsonl } from '../../src/io/index.js';
+import { TrainingMachine } from '../../src/training/index.js';
+import { weightsDigest } from './machine-helpers.js';
+import { RECIPE_SETS, recipeConfig } from './recipe-sets.js';
+
+const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'resume-recipe-child.js');
+const dir = mkdtempSync(join(tmpdir(), 'sw-resume-recipes-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Straight vs checkpoint at a step inside a phase (after the first growth) + resume in a fresh process. */
+function resumesBitForBit(name: string): { k: number; run: string } {
+  const straight = new TrainingMachine(recipeConfig(name, join(dir, `${name}-straight`)));
+  const ref = straight.train();
+  const digest = weightsDigest(straight);
+  straight.dispose();
+
+  const run = join(dir, `${name}-part`);
+  const m = new TrainingMachine(recipeConfig(name, run));
+  const total = m.controller.totalSteps;
+  const boundaries = m.controller.boundarySteps(m.schedule);
+  // Mid-phase: the first step past half the run that starts no phase (nor ends the run).
+  const k = Array.from({ length: total }, (_, s) => s).find((s) => s > total / 2 && !boundaries.includes(s))!;
+  for (let s = 0; s < k; s++) m.trainStep();
+  m.saveCheckpoint();
+  m.dispose();
+  m.model.model.dispose();
+
+  const out = join(dir, `${name}.json`);
+  const child = spawnSync(process.execPath, [CHILD, name, run, out], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  const r = JSON.parse(readFileSync(out, 'utf8')) as { losses: number[]; resumed_from: number; digest: string };
+  assert.equal(r.resumed_from, k);
+  assert.deepEqual(r.losses, ref.losses.slice(k), `${name}: losses after resuming at step ${k}`);
+  assert.equal(r.digest, digest, `${name}: final weights`);
+  const steps = readJsonl(join(run, 'metrics.jsonl')).filter((x) => x['type'] === 'step');
+  assert.deepEqual(steps.map((x) => x['step']), [...Array(total).keys()], `${name}: each step logged once`);
+  return { k, run };
+}
+
+for (const name of Object.keys(RECIPE_SETS)) {
+  test(`recipe ${name}: checkpoint mid-phase, resumed in a fresh process: bit for bit`, () => {
+    resumesBitForBit(name);
+  });
+}
+
+test('prepend + stack and progressive LoRA + NF4 trunk + half-open ramp, resumed mid-phase: bit for bit, no growth replayed', () => {
+  const { k, run } = resumesBitForBit('mixed');
+  assert.equal(k, 7);
+  // The growth (phase 'two', step 6) was logged once, by the run that did it; the resumed run
+  // restored the builder over the checkpoint's model and logged no model event for it.
+  const grows = readJsonl(join(run, 'metrics.jsonl')).filter((x) => x['kind'] === 'grow');
+  assert.equal(grows.length, 1);
+  assert.equal(grows[0]!['step'], 6);
+  const manifest = JSON.parse(readFileSync(join(run, 'checkpoints', 'step-00000007', 'model.json'), 'utf8')) as { rack: { stacks: { id: number; storage: { format: string }; ramp: { gate: number } | null; adapters: unknown[] }[] } };
+  const stacks = manifest.rack.stacks;
+  assert.deepEqual(stacks.map((s) => [s.id, s.storage.format]), [[0, 'fp32'], [1, 'nf4']]);
+  assert.ok(stacks[0]!.ramp && stacks[0]!.ramp.gate > 0 && stacks[0]!.ramp.gate < 1, 'the ramp was half open at the checkpoint');
+  assert.ok(stacks.every((s) => s.adapters.length > 0), 'adapters on both stacks');
+});
