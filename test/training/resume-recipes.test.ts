@@ -6,11 +6,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readJsonl } from '../../src/io/index.js';
+import { latestCheckpoint, readJsonl } from '../../src/io/index.js';
 import { TrainingMachine } from '../../src/training/index.js';
 import { weightsDigest } from './machine-helpers.js';
 import { RECIPE_SETS, recipeConfig } from './recipe-sets.js';
@@ -49,11 +49,39 @@ function resumesBitForBit(name: string): { k: number; run: string } {
   return { k, run };
 }
 
+/** Drops what builder states hold since resume stopped replaying (a checkpoint written before). */
+function asOldBuilderState(checkpoint: string): void {
+  const path = join(checkpoint, 'checkpoint.json');
+  const ck = JSON.parse(readFileSync(path, 'utf8')) as { state: { hooks: Record<string, Record<string, unknown>> } };
+  const plane = ck.state.hooks['progressive']!;
+  for (const k of ['freeze', 'trunkFormat', 'quantized', 'progressiveAdapters']) delete plane[k];
+  writeFileSync(path, JSON.stringify(ck));
+}
+
 for (const name of Object.keys(RECIPE_SETS)) {
   test(`recipe ${name}: checkpoint mid-phase, resumed in a fresh process: bit for bit`, () => {
-    resumesBitForBit(name);
+    const { run } = resumesBitForBit(name);
+    if (name !== 'progressive-system.yaml') return;
+    // A builder state written before states recorded which adapters are progressive: refused, saying why.
+    asOldBuilderState(latestCheckpoint(run)!.path);
+    assert.throws(() => new TrainingMachine(recipeConfig(name, run), { resume: true, log: () => {} }).prepare(), /does not say which adapters are progressive .* resume it with the StackWise version that wrote it/);
   });
 }
+
+test('a builder state without the fields added since (no progressive adapters): still resumes bit for bit', () => {
+  const name = 'progressive-stacking.yaml';
+  const straight = new TrainingMachine(recipeConfig(name, join(dir, 'old-straight')));
+  const ref = straight.train();
+  straight.dispose();
+  const run = join(dir, 'old-part');
+  const m = new TrainingMachine(recipeConfig(name, run));
+  for (let s = 0; s < 7; s++) m.trainStep();
+  const ck = m.saveCheckpoint();
+  m.dispose();
+  asOldBuilderState(ck.path);
+  const r = new TrainingMachine(recipeConfig(name, run), { resume: true, log: () => {} }).train();
+  assert.deepEqual(r.losses, ref.losses.slice(7));
+});
 
 test('prepend + stack and progressive LoRA + NF4 trunk + half-open ramp, resumed mid-phase: bit for bit, no growth replayed', () => {
   const { k, run } = resumesBitForBit('mixed');
