@@ -32,6 +32,9 @@ export interface ModelSizeField {
   readonly doc: string;
 }
 
+/** RoPE's base frequency when a block does not set one (LLaMA's and Hugging Face's default). */
+export const DEFAULT_ROPE_THETA = 10000;
+
 export const MODEL_SIZE_FIELDS = [
   {
     name: 'vocab_size', option: 'vocabSize', type: 'positive_int', required: false,
@@ -80,7 +83,7 @@ export const MODEL_SIZE_FIELDS = [
   },
   {
     name: 'rope_theta', option: 'ropeTheta', type: 'positive_number', required: false, presets: ['llama'], lacking: 'RoPE',
-    defaults: { llama: 10000 },
+    defaults: { llama: DEFAULT_ROPE_THETA },
     hf: { llama: 'rope_theta' },
     doc: 'RoPE base frequency (llama; preset default 10000).',
   },

@@ -96,7 +96,10 @@ export type LossFn = (ctx: LossContext) => E.Tensor;
 export interface TrainingMachineOptions extends DataPlaneOptions {
   /** Overrides training.total_steps of the config. */
   totalSteps?: number;
-  /** A built model (instead of the config's model section). */
+  /**
+   * A built model (instead of the config's model section). On resume the machine trains the
+   * checkpoint's model instead (built from its manifest; `machine.model`); this one is left as it was.
+   */
   model?: Model | ModelAdapter;
   /**
    * A built optimizer. Its parameter groups are re-made by role at each phase; its type, lr and
@@ -110,6 +113,8 @@ export interface TrainingMachineOptions extends DataPlaneOptions {
   /**
    * Resume before the first step: true or 'latest' = the newest checkpoint of the run folder (a
    * fresh start when it has none); a path = that checkpoint folder (or the newest in that run folder).
+   * The model is built from the checkpoint's model manifest; hooks get their saved state
+   * (loadState, onResume) and are not replayed.
    */
   resume?: boolean | 'latest' | string;
   /** Messages (warnings, notes); default: stderr. */
