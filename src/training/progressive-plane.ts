@@ -524,7 +524,6 @@ export class ProgressivePlane implements ModelPlaneHook {
     const builder = ProgressiveRackBuilder.restore(machine.model.model, opts, saved);
     if (s) builder.setGrowth(growthSpecOf(s.growth));
     this.b = builder;
-    this.builderOpt = undefined;
     this.cached?.dispose();
     this.cached = undefined;
     if (s?.activation_cache && ctx) {

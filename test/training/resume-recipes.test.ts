@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { latestCheckpoint, readJsonl } from '../../src/io/index.js';
-import { TrainingMachine } from '../../src/training/index.js';
+import { ProgressiveDataLoader, ProgressiveRackBuilder, ProgressiveTrainer, TrainingMachine, type ProgressiveTrainerOptions } from '../../src/training/index.js';
+import { llama, quantizeTrunk } from '../../src/nn/index.js';
+import { syntheticTokenData } from '../../src/framework/index.js';
 import { weightsDigest } from './machine-helpers.js';
 import { RECIPE_SETS, recipeConfig } from './recipe-sets.js';
 
@@ -96,4 +98,23 @@ test('prepend + stack and progressive LoRA + NF4 trunk + half-open ramp, resumed
   assert.deepEqual(stacks.map((s) => [s.id, s.storage.format]), [[0, 'fp32'], [1, 'nf4']]);
   assert.ok(stacks[0]!.ramp && stacks[0]!.ramp.gate > 0 && stacks[0]!.ramp.gate < 1, 'the ramp was half open at the checkpoint');
   assert.ok(stacks.every((s) => s.adapters.length > 0), 'adapters on both stacks');
+});
+
+test('ProgressiveTrainer with a builder made in code (prepend, copy_top, progressive LoRA, NF4 trunk): interrupted, resumed bit for bit', () => {
+  const tokens = syntheticTokenData({ vocab_size: 48, tokens: 3000, seed: 1 });
+  const loader = () => new ProgressiveDataLoader(tokens, { seq_len: 8, batch_size: 4, objective: 'clm' }, { seed: 1 });
+  const builder = () => new ProgressiveRackBuilder(llama({ vocabSize: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 64, stacks: 1, seed: 2 }), {
+    direction: 'prepend', targetStacks: 3, growth: { kind: 'copy_top' }, freeze: 'adapters_only_trunk', trunkWeightFormat: 'nf4',
+    quantizeTrunk: (s, f) => { quantizeTrunk(s, f); }, progressiveLora: { rank: 2, alpha: 2, targets: ['q', 'v'] },
+  });
+  const opts = (run: string, extra: ProgressiveTrainerOptions = {}): ProgressiveTrainerOptions => ({ stepsPerPhase: 4, optimizer: { lr: 5e-3 }, training: { run_dir: run, checkpoint_every: 3 }, ...extra });
+  const straight = new ProgressiveTrainer(opts(join(dir, 'code-straight'))).trainRack(builder(), loader());
+  const run = join(dir, 'code-part');
+  // Stopped during step 7 (the last checkpoint is at step 6, mid-phase, after one growth).
+  assert.throws(() => new ProgressiveTrainer(opts(run, { callbacks: [{ onStep: (s) => { if (s.step === 7) throw new Error('stop'); } }] })).trainRack(builder(), loader()), /stop/);
+  const resumed = new ProgressiveTrainer(opts(run, { resume: true })).trainRack(builder(), loader());
+  assert.equal(resumed.result.resumed_from, 6);
+  assert.deepEqual(resumed.result.losses, straight.result.losses.slice(6));
+  assert.equal(resumed.plane.builder.history.length, 2);
+  assert.deepEqual(resumed.plane.builder.trunkIndices.map((i) => resumed.plane.builder.isQuantized(i)), [true, true]);
 });
