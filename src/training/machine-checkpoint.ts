@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { RUN_TOKENIZER_FILE, runTokenizerPath, type RngState } from '../data/index.js';
-import { ModelAdapter, type JsonValue, type OptimizerAdapter } from '../framework/index.js';
+import { ModelAdapter, type JsonValue } from '../framework/index.js';
 import {
   CheckpointError,
   isRunFolder,

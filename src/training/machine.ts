@@ -27,12 +27,8 @@ import {
   optimizerSpecOf,
   type BatchSource,
   type DataBatch,
-  type DataPlaneSettings,
   type ModelAdapter,
-  type ObjectiveFactory,
-  type ObjectiveName,
   type OptimizerAdapter,
-  type TokenData,
 } from '../framework/index.js';
 import type { Model } from '../nn/index.js';
 import type { Optimizer } from '../optim/index.js';
