@@ -91,12 +91,6 @@ const VARIANTS = {
 const FALLBACK = {
   'training.eval_at_phase_end': 'Evaluate on the validation split at the end of every phase.',
   'training.checkpoint_at_phase_end': 'Also write a checkpoint at the end of every phase.',
-  'model.d_model': 'Hidden size of every block.',
-  'model.n_heads': 'Attention heads (d_model must be divisible by it).',
-  'model.n_stacks': 'Stacks in the rack. Phases may raise it through `overrides.model.n_stacks`: the model then grows (a growth hook adds stacks; weights carry over).',
-  'model.blocks_per_stack': 'Transformer blocks in every stack.',
-  'model.rope_theta': 'RoPE base frequency (llama; preset default 10000).',
-  'model.norm_eps': 'Epsilon of the normalization layers (preset default).',
   'model.dropout': 'Dropout probability (attention and residual paths) while training.',
   'data.corpus.tokens': 'Training tokens of the synthetic corpus (validation and test get their split fraction on top).',
   'data.corpus.branching': 'Successors each synthetic token can have (lower = easier to learn).',

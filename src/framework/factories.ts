@@ -6,7 +6,7 @@ import { ModelAdapter } from './model-adapter.js';
 import { OptimizerAdapter, createOptimizer, optimizerSpecOf } from './optimizer-adapter.js';
 import { loadTokenData, type TokenData } from './data-source.js';
 import type { AttentionKindConfig, DataPlaneConfig, ModelPlaneConfig, OptimizerPlaneConfig } from './config/schema.js';
-import { Model, bertConfig, gpt2Config, llamaConfig, type AttentionMode, type ModelConfig } from '../nn/index.js';
+import { MODEL_SIZE_FIELDS, Model, bertConfig, gpt2Config, llamaConfig, type AttentionMode, type ModelConfig, type ModelSizeField, type ModelSizeOptions } from '../nn/index.js';
 import { Optimizer } from '../optim/index.js';
 import type { ObjectiveFactory, ObjectiveName } from './objective.js';
 import { checkCompatibility, IncompatibleSpecsError, type CompatibilityProblem } from './specs/index.js';
@@ -74,37 +74,34 @@ export function modelConfigFromPlane(plane: ModelPlaneConfig, options: BuildMode
   if (plane.vocab_size !== undefined && options.vocabSize !== undefined && plane.vocab_size !== options.vocabSize) {
     throw new Error(`model.vocab_size: expected ${options.vocabSize} (the data's vocabulary), found ${plane.vocab_size}`);
   }
+  // The size fields a preset takes, by their option names (nn/size-fields.ts); a field the
+  // preset has not (e.g. n_kv_heads for gpt2) is refused.
+  const sizes: ModelSizeOptions = {};
+  for (const f of MODEL_SIZE_FIELDS as readonly ModelSizeField[]) {
+    const value = (plane as Record<string, unknown>)[f.name];
+    if (value === undefined || f.option === undefined || f.name === 'vocab_size' || f.name === 'max_positions') continue;
+    if (f.presets && !f.presets.includes(plane.preset)) throw new Error(`model.${f.name}: the '${plane.preset}' preset has no ${f.lacking}; remove the field`);
+    (sizes as Record<string, unknown>)[f.option] = value;
+  }
+  const positions = plane.max_positions ?? options.maxSeqLen;
   const common = {
+    ...sizes,
     vocabSize,
     dModel: plane.d_model,
-    nLayers: plane.n_stacks * plane.blocks_per_stack,
     nHeads: plane.n_heads,
+    nLayers: plane.n_stacks * plane.blocks_per_stack,
     stacks: plane.n_stacks,
-    ...(plane.d_ff !== undefined ? { dFF: plane.d_ff } : {}),
-    ...(plane.norm_eps !== undefined ? { normEps: plane.norm_eps } : {}),
+    ...(positions !== undefined ? { maxPositions: positions } : {}),
   };
-  const positions = plane.max_positions ?? options.maxSeqLen;
   let config: ModelConfig;
   switch (plane.preset) {
     case 'llama':
-      if (plane.tie_embeddings === undefined) {
-        // LLaMA unties by default; keep the preset's choice.
-      }
-      config = llamaConfig({
-        ...common,
-        ...(plane.n_kv_heads !== undefined ? { nKvHeads: plane.n_kv_heads } : {}),
-        ...(plane.rope_theta !== undefined ? { ropeTheta: plane.rope_theta } : {}),
-        ...(plane.tie_embeddings !== undefined ? { tieEmbeddings: plane.tie_embeddings } : {}),
-        ...(positions !== undefined ? { maxPositions: positions } : {}),
-      });
+      config = llamaConfig(common);
       if (plane.dropout > 0) for (const s of config.stacks) s.block.dropout = plane.dropout;
       break;
     case 'gpt2':
     case 'bert': {
-      for (const [key, what] of [['n_kv_heads', 'grouped-query attention'], ['rope_theta', 'RoPE'], ['tie_embeddings', 'untied embeddings']] as const) {
-        if (plane[key] !== undefined) throw new Error(`model.${key}: the '${plane.preset}' preset has no ${what}; remove the field`);
-      }
-      const opts = { ...common, ...(positions !== undefined ? { maxPositions: positions } : {}), ...(plane.dropout > 0 ? { dropout: plane.dropout } : {}) };
+      const opts = { ...common, ...(plane.dropout > 0 ? { dropout: plane.dropout } : {}) };
       config = plane.preset === 'gpt2' ? gpt2Config(opts) : bertConfig({ ...opts, head: 'mlm' });
       break;
     }

@@ -79,6 +79,15 @@ export class ModelAdapter {
     return this.model.rack.stacks.toArray().map((s) => this.births.get(s) ?? 0);
   }
 
+  /** Sets the phase at which each stack appeared (`stackBirths()` of the model this one was saved from). */
+  restoreStackBirths(births: readonly number[]): void {
+    const stacks = this.model.rack.stacks.toArray();
+    if (births.length !== stacks.length) throw new Error(`restoreStackBirths: ${births.length} births for ${stacks.length} stacks`);
+    this.births.clear();
+    stacks.forEach((s, i) => this.births.set(s, births[i]!));
+    this.latestBirth = Math.max(0, ...births);
+  }
+
   forward(inputIds: Tensor, ctx: ForwardContext): Tensor {
     if (this.forwardOverride) return this.forwardOverride(this, inputIds, ctx);
     if (this.hiddenOverride) return this.model.head.forward(this.hiddenOverride(this, inputIds, ctx), { seed: ctx.seed });

@@ -11,6 +11,7 @@ import { LinearAttention, makeAttention, type AttentionBase, type ForwardContext
 import type { BlockConfig, StackConfig } from './config.js';
 import { QuantizedLinear } from './quantized-linear.js';
 import { isLoraParamName } from './lora-names.js';
+import { DEFAULT_ROPE_THETA } from './size-fields.js';
 
 // ---- FFN --------------------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ export class Block extends Module {
       nKvHeads: config.nKvHeads,
       headDim: config.headDim,
       causal: config.attention === 'causal',
-      ropeTheta: config.positional === 'rope' ? (config.ropeTheta ?? 10000) : null,
+      ropeTheta: config.positional === 'rope' ? (config.ropeTheta ?? DEFAULT_ROPE_THETA) : null,
       rotaryDim: config.rotaryDim,
       qkvBias: config.qkvBias,
       outBias: config.outBias,
@@ -220,7 +221,7 @@ function blockSpec(b: Block): Omit<StackSpec, 'n_blocks' | 'frozen'> {
     positional: c.positional,
     weight_format: 'fp32',
   };
-  if (c.positional === 'rope') spec.rope_theta = c.ropeTheta ?? 10000;
+  if (c.positional === 'rope') spec.rope_theta = c.ropeTheta ?? DEFAULT_ROPE_THETA;
   const targets = [...b.loraTargets()].filter(([, l]) => l.lora !== null);
   if (targets.length > 0) {
     const first = targets[0][1].lora!;

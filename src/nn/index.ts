@@ -12,6 +12,7 @@ export * from './model.js';
 export * from './time-embedding.js';
 export * from './presets.js';
 export * from './lora-names.js';
+export * from './size-fields.js';
 export * from './spec.js';
 export * from './lora.js';
 export * from './inspect.js';

@@ -9,14 +9,12 @@
 import { Model } from './model.js';
 import type { BuildOptions } from './embedding-block.js';
 import { stackSizes, type BlockConfig, type ModelConfig } from './config.js';
+import { sizeDefault, type ModelSizeOptions } from './size-fields.js';
 
-export interface CommonPresetOptions {
-  vocabSize: number;
-  dModel: number;
+/** The size options every preset takes (their config names, types and defaults: size-fields.ts). */
+export interface CommonPresetOptions extends Required<Pick<ModelSizeOptions, 'vocabSize' | 'dModel' | 'nHeads'>>, Pick<ModelSizeOptions, 'dFF'> {
+  /** Blocks in all (n_stacks × blocks_per_stack). */
   nLayers: number;
-  nHeads: number;
-  /** FFN inner size. */
-  dFF?: number;
   /** K equal stacks, or explicit block counts per stack (default 1 stack). */
   stacks?: number | number[];
 }
@@ -37,14 +35,9 @@ function stacksOf(nLayers: number, stacks: number | number[] | undefined, block:
   return stackSizes(nLayers, stacks ?? 1).map((nBlocks) => ({ nBlocks, block: structuredClone(block) }));
 }
 
-export interface LlamaOptions extends CommonPresetOptions {
-  nKvHeads?: number;
+/** maxPositions: the context limit recorded in the spec/config (RoPE has no table). */
+export interface LlamaOptions extends CommonPresetOptions, Pick<ModelSizeOptions, 'nKvHeads' | 'ropeTheta' | 'normEps' | 'tieEmbeddings' | 'maxPositions'> {
   headDim?: number;
-  ropeTheta?: number;
-  normEps?: number;
-  tieEmbeddings?: boolean;
-  /** Context limit recorded in the spec/config (RoPE has no table). */
-  maxPositions?: number;
   /** Attention variant inside the LLaMA block (default standard softmax). */
   attentionKind?: BlockConfig['attentionKind'];
   mla?: BlockConfig['mla'];
@@ -63,14 +56,14 @@ export function llamaConfig(o: LlamaOptions): ModelConfig {
     attentionKind: o.attentionKind,
     mla: o.mla,
     positional: 'rope',
-    ropeTheta: o.ropeTheta ?? 10000,
+    ropeTheta: o.ropeTheta ?? sizeDefault('llama', 'rope_theta'),
     qkvBias: o.attentionBias ?? false,
     outBias: o.attentionBias ?? false,
     dFF: o.dFF ?? defaultLlamaFF(o.dModel),
     ffn: 'swiglu',
     ffnBias: o.mlpBias ?? false,
     norm: 'rmsnorm',
-    normEps: o.normEps ?? 1e-6,
+    normEps: o.normEps ?? sizeDefault('llama', 'norm_eps'),
     normPosition: 'pre',
   };
   if (block.headDim === undefined) delete block.headDim;
@@ -82,7 +75,7 @@ export function llamaConfig(o: LlamaOptions): ModelConfig {
     dModel: o.dModel,
     embedding: { positional: 'rope', ...(o.maxPositions ? { maxPositions: o.maxPositions } : {}) },
     stacks: stacksOf(o.nLayers, o.stacks, block),
-    head: { kind: 'lm', tied: o.tieEmbeddings ?? false, bias: false, finalNorm: { kind: 'rmsnorm', eps: o.normEps ?? 1e-6 } },
+    head: { kind: 'lm', tied: o.tieEmbeddings ?? sizeDefault('llama', 'tie_embeddings'), bias: false, finalNorm: { kind: 'rmsnorm', eps: o.normEps ?? sizeDefault('llama', 'norm_eps') } },
   };
 }
 
@@ -93,22 +86,19 @@ function defaultLlamaFF(d: number): number {
   return Math.ceil(raw / m) * m;
 }
 
-export interface Gpt2Options extends CommonPresetOptions {
-  maxPositions?: number;
-  normEps?: number;
+/** tieEmbeddings: the decoder tied to the token embedding (default true, as GPT-2). */
+export interface Gpt2Options extends CommonPresetOptions, Pick<ModelSizeOptions, 'maxPositions' | 'normEps' | 'tieEmbeddings'> {
   /** MLP activation (GPT-2: 'gelu_tanh' = gelu_new). */
   activation?: BlockConfig['activation'];
   /** Residual dropout (resid_pdrop), also the embedding's unless embeddingDropout is given. */
   dropout?: number;
   /** Embedding dropout (embd_pdrop); default `dropout`. */
   embeddingDropout?: number;
-  /** Decoder tied to the token embedding (default true, as GPT-2). */
-  tieEmbeddings?: boolean;
 }
 
 export function gpt2Config(o: Gpt2Options): ModelConfig {
   checkCommon(o);
-  const eps = o.normEps ?? 1e-5;
+  const eps = o.normEps ?? sizeDefault('gpt2', 'norm_eps');
   const block: BlockConfig = {
     nHeads: o.nHeads,
     nKvHeads: o.nHeads,
@@ -130,16 +120,15 @@ export function gpt2Config(o: Gpt2Options): ModelConfig {
     family: 'gpt2',
     vocabSize: o.vocabSize,
     dModel: o.dModel,
-    embedding: { positional: 'learned', maxPositions: o.maxPositions ?? 1024, ...(embDropout ? { dropout: embDropout } : {}) },
+    embedding: { positional: 'learned', maxPositions: o.maxPositions ?? sizeDefault('gpt2', 'max_positions'), ...(embDropout ? { dropout: embDropout } : {}) },
     stacks: stacksOf(o.nLayers, o.stacks, block),
-    head: { kind: 'lm', tied: o.tieEmbeddings ?? true, bias: false, finalNorm: { kind: 'layernorm', eps } },
+    head: { kind: 'lm', tied: o.tieEmbeddings ?? sizeDefault('gpt2', 'tie_embeddings'), bias: false, finalNorm: { kind: 'layernorm', eps } },
   };
 }
 
-export interface BertOptions extends CommonPresetOptions {
-  maxPositions?: number;
+/** tieEmbeddings: the MLM decoder tied to the token embedding (default true, as BERT). */
+export interface BertOptions extends CommonPresetOptions, Pick<ModelSizeOptions, 'maxPositions' | 'normEps' | 'tieEmbeddings'> {
   typeVocabSize?: number;
-  normEps?: number;
   activation?: BlockConfig['activation'];
   dropout?: number;
   /** 'mlm' (default): BertForMaskedLM; 'classification': BertForSequenceClassification. */
@@ -147,13 +136,11 @@ export interface BertOptions extends CommonPresetOptions {
   nClasses?: number;
   /** Dropout of the classification head (HF classifier_dropout); default `dropout`. */
   classifierDropout?: number;
-  /** MLM decoder tied to the token embedding (default true, as BERT). */
-  tieEmbeddings?: boolean;
 }
 
 export function bertConfig(o: BertOptions): ModelConfig {
   checkCommon(o);
-  const eps = o.normEps ?? 1e-12;
+  const eps = o.normEps ?? sizeDefault('bert', 'norm_eps');
   const act = o.activation ?? 'gelu';
   const block: BlockConfig = {
     nHeads: o.nHeads,
@@ -173,7 +160,7 @@ export function bertConfig(o: BertOptions): ModelConfig {
   };
   const clsDropout = o.classifierDropout ?? o.dropout;
   const head: ModelConfig['head'] = (o.head ?? 'mlm') === 'mlm'
-    ? { kind: 'mlm', tied: o.tieEmbeddings ?? true, activation: act, normEps: eps }
+    ? { kind: 'mlm', tied: o.tieEmbeddings ?? sizeDefault('bert', 'tie_embeddings'), activation: act, normEps: eps }
     : { kind: 'classification', nClasses: o.nClasses ?? 2, pooling: 'cls', pooler: true, bias: true, ...(clsDropout ? { dropout: clsDropout } : {}) };
   if (head.kind === 'classification') positiveInt(head.nClasses, 'nClasses');
   return {
@@ -182,7 +169,7 @@ export function bertConfig(o: BertOptions): ModelConfig {
     dModel: o.dModel,
     embedding: {
       positional: 'learned',
-      maxPositions: o.maxPositions ?? 512,
+      maxPositions: o.maxPositions ?? sizeDefault('bert', 'max_positions'),
       typeVocabSize: o.typeVocabSize ?? 2,
       norm: { kind: 'layernorm', eps },
       ...(o.dropout ? { dropout: o.dropout } : {}),

@@ -1,18 +1,57 @@
 // What the TrainingMachine reports and whom it calls.
 //
-// Hooks change the model plane at phase boundaries (grow, freeze, attach adapters, quantize) and
-// are *replayed* on resume (with `replaying: true`) so the live model gets the same structure
-// before the checkpoint's weights are loaded into it; they must therefore be deterministic.
-// Callbacks only observe (metrics, evaluation, checkpoints) and are never replayed.
+// Hooks change the model plane at phase boundaries (grow, freeze, attach adapters, quantize).
+// They are never replayed: on resume the machine builds the model from the checkpoint's model
+// manifest (its structure, weights and trainable flags), gives every hook its saved state
+// (loadState), then calls onResume, where a hook sets up again what it keeps outside the model.
+// Callbacks only observe (metrics, evaluation, checkpoints).
+//
+// Hooks and callbacks see the machine as a MachineView (below): this file sits under machine.ts,
+// which implements it, so nothing here imports the machine.
 
-import type { JsonValue } from '../framework/index.js';
-import type { ResolvedPhase } from './config/resolve.js';
+import type { Xoshiro128 } from '../data/index.js';
+import type { BatchSource, JsonValue, ModelAdapter, OptimizerAdapter } from '../framework/index.js';
+import type { StackWiseConfig } from '../framework/config/schema.js';
+import type { ParsedConfig, ResolvedPhase } from './config/resolve.js';
 import type { Phase } from './schedule/phase.js';
-import type { TrainingMachine } from './machine.js';
+import type { PhaseSchedule } from './schedule/phase-schedule.js';
+import type { TimeController } from './schedule/time-controller.js';
 import type { ResourceRecord } from './progressive/resource-record.js';
 
+/** The TrainingMachine as hooks and callbacks see it (TrainingMachine implements it). */
+export interface MachineView {
+  readonly parsed: ParsedConfig;
+  readonly config: StackWiseConfig;
+  readonly schedule: PhaseSchedule;
+  readonly controller: TimeController;
+  readonly runDir: string | undefined;
+  readonly seed: number;
+  /** The live planes (the model evolves in place; on resume it is the checkpoint's). */
+  readonly model: ModelAdapter;
+  readonly data: BatchSource;
+  readonly optimizer: OptimizerAdapter;
+  readonly step: number;
+  readonly t: number;
+  readonly isComplete: boolean;
+  /** The phase of the current step, and the index of the phase entered (-1 before the first). */
+  readonly phase: Phase;
+  readonly phaseIndex: number;
+  resolvedPhase(index?: number): ResolvedPhase;
+  /** A named random generator saved in checkpoints. */
+  rng(name: string): Xoshiro128;
+  addHook(hook: TrainingHooks): void;
+  getHook(name: string): TrainingHooks | undefined;
+  readonly hookList: readonly TrainingHooks[];
+  /** The hook that drives the model plane (growth, freezing, adapters), if any. */
+  readonly modelPlane: ModelPlaneHook | undefined;
+  /** Appends a record to the run's metrics JSONL (no-op without a run folder). */
+  logRecord(record: Record<string, unknown>): void;
+  evaluate(reason?: EvalMetrics['reason']): EvalMetrics | undefined;
+  saveCheckpoint(reason?: CheckpointEvent['reason']): CheckpointEvent;
+}
+
 export interface PhaseContext {
-  machine: TrainingMachine;
+  machine: MachineView;
   phase: Phase;
   /** Position of the phase in the schedule. */
   index: number;
@@ -23,12 +62,10 @@ export interface PhaseContext {
   /** Global step at which the phase starts (or ends, for onPhaseEnd). */
   step: number;
   t: number;
-  /** True when re-applied on resume to rebuild the model's structure (weights are loaded after). */
-  replaying: boolean;
 }
 
 export interface StepContext {
-  machine: TrainingMachine;
+  machine: MachineView;
   step: number;
   t: number;
   phase: Phase;
@@ -40,16 +77,24 @@ export interface TrainingHooks {
   /** Names the hook's saved state in checkpoints (required when saveState is given). */
   readonly name?: string;
   /** At the first step of a phase (before its specs are checked and the optimizer is synced). */
-  onPhaseStart?(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void;
+  onPhaseStart?(phase: Phase, machine: MachineView, ctx: PhaseContext): void;
   /** After the last step of a phase (after its end-of-phase evaluation). */
-  onPhaseEnd?(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void;
+  onPhaseEnd?(phase: Phase, machine: MachineView, ctx: PhaseContext): void;
   /** At the start of every step (time-dependent changes such as a ramp-in α(t)). */
-  onStepStart?(machine: TrainingMachine, ctx: StepContext): void;
+  onStepStart?(machine: MachineView, ctx: StepContext): void;
   /** After backward and clipping, before the optimizer update (e.g. gradient masks). */
-  beforeUpdate?(machine: TrainingMachine, ctx: StepContext): void;
+  beforeUpdate?(machine: MachineView, ctx: StepContext): void;
   /** Extra state saved in checkpoints (JSON). */
   saveState?(): JsonValue;
+  /** On resume, the state saveState gave (before onResume; the machine already holds the checkpoint's model). */
   loadState?(state: JsonValue): void;
+  /**
+   * On resume, once the machine holds the checkpoint's model (weights and trainable flags
+   * loaded) and every hook's loadState ran: set up again what the hook keeps outside the model
+   * and its saved state. `ctx` is the phase the run is in (undefined when the checkpoint was
+   * written before the first step). Phase hooks are not replayed.
+   */
+  onResume?(machine: MachineView, ctx: PhaseContext | undefined): void;
   /** Releases what the hook holds (caches, files) when the machine is disposed. */
   dispose?(): void;
 }
@@ -63,7 +108,7 @@ export interface TrainingHooks {
 export interface ModelPlaneHook extends TrainingHooks {
   readonly drivesModelPlane: true;
   /** Checks the whole schedule before training (throws one error listing every problem). */
-  validate(machine: TrainingMachine): void;
+  validate(machine: MachineView): void;
   /** Time-as-depth: the final-rack index of the stack being trained now (undefined before the first phase). */
   trainingStack(): number | undefined;
   /**
@@ -161,11 +206,11 @@ export interface CheckpointEvent {
 
 /** Observers; every method optional. */
 export interface TrainingCallbacks {
-  onStep?(metrics: StepMetrics, machine: TrainingMachine): void;
-  onPhaseStart?(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void;
-  onPhaseEnd?(phase: Phase, result: PhaseResult, machine: TrainingMachine): void;
-  onEval?(metrics: EvalMetrics, machine: TrainingMachine): void;
-  onCheckpoint?(event: CheckpointEvent, machine: TrainingMachine): void;
+  onStep?(metrics: StepMetrics, machine: MachineView): void;
+  onPhaseStart?(phase: Phase, machine: MachineView, ctx: PhaseContext): void;
+  onPhaseEnd?(phase: Phase, result: PhaseResult, machine: MachineView): void;
+  onEval?(metrics: EvalMetrics, machine: MachineView): void;
+  onCheckpoint?(event: CheckpointEvent, machine: MachineView): void;
 }
 
 export interface TrainResult {

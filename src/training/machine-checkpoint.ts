@@ -1,11 +1,11 @@
 // The TrainingMachine's checkpoints: what a checkpoint holds (the TrainingState manifest, model
-// weights, optimizer state) and the pieces of a resume — finding the checkpoint a target names,
-// reading it with the config check, and loading weights, trainable flags and optimizer state into
-// the rebuilt model.
+// weights and model manifest, optimizer state) and the pieces of a resume — finding the checkpoint
+// a target names, reading it with the config check, building the model from its manifest (as
+// loadModel does), giving the hooks their saved state and loading the optimizer state.
 //
 // Separate from the step loop because it is the run's on-disk contract: every field a resumed run
 // needs to continue bit for bit is listed here in one place. The machine keeps the order of a
-// resume (replay the phase hooks, then load; see machine.ts); tensors ↔ safetensors live in
+// resume (model, hooks, phase, optimizer; see machine.ts); tensors ↔ safetensors live in
 // checkpoint-io.ts, folders and manifests in src/io/checkpoint.ts. Package-internal, except the
 // TrainingState type (exported through machine.ts).
 
@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { RUN_TOKENIZER_FILE, runTokenizerPath, type RngState } from '../data/index.js';
-import type { JsonValue, ModelAdapter, OptimizerAdapter } from '../framework/index.js';
+import { ModelAdapter, type JsonValue } from '../framework/index.js';
 import {
   CheckpointError,
   isRunFolder,
@@ -27,10 +27,10 @@ import {
 } from '../io/checkpoint.js';
 import { diffConfigs, hashedView, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
 import { loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
-import { MODEL_MANIFEST_FILE, describeModel, manifestDifferences } from './model-manifest/manifest.js';
+import { MODEL_MANIFEST_FILE, buildModelFromManifest, describeModel } from './model-manifest/manifest.js';
 import { loadManifestWeights, manifestOf } from './model-manifest/load-model.js';
 import type { RunMetricsState, RunStats } from './machine-stats.js';
-import type { TrainingMachine } from './machine.js';
+import type { MachineView, PhaseContext } from './hooks.js';
 
 /** The JSON training state inside every checkpoint manifest. */
 export interface TrainingState {
@@ -87,7 +87,7 @@ export function nonFiniteParameter(model: ModelAdapter): string | undefined {
 }
 
 /** @internal Writes a checkpoint of `machine` at its current step into its run folder. */
-export function writeMachineCheckpoint(machine: TrainingMachine, runDir: string, run: MachineCheckpointState): CheckpointInfo {
+export function writeMachineCheckpoint(machine: MachineView, runDir: string, run: MachineCheckpointState): CheckpointInfo {
   const { model, optimizer, controller, schedule } = machine;
   const step = controller.currentStep;
   const named = model.namedParameters();
@@ -193,30 +193,55 @@ export function readResumeCheckpoint(path: string, runDir: string | undefined, p
 }
 
 /**
- * @internal Into the model rebuilt by replaying the phase hooks (which also rebuilds the model
- * plane's own state): checks it is the model the checkpoint's manifest describes, loads the
- * weights as `loadModel` does, sets the trainable flags as they were (hooks may change them within
- * a phase), re-syncs the optimizer and loads its state.
+ * @internal The model of a checkpoint for its resumed run: built from the checkpoint's model
+ * manifest and loaded with its weights as `loadModel` does, the parameters that were training
+ * trainable (hooks may change them within a phase), the phase each stack appeared in as saved.
  */
-export function loadWeightsAndOptimizer(loaded: LoadedCheckpoint<TrainingState>, path: string, machine: TrainingMachine): void {
+export function modelFromCheckpoint(loaded: LoadedCheckpoint<TrainingState>, path: string, backend: string): ModelAdapter {
+  const state = loaded.manifest.state;
+  const manifest = manifestOf(loaded, path);
+  const model = buildModelFromManifest(manifest, { backend });
+  try {
+    loadManifestWeights(model, manifest, loaded, path);
+    const trainable = new Set(state.model.trainable);
+    const params = new Map(model.namedParameters());
+    for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model its manifest describes does not have`);
+    for (const [n, p] of params) p.requiresGrad = trainable.has(n);
+    const adapter = new ModelAdapter(model);
+    adapter.restoreStackBirths(state.model.stack_births);
+    return adapter;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+/**
+ * @internal Gives every hook its saved state (loadState), then calls onResume with the phase the
+ * run is in (`ctx`); a hook's state without its hook, or a model plane whose stack identities
+ * differ from the manifest's, is refused.
+ */
+export function restoreHookStates(machine: MachineView, loaded: LoadedCheckpoint<TrainingState>, path: string, ctx: PhaseContext | undefined): void {
+  const saved = loaded.manifest.state.hooks;
+  const hooks = machine.hookList;
+  for (const name of Object.keys(saved)) {
+    if (!hooks.some((h) => h.name === name && h.loadState)) {
+      throw new CheckpointError('incompatible', path, `checkpoint ${path} holds the state of hook '${name}', which this machine does not have (hooks are code: pass the same hooks as the run that wrote it)`);
+    }
+  }
+  for (const h of hooks) if (h.loadState && h.name && saved[h.name] !== undefined) h.loadState(saved[h.name]!);
+  for (const h of hooks) h.onResume?.(machine, ctx);
+  const ids = machine.modelPlane?.stackIds();
+  const want = manifestOf(loaded, path).rack.stacks.map((s) => s.id);
+  if (ids && JSON.stringify(ids) !== JSON.stringify(want)) {
+    throw new CheckpointError('incompatible', path, `the model plane restored from checkpoint ${path} gives the stacks ids [${ids.join(', ')}], its model manifest [${want.join(', ')}]`);
+  }
+}
+
+/** @internal Re-syncs the optimizer to the model's trainable parameters and loads its saved state. */
+export function loadOptimizerFromCheckpoint(loaded: LoadedCheckpoint<TrainingState>, path: string, machine: MachineView): void {
   const { model, optimizer } = machine;
   const state = loaded.manifest.state;
-  const saved = manifestOf(loaded, path);
-  const structural = manifestDifferences(saved, describeModel(model.model, { stackIds: machine.modelPlane?.stackIds() }));
-  if (structural.length > 0) {
-    throw new CheckpointError(
-      'incompatible',
-      path,
-      `the model rebuilt from the config and hooks differs from the model checkpoint ${path} describes (checkpoint vs now): ` +
-        structural.slice(0, 5).join('; ') + (structural.length > 5 ? `; … and ${structural.length - 5} more` : '') +
-        ' (were the same hooks passed?)',
-    );
-  }
-  loadManifestWeights(model.model, saved, loaded, path);
-  const trainable = new Set(state.model.trainable);
-  const params = new Map(model.namedParameters());
-  for (const n of trainable) if (!params.has(n)) throw new CheckpointError('incompatible', path, `checkpoint lists trainable parameter '${n}', which the model does not have`);
-  for (const [n, p] of params) p.requiresGrad = trainable.has(n);
   optimizer.sync(model);
   const nameOf = model.nameOf();
   loadOptimizerState(optimizer, loaded.files.get('optimizer.safetensors')!, state.optimizer, (p) => nameOf.get(p) ?? p.describe(), join(path, 'optimizer.safetensors'));

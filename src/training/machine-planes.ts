@@ -20,18 +20,26 @@ import {
   type BatchSpec,
   type DataPlaneSettings,
   type ModelAdapter,
+  type ObjectiveFactory,
+  type ObjectiveName,
   type OptimizerAdapter,
   type TokenData,
 } from '../framework/index.js';
 import type { Model } from '../nn/index.js';
 import type { ParsedConfig, ResolvedPhase } from './config/resolve.js';
 import { isModelPlaneHook, type ModelPlaneHook, type TrainingHooks } from './hooks.js';
-import type { TrainingMachineOptions } from './machine.js';
 import type { Phase } from './schedule/phase.js';
 import { loadInitModel } from './init-from.js';
 
-/** What DataPlanes needs from the machine's options. */
-export type DataPlaneOptions = Pick<TrainingMachineOptions, 'data' | 'dataPlane' | 'objectives'>;
+/** The machine's options that say where each phase's batches come from (part of TrainingMachineOptions). */
+export interface DataPlaneOptions {
+  /** Token streams (the config's data plane settings apply) or a ready batch source. */
+  data?: TokenData | BatchSource;
+  /** The data plane to use with token data when the config has no data section. */
+  dataPlane?: DataPlaneSettings;
+  /** Objective factories that win over the registered ones. */
+  objectives?: Partial<Record<ObjectiveName, ObjectiveFactory>>;
+}
 
 /**
  * @internal The batch source of each phase. Corpora read from the config are loaded once and

@@ -8,9 +8,9 @@
 // micro-batch runs forward/backward inside an engine `tidy` scope, gradients are clipped, the lr of
 // every group is set from lr(t), the optimizer steps, and metrics are recorded. Evaluation runs
 // every `eval_every` steps and at phase ends; checkpoints every `checkpoint_every` steps, at phase
-// ends if asked, and at the end. Resuming replays the phase hooks to rebuild the model's
-// structure, then loads weights, optimizer state, RNG states and counters: a resumed run continues
-// bit for bit.
+// ends if asked, and at the end. Resuming builds the model from the checkpoint's model manifest
+// (the one loader, loadModel's), gives the hooks their saved state (no phase hook is replayed),
+// then loads optimizer state, RNG states and counters: a resumed run continues bit for bit.
 //
 // This file is the loop and the phase lifecycle, readable top to bottom; the parts it calls live
 // beside it: machine-planes.ts (where each phase's data and first model come from, plane checks),
@@ -27,12 +27,8 @@ import {
   optimizerSpecOf,
   type BatchSource,
   type DataBatch,
-  type DataPlaneSettings,
   type ModelAdapter,
-  type ObjectiveFactory,
-  type ObjectiveName,
   type OptimizerAdapter,
-  type TokenData,
 } from '../framework/index.js';
 import type { Model } from '../nn/index.js';
 import type { Optimizer } from '../optim/index.js';
@@ -54,6 +50,7 @@ import type {
   TrainResult,
   TrainingCallbacks,
   TrainingHooks,
+  MachineView,
   ModelPlaneHook,
 } from './hooks.js';
 import './objective-registry.js';
@@ -61,11 +58,11 @@ import { ProgressivePlane } from './progressive-plane.js';
 import { IMPLICIT_GROWTH, changesStacks, usesProgressivePlane } from './progressive/config.js';
 import { growsPretrained } from './init-from.js';
 import { preparedTargets } from './objectives/loss.js';
-import { DataPlanes, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, modelPlaneOf } from './machine-planes.js';
+import { DataPlanes, type DataPlaneOptions, applyModelPlane, assertCompatiblePlanes, checkDepthMask, firstModel, modelPlaneOf } from './machine-planes.js';
 import { DEFAULT_EVAL_ELBO_SAMPLES, evaluateModel } from './machine-eval.js';
 import { RunStats } from './machine-stats.js';
 import { assemblePlanesOf, modelSpecs, type AssembledPlanes, type MachineState } from './machine-inspect.js';
-import { loadWeightsAndOptimizer, nonFiniteParameter, readResumeCheckpoint, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
+import { loadOptimizerFromCheckpoint, modelFromCheckpoint, nonFiniteParameter, readResumeCheckpoint, restoreHookStates, resumeTargetPath, writeMachineCheckpoint } from './machine-checkpoint.js';
 import { checkMemoryFit, memoryCheckEnabled } from './plan/fit.js';
 
 export type { TrainingState } from './machine-checkpoint.js';
@@ -92,22 +89,20 @@ export interface LossContext {
  */
 export type LossFn = (ctx: LossContext) => E.Tensor;
 
-export interface TrainingMachineOptions {
+/** Also `data`, `dataPlane` and `objectives` (DataPlaneOptions: where each phase's batches come from). */
+export interface TrainingMachineOptions extends DataPlaneOptions {
   /** Overrides training.total_steps of the config. */
   totalSteps?: number;
-  /** A built model (instead of the config's model section). */
+  /**
+   * A built model (instead of the config's model section). On resume the machine trains the
+   * checkpoint's model instead (built from its manifest; `machine.model`); this one is left as it was.
+   */
   model?: Model | ModelAdapter;
-  /** Token streams (the config's data plane settings apply) or a ready batch source. */
-  data?: TokenData | BatchSource;
-  /** The data plane to use with token data when the config has no data section. */
-  dataPlane?: DataPlaneSettings;
   /**
    * A built optimizer. Its parameter groups are re-made by role at each phase; its type, lr and
    * hyper-parameters stay unless the config has an optimizer section (which then applies per phase).
    */
   optimizer?: Optimizer | OptimizerAdapter;
-  /** Objective factories that win over the registered ones. */
-  objectives?: Partial<Record<ObjectiveName, ObjectiveFactory>>;
   hooks?: TrainingHooks[];
   callbacks?: TrainingCallbacks[];
   /** Overrides training.run_dir. */
@@ -115,6 +110,8 @@ export interface TrainingMachineOptions {
   /**
    * Resume before the first step: true or 'latest' = the newest checkpoint of the run folder (a
    * fresh start when it has none); a path = that checkpoint folder (or the newest in that run folder).
+   * The model is built from the checkpoint's model manifest; hooks get their saved state
+   * (loadState, onResume) and are not replayed.
    */
   resume?: boolean | 'latest' | string;
   /** Messages (warnings, notes); default: stderr. */
@@ -137,7 +134,7 @@ function isParsedConfig(v: unknown): v is ParsedConfig {
   return typeof v === 'object' && v !== null && (v as ParsedConfig).schedule instanceof PhaseSchedule && Array.isArray((v as ParsedConfig).phases);
 }
 
-export class TrainingMachine {
+export class TrainingMachine implements MachineView {
   readonly parsed: ParsedConfig;
   readonly config: StackWiseConfig;
   readonly schedule: PhaseSchedule;
@@ -277,13 +274,13 @@ export class TrainingMachine {
   }
 
   addHook(hook: TrainingHooks): void {
-    if (this.started) throw new Error('TrainingMachine.addHook: hooks must be added before the first step (they are replayed on resume)');
+    if (this.started) throw new Error('TrainingMachine.addHook: hooks must be added before the first step (a resume gives them their saved state then)');
     this.hooks.push(hook);
   }
 
   /**
-   * Appends a record to the run's metrics JSONL (no-op without a run folder, or while hooks are
-   * replayed on resume, when no logger is open yet). Hooks use it for model events
+   * Appends a record to the run's metrics JSONL (no-op without a run folder, or while a resume
+   * restores the hooks, when no logger is open yet). Hooks use it for model events
    * (`{kind: 'grow' | 'freeze' | 'adapters' | 'quantize', step, t, description, stacks}`).
    */
   logRecord(record: Record<string, unknown>): void {
@@ -356,7 +353,7 @@ export class TrainingMachine {
 
   // ---- phases ------------------------------------------------------------------------------
 
-  private hookContext(index: number, replaying: boolean, step: number): PhaseContext {
+  private hookContext(index: number, step: number): PhaseContext {
     return {
       machine: this,
       phase: this.schedule.phases[index]!,
@@ -365,17 +362,20 @@ export class TrainingMachine {
       resolved: this.parsed.phases[index]!,
       step,
       t: this.controller.tOf(step),
-      replaying,
     };
   }
 
-  /** Assembles the planes of phase `index` (see the file comment). */
-  private enterPhase(index: number, replaying: boolean, step: number): void {
+  /**
+   * Assembles the planes of phase `index` (see the file comment). `restoring`: the phase a resumed
+   * run is in, whose model came from the checkpoint: no hook is called, no optimizer state reset,
+   * nothing logged.
+   */
+  private enterPhase(index: number, restoring: boolean, step: number): void {
     const resolved = this.parsed.phases[index]!;
     const phase = this.schedule.phases[index]!;
-    const ctx = this.hookContext(index, replaying, step);
+    const ctx = this.hookContext(index, step);
     if (index > 0 || this.currentPhase >= 0) this.data = this.planes.forPhase(resolved);
-    for (const h of this.hooks) h.onPhaseStart?.(phase, this, ctx);
+    if (!restoring) for (const h of this.hooks) h.onPhaseStart?.(phase, this, ctx);
     this.model.noteStructure(index);
     applyModelPlane(this.model, resolved, phase, this.data.getBatchSpec().objective);
 
@@ -384,9 +384,9 @@ export class TrainingMachine {
       const spec = optimizerSpecOf(resolved.optimizer);
       const nameOf = this.model.nameOf();
       const what = this.optimizer.applySpec(spec, (p) => nameOf.get(p) ?? p.describe());
-      if (what === 'replaced' && index > 0 && !replaying) this.log(`phase '${phase.name}': optimizer type changed to ${spec.type}; its state starts fresh`);
+      if (what === 'replaced' && index > 0 && !restoring) this.log(`phase '${phase.name}': optimizer type changed to ${spec.type}; its state starts fresh`);
     }
-    const groups = this.optimizer.sync(this.model, { resetState: resolved.optimizer.reset_state && !replaying });
+    const groups = this.optimizer.sync(this.model, { resetState: resolved.optimizer.reset_state && !restoring });
     if (groups.length === 0) {
       throw new Error(`phase '${phase.name}': the model has no trainable parameter (everything is frozen); unfreeze something or attach adapters in the phase's hooks`);
     }
@@ -394,7 +394,7 @@ export class TrainingMachine {
     this.currentPhase = index;
     this.phaseEnded = false;
     this.refreshPhaseCache();
-    if (!replaying) {
+    if (!restoring) {
       const stat = this.stats.phase(index);
       if (stat.first_step < 0) stat.first_step = step;
       this.logger?.phase('phase_start', step, this.controller.tOf(step), phase.name, index);
@@ -434,7 +434,7 @@ export class TrainingMachine {
       const ev = this.evaluate('phase_end');
       if (ev) stat.eval = ev;
     }
-    const ctx = this.hookContext(index, false, step);
+    const ctx = this.hookContext(index, step);
     for (const h of this.hooks) h.onPhaseEnd?.(phase, this, ctx);
     this.phaseEnded = true;
     const result = this.phaseResult(index);
@@ -673,23 +673,19 @@ export class TrainingMachine {
     }
     const loaded = readResumeCheckpoint(path, this.runDir, this.parsed);
     const state = loaded.manifest.state;
-    // Rebuild the structure: replay every phase entered (and ended) before the checkpoint.
-    const firstSteps = state.metrics.phases.map((p) => p.first_step);
-    for (let i = 0; i <= state.phase_index; i++) {
-      this.enterPhase(i, true, Math.max(0, firstSteps[i] ?? 0));
-      if (i < state.phase_index || state.phase_ended) {
-        const ctx = this.hookContext(i, true, Math.max(0, state.metrics.phases[i]?.end_step ?? state.step));
-        for (const h of this.hooks) h.onPhaseEnd?.(this.schedule.phases[i]!, this, ctx);
-      }
-    }
+    // The model the checkpoint's manifest describes, with its weights, trainable flags and stack births.
+    const previous = this.model;
+    this.model = modelFromCheckpoint(loaded, path, previous.model.backend.name);
+    if (!this.options.model) previous.model.dispose();
+    // The hooks' own state (the model plane's builder is restored over that model), then the phase the run is in.
+    const index = state.phase_index;
+    const ctx = index >= 0 ? this.hookContext(index, Math.max(0, state.metrics.phases[index]?.first_step ?? 0)) : undefined;
+    restoreHookStates(this, loaded, path, ctx);
+    if (index >= 0) this.enterPhase(index, true, ctx!.step);
     this.phaseEnded = state.phase_ended;
-    // Then the numbers: weights, trainable flags, optimizer state, position, RNGs, hooks, data cursor, counters.
-    loadWeightsAndOptimizer(loaded, path, this);
+    loadOptimizerFromCheckpoint(loaded, path, this);
     this.controller.seek(state.step);
     for (const [k, s] of Object.entries(state.rng.named)) this.rng(k).setState(s);
-    for (const h of this.hooks) {
-      if (h.loadState && h.name && state.hooks[h.name] !== undefined) h.loadState(state.hooks[h.name]!);
-    }
     if (state.data_cursor.source !== undefined) this.data.loadState?.(state.data_cursor.source);
     this.stats.restore(state.metrics);
     this.refreshPhaseCache();

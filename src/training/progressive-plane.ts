@@ -23,9 +23,10 @@
  *                          optimizer groups from builder.parameterGroups() (new_stack, trunk,
  *                          stack_lora, progressive_lora, no_decay) via setParamGroups (state of
  *                          parameters that stay is kept);
- *   saveState/loadState    the builder's state (growth history); on resume the phases are replayed
- *                          (same growths at the same t), and the saved history is checked against
- *                          the rebuilt one (or replayed when the rebuilt rack is short).
+ *   saveState/loadState    the builder's state (growth history, new stacks, quantized trunk,
+ *   onResume               adapter kinds, freeze policy, time); on resume the machine's model is
+ *                          the one the checkpoint's manifest describes, and the builder is restored
+ *                          over it from that state (no phase is replayed).
  *
  * Optimizer groups: while the plane manages them (default; `builderGroups: false` keeps the
  * config's role groups), role groups in optimizer.param_groups are refused when the plan is
@@ -43,8 +44,7 @@
 import { isLoraParamName as isLora, quantizeTrunk, type Stack } from '../nn/index.js';
 import type { JsonValue, WeightFormat } from '../framework/index.js';
 import type { ParamGroupOptions } from '../optim/index.js';
-import type { ModelPlaneHook, PhaseContext, StepContext } from './hooks.js';
-import type { TrainingMachine } from './machine.js';
+import type { MachineView, ModelPlaneHook, PhaseContext, StepContext } from './hooks.js';
 import type { Phase } from './schedule/phase.js';
 import type { ResolvedPhase } from './config/resolve.js';
 import {
@@ -156,6 +156,8 @@ export class ProgressivePlane implements ModelPlaneHook {
   readonly resources: ResourceRecord[] = [];
   private validated = false;
   private cached: CachedTraining | undefined;
+  /** The builder state loadState read, until onResume takes it up. */
+  private saved: BuilderState | undefined;
 
   constructor(opts: ProgressivePlaneOptions = {}) {
     this.opts = opts;
@@ -167,7 +169,7 @@ export class ProgressivePlane implements ModelPlaneHook {
    * The machine's plane, validated now (before any step): the one a model.progressive config
    * installed (when `opts` is empty), else a new one added to the machine.
    */
-  static attach(machine: TrainingMachine, opts: ProgressivePlaneOptions = {}): ProgressivePlane {
+  static attach(machine: MachineView, opts: ProgressivePlaneOptions = {}): ProgressivePlane {
     const existing = machine.modelPlane;
     if (existing && !(existing instanceof ProgressivePlane)) throw new Error(`ProgressivePlane.attach: the machine's model plane is another hook ('${existing.name ?? 'unnamed'}')`);
     if (existing && Object.keys(opts).length === 0) {
@@ -229,13 +231,19 @@ export class ProgressivePlane implements ModelPlaneHook {
     return this.settingsOrNone(resolved) ?? progressiveConfigSchema.parse({});
   }
 
-  private makeBuilder(machine: TrainingMachine): ProgressiveRackBuilder {
+  private makeBuilder(machine: MachineView): ProgressiveRackBuilder {
     if (this.b) return this.b;
     if (this.builderOpt) {
       if (this.builderOpt.model !== machine.model.model) throw new ProgressiveConfigError("ProgressivePlane: the builder given is over another model than the machine's");
       this.b = this.builderOpt;
       return this.b;
     }
+    this.b = new ProgressiveRackBuilder(machine.model.model, this.builderOptions(machine));
+    return this.b;
+  }
+
+  /** The builder settings of the first phase (model.progressive), over the machine's model. */
+  private builderOptions(machine: MachineView): ConstructorParameters<typeof ProgressiveRackBuilder>[1] {
     const phases = machine.parsed.phases;
     const first = this.settingsOf(phases[0]!);
     const maxStacks = Math.max(...phases.map((p) => this.stacksOf(p, machine.model.model.rack.numStacks)));
@@ -255,12 +263,11 @@ export class ProgressivePlane implements ModelPlaneHook {
     if (first.progressive_lora) o.progressiveLora = progressiveLoraOf(first.progressive_lora);
     this.lrScale = {};
     for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[k] = v;
-    this.b = new ProgressiveRackBuilder(machine.model.model, o);
-    return this.b;
+    return o;
   }
 
   /** The plan: every phase's stacks, freeze policy and trunk format. */
-  plan(machine: TrainingMachine): PlanStep[] {
+  plan(machine: MachineView): PlanStep[] {
     const builder = this.makeBuilder(machine);
     let freeze: FreezePolicy = builder.freezePolicy;
     let format: WeightFormat = builder.trunkWeightFormat;
@@ -279,7 +286,7 @@ export class ProgressivePlane implements ModelPlaneHook {
    * problem): growth within target_stacks and never shrinking, every phase's freeze policy and
    * trunk format, LoRA targets, fixed keys unchanged between phases, ramp intervals reachable.
    */
-  validate(machine: TrainingMachine): void {
+  validate(machine: MachineView): void {
     if (this.validated) return;
     const problems: string[] = [];
     let builder: ProgressiveRackBuilder;
@@ -353,7 +360,7 @@ export class ProgressivePlane implements ModelPlaneHook {
 
   // ---- hooks -----------------------------------------------------------------------------------
 
-  onPhaseStart(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void {
+  onPhaseStart(phase: Phase, machine: MachineView, ctx: PhaseContext): void {
     if (!this.validated) this.validate(machine);
     const builder = this.builder;
     const s = this.settingsOrNone(ctx.resolved);
@@ -375,17 +382,12 @@ export class ProgressivePlane implements ModelPlaneHook {
     const events: GrowthEvent[] = builder.growTo(target, { t });
     builder.setTime(t);
     this.groupsVersion = -1;
-    if (ctx.replaying) {
-      this.lastStates = stackStates(builder);
-      this.lastAdapted = this.adaptedSet();
-      return;
-    }
     this.report(machine, phase, ctx.step, t, events, oldFreeze !== JSON.stringify(builder.freezePolicy), oldFormat !== builder.trunkWeightFormat);
   }
 
   /** What the activation cache did during the phase (its sizes are only meaningful once steps ran). */
-  onPhaseEnd(phase: Phase, machine: TrainingMachine, ctx: PhaseContext): void {
-    if (!this.cached || ctx.replaying) return;
+  onPhaseEnd(phase: Phase, machine: MachineView, ctx: PhaseContext): void {
+    if (!this.cached) return;
     const c = this.cached.info();
     machine.logRecord({
       kind: 'activation_cache', step: ctx.step, t: ctx.t, phase: phase.name, prefix_stacks: c.prefixStacks,
@@ -400,13 +402,13 @@ export class ProgressivePlane implements ModelPlaneHook {
     return out;
   }
 
-  private emit(machine: TrainingMachine, rec: ModelEventRecord): void {
+  private emit(machine: MachineView, rec: ModelEventRecord): void {
     this.events.push(rec);
     machine.logRecord({ ...rec } as Record<string, unknown>);
   }
 
   /** Writes the model events of a phase start. */
-  private report(machine: TrainingMachine, phase: Phase, step: number, t: number, grown: GrowthEvent[], freezeChanged: boolean, formatChanged: boolean): void {
+  private report(machine: MachineView, phase: Phase, step: number, t: number, grown: GrowthEvent[], freezeChanged: boolean, formatChanged: boolean): void {
     const builder = this.builder;
     const states = stackStates(builder);
     const base = { step, t, phase: phase.name, stacks: states };
@@ -450,7 +452,7 @@ export class ProgressivePlane implements ModelPlaneHook {
    * phase trains with and the activation cache, if any) as a `resources` record in the metrics
    * JSONL; also kept in `resources`.
    */
-  private writeResources(machine: TrainingMachine, phase: Phase, step: number, t: number): void {
+  private writeResources(machine: MachineView, phase: Phase, step: number, t: number): void {
     // Hooks run before the machine applies the phase's optimizer plane: when the config governs
     // the optimizer, the phase's plane says what will train; otherwise the machine's stays.
     const index = machine.schedule.phases.indexOf(phase);
@@ -468,7 +470,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     machine.logRecord({ ...rec });
   }
 
-  onStepStart(machine: TrainingMachine, ctx: StepContext): void {
+  onStepStart(machine: MachineView, ctx: StepContext): void {
     const builder = this.builder;
     builder.setTime(ctx.t);
     if (this.opts.builderGroups === false || this.groupsVersion === builder.structureVersion) return;
@@ -487,7 +489,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     return this.lrScale[group] ?? 1;
   }
 
-  beforeUpdate(machine: TrainingMachine, ctx: StepContext): void {
+  beforeUpdate(machine: MachineView, ctx: StepContext): void {
     // The step's forward and backward are done: move the ramp gates on to the time the updated
     // weights belong to (t of the next step; 1 after the last), so that evaluations, checkpoints
     // and the final model see g(t) as the schedule says — a ramp ending at t1 = 1 ends at 1.
@@ -500,17 +502,41 @@ export class ProgressivePlane implements ModelPlaneHook {
     return this.builder.getState() as unknown as JsonValue;
   }
 
+  /** The checkpoint's builder state; taken up by onResume once the machine holds the checkpoint's model. */
   loadState(state: JsonValue): void {
-    const saved = state as unknown as BuilderState;
-    const builder = this.builder;
-    if (saved.history.length > builder.history.length) builder.replay(saved);
-    const a = saved.history.map((e) => [e.stacks, e.operator, e.t, e.finalIndex]);
-    const b = builder.history.map((e) => [e.stacks, e.operator, e.t, e.finalIndex]);
-    if (JSON.stringify(a) !== JSON.stringify(b)) {
-      throw new ProgressiveConfigError(`resume: the rack rebuilt by replaying the phases (${JSON.stringify(b)}) differs from the checkpoint's growth history (${JSON.stringify(a)})`);
+    const saved = state as unknown as BuilderState | null;
+    if (!saved || typeof saved !== 'object' || !Array.isArray(saved.history)) {
+      throw new ProgressiveConfigError(`resume: the checkpoint's state of hook '${this.name}' is not a progressive builder state`);
     }
-    // Ramp gates as they were when saved (a model rebuilt for sampling or export computes what was trained).
-    if (typeof saved.t === 'number') builder.setTime(saved.t);
+    this.saved = saved;
+  }
+
+  /**
+   * Resume: the machine's model was built from the checkpoint's manifest (the grown rack, its
+   * adapters, storage and gates, with the weights). The builder is restored over it from the saved
+   * state (no growth is replayed), the current phase's growth operator set, and the activation
+   * cache installed if the phase uses one.
+   */
+  onResume(machine: MachineView, ctx: PhaseContext | undefined): void {
+    const saved = this.saved;
+    if (!saved) throw new ProgressiveConfigError(`resume: the checkpoint holds no state of hook '${this.name}' (was it written by a run with model.progressive or a phase changing model.n_stacks?)`);
+    this.saved = undefined;
+    const s = this.settingsOrNone(ctx?.resolved ?? machine.parsed.phases[0]!);
+    const opts = this.b ? this.b.settings() : this.builderOpt ? this.builderOpt.settings() : this.builderOptions(machine);
+    // A state written before it recorded the freeze policy: the current phase's (what onPhaseStart set).
+    if (saved.freeze === undefined && s) opts.freeze = freezePolicyOf(s.freeze) ?? opts.freeze!;
+    if (saved.trunkFormat === undefined && s) opts.trunkWeightFormat = s.trunk_format as WeightFormat;
+    const builder = ProgressiveRackBuilder.restore(machine.model.model, opts, saved);
+    if (s) builder.setGrowth(growthSpecOf(s.growth));
+    this.b = builder;
+    this.cached?.dispose();
+    this.cached = undefined;
+    if (s?.activation_cache && ctx) {
+      this.cached = new CachedTraining(machine.model.model, s.activation_cache);
+      this.cached.install(machine.model);
+    }
+    this.lastStates = stackStates(builder);
+    this.lastAdapted = this.adaptedSet();
     this.groupsVersion = -1;
   }
 }

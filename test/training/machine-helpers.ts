@@ -24,14 +24,22 @@ export function tinyConfig(runDir?: string, extra: { training?: Record<string, u
   };
 }
 
-/** Appends a fresh stack at phase 'grow' and freezes the first stack (deterministic: seeded). */
-export function growHook(): TrainingHooks & { calls: { phase: string; replaying: boolean }[] } {
-  const calls: { phase: string; replaying: boolean }[] = [];
+/**
+ * Appends a fresh stack at phase 'grow' and freezes the first stack (deterministic: seeded).
+ * `calls` lists the phases it was called for; `resumed` the phase index of each onResume.
+ */
+export function growHook(): TrainingHooks & { calls: string[]; resumed: (number | undefined)[] } {
+  const calls: string[] = [];
+  const resumed: (number | undefined)[] = [];
   return {
     name: 'grow',
     calls,
-    onPhaseStart(phase, machine, ctx) {
-      calls.push({ phase: phase.name, replaying: ctx.replaying });
+    resumed,
+    onResume(_machine, ctx) {
+      resumed.push(ctx?.index);
+    },
+    onPhaseStart(phase, machine) {
+      calls.push(phase.name);
       if (phase.name !== 'grow') return;
       const model = machine.model.model;
       const first = model.config.stacks[0]!;

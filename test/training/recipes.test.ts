@@ -11,7 +11,7 @@ import type { Tensor } from '../../src/engine/index.js';
 import type { Model } from '../../src/nn/index.js';
 import { loadPretrained } from '../../src/io/hf/index.js';
 import { exportModel } from '../../src/training/run/index.js';
-import { ProgressivePlane, TrainingMachine, loadConfig, parameterEntries, type TrainResult } from '../../src/training/index.js';
+import { ProgressivePlane, TrainingMachine, loadConfig, parameterEntries, type MachineView, type TrainResult } from '../../src/training/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Compiled to dist/test/training: the recipes stay at the repository root.
@@ -43,7 +43,7 @@ interface Run {
 const copy = (ts: Tensor[]) => ts.map((t) => Float32Array.from(t.toArray()));
 
 /** Loads a recipe with the overrides, runs it; `watch` snapshots tensors at phase start/end. */
-function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: TrainingMachine) => Tensor[] }, setup?: (m: TrainingMachine) => void, opts: { text?: boolean } = {}): Run {
+function runRecipe(file: string, set: string[], watch?: { phase: number; tensors: (m: MachineView) => Tensor[] }, setup?: (m: TrainingMachine) => void, opts: { text?: boolean } = {}): Run {
   const runDir = join(tempDir(), file);
   // The recipes that start from a pretrained model keep their text corpus (the model's tokenizer reads it).
   const parsed = loadConfig(join(RECIPES, file), { set: [...(opts.text ? [] : [...TINY_DATA, ...TINY_TRAINING]), `training.run_dir=${runDir}`, ...set] });
@@ -72,7 +72,7 @@ function assertLossFalls(losses: number[], what: string): void {
   assert.ok(tail < head, `${what}: loss fell (${head.toFixed(4)} → ${tail.toFixed(4)})`);
 }
 
-const baseWeights = (m: TrainingMachine, stack: number) =>
+const baseWeights = (m: MachineView, stack: number) =>
   parameterEntries(m.model.model.rack.stacks.at(stack)).filter(([n]) => !/lora_[AB]$/.test(n)).map(([, t]) => t);
 
 /** Per phase, the stacks whose base weights (and, separately, adapters) changed during it. */

@@ -13,6 +13,7 @@ import { PARAM_ROLES } from '../../optim/groups.js';
 import { readMaskRatio, type MaskRatioSpec } from '../specs/batch.js';
 import { OBJECTIVES } from '../specs/objective.js';
 import { ATTENTION_MODES, LINEAR_FEATURE_MAPS, MODEL_PRESETS, type ModelPreset } from '../../nn/index.js';
+import { modelSizeShape } from './model-size-schema.js';
 
 const posInt = z.number().int().min(1);
 const nonNegInt = z.number().int().min(0);
@@ -75,22 +76,8 @@ export type AttentionKindConfig = z.infer<typeof attentionKindSchema>;
 export const modelSchema = z.strictObject({
   /** Architecture family the model is built from. */
   preset: z.enum(MODEL_PRESETS),
-  /** Defaults to the tokenizer's (or the synthetic corpus') vocabulary. */
-  vocab_size: posInt.optional(),
-  d_model: posInt,
-  n_heads: posInt,
-  /** Key/value heads (GQA/MQA; llama only). Default n_heads. */
-  n_kv_heads: posInt.optional(),
-  /** FFN inner size (preset default when absent). */
-  d_ff: posInt.optional(),
-  n_stacks: posInt,
-  blocks_per_stack: posInt,
-  /** Position table size (gpt2/bert) or context limit (llama); default max(seq_len of every phase, preset default). */
-  max_positions: posInt.optional(),
-  /** llama only (gpt2 and bert always tie). */
-  tie_embeddings: z.boolean().optional(),
-  rope_theta: posNumber.optional(),
-  norm_eps: posNumber.optional(),
+  // The size fields (vocab_size … norm_eps): one table, nn/size-fields.ts.
+  ...modelSizeShape(),
   dropout: fraction.default(0),
   /** 'auto' follows the objective: causal for clm, bidirectional for mlm and diffusion. */
   attention: z.enum(['auto', ...ATTENTION_MODES]).default('auto'),

@@ -13,7 +13,7 @@ import { conflict, problemToIssue, type CompatibilityProblem } from './problems.
 
 import { STORAGE_FORMATS } from '../../engine/index.js';
 import {
-  ATTENTION_KINDS, ATTENTION_MODES, FFN_KINDS, LINEAR_FEATURE_MAPS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
+  ATTENTION_KINDS, ATTENTION_MODES, DEFAULT_ROPE_THETA, FFN_KINDS, LINEAR_FEATURE_MAPS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
   type AttentionMode, type FfnKind, type LoraSpec, type LoraTarget, type NormKind, type NormPosition, type RackSpec,
   type StackPositional, type StackSpec, type WeightFormat,
 } from '../../nn/index.js';
@@ -21,7 +21,7 @@ import {
 // The vocabulary and spec shapes are defined in nn (kinds.ts, lora-names.ts, spec.ts) and engine
 // (storage formats); re-exported here under the names specs have always used.
 export {
-  ATTENTION_MODES, FFN_KINDS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
+  ATTENTION_MODES, DEFAULT_ROPE_THETA, FFN_KINDS, LORA_TARGETS, NORM_KINDS, NORM_POSITIONS, STACK_POSITIONALS,
   type AttentionMode, type FfnKind, type LoraSpec, type LoraTarget, type NormKind, type NormPosition, type RackSpec,
   type StackPositional, type StackSpec, type WeightFormat,
 };
@@ -30,8 +30,6 @@ export const WEIGHT_FORMATS = STORAGE_FORMATS;
 /** Formats that cannot receive gradient updates (the stack must be frozen; LoRA may train on top). */
 export const QUANTIZED_WEIGHT_FORMATS: readonly WeightFormat[] = ['int8', 'nf4'];
 
-
-export const DEFAULT_ROPE_THETA = 10000;
 
 function readLora(value: unknown, path: string, issues: SpecIssue[], ffn: FfnKind): LoraSpec {
   const r = new FieldReader(value, path, issues, 'a LoRA object');

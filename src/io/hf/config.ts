@@ -3,13 +3,18 @@
  * Anything in the HF config that changes the computation and that we do not implement is
  * refused with an error naming the field (never silently ignored).
  */
-import type { Activation, BlockConfig, ModelConfig } from '../../nn/index.js';
-import { bertConfig, gpt2Config, llamaConfig } from '../../nn/index.js';
+import type { Activation, BlockConfig, ModelConfig, ModelSizeFieldName } from '../../nn/index.js';
+import { HF_LAYER_COUNT, bertConfig, gpt2Config, hfSizeName, llamaConfig, sizeDefault } from '../../nn/index.js';
 import type { ModelPreset } from '../../nn/index.js';
 
 export type HFConfig = Record<string, unknown>;
 /** The families Hugging Face import and export map (nn/kinds.ts MODEL_PRESETS). */
 export type HFFamily = ModelPreset;
+
+/** Each size field's config.json name per family (the one table: nn/size-fields.ts). */
+const LLAMA = (name: ModelSizeFieldName) => hfSizeName('llama', name);
+const GPT2 = (name: ModelSizeFieldName) => hfSizeName('gpt2', name);
+const BERT = (name: ModelSizeFieldName) => hfSizeName('bert', name);
 
 export class HFConfigError extends Error {
   constructor(message: string) {
@@ -83,8 +88,9 @@ function ropeThetaOf(cfg: HFConfig): number {
       if (type !== undefined && type !== 'default') throw new HFConfigError(`config.json: '${key}.rope_type' = ${JSON.stringify(type)} is not supported (only 'default' RoPE)`);
     }
   }
-  if (params && typeof params === 'object' && typeof params.rope_theta === 'number') return params.rope_theta;
-  return num(cfg, 'rope_theta', 10000);
+  const key = LLAMA('rope_theta');
+  if (params && typeof params === 'object' && typeof params[key] === 'number') return params[key];
+  return num(cfg, key, sizeDefault('llama', 'rope_theta'));
 }
 
 /** config.json field holding our stack grouping (block counts per stack), written by export. */
@@ -119,48 +125,48 @@ function stacksOf(opts: FromHFOptions, cfg: HFConfig): number | number[] {
 }
 
 function llamaFromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
-  const d = int(cfg, 'hidden_size');
-  const nHeads = int(cfg, 'num_attention_heads');
+  const d = int(cfg, LLAMA('d_model'));
+  const nHeads = int(cfg, LLAMA('n_heads'));
   const headDim = int(cfg, 'head_dim', d / nHeads);
   const act = activationOf(cfg, 'hidden_act', 'silu');
   if (act !== 'silu') throw new HFConfigError(`config.json: 'hidden_act' = ${JSON.stringify(cfg.hidden_act)} is not supported for llama (SwiGLU uses silu)`);
   refuse(cfg, 'pretraining_tp', (v) => v === 1, 'tensor-parallel slicing changes rounding only; set it to 1');
-  const maxPos = cfg.max_position_embeddings;
+  const maxPos = cfg[LLAMA('max_positions')];
   return llamaConfig({
-    vocabSize: int(cfg, 'vocab_size'),
+    vocabSize: int(cfg, LLAMA('vocab_size')),
     dModel: d,
-    nLayers: int(cfg, 'num_hidden_layers'),
+    nLayers: int(cfg, HF_LAYER_COUNT.llama),
     nHeads,
-    nKvHeads: int(cfg, 'num_key_value_heads', nHeads),
+    nKvHeads: int(cfg, LLAMA('n_kv_heads'), nHeads),
     ...(headDim !== d / nHeads ? { headDim } : {}),
     ropeTheta: ropeThetaOf(cfg),
-    normEps: num(cfg, 'rms_norm_eps', 1e-6),
-    dFF: int(cfg, 'intermediate_size'),
+    normEps: num(cfg, LLAMA('norm_eps'), sizeDefault('llama', 'norm_eps')),
+    dFF: int(cfg, LLAMA('d_ff')),
     attentionBias: bool(cfg, 'attention_bias', false),
     mlpBias: bool(cfg, 'mlp_bias', false),
-    tieEmbeddings: bool(cfg, 'tie_word_embeddings', false),
+    tieEmbeddings: bool(cfg, LLAMA('tie_embeddings'), sizeDefault('llama', 'tie_embeddings')),
     ...(typeof maxPos === 'number' ? { maxPositions: maxPos } : {}),
     stacks: stacksOf(opts, cfg),
   });
 }
 
 function gpt2FromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
-  const d = int(cfg, 'n_embd');
+  const d = int(cfg, GPT2('d_model'));
   refuse(cfg, 'scale_attn_by_inverse_layer_idx', (v) => v === false, 'per-layer attention scaling is not implemented');
   refuse(cfg, 'scale_attn_weights', (v) => v === true, 'unscaled attention scores are not implemented');
   refuse(cfg, 'add_cross_attention', (v) => v === false, 'cross-attention is not implemented');
   return gpt2Config({
-    vocabSize: int(cfg, 'vocab_size'),
+    vocabSize: int(cfg, GPT2('vocab_size')),
     dModel: d,
-    nLayers: int(cfg, 'n_layer'),
-    nHeads: int(cfg, 'n_head'),
-    dFF: int(cfg, 'n_inner', 4 * d),
+    nLayers: int(cfg, HF_LAYER_COUNT.gpt2),
+    nHeads: int(cfg, GPT2('n_heads')),
+    dFF: int(cfg, GPT2('d_ff'), 4 * d),
     activation: activationOf(cfg, 'activation_function', 'gelu_new'),
-    normEps: num(cfg, 'layer_norm_epsilon', 1e-5),
-    maxPositions: int(cfg, 'n_positions', 1024),
+    normEps: num(cfg, GPT2('norm_eps'), sizeDefault('gpt2', 'norm_eps')),
+    maxPositions: int(cfg, GPT2('max_positions'), sizeDefault('gpt2', 'max_positions')),
     dropout: prob(cfg, 'resid_pdrop'),
     embeddingDropout: prob(cfg, 'embd_pdrop'),
-    tieEmbeddings: bool(cfg, 'tie_word_embeddings', true),
+    tieEmbeddings: bool(cfg, GPT2('tie_embeddings'), sizeDefault('gpt2', 'tie_embeddings')),
     stacks: stacksOf(opts, cfg),
   });
 }
@@ -186,20 +192,20 @@ function bertFromHF(cfg: HFConfig, opts: FromHFOptions): ModelConfig {
   const hidden = prob(cfg, 'hidden_dropout_prob');
   const kind = bertHeadKind(cfg);
   return bertConfig({
-    vocabSize: int(cfg, 'vocab_size'),
-    dModel: int(cfg, 'hidden_size'),
-    nLayers: int(cfg, 'num_hidden_layers'),
-    nHeads: int(cfg, 'num_attention_heads'),
-    dFF: int(cfg, 'intermediate_size'),
+    vocabSize: int(cfg, BERT('vocab_size')),
+    dModel: int(cfg, BERT('d_model')),
+    nLayers: int(cfg, HF_LAYER_COUNT.bert),
+    nHeads: int(cfg, BERT('n_heads')),
+    dFF: int(cfg, BERT('d_ff')),
     activation: activationOf(cfg, 'hidden_act', 'gelu'),
-    normEps: num(cfg, 'layer_norm_eps', 1e-12),
-    maxPositions: int(cfg, 'max_position_embeddings', 512),
+    normEps: num(cfg, BERT('norm_eps'), sizeDefault('bert', 'norm_eps')),
+    maxPositions: int(cfg, BERT('max_positions'), sizeDefault('bert', 'max_positions')),
     typeVocabSize: int(cfg, 'type_vocab_size', 2),
     dropout: hidden,
     head: kind,
     ...(kind === 'classification' ? { nClasses: numLabels(cfg) } : {}),
     classifierDropout: cfg.classifier_dropout === undefined || cfg.classifier_dropout === null ? hidden : prob(cfg, 'classifier_dropout'),
-    tieEmbeddings: bool(cfg, 'tie_word_embeddings', true),
+    tieEmbeddings: bool(cfg, BERT('tie_embeddings'), sizeDefault('bert', 'tie_embeddings')),
     stacks: stacksOf(opts, cfg),
   });
 }
@@ -275,26 +281,26 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}, cont
       Object.assign(out, {
         architectures: ['LlamaForCausalLM'],
         model_type: 'llama',
-        vocab_size: config.vocabSize,
-        hidden_size: d,
-        intermediate_size: block.dFF,
-        num_hidden_layers: nLayers,
-        num_attention_heads: block.nHeads,
-        num_key_value_heads: block.nKvHeads ?? block.nHeads,
+        [LLAMA('vocab_size')]: config.vocabSize,
+        [LLAMA('d_model')]: d,
+        [LLAMA('d_ff')]: block.dFF,
+        [HF_LAYER_COUNT.llama]: nLayers,
+        [LLAMA('n_heads')]: block.nHeads,
+        [LLAMA('n_kv_heads')]: block.nKvHeads ?? block.nHeads,
         head_dim: block.headDim ?? d / block.nHeads,
         hidden_act: 'silu',
-        rms_norm_eps: block.normEps,
+        [LLAMA('norm_eps')]: block.normEps,
         attention_bias: block.qkvBias,
         mlp_bias: block.ffnBias,
-        tie_word_embeddings: head.tied,
-        max_position_embeddings: config.embedding.maxPositions ?? (base.max_position_embeddings as number | undefined) ?? 2048,
-        rope_theta: block.ropeTheta ?? 10000,
-        rope_parameters: { rope_theta: block.ropeTheta ?? 10000, rope_type: 'default' },
+        [LLAMA('tie_embeddings')]: head.tied,
+        [LLAMA('max_positions')]: config.embedding.maxPositions ?? (base[LLAMA('max_positions')] as number | undefined) ?? 2048,
+        [LLAMA('rope_theta')]: block.ropeTheta ?? sizeDefault('llama', 'rope_theta'),
+        rope_parameters: { [LLAMA('rope_theta')]: block.ropeTheta ?? sizeDefault('llama', 'rope_theta'), rope_type: 'default' },
         attention_dropout: 0.0,
         pretraining_tp: 1,
       });
       delete out.rope_scaling;
-      if (!('rope_theta' in base) && 'rope_parameters' in base) delete out.rope_theta;
+      if (!(LLAMA('rope_theta') in base) && 'rope_parameters' in base) delete out[LLAMA('rope_theta')];
       break;
     }
     case 'gpt2': {
@@ -313,16 +319,16 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}, cont
       Object.assign(out, {
         architectures: ['GPT2LMHeadModel'],
         model_type: 'gpt2',
-        vocab_size: config.vocabSize,
-        n_embd: d,
-        n_layer: nLayers,
-        n_head: block.nHeads,
+        [GPT2('vocab_size')]: config.vocabSize,
+        [GPT2('d_model')]: d,
+        [HF_LAYER_COUNT.gpt2]: nLayers,
+        [GPT2('n_heads')]: block.nHeads,
         // null means 4·n_embd in HF; keep the original spelling when it still holds.
-        n_inner: base.n_inner === null && block.dFF === 4 * d ? null : block.dFF,
-        n_positions: config.embedding.maxPositions,
-        layer_norm_epsilon: block.normEps,
+        [GPT2('d_ff')]: base[GPT2('d_ff')] === null && block.dFF === 4 * d ? null : block.dFF,
+        [GPT2('max_positions')]: config.embedding.maxPositions,
+        [GPT2('norm_eps')]: block.normEps,
         activation_function: ACT_TO_HF[block.activation ?? 'gelu_tanh'],
-        tie_word_embeddings: head.tied,
+        [GPT2('tie_embeddings')]: head.tied,
         scale_attn_weights: true,
         scale_attn_by_inverse_layer_idx: false,
         add_cross_attention: false,
@@ -348,21 +354,21 @@ export function hfConfigFromModel(config: ModelConfig, base: HFConfig = {}, cont
       Object.assign(out, {
         architectures: [h.kind === 'mlm' ? 'BertForMaskedLM' : 'BertForSequenceClassification'],
         model_type: 'bert',
-        vocab_size: config.vocabSize,
-        hidden_size: d,
-        num_hidden_layers: nLayers,
-        num_attention_heads: block.nHeads,
-        intermediate_size: block.dFF,
+        [BERT('vocab_size')]: config.vocabSize,
+        [BERT('d_model')]: d,
+        [HF_LAYER_COUNT.bert]: nLayers,
+        [BERT('n_heads')]: block.nHeads,
+        [BERT('d_ff')]: block.dFF,
         hidden_act: ACT_TO_HF[block.activation ?? 'gelu'],
-        layer_norm_eps: block.normEps,
-        max_position_embeddings: config.embedding.maxPositions,
+        [BERT('norm_eps')]: block.normEps,
+        [BERT('max_positions')]: config.embedding.maxPositions,
         type_vocab_size: config.embedding.typeVocabSize ?? 0,
         position_embedding_type: 'absolute',
         is_decoder: false,
         hidden_dropout_prob: block.dropout ?? 0,
       });
       if (!('attention_probs_dropout_prob' in base)) out.attention_probs_dropout_prob = 0;
-      if (h.kind === 'mlm') out.tie_word_embeddings = h.tied;
+      if (h.kind === 'mlm') out[BERT('tie_embeddings')] = h.tied;
       else if (h.kind === 'classification') {
         requireAll(cls, [[h.pooling === 'cls' && h.pooler, `the classification head pools by ${h.pooling}${h.pooler ? '' : ' without a pooler'}`, "pools the [CLS] position through a pooler"]]);
         if (Object.keys((base.id2label as object | undefined) ?? {}).length !== h.nClasses) {

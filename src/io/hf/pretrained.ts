@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tokenizer } from '../../data/index.js';
+import { hfSizeName } from '../../nn/index.js';
 import { hasStackWiseMarkers } from '../checkpoint.js';
 import { loadHF, type LoadHFOptions, type LoadedHF } from './model-io.js';
 import { loadHFTokenizer } from './tokenizer.js';
@@ -35,9 +36,9 @@ export function loadPretrained(folder: string, opts: LoadHFOptions = {}): Pretra
       throw new Error(`${join(folder, 'tokenizer.json')} has ${tokenizer.vocabSize} tokens, but the model's embedding (config.json vocab_size) has ${vocab}: they do not belong together`);
     }
     const cfg = loaded.hfConfig;
-    const positions = [cfg['max_position_embeddings'], cfg['n_positions']].find((v): v is number => typeof v === 'number');
+    const positions = cfg[hfSizeName(loaded.family, 'max_positions')];
     const objective = loaded.family === 'bert' ? 'mlm' : 'clm';
-    return { ...loaded, tokenizer, objective, maxPositions: positions };
+    return { ...loaded, tokenizer, objective, maxPositions: typeof positions === 'number' ? positions : undefined };
   } catch (error) {
     loaded.model.dispose();
     throw error;

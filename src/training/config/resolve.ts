@@ -1,6 +1,7 @@
 // Parsing a whole config: base planes, the schedule, and the resolved config of every phase.
 
 import { createHash } from 'node:crypto';
+import { MODEL_SIZE_FIELDS, type ModelSizeField } from '../../nn/index.js';
 import { isPlainObject, type JsonObject } from '../../framework/index.js';
 import { ScheduleError, type PhaseInit } from '../schedule/phase.js';
 import { resolvePhaseConfig, MergeError } from '../schedule/merge.js';
@@ -39,11 +40,14 @@ export interface ParsedConfig {
   mode?: ModeExpansion;
 }
 
-/** Model fields no phase may change: the live model evolves, it is never rebuilt. */
-export const FIXED_MODEL_FIELDS = [
-  'preset', 'vocab_size', 'd_model', 'n_heads', 'n_kv_heads', 'd_ff', 'blocks_per_stack', 'max_positions',
-  'tie_embeddings', 'rope_theta', 'norm_eps', 'dropout', 'init_seed', 'time_embedding', 'attention_kind', 'init',
-] as const;
+/**
+ * Model fields no phase may change: the live model evolves, it is never rebuilt. Every size field
+ * but those a phase may change (n_stacks; nn/size-fields.ts), and the rest of the architecture.
+ */
+export const FIXED_MODEL_FIELDS: readonly string[] = [
+  'preset', ...(MODEL_SIZE_FIELDS as readonly ModelSizeField[]).filter((f) => !f.perPhase).map((f) => f.name),
+  'dropout', 'init_seed', 'time_embedding', 'attention_kind', 'init',
+];
 
 function prefixed(issues: ConfigIssue[], plane: string, override: unknown, phase: { index: number; name: string }): ConfigIssue[] {
   return issues.map((issue) => {

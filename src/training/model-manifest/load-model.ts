@@ -2,8 +2,8 @@
  * `loadModel(checkpointOrRun)`: the model of a checkpoint, built from the checkpoint's model
  * manifest (model.json) and loaded with its weights (model.safetensors). Nothing else is read: no
  * config, no corpus, no tokenizer, no replay of the training phases. `sample`, `eval`, `export`
- * and `inspect` load runs with it; a resumed run checks the model it rebuilt against the same
- * manifest and loads the weights the same way (`loadManifestWeights`).
+ * and `inspect` load runs with it; a resumed run builds its model the same way
+ * (`buildModelFromManifest` + `loadManifestWeights`, see machine-checkpoint.ts).
  *
  * Checkpoints written before checkpoints held a manifest are refused with a message saying so.
  */

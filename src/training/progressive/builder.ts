@@ -14,7 +14,7 @@
  * quantized trunk that should train without adapters).
  */
 import type { Tensor } from '../../engine/index.js';
-import { deriveSeed, type Model, type Stack, type StackConfig } from '../../nn/index.js';
+import { deriveSeed, isLoraParamName, type Model, type Stack, type StackConfig } from '../../nn/index.js';
 import { QUANTIZED_WEIGHT_FORMATS, WEIGHT_FORMATS, type RackSpec, type WeightFormat } from '../../framework/index.js';
 import type { ParamGroupOptions } from '../../optim/index.js';
 import type { BuildDirection } from '../objectives/noise.js';
@@ -91,7 +91,11 @@ export interface PlanStep {
   trunkWeightFormat?: WeightFormat;
 }
 
-/** Serialisable builder state (with the model's state dict it rebuilds the run exactly). */
+/**
+ * Serialisable builder state. With the model a checkpoint's manifest describes (the grown rack,
+ * its adapters and storage) it restores the builder exactly (`ProgressiveRackBuilder.restore`);
+ * with a freshly built model `replay` re-runs the growths.
+ */
 export interface BuilderState {
   direction: BuildDirection;
   targetStacks: number;
@@ -99,6 +103,13 @@ export interface BuilderState {
   history: GrowthEvent[];
   /** Global time when saved (ramp gates); absent in old states. */
   t?: number;
+  /** The freeze policy and the trunk storage format when saved; absent in old states. */
+  freeze?: FreezePolicy;
+  trunkFormat?: WeightFormat;
+  /** Final-rack indices of the stacks stored in the trunk format; absent in old states. */
+  quantized?: number[];
+  /** Parameter names of the progressive adapters' A matrices (every other adapter is a stack LoRA); absent in old states. */
+  progressiveAdapters?: string[];
 }
 
 export class ProgressiveRackBuilder {
@@ -125,7 +136,12 @@ export class ProgressiveRackBuilder {
   private time: number;
   private version = 0;
 
-  constructor(model: Model, opts: ProgressiveRackBuilderOptions) {
+  /**
+   * `restored`: the state of a builder whose growths `model` already holds (a model built from a
+   * checkpoint's manifest): nothing is attached, quantized or frozen, the builder only takes up
+   * its bookkeeping (see `restore`).
+   */
+  constructor(model: Model, opts: ProgressiveRackBuilderOptions, restored?: BuilderState) {
     this.model = model;
     this.direction = opts.direction ?? 'append';
     if (this.direction !== 'append' && this.direction !== 'prepend') throw new ProgressiveConfigError(`direction must be 'append' (left→right) or 'prepend' (right→left), found '${String(this.direction)}'`);
@@ -148,6 +164,10 @@ export class ProgressiveRackBuilder {
     this.newest = edge;
     this.fresh = new Set(model.rack.stacks);
     this.checkOptions();
+    if (restored) {
+      this.takeUp(restored);
+      return;
+    }
     this.checkPolicy(this.freeze, this.trunkFormat, 'freeze');
 
     // Phase 1: every stack of the model is new (there is no trunk yet); each gets its stack LoRA.
@@ -484,9 +504,78 @@ export class ProgressiveRackBuilder {
     return spec;
   }
 
-  /** Serialisable state: with `replay` on a freshly built model it restores the structure. */
+  /** Serialisable state (see BuilderState). */
   getState(): BuilderState {
-    return { direction: this.direction, targetStacks: this.targetStacks, seed: this.seed, history: structuredClone(this.history), t: this.time };
+    const progressiveAdapters = this.model.namedParameters().flatMap(([name, t]) => (this.adapterKinds.get(t) === 'progressive' ? [name] : []));
+    return {
+      direction: this.direction, targetStacks: this.targetStacks, seed: this.seed, history: structuredClone(this.history), t: this.time,
+      freeze: structuredClone(this.freeze), trunkFormat: this.trunkFormat,
+      quantized: this.model.rack.stacks.toArray().flatMap((s, i) => (this.quantized.has(s) ? [this.finalIndex(i)] : [])),
+      progressiveAdapters,
+    };
+  }
+
+  /** This builder's settings (operator, freeze policy, adapters, formats, seed), for a builder over another model. */
+  settings(): ProgressiveRackBuilderOptions {
+    const o: ProgressiveRackBuilderOptions = {
+      direction: this.direction, targetStacks: this.targetStacks, stack: this.stackConfig, growth: this.growth, freeze: this.freeze,
+      trunkWeightFormat: this.trunkFormat, seed: this.seed, t: this.time,
+    };
+    if (this.stackLora) o.stackLora = this.stackLora;
+    if (this.progressiveLora) o.progressiveLora = this.progressiveLora;
+    if (this.quantizeTrunk) o.quantizeTrunk = this.quantizeTrunk;
+    return o;
+  }
+
+  /**
+   * The builder of a resumed run: `model` already holds the growths `state` records (it was built
+   * from the checkpoint's model manifest, weights loaded), `opts` are the run's builder settings.
+   * Nothing is attached, quantized or frozen again (the checkpoint's trainable flags apply); the
+   * growth history, the new stacks, the quantized trunk, the adapter kinds and the time are taken
+   * from the state. The freeze policy and trunk format come from the state (from `opts` for a
+   * state written before it recorded them).
+   */
+  static restore(model: Model, opts: ProgressiveRackBuilderOptions, state: BuilderState): ProgressiveRackBuilder {
+    const o = { ...opts };
+    if (state.freeze !== undefined) o.freeze = state.freeze;
+    if (state.trunkFormat !== undefined) o.trunkWeightFormat = state.trunkFormat;
+    if (typeof state.t === 'number') o.t = state.t;
+    return new ProgressiveRackBuilder(model, o, state);
+  }
+
+  /** The bookkeeping of a restored builder (see `restore`). */
+  private takeUp(state: BuilderState): void {
+    if (state.direction !== this.direction || state.targetStacks !== this.targetStacks || state.seed !== this.seed) {
+      throw new ProgressiveConfigError(`resume: the saved builder (${state.direction}, target_stacks ${state.targetStacks}, seed ${state.seed}) differs from this run's (${this.direction}, ${this.targetStacks}, ${this.seed})`);
+    }
+    const history = state.history ?? [];
+    const last = history[history.length - 1];
+    if (last && last.stacks !== this.numStacks) {
+      throw new ProgressiveConfigError(`resume: the saved growth history ends at ${last.stacks} stacks, but the checkpoint's model has ${this.numStacks}`);
+    }
+    this.history.push(...structuredClone(history));
+    // The new stacks are those of the last growth step (events of one step share `batch`; in old
+    // states every event is its own step); before any growth, every stack.
+    if (last) {
+      const step = history.filter((e) => (last.batch === undefined ? e === last : e.batch === last.batch)).map((e) => e.finalIndex);
+      this.fresh = new Set(this.model.rack.stacks.toArray().filter((_, i) => step.includes(this.finalIndex(i))));
+      this.growthSteps = last.batch === undefined ? history.length : last.batch + 1;
+    }
+    this.newest = this.direction === 'append' ? this.model.rack.stacks.at(-1) : this.model.rack.stacks.at(0);
+    // The trunk stacks stored in the trunk format (old states: every trunk stack, as quantizeTrunkStacks leaves them).
+    const quantizedIds = state.quantized ?? (this.trunkFormat !== 'fp32' && this.quantizeTrunk ? this.trunkIndices.map((i) => this.finalIndex(i)) : []);
+    this.model.rack.stacks.toArray().forEach((s, i) => { if (quantizedIds.includes(this.finalIndex(i))) this.quantized.add(s); });
+    const params = new Map(this.model.namedParameters());
+    if (state.progressiveAdapters === undefined && this.progressiveLora && [...params.keys()].some(isLoraParamName)) {
+      throw new ProgressiveConfigError('resume: the checkpoint\'s builder state does not say which adapters are progressive (it was written before states recorded it); resume it with the StackWise version that wrote it');
+    }
+    for (const name of state.progressiveAdapters ?? []) {
+      const a = params.get(name);
+      if (!a) throw new ProgressiveConfigError(`resume: the builder state names progressive adapter '${name}', which the checkpoint's model does not have`);
+      this.adapterKinds.set(a, 'progressive');
+    }
+    this.setTime(this.time);
+    this.version++;
   }
 
   /**
