@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../data/atomic-write.js';
 import { isPlainObject } from '../../framework/index.js';
 import { ConfigError, joinPath, parsePath, type ConfigIssue, type PathSegment } from '../../framework/config/errors.js';
 import { MAX_CONFIG_DEPTH, RESERVED_CONFIG_KEYS, checkConfigTree, isReservedConfigKey } from '../../framework/config/tree.js';
+import { MODE_PROGRESSIVE_KEYS } from './modes.js';
 import { parseConfig, type ParsedConfig } from './resolve.js';
 
 /** One whole-sentence problem with the file itself (not with a key in it). */
@@ -236,6 +237,36 @@ export function defineConfig(raw: unknown, options: LoadConfigOptions = {}): Par
   return parseConfig(options.set?.length ? applySetOverrides(raw, options.set) : raw);
 }
 
+/** The peak learning rate a resolved schedule spec holds (a warm-up's is its `after`'s). */
+function scheduleLr(spec: unknown): number | undefined {
+  if (!isPlainObject(spec)) return undefined;
+  if (spec['kind'] === 'warmup' && isPlainObject(spec['after'])) return scheduleLr(spec['after']);
+  return typeof spec['lr'] === 'number' ? spec['lr'] : undefined;
+}
+
+/**
+ * The validated config as `config.yaml` holds it: defaults filled in, and loading it again gives
+ * the same config (and hash). Two things parsing changes are undone so that it does: the peak
+ * learning rate moves into `optimizer.lr_schedule`, but a phase's `lr_schedule` override without
+ * an `lr` takes the base `optimizer.lr`, so `lr` is written too; and model.progressive's defaulted
+ * direction / growth are left out under a growing `training.mode`, which sets them itself and
+ * refuses them when written.
+ */
+function reloadableConfig(parsed: ParsedConfig): Record<string, unknown> {
+  const config = JSON.parse(JSON.stringify(parsed.config)) as Record<string, unknown>;
+  const optimizer = config['optimizer'];
+  if (isPlainObject(optimizer) && optimizer['lr'] === undefined) {
+    const lr = scheduleLr(optimizer['lr_schedule']);
+    if (lr !== undefined) config['optimizer'] = { lr, ...optimizer };
+  }
+  const training = config['training'];
+  const model = config['model'];
+  if (parsed.mode && parsed.mode.kind !== 'fused' && isPlainObject(training) && training['mode'] !== undefined && isPlainObject(model) && isPlainObject(model['progressive'])) {
+    for (const key of MODE_PROGRESSIVE_KEYS) delete model['progressive'][key];
+  }
+  return config;
+}
+
 /** File name of a phase's resolved config inside `<run_dir>/phases/`. */
 export function phaseConfigFileName(index: number, name: string): string {
   return `${String(index).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9._-]+/g, '_')}.yaml`;
@@ -248,7 +279,7 @@ export function phaseConfigFileName(index: number, name: string): string {
 export function writeResolvedConfigs(runDir: string, parsed: ParsedConfig): void {
   mkdirSync(join(runDir, 'phases'), { recursive: true });
   const header = `# Written by stackwise; config hash ${parsed.hash}\n`;
-  writeFileAtomic(join(runDir, 'config.yaml'), header + YAML.stringify(JSON.parse(JSON.stringify(parsed.config))));
+  writeFileAtomic(join(runDir, 'config.yaml'), header + YAML.stringify(reloadableConfig(parsed)));
   for (const phase of parsed.phases) {
     const body = YAML.stringify(JSON.parse(JSON.stringify(phase)));
     writeFileAtomic(join(runDir, 'phases', phaseConfigFileName(phase.index, phase.name)), `# phase ${phase.index} '${phase.name}' [${phase.start_t}, ${phase.end_t})\n${body}`);
