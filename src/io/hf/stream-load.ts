@@ -16,7 +16,8 @@ import type { StorageFormat } from '../../engine/index.js';
 import { Linear, QuantizedLinear, placeholderShape, replaceModule, type Model } from '../../nn/index.js';
 import { nonFiniteCount } from '../safetensors.js';
 import { safeError } from '../safetensors-types.js';
-import { fromHFTensor, type FamilyMapping, type MapEntry } from './mapping.js';
+import { fromHFTensor, type FamilyMapping, type HostTensor, type MapEntry } from './mapping.js';
+import type { SafeTensor } from '../safetensors-types.js';
 import type { HFTensorInfo, HFWeightReader } from './shards.js';
 import { HFFormatError, hostOf, tensorOfHost } from './weights.js';
 
@@ -130,6 +131,16 @@ function planLoad(model: Model, mapping: FamilyMapping, reader: HFWeightReader, 
   return { steps, skipped };
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The tensor's values as host floats: float32 bytes read aligned are used in place (no second copy of the tensor). */
+function hostFloats(st: SafeTensor, name: string, dtype: 'float32' | 'float64'): HostTensor {
+  if (dtype === 'float32' && st.dtype === 'F32' && LITTLE_ENDIAN && st.data.byteOffset % 4 === 0) {
+    return { shape: [...st.shape], data: new Float32Array(st.data.buffer, st.data.byteOffset, st.data.byteLength / 4) };
+  }
+  return hostOf(st, name, dtype);
+}
+
 /**
  * Fills `model` (built under `withoutWeights`, or a normal model whose values are overwritten)
  * from `reader`, one tensor at a time; see the file comment.
@@ -172,7 +183,7 @@ export function streamHFWeights(model: Model, mapping: FamilyMapping, reader: HF
       if (!opts.allowNonFinite) throw safeError(step.info.file, step.name, `${bad} of ${total} values are NaN or Inf; these weights are broken (a diverged run, or a corrupted file) and would only compute NaN`);
       nonFinite.push({ name: step.name, file: step.info.file, count: bad, total });
     }
-    const host = hostOf(st, step.name, dtype);
+    const host = hostFloats(st, step.name, dtype);
     for (const [ours, h] of fromHFTensor(step.entry, host, sizes(step.entry))) install(ours, h);
   }
   const left = model.namedParameters().filter(([, t]) => placeholderShape(t));
