@@ -1,18 +1,20 @@
 /**
  * Hugging Face import/export of whole models: a folder with config.json + model.safetensors
- * (or sharded) ↔ our Model (EmbeddingBlock → Rack of K stacks → Head).
+ * (or shards + model.safetensors.index.json) ↔ our Model (EmbeddingBlock → Rack of K stacks →
+ * Head). Both directions go tensor by tensor (stream-load.ts, shards.ts): loading never holds
+ * more than the model plus about one tensor, and can store the rack's projections quantized as
+ * they are read (`loadFormat`); exporting makes each HF tensor only when it is written.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { STORAGE_FORMATS, type Backend, type StorageFormat, type Tensor } from '../../engine/index.js';
 import * as E from '../../engine/index.js';
+import { STORAGE_FORMATS, type Backend, type StorageFormat, type Tensor } from '../../engine/index.js';
 import { Linear, LoraLinear, Model, QuantizedLinear, inspectModel, replaceModule, withoutWeights, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
-import { writeSafetensors, type SafeTensor } from '../safetensors.js';
 import { openHFWeights, writeHFWeights, type PlannedTensor } from './shards.js';
 import { streamHFWeights, type StreamLoadResult } from './stream-load.js';
 import { hfConfigFromModel, modelConfigFromHF, type HFExportContext, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
-import { familyMapping, fromHFTensor, toHFTensor, type FamilyMapping, type HostTensor } from './mapping.js';
-import { HFFormatError, hostOf, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
+import { familyMapping, toHFTensor, type HostTensor } from './mapping.js';
+import { HFFormatError, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
 import { loadPeftAdapter, savePeftAdapter, hasPeftAdapter, type PeftAdapterInfo } from './peft.js';
 
 export interface LoadHFOptions {
@@ -65,65 +67,6 @@ const SOURCE = new WeakMap<Model, HFConfig>();
 
 export function hfSourceConfig(model: Model): HFConfig | undefined {
   return SOURCE.get(model);
-}
-
-/** Our parameter values from HF tensors by HF name; checks every shape against the model. */
-export function stateFromHF(model: Model, mapping: FamilyMapping, tensors: Map<string, SafeTensor>, opts: { strict?: boolean; dtype?: 'float32' | 'float64' } = {}): { state: Map<string, HostTensor>; skipped: string[] } {
-  const strict = opts.strict ?? true;
-  const params = new Map(model.namedParameters());
-  const used = new Set<string>();
-  const problems: string[] = [];
-  const state = new Map<string, HostTensor>();
-  const lookup = (hf: string): [string, SafeTensor] | undefined => {
-    const t = tensors.get(hf);
-    if (t) return [hf, t];
-    if (mapping.optionalPrefix && hf.startsWith(mapping.optionalPrefix)) {
-      const short = hf.slice(mapping.optionalPrefix.length);
-      const s = tensors.get(short);
-      if (s) return [short, s];
-    }
-    return undefined;
-  };
-  for (const entry of mapping.entries) {
-    const found = lookup(entry.hf);
-    if (!found) { problems.push(`'${entry.hf}': missing from the checkpoint`); continue; }
-    used.add(found[0]);
-    const host = hostOf(found[1], entry.hf, opts.dtype);
-    const sizes = entry.kind === 'concat' ? entry.ours.map((n) => params.get(n)?.shape[0] ?? 0) : undefined;
-    let parts: [string, HostTensor][];
-    try {
-      parts = fromHFTensor(entry, host, sizes);
-    } catch (e) {
-      problems.push((e as Error).message);
-      continue;
-    }
-    for (const [ours, h] of parts) {
-      const p = params.get(ours);
-      if (!p) { problems.push(`'${entry.hf}' maps to '${ours}', which the model does not have`); continue; }
-      const want = entry.kind === 'transpose' || (entry.kind === 'concat' && entry.transpose) ? 'after transposing ' : '';
-      if (p.shape.length !== h.shape.length || p.shape.some((d, i) => d !== h.shape[i])) {
-        problems.push(`'${entry.hf}' → '${ours}': shape mismatch, expected [${p.shape.join(', ')}], found [${h.shape.join(', ')}] ${want}(HF shape [${found[1].shape.join(', ')}])`);
-        continue;
-      }
-      state.set(ours, h);
-    }
-  }
-  const skipped: string[] = [];
-  const unknown: string[] = [];
-  for (const k of tensors.keys()) {
-    if (used.has(k)) continue;
-    if (mapping.ignorable.some((r) => r.test(k) || (mapping.optionalPrefix !== undefined && r.test(mapping.optionalPrefix + k)))) skipped.push(k);
-    else unknown.push(k);
-  }
-  if (strict && unknown.length) problems.push(...unknown.map((k) => `'${k}': unexpected tensor (no parameter of the ${model.config.family} model maps to it)`));
-  else skipped.push(...unknown);
-  for (const [name] of params) {
-    if (!state.has(name)) problems.push(`our parameter '${name}' received no value from the checkpoint`);
-  }
-  if (problems.length) {
-    throw new HFFormatError(problems.length === 1 ? `Hugging Face import: ${problems[0]}` : `Hugging Face import: ${problems.length} problems:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-  }
-  return { state, skipped };
 }
 
 /** Loads an HF folder (config.json + weights [+ PEFT adapter]) into a Model, tensor by tensor (see stream-load.ts). */
