@@ -3,9 +3,11 @@
  * adapter_config.json + adapter_model.safetensors for LoRA adapters unless merged or dropped, plus
  * the tokenizer as tokenizer.json + tokenizer_config.json + special_tokens_map.json) that
  * transformers / PEFT / tokenizers load. Every run exports: quantized layers (NF4, int8, …) are
- * dequantized to --dtype; what Hugging Face cannot represent is refused naming the condition. The
- * folder appears complete or not at all: it is written under a temporary name next to the target
- * and renamed.
+ * dequantized to --dtype; what Hugging Face cannot represent is refused naming the condition.
+ * Weights go out tensor by tensor, in shards + model.safetensors.index.json past --max-shard-size,
+ * and model.json (the model manifest: stack plan, ids, adapters, storage as trained) describes the
+ * StackWise model beside config.json. The folder appears complete or not at all: it is written
+ * under a temporary name next to the target and renamed.
  *
  * Sources: a Hugging Face folder (re-export: merge a PEFT adapter, change the dtype, …), a StackWise
  * run or checkpoint folder (its model manifest), and any source registered with
