@@ -147,7 +147,8 @@ export function writeSafetensors(
   });
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
+/** Writes all of `bytes` at the file's position, in chunks (the streaming HF writer shares it). */
+export function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
     done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done));

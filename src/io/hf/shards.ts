@@ -13,10 +13,11 @@
  * shapes alone, then streams each tensor into its file as the caller produces it. Files are
  * written under temporary names and renamed only when all of them are complete.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openSafetensors, type SafetensorsReader } from '../safetensors-lazy.js';
+import { writeAll } from '../safetensors.js';
 import { encodeHeader } from '../safetensors-header.js';
 import { DTYPE_SIZE, type SafeDType, type SafeTensor } from '../safetensors-types.js';
 import { HFFormatError, readJson } from './weights.js';
@@ -268,7 +269,3 @@ export function writeHFWeights(folder: string, tensors: readonly PlannedTensor[]
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(1 << 26, bytes.length - done));
-}

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as E from '../../../src/engine/index.js';
 import { Linear, QuantizedLinear, quantizeTrunk, type Model } from '../../../src/nn/index.js';
 import {
-  hfTensorsOf, loadHF, parseShardSize, planShards, readHFWeights, saveHF, withDequantizedLayers,
+  hfTensorsOf, loadHF, parseShardSize, planShards, readHFWeights, saveHF, withDequantizedLayers, writeHFWeights,
 } from '../../../src/io/hf/index.js';
 import { readSafetensors, toFloat32 } from '../../../src/io/index.js';
 import { FIXTURES_DIR, fixtureFolders } from '../support.js';
@@ -56,6 +56,16 @@ test('shard sizes: transformers units, and a tensor bigger than a shard gets a s
   assert.deepEqual(plan.files.map((f) => f.file), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
   assert.equal(plan.totalSize, 500);
   assert.deepEqual(planShards([t('a', 10)], 100).files.map((f) => f.file), ['model.safetensors']);
+});
+
+test('a write that fails half way leaves the folder as it was: no partial shard, no index, the old weights intact', () => {
+  const d = fresh();
+  const t = (name: string, fail = false) => ({ name, dtype: 'F32' as const, shape: [4], data: () => { if (fail) throw new Error(`cannot make ${name}`); return new Uint8Array(16).fill(7); } });
+  assert.deepEqual(writeHFWeights(d, [t('a'), t('b')]), ['model.safetensors']);
+  const before = readFileSync(join(d, 'model.safetensors'));
+  assert.throws(() => writeHFWeights(d, [t('a'), t('b'), t('c'), t('d', true)], { maxShardSize: 32 }), /cannot make d/);
+  assert.deepEqual(readdirSync(d), ['model.safetensors']);
+  assert.ok(readFileSync(join(d, 'model.safetensors')).equals(before));
 });
 
 test('sharded export: index (total_size, weight_map) and shards hold exactly the single file\'s tensors; loading them is bit for bit the same model', { skip: noFixtures }, () => {
