@@ -2,21 +2,24 @@
  * Child process of `bench hf-load` (one load per process, so that its peak RSS is its own):
  *   node dist/bench/hf-load-child.js <hf-folder> <fp32|fp16|bf16|nf4|int8>
  * Loads the folder with loadHF (tensor by tensor, quantize-on-load) and prints one JSON line:
- * seconds, peak RSS before and after, the engine's peak bytes, the model's bytes, the files'
- * bytes and the largest single read.
+ * seconds, RSS before and peak RSS, the engine's peak bytes, the model's bytes, the files' bytes,
+ * the largest tensor and the largest single read, and what the load held beyond the model.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import * as E from '../src/engine/index.js';
-import { loadHF } from '../src/io/hf/index.js';
+import { loadHF, openHFWeights } from '../src/io/hf/index.js';
 import type { StorageFormat } from '../src/engine/index.js';
 import { peakRssMb, round } from './stats.js';
 
 export function runHFLoad(folder: string, format: StorageFormat): Record<string, unknown> {
   const files = readdirSync(folder).filter((f) => f.endsWith('.safetensors'));
   const fileBytes = files.reduce((n, f) => n + statSync(join(folder, f)).size, 0);
+  const headers = openHFWeights(folder);
+  const largestTensor = Math.max(...[...headers.tensors.values()].map((t) => t.bytes));
+  headers.close();
   const rssBefore = process.memoryUsage().rss / 2 ** 20;
   const engineBefore = E.memoryInfo().bytes;
   const t0 = performance.now();
@@ -37,7 +40,8 @@ export function runHFLoad(folder: string, format: StorageFormat): Record<string,
     engine_peak_mb: mb(E.memoryInfo().peakBytes - engineBefore),
     // What the load held beyond the model it built: read buffers not yet collected, allocator slack.
     transient_rss_mb: round(peak - rssBefore - loaded.model.numBytes() / 2 ** 20),
-    transient_in_largest_reads: round((peak - rssBefore - loaded.model.numBytes() / 2 ** 20) / (loaded.load!.largestRead / 2 ** 20), 2),
+    largest_tensor_mb: mb(largestTensor),
+    transient_over_largest_tensor: round((peak - rssBefore - loaded.model.numBytes() / 2 ** 20) / (largestTensor / 2 ** 20), 2),
     largest_read_mb: mb(loaded.load!.largestRead),
     read_mb: mb(loaded.load!.bytesRead),
     quantized_layers: loaded.load!.quantized.length,

@@ -4,7 +4,8 @@
  * the shape is exported once as an HF folder in shards (`--max-shard-size`, default 200MB, cached
  * in the OS temp folder), then a fresh child process per format loads it (bench/hf-load-child.ts)
  * and prints one JSON line: seconds, peak RSS, the engine's peak, the model's and the files' bytes,
- * the largest single read. A last line sets the formats side by side.
+ * the largest tensor and single read, and the RSS held beyond the model. A last line sets the
+ * formats side by side.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,7 +68,8 @@ export function benchHFLoad(root: string, o: HFLoadBenchOptions = {}): void {
         nf4_over_fp32_peak_rss: round((nf4['peak_rss_mb'] as number) / (fp32['peak_rss_mb'] as number), 3),
         files_mb: fp32['files_mb'],
         model_mb: { fp32: fp32['model_mb'], nf4: nf4['model_mb'] },
-        transient_in_largest_reads: { fp32: fp32['transient_in_largest_reads'], nf4: nf4['transient_in_largest_reads'] },
+        transient_rss_mb: { fp32: fp32['transient_rss_mb'], nf4: nf4['transient_rss_mb'] },
+        largest_tensor_mb: fp32['largest_tensor_mb'],
       });
     }
   }

@@ -43,6 +43,8 @@ export interface LoadHFOptions {
   loadFormat?: StorageFormat;
   /** NF4 double quantization of the scales (default true, as a quantized trunk). */
   doubleQuant?: boolean;
+  /** The largest single read in bytes (default 16 MiB; float32 tensors are read in pieces of it). */
+  readChunkBytes?: number;
 }
 
 export interface LoadedHF {
@@ -84,7 +86,9 @@ export function loadHF(folder: string, opts: LoadHFOptions = {}): LoadedHF {
   try {
     // No weight memory either: each tensor is put in place (or quantized) as it is read.
     model = withoutWeights(() => Model.fromConfig(config, { backend: opts.backend, dtype, seed: 0 }));
-    loaded = streamHFWeights(model, familyMapping(config), reader, { strict: opts.strict, dtype, loadFormat, doubleQuant: opts.doubleQuant, allowNonFinite: opts.allowNonFinite });
+    loaded = streamHFWeights(model, familyMapping(config), reader, {
+      strict: opts.strict, dtype, loadFormat, doubleQuant: opts.doubleQuant, allowNonFinite: opts.allowNonFinite, readChunkBytes: opts.readChunkBytes,
+    });
   } catch (error) {
     model?.dispose();
     throw error;

@@ -42,7 +42,9 @@ export interface HFWeightReader {
   readonly tensors: ReadonlyMap<string, HFTensorInfo>;
   /** Reads one tensor's bytes (its byte range only). */
   read(name: string): SafeTensor;
-  /** The largest single read so far, in bytes (a tensor, never a file). */
+  /** Reads one tensor in pieces of at most `chunkBytes` into one reused buffer (see SafetensorsReader.readChunked). */
+  readChunked(name: string, chunkBytes: number, onChunk: (bytes: Uint8Array, offset: number) => void): void;
+  /** The largest single read so far, in bytes (a tensor or a chunk of one, never a file). */
   readonly largestRead: number;
   /** Bytes of tensor data read so far. */
   readonly bytesRead: number;
@@ -128,6 +130,15 @@ export function openHFWeights(folder: string, stem = 'model'): HFWeightReader {
       largestRead = Math.max(largestRead, t.data.length);
       bytesRead += t.data.length;
       return t;
+    },
+    readChunked(name, chunkBytes, onChunk) {
+      const info = tensors.get(name);
+      if (!info) throw new HFFormatError(`${index ?? single}: no tensor named '${name}'`);
+      readers.get(info.file)!.readChunked(name, chunkBytes, (bytes, offset) => {
+        largestRead = Math.max(largestRead, bytes.length);
+        bytesRead += bytes.length;
+        onChunk(bytes, offset);
+      });
     },
     get largestRead() { return largestRead; },
     get bytesRead() { return bytesRead; },

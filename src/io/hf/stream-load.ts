@@ -2,9 +2,10 @@
  * Loading HF weights into a model tensor by tensor, converting each to its final storage as it
  * is read (the `load_in_4bit` idea). The model is built with `withoutWeights` (no weight memory),
  * every tensor is checked by header first — present, floating, the right shape, in the file the
- * index names — and only then read, one at a time: a linear weight of the rack is quantized
- * straight into `loadFormat` (its float32 copy freed at once), every other tensor put in place.
- * The peak is the final model plus about one tensor, whatever the files' size.
+ * index names — and only then read, one at a time (a float32 tensor in pieces straight into its
+ * engine tensor): a linear weight of the rack is quantized straight into `loadFormat` (its
+ * float32 copy freed at once), every other tensor put in place. The peak is the final model plus
+ * about one tensor, whatever the files' size.
  *
  * What `loadFormat` stores quantized: the linear projections of the rack's blocks (attention
  * q/k/v/o, FFN gate/up/down). What stays float32: embeddings, norms, biases and the head (an
@@ -12,12 +13,11 @@
  * precision; a checkpoint's storage format is per stack, and the head is not in a stack.
  */
 import * as E from '../../engine/index.js';
-import type { StorageFormat } from '../../engine/index.js';
+import type { StorageFormat, Tensor } from '../../engine/index.js';
 import { Linear, QuantizedLinear, placeholderShape, replaceModule, type Model } from '../../nn/index.js';
 import { nonFiniteCount } from '../safetensors.js';
 import { safeError } from '../safetensors-types.js';
-import { fromHFTensor, type FamilyMapping, type HostTensor, type MapEntry } from './mapping.js';
-import type { SafeTensor } from '../safetensors-types.js';
+import { fromHFTensor, type FamilyMapping, type MapEntry } from './mapping.js';
 import type { HFTensorInfo, HFWeightReader } from './shards.js';
 import { HFFormatError, hostOf, tensorOfHost } from './weights.js';
 
@@ -31,6 +31,12 @@ export interface StreamLoadOptions {
   doubleQuant?: boolean;
   /** Load tensors holding NaN/Inf (and list them) instead of refusing them. */
   allowNonFinite?: boolean;
+  /**
+   * The largest single read, in bytes (a multiple of 8; default 16 MiB): a float32 tensor is read
+   * in pieces of this size straight into its engine tensor; other dtypes and GPT-2's fused or
+   * transposed tensors are read whole (one tensor).
+   */
+  readChunkBytes?: number;
 }
 
 export interface StreamLoadResult {
@@ -133,13 +139,8 @@ function planLoad(model: Model, mapping: FamilyMapping, reader: HFWeightReader, 
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** The tensor's values as host floats: float32 bytes read aligned are used in place (no second copy of the tensor). */
-function hostFloats(st: SafeTensor, name: string, dtype: 'float32' | 'float64'): HostTensor {
-  if (dtype === 'float32' && st.dtype === 'F32' && LITTLE_ENDIAN && st.data.byteOffset % 4 === 0) {
-    return { shape: [...st.shape], data: new Float32Array(st.data.buffer, st.data.byteOffset, st.data.byteLength / 4) };
-  }
-  return hostOf(st, name, dtype);
-}
+/** The largest single read by default: a float32 tensor bigger than this is read in pieces. */
+export const DEFAULT_READ_CHUNK_BYTES = 16 * 2 ** 20;
 
 /**
  * Fills `model` (built under `withoutWeights`, or a normal model whose values are overwritten)
@@ -154,37 +155,60 @@ export function streamHFWeights(model: Model, mapping: FamilyMapping, reader: HF
   const sizes = (entry: MapEntry) => entry.kind === 'concat'
     ? entry.ours.map((n) => { const p = model.getParameter(n); return (placeholderShape(p) ?? p.shape)[0]!; })
     : undefined;
-  const install = (ours: string, data: { shape: number[]; data: Float32Array | Float64Array }) => {
+  /** Puts `t` (taken over) in place of our parameter `ours`, or stores it quantized. */
+  const install = (ours: string, t: Tensor) => {
     const p = model.getParameter(ours);
     const layerPath = ours.endsWith('.weight') ? ours.slice(0, -'.weight'.length) : null;
     const layer = layerPath !== null ? model.getModule(layerPath) : null;
     if (format !== 'fp32' && layer instanceof Linear && layerPath!.startsWith('rack.')) {
-      const w = tensorOfHost(data, { backend: model.backend, dtype });
       let qw;
       try {
-        qw = E.noGrad(() => E.quantizeWeight(w, format, { doubleQuant: format === 'nf4' ? opts.doubleQuant ?? true : false }));
+        qw = E.noGrad(() => E.quantizeWeight(t, format, { doubleQuant: format === 'nf4' ? opts.doubleQuant ?? true : false }));
       } finally {
-        w.dispose();
+        t.dispose();
       }
       replaceModule(model, layerPath!, QuantizedLinear.adopt(layer, qw));
       p.dispose();
       quantized.push(layerPath!);
     } else if (placeholderShape(p)) {
-      model.replaceTensor(p, tensorOfHost(data, { backend: model.backend, dtype }));
+      model.replaceTensor(p, t);
     } else {
-      p.write(data.data);
+      try {
+        p.write(t.toArray());
+      } finally {
+        t.dispose();
+      }
     }
   };
+  const checkFinite = (step: Step, bad: number) => {
+    if (bad === 0) return;
+    const total = step.info.shape.reduce((a, b) => a * b, 1);
+    if (!opts.allowNonFinite) throw safeError(step.info.file, step.name, `${bad} of ${total} values are NaN or Inf; these weights are broken (a diverged run, or a corrupted file) and would only compute NaN`);
+    nonFinite.push({ name: step.name, file: step.info.file, count: bad, total });
+  };
+  const chunkBytes = opts.readChunkBytes ?? DEFAULT_READ_CHUNK_BYTES;
   for (const step of steps) {
-    const st = reader.read(step.name);
-    const bad = nonFiniteCount(st);
-    if (bad > 0) {
-      const total = st.shape.reduce((a, b) => a * b, 1);
-      if (!opts.allowNonFinite) throw safeError(step.info.file, step.name, `${bad} of ${total} values are NaN or Inf; these weights are broken (a diverged run, or a corrupted file) and would only compute NaN`);
-      nonFinite.push({ name: step.name, file: step.info.file, count: bad, total });
+    if (step.entry.kind === 'copy' && step.info.dtype === 'F32' && dtype === 'float32' && LITTLE_ENDIAN) {
+      // Straight from the file into the tensor, a chunk at a time: no host copy of the tensor.
+      const t = E.zeros([...step.info.shape], { backend: model.backend });
+      let bad = 0;
+      try {
+        reader.readChunked(step.name, chunkBytes, (bytes, offset) => {
+          bad += nonFiniteCount({ dtype: 'F32', shape: [bytes.length / 4], data: bytes });
+          t.write(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), offset / 4);
+        });
+        checkFinite(step, bad);
+      } catch (error) {
+        t.dispose();
+        throw error;
+      }
+      install(step.entry.ours, t);
+      continue;
     }
-    const host = hostFloats(st, step.name, dtype);
-    for (const [ours, h] of fromHFTensor(step.entry, host, sizes(step.entry))) install(ours, h);
+    const st = reader.read(step.name);
+    checkFinite(step, nonFiniteCount(st));
+    const host = hostOf(st, step.name, dtype);
+    for (const [ours, h] of fromHFTensor(step.entry, host, sizes(step.entry))) install(ours, tensorOfHost(h, { backend: model.backend, dtype }));
   }
   const left = model.namedParameters().filter(([, t]) => placeholderShape(t));
   if (left.length) throw new HFFormatError(`Hugging Face import: ${left.map(([n]) => `'${n}'`).join(', ')} received no value`);

@@ -146,6 +146,24 @@ test('sharded and single-file folders load bit for bit alike; a NaN in a shard n
     values[3] = NaN;
     t.set(name, fromFloat32(values, [...v.shape]));
   });
-  assert.throws(() => loadHF(bad), (e: Error) => e.message.includes(join(bad, 'model-00003-of-00003.safetensors')) && e.message.includes(`"${name}"`) && /1 of \d+ values are NaN or Inf/.test(e.message));
+  for (const readChunkBytes of [undefined, 64]) {
+    assert.throws(() => loadHF(bad, readChunkBytes ? { readChunkBytes } : {}), (e: Error) => e.message.includes(join(bad, 'model-00003-of-00003.safetensors')) && e.message.includes(`"${name}"`) && /1 of \d+ values are NaN or Inf/.test(e.message));
+  }
   single.dispose(); sharded.dispose();
+});
+
+test('float32 tensors are read in pieces straight into the engine: the largest read is one chunk, the model the same bit for bit', () => {
+  const d = writeFolder(thirds);
+  const whole = loadHF(d);
+  const pieces = loadHF(d, { readChunkBytes: 1024 });
+  assert.equal(whole.load!.largestRead, largestTensor);
+  assert.equal(pieces.load!.largestRead, 1024);
+  assert.equal(pieces.load!.bytesRead, whole.load!.bytesRead);
+  for (const [name, p] of whole.model.namedParameters()) assert.deepEqual(Array.from(pieces.model.getParameter(name).toArray()), Array.from(p.toArray()), name);
+  const nf4 = loadHF(d, { readChunkBytes: 1024, loadFormat: 'nf4' });
+  const ref = loadHF(d, { loadFormat: 'nf4' });
+  const x = E.randInt([1, 5], V, { seed: 2 });
+  assert.deepEqual(Array.from(nf4.model.forward(x).logits.toArray()), Array.from(ref.model.forward(x).logits.toArray()));
+  assert.throws(() => loadHF(d, { readChunkBytes: 1004 }), /chunk size must be a positive multiple of 8 bytes, found 1004/);
+  for (const m of [whole, pieces, nf4, ref]) m.model.dispose();
 });
