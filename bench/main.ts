@@ -13,6 +13,7 @@ import { benchTokenizer } from '../src/data/index.js';
 import { benchAttention } from '../src/engine/ops/attention-bench.js';
 import { benchProgressive } from './progressive.js';
 import { benchScale } from './scale.js';
+import { benchHFLoad } from './hf-load.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -46,12 +47,15 @@ const benches: Record<string, () => void | Promise<void>> = {
     const i = rest.indexOf('--shapes');
     benchScale(root, { shapes: i >= 0 ? rest[i + 1]!.split(',') : undefined, steps: flag('--steps'), seq: flag('--seq'), batch: flag('--batch') });
   },
+  'hf-load': () => benchHFLoad(root, {
+    shapes: text('--shapes')?.split(','), formats: text('--formats')?.split(','), maxShardSize: text('--max-shard-size'),
+  }),
   'train-step': () => rest.includes('--compare-torch') || rest.includes('--load')
     ? benchCompareTorch(root, { steps: flag('--steps'), rounds: flag('--rounds'), threads: flag('--threads'), shape: text('--shape'), load: rest.includes('--load') })
     : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: threads(), shape: text('--shape') }),
 };
 
-const usage = `usage: stackwise bench <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b] (or npm run bench -- <name> …)`;
+const usage = `usage: stackwise bench <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b] [--formats fp32,nf4] [--max-shard-size 200MB] (or npm run bench -- <name> …)`;
 if (!name) {
   process.stderr.write(`${usage}\n`);
   process.exit(0);

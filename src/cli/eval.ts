@@ -14,6 +14,7 @@
  * Parses the flags, calls the library (src/training/run: runEval), prints.
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { STORAGE_FORMATS } from '../engine/index.js';
 import { runEval as evalTarget, type EvalOptions, type EvalResult, type ProgressFactory } from '../training/run/index.js';
 import { createProgress, parseChoice, parseNonNegativeInt, parsePositiveInt, printJson, runCommand } from './output.js';
 
@@ -60,6 +61,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--batch-size <n>', 'windows per forward pass (default: the run\'s batch_size)', parsePositiveInt)
     .option('--seq-len <n>', 'window length (default: the run\'s seq_len)', parsePositiveInt)
     .option('--backend <name>', 'engine backend (default: native when built)')
+    .option('--load-format <format>', 'storage of the rack\'s linear weights: fp32 | fp16 | bf16 | nf4 | int8, converted tensor by tensor as a Hugging Face folder is read (embeddings, norms, biases and the head stay float32; a checkpoint\'s float32 stacks are quantized once loaded). Default: as stored', parseChoice(STORAGE_FORMATS))
     .option('--json', 'print one JSON object with the result')
     .addHelpText('after', '\nExit codes: 0 ok, 1 missing/corrupt run, tokenizer not matching the model, 2 usage error.')
     .action(async (target: string, opts: EvalOptions & { json?: boolean }) => {

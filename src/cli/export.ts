@@ -17,6 +17,7 @@ export function registerExportCommand(program: Command): void {
     .option('--dtype <dtype>', 'weight dtype in the file: F32 / float32 (default), F16 / float16 or BF16 / bfloat16; quantized (NF4, int8, …) layers are dequantized to it', parseChoice(EXPORT_DTYPES))
     .option('--adapters <mode>', 'LoRA adapters: separate (PEFT files, default), merge (fold into the weights) or drop', parseChoice(['separate', 'merge', 'drop'] as const))
     .option('--stacks <K|a,b,…>', 'stack grouping used while loading an HF folder (does not change the export)', parseStacks)
+    .option('--max-shard-size <size>', 'largest weight file, as transformers writes it (2GB, 500MB, bytes; default 5GB): a bigger model is written as shards model-0000k-of-0000n.safetensors + model.safetensors.index.json')
     .option('--force', 'replace a non-empty --out folder')
     .option('--json', 'print one JSON object describing what was written')
     .addHelpText('after', '\nExit codes: 0 ok, 1 unreadable/unsupported source or write failure, 2 usage error.')

@@ -5,9 +5,10 @@
  * inspectFolder); this file renders it as text and registers the command.
  */
 import type { Command } from 'commander';
+import { STORAGE_FORMATS, type StorageFormat } from '../engine/index.js';
 import type { ModuleInfo } from '../nn/index.js';
 import { inspectFolder, type InspectReport } from '../training/run/index.js';
-import { formatTable, humanBytes, humanCount, parseNonNegativeInt, parseStacks, printJson, runCommand } from './output.js';
+import { formatTable, humanBytes, humanCount, parseChoice, parseNonNegativeInt, parseStacks, printJson, runCommand } from './output.js';
 
 // ---- text rendering ------------------------------------------------------------------------------
 
@@ -147,11 +148,12 @@ export function registerInspectCommand(program: Command): void {
     .option('--parameters', 'list every parameter with its shape, dtype and state')
     .option('--no-adapter', 'ignore a PEFT adapter in the folder')
     .option('--backend <name>', 'engine backend to build the model on (default: native when built)')
+    .option('--load-format <format>', 'storage of the rack\'s linear weights: fp32 | fp16 | bf16 | nf4 | int8, converted tensor by tensor as a Hugging Face folder is read (embeddings, norms, biases and the head stay float32; a checkpoint\'s float32 stacks are quantized once loaded). Default: as stored', parseChoice(STORAGE_FORMATS))
     .option('--json', 'print one JSON object (the whole tree) instead of text')
     .addHelpText('after', '\nExit codes: 0 ok, 1 unreadable/unsupported model folder, 2 usage error.')
-    .action(async (folder: string, opts: { stacks?: number | number[]; depth?: number; parameters?: boolean; adapter: boolean; backend?: string; json?: boolean }) => {
+    .action(async (folder: string, opts: { stacks?: number | number[]; depth?: number; parameters?: boolean; adapter: boolean; backend?: string; loadFormat?: StorageFormat; json?: boolean }) => {
       await runCommand('inspect', opts, () => {
-        const report = inspectFolder(folder, { stacks: opts.stacks, adapter: opts.adapter, backend: opts.backend });
+        const report = inspectFolder(folder, { stacks: opts.stacks, adapter: opts.adapter, backend: opts.backend, loadFormat: opts.loadFormat });
         if (opts.json) printJson({ ok: true, ...report });
         else process.stdout.write(formatInspect(report, { depth: opts.depth === 0 ? Infinity : opts.depth, parameters: opts.parameters }) + '\n');
       });

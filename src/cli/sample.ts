@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { STORAGE_FORMATS } from '../engine/index.js';
 import { SAMPLE_MODES, runSample, type SampleOptions } from '../training/run/index.js';
 import { parseChoice, parseNonNegativeInt, parsePositiveInt, printJson, runCommand } from './output.js';
 
@@ -35,6 +36,7 @@ export function registerSampleCommand(program: Command): void {
     .option('--mode <mode>', 'clm | mlm | diffusion | depth (the time-as-depth unroll: one pass through the stacks, each unmasking down to the next noise level; default: the objective the model was trained with)', parseChoice(SAMPLE_MODES))
     .option('--steps <n>', 'denoising steps (diffusion; default one token per step)', parsePositiveInt)
     .option('--backend <name>', 'engine backend (default: native when built)')
+    .option('--load-format <format>', 'storage of the rack\'s linear weights: fp32 | fp16 | bf16 | nf4 | int8, converted tensor by tensor as a Hugging Face folder is read (embeddings, norms, biases and the head stay float32; a checkpoint\'s float32 stacks are quantized once loaded). Default: as stored', parseChoice(STORAGE_FORMATS))
     .option('--json', 'print one JSON object with the samples')
     .addHelpText('after', [
       '',

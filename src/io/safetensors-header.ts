@@ -229,6 +229,16 @@ function checkLayout(entries: TensorEntry[], dataLength: number, source: string)
 // ---------------------------------------------------------------------------------------------
 // Writer side
 
+/**
+ * A tensor known by dtype and shape only (a streaming writer encodes the header before any tensor
+ * data exists); `byteLength` must be what dtype and shape give.
+ */
+export interface HeaderOnlyTensor {
+  dtype: SafeTensor['dtype'];
+  shape: number[];
+  byteLength: number;
+}
+
 export interface EncodedHeader {
   /** Length prefix + JSON + space padding; the data buffer starts right after it, 8-byte aligned. */
   prefix: Uint8Array;
@@ -242,11 +252,11 @@ export interface EncodedHeader {
  * comes first and only when non-empty, as the reference writer does.
  */
 export function encodeHeader(
-  tensors: Map<string, SafeTensor> | Record<string, SafeTensor>,
+  tensors: Map<string, SafeTensor | HeaderOnlyTensor> | Record<string, SafeTensor | HeaderOnlyTensor>,
   metadata: Record<string, string> | undefined,
   source: string,
 ): EncodedHeader {
-  const pairs: Array<[string, SafeTensor]> = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+  const pairs: Array<[string, SafeTensor]> = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)) as Array<[string, SafeTensor]>;
   const ordered = sortByUtf8(pairs);
   const parts: string[] = [];
 
@@ -304,14 +314,16 @@ function checkTensorArgument(name: string, tensor: unknown, source: string): num
   const fail = (what: string): SafetensorsError => safeError(source, name, what);
   if (name === METADATA_KEY) throw fail(`the name ${METADATA_KEY} is reserved for metadata`);
   if (typeof tensor !== 'object' || tensor === null) throw fail(`expected a {dtype, shape, data} object, found ${describe(tensor)}`);
-  const { dtype, shape, data } = tensor as Record<string, unknown>;
+  const { dtype, shape, data, byteLength } = tensor as Record<string, unknown>;
   if (!isSafeDType(dtype)) throw fail(`unsupported dtype ${describe(dtype)} (expected one of ${SUPPORTED_DTYPES.join(', ')})`);
   const count = checkedElementCount(shape);
   if (typeof count === 'string') throw fail(count);
-  if (!(data instanceof Uint8Array)) throw fail(`expected data to be a Uint8Array, found ${describe(data)}`);
+  const headerOnly = data === undefined && typeof byteLength === 'number';
+  if (!headerOnly && !(data instanceof Uint8Array)) throw fail(`expected data to be a Uint8Array, found ${describe(data)}`);
   const expected = count * DTYPE_SIZE[dtype];
-  if (data.length !== expected) {
-    throw fail(`expected ${expected} bytes of data (shape ${describe(shape)} of ${dtype}), found ${data.length}`);
+  const found = headerOnly ? byteLength : (data as Uint8Array).length;
+  if (found !== expected) {
+    throw fail(`expected ${expected} bytes of data (shape ${describe(shape)} of ${dtype}), found ${found}`);
   }
   return expected;
 }

@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { decodeHeader, readHeaderLength, type TensorEntry } from './safetensors-header.js';
 import { safeError, type SafeTensor } from './safetensors-types.js';
-import { readAt as readExactly } from './safetensors.js';
+import { readAt as readExactly, readInto } from './safetensors.js';
 
 
 export interface SafetensorsReader {
@@ -19,6 +19,12 @@ export interface SafetensorsReader {
   info(name: string): { dtype: SafeTensor['dtype']; shape: readonly number[]; bytes: number };
   /** Reads one tensor's bytes (a fresh, aligned buffer). Unknown names are errors naming the file. */
   read(name: string): SafeTensor;
+  /**
+   * Reads one tensor in pieces of at most `chunkBytes` (a multiple of 8) into one reused buffer:
+   * `onChunk(bytes, offset)` gets each piece and its byte offset in the tensor, and must copy what
+   * it keeps before returning. A tensor of any size then costs one chunk of memory to read.
+   */
+  readChunked(name: string, chunkBytes: number, onChunk: (bytes: Uint8Array, offset: number) => void): void;
   close(): void;
 }
 
@@ -46,6 +52,20 @@ export function openSafetensors(path: string): SafetensorsReader {
       metadata: layout.metadata,
       info: (name) => { const e = entry(name); return { dtype: e.dtype, shape: e.shape, bytes: e.end - e.begin }; },
       read: (name) => { const e = entry(name); return { dtype: e.dtype, shape: e.shape, data: readAt(e.end - e.begin, dataStart + e.begin) }; },
+      readChunked: (name, chunkBytes, onChunk) => {
+        const e = entry(name);
+        if (!(Number.isInteger(chunkBytes) && chunkBytes > 0 && chunkBytes % 8 === 0)) throw new Error(`readChunked: chunk size must be a positive multiple of 8 bytes, found ${chunkBytes}`);
+        const total = e.end - e.begin;
+        const buffer = new Uint8Array(Math.min(chunkBytes, total));
+        for (let done = 0; done < total;) {
+          if (!open) throw safeError(path, name, 'the file was closed');
+          const n = Math.min(buffer.length, total - done);
+          const piece = buffer.subarray(0, n);
+          readInto(fd, piece, dataStart + e.begin + done, path);
+          onChunk(piece, done);
+          done += n;
+        }
+      },
       close: () => { if (open) { open = false; closeSync(fd); } },
     };
   } catch (error) {

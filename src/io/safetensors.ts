@@ -75,6 +75,13 @@ function assemble(layout: HeaderLayout, bytesOf: (entry: TensorEntry) => Uint8Ar
 /** Reads exactly `length` bytes at `position` into a new buffer (the lazy reader shares it). */
 export function readAt(fd: number, length: number, position: number, path: string): Uint8Array {
   const out = new Uint8Array(length);
+  readInto(fd, out, position, path);
+  return out;
+}
+
+/** Fills `out` with the bytes at `position` (the lazy reader's chunked reads reuse one buffer). */
+export function readInto(fd: number, out: Uint8Array, position: number, path: string): void {
+  const length = out.length;
   let done = 0;
   while (done < length) {
     const n = readSync(fd, out, done, Math.min(IO_CHUNK, length - done), position + done);
@@ -82,7 +89,6 @@ export function readAt(fd: number, length: number, position: number, path: strin
     if (n === 0) throw safeError(path, undefined, `expected ${length} bytes at offset ${position}, found end of file after ${done}`);
     done += n;
   }
-  return out;
 }
 
 /**
@@ -147,7 +153,8 @@ export function writeSafetensors(
   });
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
+/** Writes all of `bytes` at the file's position, in chunks (the streaming HF writer shares it). */
+export function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
     done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done));

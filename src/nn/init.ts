@@ -52,9 +52,39 @@ export function withoutRandomInit<T>(fn: () => T): T {
   }
 }
 
+let weightsDeferred = 0;
+const PLACEHOLDER_SHAPE = new WeakMap<Tensor, readonly number[]>();
+
+/**
+ * Runs `fn` with every initialised tensor (`initTensor`: linear and embedding weights, linear
+ * biases) replaced by an empty placeholder that remembers the shape it stands for: building a
+ * model this way allocates none of those weights. A loader then puts each weight in place as it
+ * reads it (`Module.replaceTensor`, or a quantized layer for a linear weight), so loading never
+ * holds more than the model plus one tensor. Such a model must not run until every placeholder
+ * is replaced (`placeholderShape` tells which are left).
+ */
+export function withoutWeights<T>(fn: () => T): T {
+  weightsDeferred++;
+  try {
+    return fn();
+  } finally {
+    weightsDeferred--;
+  }
+}
+
+/** The shape a placeholder made under `withoutWeights` stands for; undefined for a real tensor. */
+export function placeholderShape(t: Tensor): readonly number[] | undefined {
+  return PLACEHOLDER_SHAPE.get(t);
+}
+
 /** A fresh tensor initialised as `spec` says, from `seed`. */
 export function initTensor(shape: readonly number[], spec: InitSpec, seed: number, place: TensorPlacement = {}): Tensor {
   const opts = { dtype: place.dtype ?? 'float32', backend: place.backend };
+  if (weightsDeferred > 0) {
+    const t = E.zeros([0], opts);
+    PLACEHOLDER_SHAPE.set(t, [...shape]);
+    return t;
+  }
   if (randomInitDisabled > 0 && spec.kind !== 'constant') return E.zeros(shape, opts);
   switch (spec.kind) {
     case 'normal':

@@ -318,7 +318,29 @@ export abstract class Module {
     return this;
   }
 
-  /** Hook for modules that cache derived tensors (called after `to`). */
+  /**
+   * Puts `replacement` wherever `old` is a parameter of this tree (a tied tensor stays tied), with
+   * old's name and trainability, and disposes `old`. For a loader filling a model that was built
+   * without its weights (`withoutWeights`): the shape may differ from the placeholder's.
+   */
+  replaceTensor(old: Tensor, replacement: Tensor): void {
+    let found = false;
+    for (const [, m] of this.namedModules()) {
+      for (const [n, t] of m._params) {
+        if (t !== old) continue;
+        m._params.set(n, replacement);
+        found = true;
+      }
+    }
+    if (!found) throw new Error(`${this.typeName}.replaceTensor: ${old.describe()} is not a parameter of this module`);
+    E.keep(replacement);
+    replacement.requiresGrad = old.requiresGrad;
+    replacement.name = old.name;
+    if (old !== replacement) old.dispose();
+    this.onParametersReplaced();
+  }
+
+  /** Hook for modules that cache derived tensors (called after `to` and `replaceTensor`). */
   protected onParametersReplaced(): void {
     for (const [, c] of this._children) c.onParametersReplaced();
   }

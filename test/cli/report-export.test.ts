@@ -46,7 +46,7 @@ test('stackwise export --format hf: exact round trip, adapters, refusing to over
     const out = join(tmp, 'hf');
     let r = stackwise('export', src, '--format', 'hf', '--out', out);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(readdirSync(out).sort(), ['adapter_config.json', 'adapter_model.safetensors', 'config.json', 'model.safetensors']);
+    assert.deepEqual(readdirSync(out).sort(), ['adapter_config.json', 'adapter_model.safetensors', 'config.json', 'model.json', 'model.safetensors']);
     for (const file of ['model.safetensors', 'adapter_model.safetensors']) {
       const a = readSafetensors(join(src, file)).tensors;
       const b = readSafetensors(join(out, file)).tensors;
@@ -58,7 +58,7 @@ test('stackwise export --format hf: exact round trip, adapters, refusing to over
     assert.match(r.stderr, /--force/);
     r = stackwise('export', src, '--out', out, '--force', '--adapters', 'merge', '--dtype', 'F16');
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors']);
+    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.json', 'model.safetensors']);
     assert.equal(readSafetensors(join(out, 'model.safetensors')).tensors.get('lm_head.weight')!.dtype, 'F16');
     assert.deepEqual(readdirSync(tmp), ['hf'], 'no temporary folders left');
     assert.equal(stackwise('export', src, '--out', join(tmp, 'x'), '--format', 'onnx').status, 2);

@@ -1,15 +1,20 @@
 /**
  * Hugging Face import/export of whole models: a folder with config.json + model.safetensors
- * (or sharded) ↔ our Model (EmbeddingBlock → Rack of K stacks → Head).
+ * (or shards + model.safetensors.index.json) ↔ our Model (EmbeddingBlock → Rack of K stacks →
+ * Head). Both directions go tensor by tensor (stream-load.ts, shards.ts): loading never holds
+ * more than the model plus about one tensor, and can store the rack's projections quantized as
+ * they are read (`loadFormat`); exporting makes each HF tensor only when it is written.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, Tensor } from '../../engine/index.js';
-import { Linear, Model, QuantizedLinear, inspectModel, replaceModule, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
-import { assertFiniteTensors, nonFiniteTensors, writeSafetensors, type SafeTensor } from '../safetensors.js';
+import * as E from '../../engine/index.js';
+import { STORAGE_FORMATS, type Backend, type StorageFormat, type Tensor } from '../../engine/index.js';
+import { Linear, LoraLinear, Model, QuantizedLinear, inspectModel, replaceModule, withoutWeights, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
+import { openHFWeights, writeHFWeights, type PlannedTensor } from './shards.js';
+import { streamHFWeights, type StreamLoadResult } from './stream-load.js';
 import { hfConfigFromModel, modelConfigFromHF, type HFExportContext, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
-import { familyMapping, fromHFTensor, toHFTensor, type FamilyMapping, type HostTensor } from './mapping.js';
-import { HFFormatError, hostOf, hostOfTensor, readHFWeights, readJson, safeOfHost, tensorOfHost, writeTextAtomic } from './weights.js';
+import { familyMapping, toHFTensor, type HostTensor } from './mapping.js';
+import { HFFormatError, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
 import { loadPeftAdapter, savePeftAdapter, hasPeftAdapter, type PeftAdapterInfo } from './peft.js';
 
 export interface LoadHFOptions {
@@ -30,6 +35,16 @@ export interface LoadHFOptions {
    * in `notes` (for looking at a broken checkpoint, as `inspect` does).
    */
   allowNonFinite?: boolean;
+  /**
+   * Storage of the rack's linear weights, converted as each tensor is read: fp32 (default), fp16,
+   * bf16, nf4 or int8 (the `load_in_4bit` idea). Embeddings, norms, biases and the head stay
+   * float32. Quantized layers are frozen.
+   */
+  loadFormat?: StorageFormat;
+  /** NF4 double quantization of the scales (default true, as a quantized trunk). */
+  doubleQuant?: boolean;
+  /** The largest single read in bytes (default 16 MiB; float32 tensors are read in pieces of it). */
+  readChunkBytes?: number;
 }
 
 export interface LoadedHF {
@@ -42,6 +57,11 @@ export interface LoadedHF {
   skipped: string[];
   /** Training-only settings of the HF config that our model does not reproduce. */
   notes: string[];
+  /**
+   * How the weights were read: the storage format, the layers quantized, tensors and bytes read,
+   * the largest single read (one tensor, never a whole file) and the number of files.
+   */
+  load?: { format: StorageFormat; quantized: string[]; tensors: number; bytesRead: number; largestRead: number; files: number };
 }
 
 /** The HF config a model was imported with (kept so export writes back the same extra fields). */
@@ -51,95 +71,46 @@ export function hfSourceConfig(model: Model): HFConfig | undefined {
   return SOURCE.get(model);
 }
 
-/** Our parameter values from HF tensors by HF name; checks every shape against the model. */
-export function stateFromHF(model: Model, mapping: FamilyMapping, tensors: Map<string, SafeTensor>, opts: { strict?: boolean; dtype?: 'float32' | 'float64' } = {}): { state: Map<string, HostTensor>; skipped: string[] } {
-  const strict = opts.strict ?? true;
-  const params = new Map(model.namedParameters());
-  const used = new Set<string>();
-  const problems: string[] = [];
-  const state = new Map<string, HostTensor>();
-  const lookup = (hf: string): [string, SafeTensor] | undefined => {
-    const t = tensors.get(hf);
-    if (t) return [hf, t];
-    if (mapping.optionalPrefix && hf.startsWith(mapping.optionalPrefix)) {
-      const short = hf.slice(mapping.optionalPrefix.length);
-      const s = tensors.get(short);
-      if (s) return [short, s];
-    }
-    return undefined;
-  };
-  for (const entry of mapping.entries) {
-    const found = lookup(entry.hf);
-    if (!found) { problems.push(`'${entry.hf}': missing from the checkpoint`); continue; }
-    used.add(found[0]);
-    const host = hostOf(found[1], entry.hf, opts.dtype);
-    const sizes = entry.kind === 'concat' ? entry.ours.map((n) => params.get(n)?.shape[0] ?? 0) : undefined;
-    let parts: [string, HostTensor][];
-    try {
-      parts = fromHFTensor(entry, host, sizes);
-    } catch (e) {
-      problems.push((e as Error).message);
-      continue;
-    }
-    for (const [ours, h] of parts) {
-      const p = params.get(ours);
-      if (!p) { problems.push(`'${entry.hf}' maps to '${ours}', which the model does not have`); continue; }
-      const want = entry.kind === 'transpose' || (entry.kind === 'concat' && entry.transpose) ? 'after transposing ' : '';
-      if (p.shape.length !== h.shape.length || p.shape.some((d, i) => d !== h.shape[i])) {
-        problems.push(`'${entry.hf}' → '${ours}': shape mismatch, expected [${p.shape.join(', ')}], found [${h.shape.join(', ')}] ${want}(HF shape [${found[1].shape.join(', ')}])`);
-        continue;
-      }
-      state.set(ours, h);
-    }
-  }
-  const skipped: string[] = [];
-  const unknown: string[] = [];
-  for (const k of tensors.keys()) {
-    if (used.has(k)) continue;
-    if (mapping.ignorable.some((r) => r.test(k) || (mapping.optionalPrefix !== undefined && r.test(mapping.optionalPrefix + k)))) skipped.push(k);
-    else unknown.push(k);
-  }
-  if (strict && unknown.length) problems.push(...unknown.map((k) => `'${k}': unexpected tensor (no parameter of the ${model.config.family} model maps to it)`));
-  else skipped.push(...unknown);
-  for (const [name] of params) {
-    if (!state.has(name)) problems.push(`our parameter '${name}' received no value from the checkpoint`);
-  }
-  if (problems.length) {
-    throw new HFFormatError(problems.length === 1 ? `Hugging Face import: ${problems[0]}` : `Hugging Face import: ${problems.length} problems:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-  }
-  return { state, skipped };
-}
-
-/** Loads an HF folder (config.json + weights [+ PEFT adapter]) into a Model. */
+/** Loads an HF folder (config.json + weights [+ PEFT adapter]) into a Model, tensor by tensor (see stream-load.ts). */
 export function loadHF(folder: string, opts: LoadHFOptions = {}): LoadedHF {
   const hfConfig = readJson(join(folder, 'config.json'));
   const family = hfFamilyOf(hfConfig);
   const config = modelConfigFromHF(hfConfig, { stacks: opts.stacks });
-  const tensors = readHFWeights(folder);
-  if (!opts.allowNonFinite) assertFiniteTensors(tensors, join(folder, 'model.safetensors'));
-  const nonFinite = opts.allowNonFinite ? nonFiniteTensors(tensors) : [];
+  const loadFormat = opts.loadFormat ?? 'fp32';
+  if (!(STORAGE_FORMATS as readonly string[]).includes(loadFormat)) throw new HFFormatError(`load format '${String(loadFormat)}': expected one of ${STORAGE_FORMATS.join(', ')}`);
   const dtype = opts.dtype ?? 'float32';
-  // Constant init: every value is overwritten below, so skip drawing random numbers.
-  const model = withoutRandomInit(() => Model.fromConfig(config, { backend: opts.backend, dtype, seed: 0 }));
-  const mapping = familyMapping(config);
-  const { state, skipped } = stateFromHF(model, mapping, tensors, { strict: opts.strict, dtype });
-  const sd = new Map<string, Tensor>();
-  for (const [name, h] of state) sd.set(name, tensorOfHost(h, { backend: model.backend, dtype }));
+  // Headers only: the whole layout is checked before any weight memory exists.
+  const reader = openHFWeights(folder);
+  let model: Model | undefined;
+  let loaded: StreamLoadResult;
   try {
-    model.loadStateDict(sd);
+    // No weight memory either: each tensor is put in place (or quantized) as it is read.
+    model = withoutWeights(() => Model.fromConfig(config, { backend: opts.backend, dtype, seed: 0 }));
+    loaded = streamHFWeights(model, familyMapping(config), reader, {
+      strict: opts.strict, dtype, loadFormat, doubleQuant: opts.doubleQuant, allowNonFinite: opts.allowNonFinite, readChunkBytes: opts.readChunkBytes,
+    });
+  } catch (error) {
+    model?.dispose();
+    throw error;
   } finally {
-    for (const t of sd.values()) t.dispose();
+    reader.close();
   }
   SOURCE.set(model, hfConfig);
-  const notes: string[] = nonFinite.map((b) => `tensor '${b.name}': ${b.count} of ${b.total} values are NaN or Inf (the model would compute NaN)`);
+  const notes: string[] = loaded.nonFinite.map((b) => `tensor '${b.name}': ${b.count} of ${b.total} values are NaN or Inf (the model would compute NaN)`);
+  if (loadFormat !== 'fp32') notes.push(`load format ${loadFormat}: ${loaded.quantized.length} linear layers of the rack stored in ${loadFormat}${loadFormat === 'nf4' && (opts.doubleQuant ?? true) ? ' (double quantization)' : ''}; embeddings, norms, biases and the head stay float32`);
   for (const key of ['attn_pdrop', 'attention_probs_dropout_prob', 'attention_dropout']) {
     const v = hfConfig[key];
     if (typeof v === 'number' && v > 0) notes.push(`config.json '${key}' = ${v}: dropout on attention probabilities is not implemented; training runs without it (inference is unaffected)`);
   }
-  const out: LoadedHF = { model, family, hfConfig, skipped, notes };
+  const out: LoadedHF = { model, family, hfConfig, skipped: loaded.skipped, notes, load: { format: loadFormat, quantized: loaded.quantized, ...loaded.stats } };
   const adapterDir = typeof opts.adapter === 'string' ? opts.adapter : opts.adapter === false ? null : folder;
   if (adapterDir && (typeof opts.adapter === 'string' || hasPeftAdapter(adapterDir))) {
-    out.adapter = loadPeftAdapter(model, adapterDir);
+    try {
+      out.adapter = loadPeftAdapter(model, adapterDir);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
   }
   return out;
 }
@@ -157,6 +128,11 @@ export interface SaveHFOptions {
   adapters?: 'separate' | 'merge' | 'drop';
   /** The training objective, named when a refusal depends on it (e.g. bidirectional attention). */
   objective?: HFExportContext['objective'];
+  /**
+   * Largest weight file in bytes (default 5 GB, as transformers): a bigger model is written as
+   * shards model-0000k-of-0000n.safetensors + model.safetensors.index.json.
+   */
+  maxShardSize?: number;
 }
 
 /**
@@ -203,12 +179,14 @@ export function hfTensorsOf(model: Model, pick: (t: Tensor, name: string) => Ten
   return out;
 }
 
-/** Writes config.json + model.safetensors (+ PEFT adapter files) that transformers can load. */
-export function saveHF(model: Model, folder: string, opts: SaveHFOptions = {}): void {
-  withDequantizedLayers(model, () => saveFloatHF(model, folder, opts));
-}
-
-function saveFloatHF(model: Model, folder: string, opts: SaveHFOptions): void {
+/**
+ * Writes config.json + model.safetensors (or shards + model.safetensors.index.json past
+ * `maxShardSize`) (+ PEFT adapter files) that transformers can load. Tensor by tensor: each HF
+ * tensor is made (a quantized layer dequantized, an adapter merged, GPT-2's q|k|v joined) only
+ * when its turn to be written comes, so the export holds the model plus about one tensor. Returns
+ * the weight files written.
+ */
+export function saveHF(model: Model, folder: string, opts: SaveHFOptions = {}): string[] {
   const mode = opts.adapters ?? 'separate';
   const blocks = model.rack.allBlocks();
   blocks.forEach((b, i) => {
@@ -221,26 +199,69 @@ function saveFloatHF(model: Model, folder: string, opts: SaveHFOptions): void {
   });
   const hfConfig = hfConfigFromModel(model.config, opts.baseConfig ?? SOURCE.get(model) ?? {}, { objective: opts.objective });
   const mapping = familyMapping(model.config);
-  const adapted = model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[1].lora !== null).map(([, l]) => l);
-  const wasMerged = adapted.filter((l) => l.isMerged);
-  let tensors: Map<string, HostTensor>;
-  try {
-    // Base weights are read unmerged ('separate', 'drop') or merged ('merge'); unmerge() restores
-    // the exact pre-merge weight, and merge() recomputes the same merged weight afterwards.
-    for (const l of adapted) { if (mode === 'merge') l.merge(); else l.unmerge(); }
-    tensors = hfTensorsOf(model, (t) => t, mapping);
-  } finally {
-    for (const l of adapted) { if (wasMerged.includes(l)) l.merge(); else l.unmerge(); }
-  }
+  const dtype = opts.dtype ?? 'F32';
+  const planned: PlannedTensor[] = mapping.entries.map((entry) => {
+    const names = entry.kind === 'concat' ? entry.ours : [entry.ours];
+    const shapes = names.map((n) => exportShapeOf(model, n));
+    const joined = entry.kind === 'concat' ? [shapes.reduce((k, s) => k + s[0]!, 0), ...shapes[0]!.slice(1)] : shapes[0]!;
+    const shape = entry.kind === 'transpose' || (entry.kind === 'concat' && entry.transpose) ? [...joined].reverse() : joined;
+    return { name: entry.hf, dtype, shape, data: () => safeOfHost(toHFTensor(entry, (n) => exportValueOf(model, n, mode)), dtype).data };
+  });
   mkdirSync(folder, { recursive: true });
-  const safe = new Map<string, SafeTensor>();
-  for (const [k, h] of tensors) safe.set(k, safeOfHost(h, opts.dtype ?? 'F32'));
-  const dtypeName = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[opts.dtype ?? 'F32'];
+  const dtypeName = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype];
   hfConfig.dtype = dtypeName;
   if ('torch_dtype' in hfConfig) hfConfig.torch_dtype = dtypeName;
-  writeSafetensors(join(folder, 'model.safetensors'), safe, { format: 'pt' });
+  const files = writeHFWeights(folder, planned, { maxShardSize: opts.maxShardSize, metadata: { format: 'pt' } });
   writeTextAtomic(join(folder, 'config.json'), JSON.stringify(hfConfig, null, 2) + '\n');
-  if (mode === 'separate' && adapted.length > 0) savePeftAdapter(model, folder);
+  const adapted = model.namedModules().some(([, m]) => m instanceof LoraLinear && m.lora !== null);
+  if (mode === 'separate' && adapted) savePeftAdapter(model, folder);
+  return files;
+}
+
+/** The shape of our parameter `name` as exported (a quantized layer's weight is [out, in]). */
+function exportShapeOf(model: Model, name: string): number[] {
+  const q = quantizedOwner(model, name);
+  if (q) return [q.outFeatures, q.inFeatures];
+  return [...model.getParameter(name).shape];
+}
+
+function quantizedOwner(model: Model, name: string): QuantizedLinear | null {
+  if (!name.endsWith('.weight')) return null;
+  try {
+    const m = model.getModule(name.slice(0, -'.weight'.length));
+    return m instanceof QuantizedLinear ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Our parameter `name` as host floats for export: a quantized weight dequantized, an adapted
+ * weight merged ('merge') or unmerged (otherwise) — one tensor, made now and dropped after.
+ */
+function exportValueOf(model: Model, name: string, mode: NonNullable<SaveHFOptions['adapters']>): HostTensor {
+  const q = quantizedOwner(model, name);
+  if (q) {
+    return E.noGrad(() => E.tidy(() => {
+      // The same ops as dequantizing into a Linear and merging there (Linear.merge).
+      let w = q.dequantizedWeight('float32');
+      if (mode === 'merge' && q.lora) w = E.add(w, E.mulScalar(E.matmul(q.loraB!, q.loraA!), q.lora.scale));
+      return hostOfTensor(w);
+    }));
+  }
+  const owner = name.endsWith('.weight') ? (() => { try { return model.getModule(name.slice(0, -'.weight'.length)); } catch { return null; } })() : null;
+  if (owner instanceof Linear && owner.lora) {
+    // unmerge() restores the exact pre-merge weight; merge() recomputes the same merged weight.
+    const wasMerged = owner.isMerged;
+    const want = mode === 'merge';
+    if (want !== wasMerged) { if (want) owner.merge(); else owner.unmerge(); }
+    try {
+      return hostOfTensor(owner.weight);
+    } finally {
+      if (want !== wasMerged) { if (wasMerged) owner.merge(); else owner.unmerge(); }
+    }
+  }
+  return hostOfTensor(model.getParameter(name));
 }
 
 /** Our config for an HF folder without loading weights. */

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../../engine/index.js';
-import { Linear, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
+import { Linear, LoraLinear, QuantizedLinear, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
 import { writeSafetensors, readSafetensors, type SafeTensor } from '../safetensors.js';
 import { familyMapping, type LinearMap, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
@@ -92,8 +92,9 @@ export function loadPeftAdapter(model: Model, folder: string): PeftAdapterInfo {
     const a = hostOf(A[1], A[0], model.dtype === 'float64' ? 'float64' : 'float32');
     const b = hostOf(B[1], B[0], model.dtype === 'float64' ? 'float64' : 'float32');
     const linears = lm.ours.map((p) => model.getModule(p));
-    if (!linears.every((l) => l instanceof Linear)) { problems.push(`module '${module}': maps to '${lm.ours.join(', ')}', which is not a Linear layer (adapters on it are not supported)`); continue; }
-    const ls = linears as Linear[];
+    // A quantized base (a folder loaded with loadFormat nf4, …) takes the adapter as QLoRA does.
+    if (!linears.every((l) => l instanceof Linear || l instanceof QuantizedLinear)) { problems.push(`module '${module}': maps to '${lm.ours.join(', ')}', which is not a Linear layer (adapters on it are not supported)`); continue; }
+    const ls = linears as (Linear | QuantizedLinear)[];
     const r = a.shape[0];
     const outTotal = ls.reduce((n, l) => n + l.outFeatures, 0);
     if (a.shape.length !== 2 || a.shape[1] !== ls[0].inFeatures) problems.push(`'${A[0]}': shape [${a.shape.join(', ')}], expected [r, ${ls[0].inFeatures}]`);
@@ -109,7 +110,7 @@ export function loadPeftAdapter(model: Model, folder: string): PeftAdapterInfo {
   const upload = (t: Tensor, h: HostTensor) => t.write(t.dtype === 'float64' ? Float64Array.from(h.data) : Float32Array.from(h.data));
   const linearsDone: string[] = [];
   for (const p of plans) {
-    const ls = p.lm.ours.map((n) => model.getModule(n) as Linear);
+    const ls = p.lm.ours.map((n) => model.getModule(n) as Linear | QuantizedLinear);
     let shared: Tensor | undefined;
     let row = 0;
     ls.forEach((l, i) => {
@@ -130,9 +131,9 @@ export function peftTensorsOf(model: Model, pick: (t: Tensor) => Tensor | null =
   const mapping = familyMapping(model.config);
   const tensors = new Map<string, HostTensor>();
   const modules: { hf: string; rank: number; alpha: number; rslora: boolean; dropout: number }[] = [];
-  const covered = new Set<Linear>();
+  const covered = new Set<LoraLinear>();
   for (const lm of mapping.linears) {
-    const ls = lm.ours.map((p) => model.getModule(p)).filter((m): m is Linear => m instanceof Linear);
+    const ls = lm.ours.map((p) => model.getModule(p)).filter((m): m is LoraLinear => m instanceof LoraLinear);
     if (ls.length !== lm.ours.length) continue;
     const withLora = ls.filter((l) => l.lora !== null);
     if (withLora.length === 0) continue;
@@ -153,7 +154,7 @@ export function peftTensorsOf(model: Model, pick: (t: Tensor) => Tensor | null =
     const l0 = ls[0].lora!;
     modules.push({ hf: lm.hf, rank: l0.rank, alpha: l0.alpha, rslora: l0.rslora, dropout: l0.dropout });
   }
-  const stray = model.namedModules().filter(([, m]) => m instanceof Linear && m.lora !== null && !covered.has(m)).map(([p]) => p);
+  const stray = model.namedModules().filter(([, m]) => m instanceof LoraLinear && m.lora !== null && !covered.has(m)).map(([p]) => p);
   if (stray.length) throw new HFFormatError(`PEFT export: adapters on ${stray.join(', ')} have no Hugging Face module to attach to`);
   return { tensors, modules };
 }

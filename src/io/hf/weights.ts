@@ -1,10 +1,10 @@
-/** Reading and writing HF weight files (single or sharded safetensors) and config.json. */
+/** HF weight tensors ↔ host floats, config.json reading, atomic text files (shards.ts reads and writes the weight files). */
 import { existsSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import { fromFloat32, readSafetensors, toFloat32, toFloat64, type SafeTensor } from '../safetensors.js';
+import { fromFloat32, toFloat32, toFloat64, type SafeTensor } from '../safetensors.js';
 import type { HostTensor } from './mapping.js';
 
 export class HFFormatError extends Error {
@@ -36,34 +36,6 @@ export function writeTextAtomic(path: string, text: string): void {
     try { unlinkSync(temp); } catch { /* already gone */ }
     throw e;
   }
-}
-
-/**
- * Every tensor of an HF folder's weights: model.safetensors, or the shards listed by
- * model.safetensors.index.json. (PyTorch .bin checkpoints are refused.)
- */
-export function readHFWeights(folder: string, stem = 'model'): Map<string, SafeTensor> {
-  const single = join(folder, `${stem}.safetensors`);
-  const index = join(folder, `${stem}.safetensors.index.json`);
-  if (existsSync(single)) return readSafetensors(single).tensors;
-  if (existsSync(index)) {
-    const idx = readJson(index);
-    const map = idx.weight_map as Record<string, string> | undefined;
-    if (!map || typeof map !== 'object') throw new HFFormatError(`${index}: no 'weight_map' object`);
-    const out = new Map<string, SafeTensor>();
-    for (const shard of [...new Set(Object.values(map))]) {
-      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) throw new HFFormatError(`${index}: invalid shard file name ${JSON.stringify(shard)}`);
-      for (const [k, t] of readSafetensors(join(folder, shard)).tensors) {
-        if (map[k] !== shard) continue;
-        out.set(k, t);
-      }
-    }
-    const missing = Object.keys(map).filter((k) => !out.has(k));
-    if (missing.length) throw new HFFormatError(`${index}: tensor(s) ${missing.slice(0, 5).join(', ')} not found in their shard`);
-    return out;
-  }
-  if (existsSync(join(folder, 'pytorch_model.bin'))) throw new HFFormatError(`${folder}: only safetensors weights are supported (found pytorch_model.bin; convert it with safetensors first)`);
-  throw new HFFormatError(`${folder}: no ${stem}.safetensors (or ${stem}.safetensors.index.json) found`);
 }
 
 /** A safetensors tensor as host floats (F16/BF16/F64/F32 all accepted). */

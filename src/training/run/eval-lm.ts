@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import * as E from '../../engine/index.js';
+import type { StorageFormat } from '../../engine/index.js';
 import { Xoshiro128, combineSeeds, loadCorpus, splitDocuments, type CorpusSpec } from '../../data/index.js';
 import { syntheticTokenData } from '../../framework/data-source.js';
 import { inference } from '../sampling/index.js';
@@ -36,6 +37,8 @@ export interface EvalOptions {
   batchSize?: number;
   seqLen?: number;
   backend?: string;
+  /** Storage of the rack's linear weights while evaluating (see LoadRunOptions.loadFormat). */
+  loadFormat?: StorageFormat;
 }
 
 export interface LmEvalResult {

@@ -45,7 +45,7 @@ export function evalRun(run: LoadedRun, opts: EvalOptions = {}, progress: Progre
 /** Loads a run folder (newest checkpoint), checkpoint folder or Hugging Face folder and evaluates it. */
 export function runEval(target: string, opts: EvalOptions = {}, progress: ProgressFactory = noProgress): EvalResult {
   checkOptions(opts);
-  const run = loadRun(target, opts.backend ? { backend: opts.backend } : {});
+  const run = loadRun(target, { ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.loadFormat ? { loadFormat: opts.loadFormat } : {}) });
   try {
     return evalRun(run, opts, progress);
   } finally {

@@ -3,18 +3,21 @@
  * adapter_config.json + adapter_model.safetensors for LoRA adapters unless merged or dropped, plus
  * the tokenizer as tokenizer.json + tokenizer_config.json + special_tokens_map.json) that
  * transformers / PEFT / tokenizers load. Every run exports: quantized layers (NF4, int8, …) are
- * dequantized to --dtype; what Hugging Face cannot represent is refused naming the condition. The
- * folder appears complete or not at all: it is written under a temporary name next to the target
- * and renamed.
+ * dequantized to --dtype; what Hugging Face cannot represent is refused naming the condition.
+ * Weights go out tensor by tensor, in shards + model.safetensors.index.json past --max-shard-size,
+ * and model.json (the model manifest: stack plan, ids, adapters, storage as trained) describes the
+ * StackWise model beside config.json. The folder appears complete or not at all: it is written
+ * under a temporary name next to the target and renamed.
  *
  * Sources: a Hugging Face folder (re-export: merge a PEFT adapter, change the dtype, …), a StackWise
  * run or checkpoint folder (its model manifest), and any source registered with
  * `registerExportSource`.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { loadHF, loadHFTokenizer, saveHF, saveHFTokenizer, type SaveHFOptions } from '../../io/hf/index.js';
+import { loadHF, loadHFTokenizer, parseShardSize, readHFModelConfig, saveHF, saveHFTokenizer, type SaveHFOptions } from '../../io/hf/index.js';
+import { MODEL_MANIFEST_FILE, exportedManifest, readFolderManifest, type ModelManifest } from '../model-manifest/index.js';
 import type { Tokenizer } from '../../data/index.js';
 import type { Model } from '../../nn/index.js';
 import { UsageError } from './errors.js';
@@ -32,6 +35,10 @@ export interface ExportableModel {
   tokenizer?: Tokenizer;
   /** Named in refusals that depend on it (bidirectional attention of diffusion / MLM). */
   objective?: string;
+  /** The source's model manifest (a checkpoint's; an exported folder's model.json): stack ids and storage as trained. */
+  manifest?: ModelManifest;
+  /** What model.json records as the export's source. */
+  sourceName?: string;
 }
 
 const sources: { name: string; load: ExportSource }[] = [];
@@ -46,7 +53,10 @@ export function registerExportSource(name: string, load: ExportSource): void {
 registerExportSource('a StackWise run folder or checkpoint', (path) => {
   if (!statSync(path).isDirectory() || !isRunOrCheckpoint(path)) return null;
   const run = loadRun(path);
-  return { model: run.model, description: `${run.checkpoint} (step ${run.step})`, tokenizer: run.tokenizer, objective: run.objective };
+  return {
+    model: run.model, description: `${run.checkpoint} (step ${run.step})`, tokenizer: run.tokenizer, objective: run.objective,
+    ...(run.manifest ? { manifest: run.manifest } : {}), sourceName: `StackWise run ${basename(run.runDir)}, checkpoint ${basename(run.checkpoint)} (step ${run.step})`,
+  };
 });
 
 /** --dtype values: safetensors names and torch names. */
@@ -62,6 +72,11 @@ export interface ExportOptions {
   adapters?: 'separate' | 'merge' | 'drop';
   stacks?: number | number[];
   force?: boolean;
+  /**
+   * Largest weight file, in bytes or as transformers writes it ('2GB', '500MB'; default 5GB): a
+   * bigger model is written as shards model-0000k-of-0000n.safetensors + model.safetensors.index.json.
+   */
+  maxShardSize?: number | string;
 }
 
 export interface ExportResult {
@@ -81,13 +96,27 @@ function loadSource(source: string, stacks: number | number[] | undefined): Expo
     checkStacksOption(source, stacks);
     try {
       const tokenizer = loadHFTokenizer(source) ?? undefined;
-      return { model: loadHF(source, stacks !== undefined ? { stacks } : {}).model, description: source, kind: 'hf', ...(tokenizer ? { tokenizer } : {}) };
+      // A folder exported by StackWise keeps its stacks (model.json) unless --stacks regroups them.
+      const manifest = readFolderManifest(source, readHFModelConfig(source));
+      const grouping = stacks ?? manifest?.rack.stacks.map((s) => s.blocks.length);
+      const model = loadHF(source, grouping !== undefined ? { stacks: grouping } : {}).model;
+      const keepIds = manifest !== undefined && stacks === undefined;
+      return { model, description: source, kind: 'hf', ...(tokenizer ? { tokenizer } : {}), ...(keepIds ? { manifest } : {}), sourceName: `Hugging Face folder ${basename(resolve(source))}` };
     } catch (e) {
       throw withConfigPath(source, e);
     }
   }
   const known = ['a Hugging Face folder (config.json + model.safetensors)', ...sources.map((s) => s.name)];
   throw new Error(`${source}: not an exportable model (expected ${known.join(' or ')})`);
+}
+
+/** --max-shard-size as given: a usage error (exit 2) when it is not a size. */
+function shardSizeOption(value: number | string): number {
+  try {
+    return parseShardSize(value);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 /** Exports `source` as a Hugging Face folder at `opts.out`, atomically. */
@@ -103,7 +132,8 @@ export function exportModel(source: string, opts: ExportOptions): ExportResult {
       replacing = true;
     }
   }
-  const { model, kind, tokenizer, objective } = loadSource(source, opts.stacks);
+  const maxShardSize = opts.maxShardSize !== undefined ? shardSizeOption(opts.maxShardSize) : undefined;
+  const { model, kind, tokenizer, objective, manifest, sourceName } = loadSource(source, opts.stacks);
   const parent = dirname(out);
   mkdirSync(parent, { recursive: true });
   const temp = join(parent, `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -112,7 +142,11 @@ export function exportModel(source: string, opts: ExportOptions): ExportResult {
     if (opts.dtype) saveOpts.dtype = SAFETENSORS_DTYPE[opts.dtype];
     if (opts.adapters) saveOpts.adapters = opts.adapters;
     if (objective !== undefined) saveOpts.objective = objective;
+    if (maxShardSize !== undefined) saveOpts.maxShardSize = maxShardSize;
     saveHF(model, temp, saveOpts);
+    // model.json: the StackWise model the folder holds (transformers ignores the file).
+    const described = exportedManifest(model, { ...(manifest ? { base: manifest } : {}), source: sourceName ?? basename(resolve(source)), dtype: saveOpts.dtype ?? 'F32', adapters: saveOpts.adapters ?? 'separate' });
+    writeFileSync(join(temp, MODEL_MANIFEST_FILE), JSON.stringify(described, null, 2) + '\n');
     if (tokenizer) saveHFTokenizer(tokenizer, temp, model.config.embedding.maxPositions !== undefined ? { modelMaxLength: model.config.embedding.maxPositions } : {});
     const files = readdirSync(temp).sort();
     if (replacing) {

@@ -9,9 +9,10 @@ import { basename, join, resolve } from 'node:path';
 import { inspectHF, readHFModelConfig, readJson, type LoadHFOptions } from '../../io/hf/index.js';
 import { decodeHeader, readHeaderLength } from '../../io/safetensors-header.js';
 import { inspectModel, numBlocks, stackSizes, type ModuleInfo } from '../../nn/index.js';
-import { loadModel, type ModelManifest } from '../model-manifest/index.js';
+import type { StorageFormat } from '../../engine/index.js';
+import { loadModel, readFolderManifest, type ModelManifest } from '../model-manifest/index.js';
 import { UsageError } from './errors.js';
-import { isRunOrCheckpoint } from './load-run.js';
+import { isRunOrCheckpoint, storeFloatStacks } from './load-run.js';
 
 /** One weight file's header facts (read without loading the tensors). */
 export interface WeightFileInfo {
@@ -37,7 +38,7 @@ export interface InspectReport {
   skipped: string[];
   notes: string[];
   tree: ModuleInfo;
-  /** The model manifest (a StackWise checkpoint only). */
+  /** The model manifest: a StackWise checkpoint's, or an exported folder's model.json. */
   manifest?: ModelManifest;
 }
 
@@ -46,6 +47,8 @@ export interface InspectOptions {
   /** Apply a PEFT adapter found in the folder (default true). */
   adapter?: boolean;
   backend?: string;
+  /** Storage of the rack's linear weights (see LoadRunOptions.loadFormat). */
+  loadFormat?: StorageFormat;
 }
 
 /** Header facts of a safetensors file: tensor count, data bytes and elements per dtype. */
@@ -85,7 +88,7 @@ function weightFiles(folder: string, withAdapter: boolean): string[] {
     const idx = readJson(join(folder, 'model.safetensors.index.json'));
     const map = idx.weight_map;
     if (map && typeof map === 'object') {
-      for (const shard of new Set(Object.values(map as Record<string, unknown>))) {
+      for (const shard of [...new Set(Object.values(map as Record<string, unknown>))].sort()) {
         if (typeof shard === 'string' && !shard.includes('/') && !shard.includes('\\')) files.push(join(folder, shard));
       }
     }
@@ -138,6 +141,7 @@ export function inspectCheckpoint(folder: string, opts: InspectOptions = {}): In
   if (opts.stacks !== undefined) throw new UsageError('--stacks: a StackWise checkpoint has its own stacks (its model manifest); leave --stacks out');
   const loaded = loadModel(folder, opts.backend !== undefined ? { backend: opts.backend } : {});
   try {
+    if (opts.loadFormat) storeFloatStacks(loaded.model, opts.loadFormat);
     const m = loaded.manifest;
     const info = inspectModel(loaded.model);
     const adapters = [...m.rack.stacks.flatMap((s, i) => s.adapters.map((a) => ({ ...a, path: `rack.stacks.${i}.${a.path}` }))), ...m.adapters];
@@ -175,9 +179,18 @@ export function inspectFolder(folder: string, opts: InspectOptions = {}): Inspec
   if (!existsSync(join(folder, 'config.json')) && isRunOrCheckpoint(folder)) return inspectCheckpoint(folder, opts);
   if (!existsSync(join(folder, 'config.json'))) throw new Error(`${join(folder, 'config.json')}: not found (a Hugging Face model folder holds config.json and model.safetensors)`);
   const layers = checkStacksOption(folder, opts.stacks);
+  let manifest: ModelManifest | undefined;
+  try {
+    manifest = readFolderManifest(folder, readHFModelConfig(folder));
+  } catch (e) {
+    throw withConfigPath(folder, e);
+  }
   const loadOpts: LoadHFOptions = { adapter: opts.adapter ?? true, allowNonFinite: true }; // NaN/Inf tensors are shown as notes
-  if (opts.stacks !== undefined) loadOpts.stacks = opts.stacks;
+  // An exported run's folder is grouped into its own stacks unless --stacks says otherwise.
+  const stacks = opts.stacks ?? manifest?.rack.stacks.map((s) => s.blocks.length);
+  if (stacks !== undefined) loadOpts.stacks = stacks;
   if (opts.backend !== undefined) loadOpts.backend = opts.backend;
+  if (opts.loadFormat !== undefined) loadOpts.loadFormat = opts.loadFormat;
   let result;
   try {
     result = inspectHF(folder, loadOpts);
@@ -220,8 +233,9 @@ export function inspectFolder(folder: string, opts: InspectOptions = {}): Inspec
         dtypes,
       },
       skipped: loaded.skipped,
-      notes: loaded.notes,
+      notes: manifest ? [...loaded.notes, `model.json: an exported StackWise model, stacks ${manifest.rack.stacks.map((s) => `id ${s.id} (${s.blocks.length} block${s.blocks.length === 1 ? '' : 's'})`).join(', ')}`] : loaded.notes,
       tree: info,
+      ...(manifest ? { manifest } : {}),
     };
   } finally {
     loaded.model.dispose();

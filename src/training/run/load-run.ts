@@ -9,13 +9,14 @@
 import { join } from 'node:path';
 import { Gpt2Tokenizer, LEGACY_RUN_TOKENIZER_FILE, RUN_TOKENIZER_FILE, tokenizerFromJSON, type Tokenizer } from '../../data/index.js';
 import type { ObjectiveName } from '../../framework/index.js';
-import { isHFModelFolder, loadPretrained } from '../../io/hf/index.js';
+import { STORAGE_FORMATS, type StorageFormat } from '../../engine/index.js';
+import { isHFModelFolder, loadPretrained, readHFModelConfig } from '../../io/hf/index.js';
 import { hasStackWiseMarkers } from '../../io/checkpoint.js';
-import type { Model } from '../../nn/index.js';
+import { quantizeTrunk, weightFormatOf, type Model } from '../../nn/index.js';
 import type { TrainingState } from '../machine-checkpoint.js';
 import type { ResolvedPhase } from '../config/resolve.js';
 import { NoiseSchedule } from '../objectives/noise.js';
-import { loadModel, type ModelManifest } from '../model-manifest/index.js';
+import { describeModel, loadModel, readFolderManifest, type ModelManifest } from '../model-manifest/index.js';
 import { UsageError } from './errors.js';
 
 /** The data plane a run's last phase trained with (as resolved from its config). */
@@ -31,7 +32,7 @@ export interface LoadedRun {
   checkpoint: string;
   /** The step the checkpoint was written at (0 for a Hugging Face folder). */
   step: number;
-  /** The checkpoint's model manifest; undefined for a Hugging Face folder. */
+  /** The checkpoint's model manifest; for a Hugging Face folder, its model.json (an exported run) as loaded, else undefined. */
   manifest: ModelManifest | undefined;
   /** The data plane of the phase the checkpoint was written in (undefined: the run had none, or a Hugging Face folder). */
   data: RunDataPlane | undefined;
@@ -66,26 +67,63 @@ function runTokenizer(data: RunDataPlane | undefined, files: ReadonlyMap<string,
   return tokenizer;
 }
 
+export interface LoadRunOptions {
+  /** Engine backend to build the model on (default: the default backend). */
+  backend?: string;
+  /**
+   * Storage of the rack's linear weights (fp32 | fp16 | bf16 | nf4 | int8). A Hugging Face folder
+   * is converted tensor by tensor as it is read (embeddings, norms, biases and the head stay
+   * float32); a checkpoint's float32 stacks are quantized once loaded, and stacks it stores
+   * quantized keep their format (the checkpoint holds only their codes). Default: as stored.
+   */
+  loadFormat?: StorageFormat;
+}
+
 /**
  * A Hugging Face folder as a LoadedRun: its model and tokenizer (`loadPretrained`); no training
- * record, so no data plane (evaluation needs text files).
+ * record, so no data plane (evaluation needs text files). A folder written by `stackwise export`
+ * carries the model manifest (model.json): its layers are grouped into the manifest's stacks,
+ * the manifest is checked against config.json, and `manifest` describes the model as loaded
+ * with the stacks' ids.
  */
-function loadPretrainedAsRun(folder: string, opts: { backend?: string }): LoadedRun {
-  const p = loadPretrained(folder, opts.backend ? { backend: opts.backend } : {});
+function loadPretrainedAsRun(folder: string, opts: LoadRunOptions): LoadedRun {
+  const folderManifest = readFolderManifest(folder, readHFModelConfig(folder));
+  const p = loadPretrained(folder, {
+    ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.loadFormat ? { loadFormat: opts.loadFormat } : {}),
+    ...(folderManifest ? { stacks: folderManifest.rack.stacks.map((s) => s.blocks.length) } : {}),
+  });
+  let manifest: ModelManifest | undefined;
+  try {
+    if (folderManifest) manifest = describeModel(p.model, { stackIds: folderManifest.rack.stacks.map((s) => s.id) });
+  } catch (error) {
+    p.model.dispose();
+    throw error;
+  }
   p.model.eval();
   const vocabSize = p.model.embedding.vocabSize;
-  return { source: 'hf', runDir: folder, checkpoint: folder, step: 0, manifest: undefined, data: undefined, objective: p.objective, model: p.model, tokenizer: p.tokenizer, vocabSize, maskTokenId: p.tokenizer?.special.MASK };
+  return { source: 'hf', runDir: folder, checkpoint: folder, step: 0, manifest, data: undefined, objective: p.objective, model: p.model, tokenizer: p.tokenizer, vocabSize, maskTokenId: p.tokenizer?.special.MASK };
+}
+
+/** A checkpoint's float32 stacks stored in `format` (quantized stacks keep theirs). */
+export function storeFloatStacks(model: Model, format: StorageFormat): void {
+  if (format === 'fp32') return;
+  for (const stack of model.rack.stacks.toArray()) if (weightFormatOf(stack) === 'fp32') quantizeTrunk(stack, format);
 }
 
 /**
  * Loads the model of a run folder (newest checkpoint) or of a checkpoint folder, with its
  * tokenizer — or of a Hugging Face folder, with the folder's tokenizer.
  */
-export function loadRun(target: string, opts: { backend?: string } = {}): LoadedRun {
+export function loadRun(target: string, opts: LoadRunOptions = {}): LoadedRun {
+  if (opts.loadFormat !== undefined && !(STORAGE_FORMATS as readonly string[]).includes(opts.loadFormat)) {
+    throw new UsageError(`--load-format ${String(opts.loadFormat)}: expected one of ${STORAGE_FORMATS.join(', ')}`);
+  }
   if (isHFModelFolder(target)) return loadPretrainedAsRun(target, opts);
-  const loaded = loadModel(target, opts);
+  const loaded = loadModel(target, opts.backend ? { backend: opts.backend } : {});
   const { model, checkpoint } = loaded;
   try {
+    if (opts.loadFormat) storeFloatStacks(model, opts.loadFormat);
     const state = loaded.state as Partial<TrainingState>;
     if (!state.phase_data) throw new Error(`checkpoint ${checkpoint} does not record its data plane (phase_data): it was written by an earlier StackWise`);
     const data = (state.phase_data.data ?? undefined) as RunDataPlane | undefined;

@@ -5,6 +5,7 @@
  * sample` flags; a new sampling mode adds a case to SAMPLERS.
  */
 import { resolve } from 'node:path';
+import type { StorageFormat } from '../../engine/index.js';
 import { OBJECTIVES, type ObjectiveName } from '../../framework/index.js';
 import { depthUnrollSample, diffusionSample, fillMask, generate } from '../sampling/index.js';
 import { UsageError } from './errors.js';
@@ -25,6 +26,8 @@ export interface SampleOptions {
   steps?: number;
   count?: number;
   backend?: string;
+  /** Storage of the rack's linear weights while sampling (see LoadRunOptions.loadFormat). */
+  loadFormat?: StorageFormat;
 }
 
 export interface Sample {
@@ -116,7 +119,7 @@ export function sampleRun(run: LoadedRun, opts: SampleOptions = {}): SampleResul
 
 /** Loads a run folder (newest checkpoint) or checkpoint folder and samples from it (`stackwise sample`). */
 export function runSample(target: string, opts: SampleOptions = {}): SampleResult {
-  const run = loadRun(target, opts.backend ? { backend: opts.backend } : {});
+  const run = loadRun(target, { ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.loadFormat ? { loadFormat: opts.loadFormat } : {}) });
   try {
     return sampleRun(run, opts);
   } finally {
