@@ -520,7 +520,8 @@ export class TrainingMachine {
             this.model.loss(ids, { seed, step, sampleIds: batch.sampleIds, timeRatios: batch.ratios }, preparedTargets(batch, batch.batch, batch.seqLen, this.model.model.dtype, backend));
         const v = loss.item();
         if (!Number.isFinite(v)) return v;
-        (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
+        // Saved activations are freed as backward consumes them (nothing of the graph is read after).
+        (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward(undefined, { freeSaved: true });
         return v;
       });
       this.stats.microBatches++;
