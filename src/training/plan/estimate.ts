@@ -23,7 +23,8 @@
  * the engine's peak bytes at tiny size; `bench scale` against the peak RSS at 1.1 B and 7 B).
  */
 import type { ModelConfig } from '../../nn/index.js';
-import { DQ_BLOCK_SIZE, NF4_BLOCK_SIZE, defaultChunkSize } from '../../engine/index.js';
+import { DQ_BLOCK_SIZE, NF4_BLOCK_SIZE, INT8_STATE_BLOCK, defaultChunkSize } from '../../engine/index.js';
+import { INT8_MIN_SIZE } from '../../optim/index.js';
 import { loadHfTokenizer } from '../../data/index.js';
 import { modelConfigFromPlane, type ModelPlaneConfig } from '../../framework/index.js';
 import type { ParsedConfig, ResolvedPhase } from '../config/resolve.js';
@@ -31,7 +32,7 @@ import { freezePolicyOf, progressiveOf, stackLoraOf, type ProgressiveConfig } fr
 import { loraRankFor } from '../progressive/lora.js';
 import { defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type PartState } from '../progressive/freeze.js';
 import type { LoraTarget } from '../../framework/index.js';
-import { blockForwardFlops, blockLoraParams, blockStages, type LoraRanks, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
+import { blockForwardFlops, blockLoraParams, blockLoraTensorSizes, blockStages, blockTensorSizes, type LoraRanks, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
 
 export type StorageFormat = 'fp32' | 'nf4' | 'int8' | 'fp16' | 'bf16';
 export type OptimizerStateFormat = 'fp32' | 'int8';
@@ -42,8 +43,6 @@ export const BASELINE_RSS_BYTES = 110 * 2 ** 20;
 export const ACT_PER_TOKEN = { d: 6, ff: 3, heads: 3, kvHeads: 3 } as const;
 /** Floats per token per d_model kept by the embedding output, the final norm and the fused loss. */
 export const HEAD_ACT_PER_TOKEN = 5;
-/** Block size of the 8-bit block-wise optimizer state (bitsandbytes' blockwise optimizers use 256). */
-export const INT8_STATE_BLOCK = 256;
 
 /** Bytes of a [out, in] weight in a storage format (nf4 with double quantization, as quantizeTrunk stores it). */
 export function weightBytes(n: number, rows: number, format: StorageFormat): number {
@@ -225,6 +224,10 @@ function planPhase(
   const byFormat: Partial<Record<StorageFormat, number>> = {};
   const addBytes = (f: StorageFormat, b: number) => { byFormat[f] = (byFormat[f] ?? 0) + b; };
   let total = 0, trainable = 0, adapters = 0, adaptersTrainable = 0;
+  // Trainable floats whose AdamW moments go 8-bit under state_format int8 (optim/adamw.ts
+  // int8StateEligible: tensors of INT8_MIN_SIZE elements or more, never the embedding).
+  let int8Sized = 0;
+  const addInt8 = (sizes: number[]) => { for (const n of sizes) if (n >= INT8_MIN_SIZE) int8Sized += n; };
   const embTrains = parts.embedding === 'train';
   // A tied decoder is the embedding's table: it trains only when both parts train ("frozen wins").
   const headTrains = parts.head === 'train';
@@ -233,7 +236,7 @@ function planPhase(
   if (embTrains && (!shape.head.tied || headTrains)) trainable += embParams;
   else if (embTrains) trainable += embParams - shape.embedding.tokenParams;
   total += shape.head.params; addBytes('fp32', 4 * shape.head.params);
-  if (headTrains) trainable += shape.head.params;
+  if (headTrains) { trainable += shape.head.params; addInt8(shape.head.tensors); }
   let buildTransient = 0;
   shape.stacks.forEach((st, i) => {
     const s = states[i]!;
@@ -246,18 +249,20 @@ function planPhase(
         if (p.bias) addBytes('fp32', 4 * p.outFeatures);
       }
       total += blk.normParams; addBytes('fp32', 4 * blk.normParams);
-      if (s.base === 'train' && s.format === 'fp32') trainable += blockParams(blk);
+      if (s.base === 'train' && s.format === 'fp32') { trainable += blockParams(blk); addInt8(blockTensorSizes(blk)); }
       if (hasLora(s.lora)) {
         const a = blockLoraParams(blk, s.lora);
         adapters += a; total += a; addBytes('fp32', 4 * a);
-        if (s.base !== 'frozen') { adaptersTrainable += a; trainable += a; }
+        if (s.base !== 'frozen') { adaptersTrainable += a; trainable += a; addInt8(blockLoraTensorSizes(blk, s.lora)); }
       }
     }
     if (s.format !== 'fp32') buildTransient = Math.max(buildTransient, 4 * st.nBlocks * blockParams(blk));
   });
   const weights = Object.values(byFormat).reduce((a, b) => a + (b ?? 0), 0);
   const grads = 4 * trainable;
-  const optimizerState = Math.ceil(trainable * stateBytesPerParam(slots, stateFormat));
+  const optimizerState = stateFormat === 'int8'
+    ? Math.ceil(int8Sized * stateBytesPerParam(slots, 'int8') + (trainable - int8Sized) * stateBytesPerParam(slots, 'fp32'))
+    : trainable * stateBytesPerParam(slots, 'fp32');
 
   // ---- compute, in data-flow order; a module needs backward once something upstream trains
   const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && hasLora(s.lora))) as boolean[]), headTrains];
