@@ -7,6 +7,8 @@ export type { Backend, Storage, MemoryInfo } from './backend.js';
 export { Tensor, isTensor } from './tensor.js';
 export { tidy, keep, scopeDepth } from './scope.js';
 export { noGrad, isGradEnabled, backward, type TapeNode, type BackwardOptions } from './autograd.js';
+export { enableGrad } from './grad-mode.js';
+export { checkpoint } from './checkpoint.js';
 export { registerKernel, registerGradient, registerInPlaceOp, mutatedInputs, mutatedInputsOf, getKernel, hasKernel, registeredOps, kernelBackends, getGradient, declareNonDifferentiable, nonDifferentiableReason, declareReferenceOnly, referenceOnlyReason, type Kernel, type GradientFn, type GradContext } from './registry.js';
 export { runOp, setWriteCheck } from './run-op.js';
 export { getBackend, getDefaultBackend, setDefaultBackend, availableBackends } from './backend-registry.js';

@@ -219,6 +219,7 @@ export class TrainingMachine {
     // Every later phase's data plane is checked now too (e.g. a corpus too small for its batch), not when it starts.
     if (!options.data) for (const later of this.parsed.phases.slice(1)) this.planes.forPhase(later);
     this.model = firstModel(this.parsed, options.model, this.data.getBatchSpec(), this.seed);
+    this.model.model.rack.recompute = this.config.training.recompute === true;
     this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
     // The progressive model plane checks its whole plan now (bad growth, freezing, LoRA targets, formats).
     this.modelPlane?.validate(this);
