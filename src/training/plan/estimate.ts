@@ -14,7 +14,9 @@
  *  - saved activations of a block that backward passes through (it trains, or something upstream
  *    of it trains): ACT_PER_TOKEN (per d, per FFN width, per head width) · T · 4 bytes plus the
  *    attention's log-sum-exp (B·H·S); blocks before the first trainable module run detached and
- *    keep nothing;
+ *    keep nothing; with training.recompute, only each such block's input (T·d floats) plus the
+ *    largest one block's activations (alive while backward recomputes it), and the backward FLOPs
+ *    gain one forward of those blocks;
  *  - workspace: two logits chunks of the fused loss, the FFN's activation gradients and a second
  *    copy of the biggest trained matrix's gradient (backward adds into .grad);
  *  - peak = process baseline + weights + gradients + optimizer state + saved activations +
@@ -87,6 +89,8 @@ export interface PhasePlan {
   accumulation: number;
   optimizer: string;
   stateFormat: OptimizerStateFormat;
+  /** training.recompute: saved activations are each block's input plus one block recomputed; backward FLOPs include the recomputed forward. */
+  recompute: boolean;
   params: PhaseParams;
   bytes: {
     /** Weight bytes by storage format. */
@@ -271,6 +275,9 @@ function planPhase(
   let stillPrefix = cacheOn;
   upstream = stageTrains[0]!;
   let blockIndex = 0, quantFlops = 0, quantPrefixFlops = 0;
+  // training.recompute: blocks backward passes through keep their input only and run their forward twice.
+  const recompute = (parsed.config.training as { recompute?: boolean }).recompute === true;
+  let recomputePeak = 0, recomputeFlops = 0;
   shape.stacks.forEach((st, i) => {
     const s = states[i]!;
     const stackTrains = stageTrains[1 + blockIndex]!;
@@ -284,7 +291,15 @@ function planPhase(
       forward += fwd;
       if (i < cachedPrefixStacks) prefixFwd += fwd;
       if (trainsBase || trainsLora || upstream) {
-        activations += blockActivations(st.block, T, B, S, trainsLora ? loraRankSum(s.lora) : 0);
+        const act = blockActivations(st.block, T, B, S, trainsLora ? loraRankSum(s.lora) : 0);
+        if (recompute) {
+          // Only the block's input stays; its activations live again while backward recomputes it, one block at a time.
+          activations += 4 * T * d;
+          recomputePeak = Math.max(recomputePeak, act);
+          recomputeFlops += fwd;
+        } else {
+          activations += act;
+        }
       }
       // A stage's input gradient is needed once something upstream of it (in this block too) trains.
       const projFwd = blockForwardFlops(st.block, S).projections;
@@ -300,6 +315,8 @@ function planPhase(
       }
     }
   });
+  activations += recomputePeak;
+  backward += recomputeFlops;
   const headFwd = shape.head.forwardFlops;
   forward += headFwd;
   // A trained head's final norm needs the gradient through the decoder, as does anything upstream.
@@ -349,7 +366,7 @@ function planPhase(
     index: phase.index, name: phase.name, startT: phase.start_t, endT: phase.end_t, steps: phaseSteps,
     nStacks: shape.stacks.length, blocks: shape.stacks.reduce((a, s) => a + s.nBlocks, 0),
     newStacks, trunkFormat, parts, seqLen: S, microBatch: B, accumulation,
-    optimizer: optPlane.type === 'sgd' ? (slots ? 'sgd-momentum' : 'sgd') : 'adamw', stateFormat,
+    optimizer: optPlane.type === 'sgd' ? (slots ? 'sgd-momentum' : 'sgd') : 'adamw', stateFormat, recompute,
     params: { total, trainable, frozen: total - trainable, adapters, adaptersTrainable },
     bytes: { weightsByFormat: byFormat, weights, grads, optimizerState, activations, cacheMemory, cacheDisk, workspace, buildTransient, baseline: BASELINE_RSS_BYTES, peak },
     largest: { what: largest[0], bytes: largest[1] },
