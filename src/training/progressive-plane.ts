@@ -54,6 +54,7 @@ import {
   growthSpecOf,
   progressiveConfigSchema,
   progressiveLoraOf,
+  headLoraOf,
   progressiveOf,
   stackLoraOf,
   type ProgressiveConfig,
@@ -252,6 +253,9 @@ export class ProgressivePlane implements ModelPlaneHook {
     if (freeze !== undefined) o.freeze = freeze;
     if (first.stack_lora) o.stackLora = stackLoraOf(first.stack_lora);
     if (first.progressive_lora) o.progressiveLora = progressiveLoraOf(first.progressive_lora);
+    if (first.head !== undefined) o.head = first.head;
+    const headLora = headLoraOf(first);
+    if (headLora) o.headLora = headLora;
     this.lrScale = {};
     for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[k] = v;
     this.b = new ProgressiveRackBuilder(machine.model.model, o);

@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, Tensor } from '../../engine/index.js';
-import { Linear, Model, QuantizedLinear, inspectModel, replaceModule, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
+import { Linear, Model, QuantizedLinear, TokenHead, inspectModel, replaceModule, withoutRandomInit, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
+import * as E from '../../engine/index.js';
 import { assertFiniteTensors, nonFiniteTensors, writeSafetensors, type SafeTensor } from '../safetensors.js';
 import { hfConfigFromModel, modelConfigFromHF, type HFExportContext, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
 import { familyMapping, fromHFTensor, toHFTensor, type FamilyMapping, type HostTensor } from './mapping.js';
@@ -223,13 +224,21 @@ function saveFloatHF(model: Model, folder: string, opts: SaveHFOptions): void {
   const mapping = familyMapping(model.config);
   const adapted = model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[1].lora !== null).map(([, l]) => l);
   const wasMerged = adapted.filter((l) => l.isMerged);
+  // A token head's decoder adapter (model.progressive.head: lora): merged, its decoder is written as W + (α/r)·B A.
+  const head = model.head instanceof TokenHead && model.head.lora ? model.head : null;
+  if (head && mode === 'merge' && head.isTied) {
+    throw new HFConfigError("export --adapters merge: the head's LoRA adapter is on a decoder tied to the token embedding, so folding it in would change the embedding too; export with --adapters separate (a PEFT adapter on the decoder) or drop");
+  }
   let tensors: Map<string, HostTensor>;
+  let mergedDecoder: Tensor | null = null;
   try {
     // Base weights are read unmerged ('separate', 'drop') or merged ('merge'); unmerge() restores
     // the exact pre-merge weight, and merge() recomputes the same merged weight afterwards.
     for (const l of adapted) { if (mode === 'merge') l.merge(); else l.unmerge(); }
-    tensors = hfTensorsOf(model, (t) => t, mapping);
+    if (head && mode === 'merge') mergedDecoder = E.keep(E.noGrad(() => E.tidy(() => E.add(head.weight, E.mulScalar(E.matmul(head.loraB!, head.loraA!), head.lora!.scale)))));
+    tensors = hfTensorsOf(model, (t) => (mergedDecoder && t === head!.weight ? mergedDecoder : t), mapping);
   } finally {
+    mergedDecoder?.dispose();
     for (const l of adapted) { if (wasMerged.includes(l)) l.merge(); else l.unmerge(); }
   }
   mkdirSync(folder, { recursive: true });
@@ -240,7 +249,7 @@ function saveFloatHF(model: Model, folder: string, opts: SaveHFOptions): void {
   if ('torch_dtype' in hfConfig) hfConfig.torch_dtype = dtypeName;
   writeSafetensors(join(folder, 'model.safetensors'), safe, { format: 'pt' });
   writeTextAtomic(join(folder, 'config.json'), JSON.stringify(hfConfig, null, 2) + '\n');
-  if (mode === 'separate' && adapted.length > 0) savePeftAdapter(model, folder);
+  if (mode === 'separate' && (adapted.length > 0 || head)) savePeftAdapter(model, folder);
 }
 
 /** Our config for an HF folder without loading weights. */

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../../engine/index.js';
-import { Linear, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
+import { Linear, TokenHead, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
 import { writeSafetensors, readSafetensors, type SafeTensor } from '../safetensors.js';
 import { familyMapping, type LinearMap, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
@@ -153,9 +153,26 @@ export function peftTensorsOf(model: Model, pick: (t: Tensor) => Tensor | null =
     const l0 = ls[0].lora!;
     modules.push({ hf: lm.hf, rank: l0.rank, alpha: l0.alpha, rslora: l0.rslora, dropout: l0.dropout });
   }
+  // The decoder adapter of a token head (model.progressive.head: lora) on HF's decoder module.
+  const head = model.head;
+  if (head instanceof TokenHead && head.lora) {
+    const hf = decoderModuleName(model);
+    const a = pick(head.loraA!), b = pick(head.loraB!);
+    if (a) tensors.set(`${PREFIX}${hf}.lora_A.weight`, hostOfTensor(a));
+    if (b) tensors.set(`${PREFIX}${hf}.lora_B.weight`, hostOfTensor(b));
+    modules.push({ hf, rank: head.lora.rank, alpha: head.lora.alpha, rslora: head.lora.rslora, dropout: head.lora.dropout });
+  }
   const stray = model.namedModules().filter(([, m]) => m instanceof Linear && m.lora !== null && !covered.has(m)).map(([p]) => p);
   if (stray.length) throw new HFFormatError(`PEFT export: adapters on ${stray.join(', ')} have no Hugging Face module to attach to`);
   return { tensors, modules };
+}
+
+/** The Hugging Face module of a token head's decoder: lm_head (LLaMA, GPT-2), cls.predictions.decoder (BERT MLM). */
+function decoderModuleName(model: Model): string {
+  const head = model.config.head.kind;
+  if (head === 'lm' && (model.config.family === 'llama' || model.config.family === 'gpt2')) return 'lm_head';
+  if (head === 'mlm' && model.config.family === 'bert') return 'cls.predictions.decoder';
+  throw new HFFormatError(`PEFT export: a ${model.config.family} ${head} head's decoder adapter has no Hugging Face module to attach to`);
 }
 
 function mostCommon(values: number[]): number {

@@ -30,9 +30,9 @@ import { INT8_MIN_SIZE } from '../../optim/index.js';
 import { loadHfTokenizer } from '../../data/index.js';
 import { modelConfigFromPlane, type ModelPlaneConfig } from '../../framework/index.js';
 import type { ParsedConfig, ResolvedPhase } from '../config/resolve.js';
-import { freezePolicyOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
+import { freezePolicyOf, headLoraOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
 import { loraRankFor } from '../progressive/lora.js';
-import { defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type PartState } from '../progressive/freeze.js';
+import { defaultFreezePolicy, resolveFreezePlan, withHeadMode, type FreezePlan, type PartState } from '../progressive/freeze.js';
 import type { LoraTarget } from '../../framework/index.js';
 import { blockForwardFlops, blockLoraParams, blockLoraTensorSizes, blockStages, blockTensorSizes, type LoraRanks, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
 
@@ -165,7 +165,7 @@ function partsOf(prog: ProgressiveConfig | undefined, hasTrunk: boolean): Freeze
   if (!prog) return { new_stack: 'train', trunk: 'train', embedding: 'train', head: 'train' };
   const policy = freezePolicyOf(prog.freeze) ?? defaultFreezePolicy(prog.direction);
   const plan = resolveFreezePlan(policy, prog.direction, prog.stack_lora?.train_base ?? true);
-  return typeof policy === 'string' && !hasTrunk ? { ...plan, embedding: 'train', head: 'train' } : plan;
+  return withHeadMode(typeof policy === 'string' && !hasTrunk ? { ...plan, embedding: 'train', head: 'train' } : plan, prog.head);
 }
 
 /** Plans every phase of a parsed config. */
@@ -241,6 +241,14 @@ function planPhase(
   else if (embTrains) trainable += embParams - shape.embedding.tokenParams;
   total += shape.head.params; addBytes('fp32', 4 * shape.head.params);
   if (headTrains) { trainable += shape.head.params; addInt8(shape.head.tensors); }
+  // model.progressive.head: lora — A [r, d] and B [rows, r] on the decoder (or classifier); they train when the head's part is 'adapters'.
+  const headLora = prog ? headLoraOf(prog) : null;
+  const headAdapterSizes = headLora ? [headLora.rank * d, shape.head.vocab * headLora.rank] : [];
+  const headAdapters = headAdapterSizes.reduce((a, b) => a + b, 0);
+  total += headAdapters; adapters += headAdapters; addBytes('fp32', 4 * headAdapters);
+  if (headLora && parts.head === 'adapters') { trainable += headAdapters; adaptersTrainable += headAdapters; addInt8(headAdapterSizes); }
+  // Backward goes through the decoder weight when the head trains, directly or through its adapter.
+  const headGrads = parts.head !== 'frozen';
   let buildTransient = 0;
   shape.stacks.forEach((st, i) => {
     const s = states[i]!;
@@ -269,7 +277,7 @@ function planPhase(
     : trainable * stateBytesPerParam(slots, 'fp32');
 
   // ---- compute, in data-flow order; a module needs backward once something upstream trains
-  const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && hasLora(s.lora))) as boolean[]), headTrains];
+  const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && hasLora(s.lora))) as boolean[]), headGrads];
   let upstream = false, backward = 0, forward = 0, activations = 0, prefixFwd = 0, cachedPrefixStacks = 0;
   const cacheOn = !!prog?.activation_cache && !embTrains;
   let stillPrefix = cacheOn;
@@ -320,8 +328,10 @@ function planPhase(
   const headFwd = shape.head.forwardFlops;
   forward += headFwd;
   // A trained head's final norm needs the gradient through the decoder, as does anything upstream.
-  backward += (headTrains ? headFwd : 0) + (upstream || (headTrains && shape.head.finalNormParams > 0) ? headFwd : 0);
-  upstream ||= headTrains;
+  backward += (headGrads ? headFwd : 0) + (upstream || (headTrains && shape.head.finalNormParams > 0) ? headFwd : 0);
+  upstream ||= headGrads;
+  // A head adapter's merged decoder weight W + (α/r)·B A is kept for backward.
+  if (headLora && parts.head === 'adapters') activations += 4 * shape.head.vocab * d;
   // The embedding output, the final norm's input and output, the fused loss's hidden gradient.
   if (upstream) activations += HEAD_ACT_PER_TOKEN * T * d * 4;
   // Two chunks of logits and their gradient in the fused loss; the FFN's gradients in backward.
@@ -329,7 +339,7 @@ function planPhase(
   const maxFF = Math.max(0, ...shape.stacks.map((s) => s.block.dFF));
   // Backward adds each gradient into the parameter's .grad: the biggest trainable matrix's gradient exists twice for a moment.
   const trainedMatrices = [
-    headTrains && !shape.head.tied ? shape.head.vocab * d : 0,
+    (headTrains && !shape.head.tied) || parts.head === 'adapters' ? shape.head.vocab * d : 0,
     embTrains ? shape.embedding.tokenParams : 0,
     ...shape.stacks.flatMap((st, i) => (states[i]!.base === 'train' && states[i]!.format === 'fp32' ? st.block.projections.map((p) => p.inFeatures * p.outFeatures) : [])),
   ];
