@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as E from '../../../src/engine/index.js';
 import { inspectModel, TokenHead } from '../../../src/nn/index.js';
 import { ProgressivePlane, TrainingMachine, loadModel, parseConfig, planRun, type ResourceReport } from '../../../src/training/index.js';
-import { saveHF } from '../../../src/io/index.js';
+import { loadHF, saveHF } from '../../../src/io/index.js';
 import { readSafetensors } from '../../../src/io/safetensors.js';
 
 type Obj = Record<string, unknown>;
@@ -132,6 +132,15 @@ test('head: lora resumes bit for bit from a checkpoint, loads back through the m
   saveHF(loaded.model, sep, { adapters: 'separate' });
   const peft = readSafetensors(join(sep, 'adapter_model.safetensors')).tensors;
   assert.deepEqual([...peft.keys()].filter((k) => k.includes('lm_head')).sort(), ['base_model.model.lm_head.lora_A.weight', 'base_model.model.lm_head.lora_B.weight']);
+  // Read back (base + PEFT adapter on lm_head): the same logits.
+  const back = loadHF(sep);
+  const backHead = back.model.head as TokenHead;
+  assert.equal(backHead.lora!.rank, 2);
+  const x = E.tensor(new Int32Array([1, 5, 7, 2, 9, 3]), [1, 6], { dtype: 'int32' });
+  const [l0, l1] = E.noGrad(() => [loaded.model.forward(x).logits.toArray(), back.model.forward(x).logits.toArray()]);
+  l0.forEach((v, i) => assert.ok(Math.abs(v - l1[i]!) < 1e-5, `logit ${i}: ${v} vs ${l1[i]}`));
+  x.dispose();
+  back.model.dispose();
   const merged = join(dir, 'hf-merge');
   saveHF(loaded.model, merged, { adapters: 'merge' });
   assert.equal(existsSync(join(merged, 'adapter_model.safetensors')), false);
