@@ -284,7 +284,7 @@ function planPhase(
   upstream = stageTrains[0]!;
   let blockIndex = 0, quantFlops = 0, quantPrefixFlops = 0;
   // training.recompute: blocks backward passes through keep their input only and run their forward twice.
-  const recompute = (parsed.config.training as { recompute?: boolean }).recompute === true;
+  const recompute = parsed.config.training.recompute === true;
   let recomputePeak = 0, recomputeFlops = 0;
   shape.stacks.forEach((st, i) => {
     const s = states[i]!;
