@@ -458,6 +458,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     const seqLen = machine.data.getBatchSpec().seq_len;
     const cache = this.activationCache();
     const opts: ResourceReportOptions = { seqLen, optimizer: optimizer.kind };
+    if (optimizer.stateFormat) opts.stateFormat = optimizer.stateFormat;
     if (cache) {
       opts.cachedPrefixStacks = cache.prefixStacks;
       opts.cachedActivationBytes = { memory: cache.memoryBytes, disk: cache.diskBytes };

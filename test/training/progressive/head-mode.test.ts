@@ -16,8 +16,8 @@ type Obj = Record<string, unknown>;
 const dir = mkdtempSync(join(tmpdir(), 'sw-head-mode-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const cfg = (progressive: Obj, opts: { tied?: boolean; runDir?: string; steps?: number } = {}): Obj => ({
-  model: { preset: 'llama', d_model: 32, n_heads: 4, d_ff: 48, n_stacks: 2, blocks_per_stack: 1, tie_embeddings: opts.tied ?? false, progressive: { growth: 'copy_top', freeze: 'none', ...progressive } },
+const cfg = (progressive: Obj, opts: { tied?: boolean; runDir?: string; steps?: number; d?: number } = {}): Obj => ({
+  model: { preset: 'llama', d_model: opts.d ?? 32, n_heads: 4, d_ff: 48, n_stacks: 2, blocks_per_stack: 1, tie_embeddings: opts.tied ?? false, progressive: { growth: 'copy_top', freeze: 'none', ...progressive } },
   data: { corpus: { kind: 'synthetic', vocab_size: 40, tokens: 6000, branching: 2 }, seq_len: 12, batch_size: 4, eval_batches: 1 },
   optimizer: { lr: 3e-3 },
   training: { total_steps: opts.steps ?? 6, seed: 3, progress: 'off', tensorboard: false, ...(opts.runDir ? { run_dir: opts.runDir, checkpoint_every: 0 } : {}) },
@@ -31,7 +31,8 @@ function trainAll(c: Obj): { before: Map<string, Float32Array>; after: Map<strin
   const m = new TrainingMachine(c);
   const plane = ProgressivePlane.attach(m);
   const reports: ResourceReport[] = [];
-  m.addCallback({ onPhaseStart: () => { reports.push(plane.builder.report({ seqLen: 12, optimizer: 'adamw' })); } });
+  const stateFormat = ((c['optimizer'] as Obj)['state_format'] ?? 'fp32') as 'fp32' | 'int8';
+  m.addCallback({ onPhaseStart: () => { reports.push(plane.builder.report({ seqLen: 12, optimizer: 'adamw', stateFormat })); } });
   m.prepare();
   const before = snapshot(m);
   const losses: number[] = [];
@@ -66,16 +67,18 @@ test('head: train / frozen / lora — what moves and what stays, bit for bit', (
   lora.machine.dispose();
 });
 
-test('head: the plan counts what the live builder reports (trainable, frozen, adapters, gradients, optimizer state)', () => {
+test('head: the plan counts what the live builder reports (trainable, frozen, adapters, gradients, optimizer state, fp32 or 8-bit)', () => {
   for (const prog of [{ head: 'frozen' }, { head: 'lora', head_lora: { rank: 3, alpha: 3 } }, { head: 'lora', freeze: 'adapters_only_trunk', progressive_lora: { rank: 2, alpha: 2 } }, { head: 'train', freeze: 'frozen_trunk' }]) {
-    for (const tied of [false, true]) {
-      const c = cfg(prog, { tied });
+    for (const [tied, int8] of [[false, false], [true, false], [false, true]] as const) {
+      // d 128: the projections (128 × 128, 48 × 128) and an untied head (40 × 128) have 8-bit moments; norms, the embedding and the head adapter do not.
+      const c = cfg(prog, { tied, d: int8 ? 128 : 32 });
+      if (int8) (c['optimizer'] as Obj)['state_format'] = 'int8';
       const plan = planRun(parseConfig(c));
       const run = trainAll(c);
       run.machine.dispose();
       plan.phases.forEach((p, i) => {
         const r = run.reports[i]!;
-        const what = `${JSON.stringify(prog)} tied ${tied} phase ${p.name}`;
+        const what = `${JSON.stringify(prog)} tied ${tied} int8 ${int8} phase ${p.name}`;
         assert.deepEqual(p.params, { total: r.params.total, trainable: r.params.trainable, frozen: r.params.frozen, adapters: r.params.adapters, adaptersTrainable: r.params.adaptersTrainable }, what);
         assert.equal(p.bytes.grads, r.bytes.grads, what);
         assert.equal(p.bytes.optimizerState, r.bytes.optimizerState, what);
