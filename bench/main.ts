@@ -14,6 +14,7 @@ import { benchAttention } from '../src/engine/ops/attention-bench.js';
 import { benchProgressive } from './progressive.js';
 import { benchScale } from './scale.js';
 import { benchHFLoad } from './hf-load.js';
+import { benchBackwardMemory } from './backward-memory.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -43,6 +44,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
+  'backward-memory': () => benchBackwardMemory({ shape: text('--shape') }),
   scale: () => {
     const i = rest.indexOf('--shapes');
     benchScale(root, { shapes: i >= 0 ? rest[i + 1]!.split(',') : undefined, steps: flag('--steps'), seq: flag('--seq'), batch: flag('--batch') });

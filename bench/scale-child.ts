@@ -9,8 +9,9 @@
  * parent into DIR; the model keeps the shape's 32000 rows) with the activation cache
  * serving the frozen prefix. Batches cycle over K distinct aligned windows, so after the first K
  * steps the prefix comes from the cache. Prints one JSON line: plan's prediction (the same state
- * as phase 2 of a two-phase stack-wise config) beside the measured peak RSS, build time, tokens/s
- * and the loss of each step.
+ * as phase 2 of a two-phase stack-wise config) beside the measured peak RSS, build time, tokens/s,
+ * the loss of each step (and which batch it was on: from step K on, a batch already trained on)
+ * and the loss of a batch never trained on, before and after the steps.
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -72,11 +73,27 @@ export function runScale(path: string, cacheDir: string, o: ScaleOptions): Recor
   const cached = new CachedPrefixForward(model, { cache });
   const losses: number[] = [], stepS: number[] = [], reused: number[] = [];
   const { seq: S, batch: B } = o;
-  for (let s = 0; s < o.steps; s++) {
-    const k = s % o.distinct;
+  const batchIds = (k: number) => {
     const sampleIds = Array.from({ length: B }, (_, b) => k * B + b);
     const ids = new Int32Array(B * S);
     sampleIds.forEach((id, b) => ids.set(data.train.window(id * S, S), b * S));
+    return { sampleIds, ids };
+  };
+  // The batches cycle, so the loss of step ≥ distinct is on a batch already trained on: after a
+  // first AdamW step (sign descent: every trained weight moves by lr), a repeated batch's targets
+  // lead by tens of logits at d ≥ 2048 and its loss drops towards 0. The loss of batch `distinct`
+  // (never trained on) before and after the steps says what was learnt beyond memorising.
+  const heldOutLoss = (): number => {
+    const { ids } = batchIds(o.distinct);
+    return E.tidy(() => E.noGrad(() => {
+      const x = E.tensor(ids, [B, S], { dtype: 'int32' });
+      return model.lossFromHidden(model.forwardHidden(x), x).item();
+    }));
+  };
+  const heldOutBefore = heldOutLoss();
+  for (let s = 0; s < o.steps; s++) {
+    const k = s % o.distinct;
+    const { sampleIds, ids } = batchIds(k);
     const t = performance.now();
     const x = E.tensor(ids, [B, S], { dtype: 'int32' });
     const loss = E.tidy(() => {
@@ -92,6 +109,7 @@ export function runScale(path: string, cacheDir: string, o: ScaleOptions): Recor
     stepS.push((performance.now() - t) / 1000);
     losses.push(loss);
   }
+  const heldOutAfter = heldOutLoss();
   const missSteps = stepS.filter((_, i) => reused[i] === 0);
   const hitSteps = stepS.filter((_, i) => reused[i] === B);
   const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : null);
@@ -117,7 +135,10 @@ export function runScale(path: string, cacheDir: string, o: ScaleOptions): Recor
     step_s_cached_prefix: mean(hitSteps) === null ? null : round(mean(hitSteps)!, 2),
     predicted_step_s_cached: plan.stepSeconds === null ? null : round(plan.stepSeconds, 2),
     tokens_per_s: round((o.steps * B * S) / stepS.reduce((a, b) => a + b, 0), 1),
-    losses: losses.map((l) => round(l, 4)),
+    // Four significant digits: a memorised batch's loss is small, not zero.
+    losses: losses.map((l) => Number(l.toPrecision(4))),
+    loss_batches: losses.map((_, i) => i % o.distinct),
+    held_out_loss_before_after: [Number(heldOutBefore.toPrecision(4)), Number(heldOutAfter.toPrecision(4))],
     gemm_gflops: round(gemm.fp32Gflops), nf4_gemm_gflops: round(gemm.nf4Gflops),
     load_avg_1m: round(loadavg()[0]!, 2),
   };

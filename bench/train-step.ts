@@ -74,23 +74,26 @@ export class BenchLlama {
     return [this.embed, ...this.layers.flatMap((l) => Object.values(l)), this.norm, this.head];
   }
 
-  /** Mean next-token cross-entropy of `targets` given `inputs` (both int32 [B, S]). */
-  loss(inputs: Tensor, targets: Tensor): Tensor {
+  /** Mean next-token cross-entropy of `targets` given `inputs` (both int32 [B, S]); `recompute`: each layer through E.checkpoint. */
+  loss(inputs: Tensor, targets: Tensor, opts: { recompute?: boolean } = {}): Tensor {
+    let x = E.embedding(this.embed, inputs); // [B, S, D]
+    for (const l of this.layers) x = opts.recompute ? E.checkpoint((y) => this.layer(l, y), x, Object.values(l)) : this.layer(l, x);
+    const logits = E.linear(E.rmsNorm(x, this.norm, 1e-6), this.head); // [B, S, V]
+    const n = this.s.batch * this.s.seq;
+    return E.crossEntropy(E.reshape(logits, [n, this.s.vocab]), E.reshape(targets, [n]));
+  }
+
+  /** One pre-norm LLaMA block (as the nn block: the attention's residual add fused into the FFN norm). */
+  private layer(l: Layer, x: Tensor): Tensor {
     const { batch: B, seq: S, heads: H, kvHeads: Hkv, dModel: D } = this.s;
     const hd = D / H;
-    let x = E.embedding(this.embed, inputs); // [B, S, D]
-    for (const l of this.layers) {
-      const h = E.rmsNorm(x, l.attnNorm, 1e-6);
-      const q = E.rope(E.reshape(E.linear(h, l.wq), [B, S, H, hd]), { theta: 10000 });
-      const k = E.rope(E.reshape(E.linear(h, l.wk), [B, S, Hkv, hd]), { theta: 10000 });
-      const v = E.reshape(E.linear(h, l.wv), [B, S, Hkv, hd]);
-      const a = E.reshape(E.attention(q, k, v, { causal: true }), [B, S, D]);
-      // As the nn pre-norm block: the attention's residual add fused into the FFN norm.
-      const [x1, h2] = E.addRmsNorm(x, E.linear(a, l.wo), l.ffnNorm, 1e-6);
-      x = E.add(x1, E.linear(E.swiglu(E.linear(h2, l.wGate), E.linear(h2, l.wUp)), l.wDown));
-    }
-    const logits = E.linear(E.rmsNorm(x, this.norm, 1e-6), this.head); // [B, S, V]
-    return E.crossEntropy(E.reshape(logits, [B * S, this.s.vocab]), E.reshape(targets, [B * S]));
+    const h = E.rmsNorm(x, l.attnNorm, 1e-6);
+    const q = E.rope(E.reshape(E.linear(h, l.wq), [B, S, H, hd]), { theta: 10000 });
+    const k = E.rope(E.reshape(E.linear(h, l.wk), [B, S, Hkv, hd]), { theta: 10000 });
+    const v = E.reshape(E.linear(h, l.wv), [B, S, Hkv, hd]);
+    const a = E.reshape(E.attention(q, k, v, { causal: true }), [B, S, D]);
+    const [x1, h2] = E.addRmsNorm(x, E.linear(a, l.wo), l.ffnNorm, 1e-6);
+    return E.add(x1, E.linear(E.swiglu(E.linear(h2, l.wGate), E.linear(h2, l.wUp)), l.wDown));
   }
 }
 

@@ -33,7 +33,7 @@ export function planTable(plan: RunPlan): string {
   const rows = plan.phases.map((p) => [
     p.name, `${p.nStacks}${p.trunkFormat !== 'fp32' && p.nStacks > p.newStacks.length ? ` (${p.trunkFormat} trunk)` : ''}`,
     humanCount(p.params.trainable), humanCount(p.params.frozen), humanCount(p.params.adapters), formats(p),
-    humanBytes(p.bytes.grads), `${humanBytes(p.bytes.optimizerState)}${p.stateFormat === 'int8' ? ' (int8)' : ''}`, humanBytes(p.bytes.activations),
+    humanBytes(p.bytes.grads), `${humanBytes(p.bytes.optimizerState)}${p.stateFormat === 'int8' ? ' (int8)' : ''}`, `${humanBytes(p.bytes.activations)}${p.recompute ? ' (recompute)' : ''}`,
     p.cachedPrefixStacks > 0 ? `${humanBytes(p.bytes.cacheMemory)} / ${humanBytes(p.bytes.cacheDisk)}` : '-',
     humanBytes(p.bytes.workspace), humanBytes(p.bytes.peak), flops(p.flopsPerToken.train),
     p.cachedPrefixStacks > 0 ? flops(p.flopsPerToken.trainCached) : '-',

@@ -42,11 +42,25 @@ function accumulate(map: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
   map.set(t, sum);
 }
 
+export interface BackwardOptions {
+  /**
+   * Free the graph's saved activations while walking it: each node's outputs are disposed as soon
+   * as the node's own gradient has run, which is the last time the walk reads them (every
+   * consumer of a tensor comes after its producer in topological order, so it was handled
+   * earlier in the reverse walk). The peak during backward then falls with the depth reached
+   * instead of holding every activation until the step's scope ends. Only tensors owned by a
+   * memory scope are freed (never a kept one) and never `root` itself; an intermediate the caller
+   * still holds is disposed too, so read what you need (the loss value) before backward, and do
+   * not call backward twice over the same graph. Default false.
+   */
+  freeSaved?: boolean;
+}
+
 /**
  * Back-propagates from `root`. Without `gradient`, root must hold one element and the seed is 1.
  * Gradients accumulate into leaves' `.grad` (call zeroGrad / set grad = null between steps).
  */
-export function backward(root: Tensor, gradient?: Tensor): void {
+export function backward(root: Tensor, gradient?: Tensor, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error(`backward(): tensor ${root.describe()} does not require a gradient (no parameter or input with requiresGrad led to it)`);
   if (!gradient && root.size !== 1) throw new Error(`backward(): tensor ${root.describe()} has ${root.size} elements; pass a gradient of shape ${formatShape(root.shape)} or reduce it to a scalar first`);
   if (gradient && !sameShape(gradient.shape, root.shape)) throw new Error(`backward(): gradient shape ${formatShape(gradient.shape)} does not match tensor shape ${formatShape(root.shape)}`);
@@ -56,10 +70,13 @@ export function backward(root: Tensor, gradient?: Tensor): void {
     if (!root.node) { accumulateLeaf(root, seed); return; }
     grads.set(root, seed);
     const order = topoOrder(root);
+    const release = opts.freeSaved === true
+      ? (node: TapeNode) => { for (const o of node.outputs) if (o !== root && o.scope !== null) o.dispose(); }
+      : null;
     for (let i = order.length - 1; i >= 0; i--) {
       const node = order[i];
       const dys = node.outputs.map((o) => grads.get(o) ?? null);
-      if (dys.every((d) => d === null)) continue;
+      if (dys.every((d) => d === null)) { release?.(node); continue; }
       const fn = getGradient(node.op);
       if (!fn) throw new Error(`backward(): op '${node.op}' is not differentiable (no gradient registered), but a gradient reached its output ${node.outputs[0].describe()}`);
       const ctx: GradContext = { inputs: node.inputs, outputs: node.outputs, attrs: node.attrs };
@@ -85,6 +102,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
         if (input.node) accumulate(grads, input, dx);
         else accumulateLeaf(input, dx);
       });
+      release?.(node);
     }
     for (const g of grads.values()) g.dispose();
   });

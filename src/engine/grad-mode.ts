@@ -17,3 +17,14 @@ export function noGrad<T>(fn: () => T): T {
     gradEnabled = prev;
   }
 }
+
+/** Runs `fn` with the tape recording again (inside a noGrad region: a recomputed forward). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}

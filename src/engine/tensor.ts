@@ -11,9 +11,10 @@ export interface TapeNode {
   attrs: unknown;
 }
 
-let backwardImpl: ((root: Tensor, gradient?: Tensor) => void) | null = null;
+type BackwardFn = (root: Tensor, gradient?: Tensor, opts?: { freeSaved?: boolean }) => void;
+let backwardImpl: BackwardFn | null = null;
 /** Set by autograd.ts when it loads (tensor.ts cannot import the autograd that imports it). */
-export function setBackward(fn: (root: Tensor, gradient?: Tensor) => void): void {
+export function setBackward(fn: BackwardFn): void {
   backwardImpl = fn;
 }
 
@@ -125,10 +126,10 @@ export class Tensor {
     return this.toArray()[0];
   }
 
-  /** Back-propagates from this (scalar) tensor; see autograd.backward. */
-  backward(gradient?: Tensor): void {
+  /** Back-propagates from this (scalar) tensor; see autograd.backward (and its freeSaved option). */
+  backward(gradient?: Tensor, opts?: { freeSaved?: boolean }): void {
     if (!backwardImpl) throw new Error('Tensor.backward: autograd is not loaded (import the engine through its index)');
-    backwardImpl(this, gradient);
+    backwardImpl(this, gradient, opts);
   }
 
   toString(): string {

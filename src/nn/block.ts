@@ -179,10 +179,22 @@ export class Stack extends Module {
     return this.blocks.length;
   }
 
+  /**
+   * Activation recomputation (training.recompute): while gradients are recorded, each block keeps
+   * only its input and runs its forward again when backward reaches it (E.checkpoint); the
+   * gradients are bit for bit the same. Set through Rack.recompute.
+   */
+  recompute = false;
+  private recomputeCalls = 0;
+
   forward(x: Tensor, ctx: ForwardContext = {}, hidden?: HiddenStateSink): Tensor {
     let h = x;
+    // A key mask that needs a gradient is a non-leaf the recomputed block would walk into.
+    const recompute = this.recompute && E.isGradEnabled() && !ctx.keyMask?.requiresGrad;
+    // The recomputed forward must draw the dropout masks of the first: a seed for the call, never a counter.
+    const c = recompute && ctx.seed === undefined ? { ...ctx, seed: deriveSeed(0x5eed, `recompute#${this.recomputeCalls++}`) } : ctx;
     for (const b of this.blocks) {
-      h = b.forward(h, ctx);
+      h = recompute ? E.checkpoint((input) => b.forward(input, c), h, b.parameters()) : b.forward(h, ctx);
       hidden?.push(h);
     }
     return h;
@@ -279,8 +291,21 @@ export class Rack extends Module {
     return this.allBlocks().length;
   }
 
+  /** Whether the stacks recompute their blocks' activations in backward (training.recompute; see Stack.recompute). Stacks added later inherit it. */
+  get recompute(): boolean {
+    return this.recomputeOn;
+  }
+
+  set recompute(on: boolean) {
+    this.recomputeOn = on;
+    for (const s of this.stacks) s.recompute = on;
+  }
+
+  private recomputeOn = false;
+
   appendStack(s: Stack): this {
     if (s.dModel !== this.dModel) throw new Error(`Rack.appendStack: stack d_model ${s.dModel} differs from the rack's ${this.dModel}`);
+    s.recompute = this.recomputeOn;
     this.stacks.push(s);
     return this;
   }
@@ -295,6 +320,7 @@ export class Rack extends Module {
 
   prependStack(s: Stack): this {
     if (s.dModel !== this.dModel) throw new Error(`Rack.prependStack: stack d_model ${s.dModel} differs from the rack's ${this.dModel}`);
+    s.recompute = this.recomputeOn;
     this.stacks.insert(0, s);
     return this;
   }

@@ -7,7 +7,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { HeadSpec } from './spec.js';
 import { Module } from './module.js';
-import { activate, applyDropout, DropoutSeeds, LayerNorm, Linear, makeNorm, type Embedding, type Norm } from './layers.js';
+import { activate, applyDropout, createLoraAdapter, DropoutSeeds, LayerNorm, Linear, makeNorm, type Embedding, type LoraOptions, type LoraState, type Norm } from './layers.js';
 import type { Activation } from './kinds.js';
 import { deriveSeed, DEFAULT_INIT, initTensor, type TensorPlacement } from './init.js';
 import type { HeadConfig, NormConfig } from './config.js';
@@ -103,6 +103,54 @@ export abstract class TokenHead extends Head {
   get weight(): Tensor {
     return this.param('weight');
   }
+
+  /**
+   * A LoRA adapter on the decoder (model.progressive.head: lora): logits = h (W + (α/r)·B A)ᵀ + b,
+   * parameters 'lora_A' [r, d] and 'lora_B' [V, r] (B starts at zero, so the head starts as it
+   * was). The decoder weight is merged on the fly, so the fused loss still never builds [B, S, V]
+   * logits; the adapter therefore takes no input dropout.
+   */
+  lora: LoraState | null = null;
+
+  get loraA(): Tensor | null {
+    return this.optionalParam('lora_A');
+  }
+
+  get loraB(): Tensor | null {
+    return this.optionalParam('lora_B');
+  }
+
+  /** Attaches a decoder adapter (replacing any previous one); the decoder weight and bias are frozen by default. */
+  addLora(opts: LoraOptions): this {
+    if ((opts.dropout ?? 0) !== 0) throw new Error(`${this.typeName}.addLora: the head's adapter is merged into the decoder weight on the fly and takes no dropout, found ${opts.dropout}`);
+    if (opts.sharedA) throw new Error(`${this.typeName}.addLora: a head adapter has its own A`);
+    const adapter = createLoraAdapter(this.typeName, this.dModel, this.vocabSize, opts, { dtype: this.weight.dtype, backend: this.weight.backend });
+    this.removeLora();
+    this.registerParameter('lora_A', adapter.a);
+    this.registerParameter('lora_B', adapter.b);
+    this.lora = adapter.state;
+    if (opts.freezeBase ?? true) {
+      this.weight.requiresGrad = false;
+      const bias = this.optionalParam('bias');
+      if (bias) bias.requiresGrad = false;
+    }
+    return this;
+  }
+
+  /** Detaches the decoder adapter (its tensors are disposed). */
+  removeLora(): this {
+    if (!this.lora) return this;
+    this.unregisterParameter('lora_A')?.dispose();
+    this.unregisterParameter('lora_B')?.dispose();
+    this.lora = null;
+    return this;
+  }
+
+  /** The weight the logits use: the decoder, plus (α/r)·B A with an adapter. */
+  protected decoderWeight(): Tensor {
+    if (!this.lora) return this.weight;
+    return E.add(this.weight, E.mulScalar(E.matmul(this.loraB!, this.loraA!), this.lora.scale));
+  }
 }
 
 /** logits = h Wᵀ (+ b), W tied to the embedding or its own. Parameters 'weight', 'bias'. */
@@ -128,11 +176,11 @@ export class LMHead extends TokenHead {
   }
 
   project(h: Tensor): Tensor {
-    return E.linear(h, this.weight, this.bias);
+    return E.linear(h, this.decoderWeight(), this.bias);
   }
 
   override decoderInput(h: Tensor): DecoderInput | null {
-    return plainDecoder(this, LMHead.prototype.project, h, this.weight, this.bias);
+    return plainDecoder(this, LMHead.prototype.project, h, this.decoderWeight(), this.bias);
   }
 
   getSpec(): HeadSpec {
@@ -169,12 +217,12 @@ export class MLMHead extends TokenHead {
   }
 
   project(h: Tensor): Tensor {
-    return E.linear(this.transform(h), this.weight, this.bias);
+    return E.linear(this.transform(h), this.decoderWeight(), this.bias);
   }
 
   override decoderInput(h: Tensor): DecoderInput | null {
     if (this.project !== MLMHead.prototype.project) return null;
-    return plainDecoder(this, MLMHead.prototype.project, this.transform(h), this.weight, this.bias);
+    return plainDecoder(this, MLMHead.prototype.project, this.transform(h), this.decoderWeight(), this.bias);
   }
 
   /** dense → activation → LayerNorm: the decoder's input. */

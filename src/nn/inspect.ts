@@ -3,6 +3,7 @@ import type { DType } from '../engine/index.js';
 import { Module } from './module.js';
 import { Block, Rack, Stack } from './block.js';
 import { LatentAttention, LinearAttention } from './attention.js';
+import { ClassificationHead, TokenHead } from './heads.js';
 
 export interface ParameterInfo {
   name: string;
@@ -63,6 +64,9 @@ export function inspectModel(model: Module): ModuleInfo {
       const lora = [...m.loraTargets()].filter(([, l]) => l.lora).map(([t]) => t);
       if (lora.length) attributes.lora = lora.join(',');
     }
+    // A head trained through LoRA: the adapter on its decoder (token heads) or classifier.
+    if (m instanceof TokenHead && m.lora) attributes.lora = `decoder r=${m.lora.rank} alpha=${m.lora.alpha}`;
+    if (m instanceof ClassificationHead && m.classifier.lora) attributes.lora = `classifier r=${m.classifier.lora.rank} alpha=${m.classifier.lora.alpha}`;
     return {
       path,
       type: m.typeName,

@@ -2,6 +2,7 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Optimizer, adoptState, zeroStateLike, type ParamGroup, type ParamGroupOptions, type ParamState } from './optimizer.js';
+import { isEmbeddingParamName } from './roles.js';
 
 export interface AdamWOptions {
   lr: number;
@@ -12,13 +13,33 @@ export interface AdamWOptions {
   /**
    * 'fp32' (default) or 'int8': the moments as 8-bit block-wise codes with an absmax per 256
    * elements (bitsandbytes' blockwise Adam8bit; engine/ops/optim8.ts), about 2 bytes per
-   * parameter instead of 8. Its state slots are then m, m_absmax, v, v_absmax.
+   * parameter instead of 8. Its state slots are then m, m_absmax, v, v_absmax. As in
+   * bitsandbytes, tensors under INT8_MIN_SIZE elements and embedding tables keep float32 moments
+   * (see int8StateEligible).
    */
   stateFormat?: 'fp32' | 'int8';
 }
 
 /** State slots of the 8-bit format: codes (int32 words used as bytes) and absmax per block of each moment. */
 export const INT8_SLOTS = ['m', 'm_absmax', 'v', 'v_absmax'] as const;
+
+/**
+ * Tensors with fewer elements keep float32 moments under state_format int8 (bitsandbytes'
+ * `min_8bit_size`): norm gains and biases are a rounding error of the memory and the most
+ * sensitive to quantized moments.
+ */
+export const INT8_MIN_SIZE = 4096;
+
+/**
+ * Whether a parameter's AdamW moments are 8-bit under state_format int8: at least INT8_MIN_SIZE
+ * elements and not an embedding table (by its dotted name, role 'embedding'). bitsandbytes keeps
+ * 32-bit state for embeddings (StableEmbedding, GlobalOptimManager overrides): a row's moments
+ * decay for many steps between the rare steps its token appears, far below the block's absmax,
+ * where the dynamic map has only a few codes per decade.
+ */
+export function int8StateEligible(size: number, name: string | undefined): boolean {
+  return size >= INT8_MIN_SIZE && !(name !== undefined && isEmbeddingParamName(name));
+}
 
 export class AdamW extends Optimizer {
   readonly kind = 'adamw';
@@ -68,8 +89,13 @@ export class AdamW extends Optimizer {
     return { st, step };
   }
 
+  /** Whether p's moments are 8-bit (state_format int8 and eligible). */
+  private isInt8(p: Tensor): boolean {
+    return this.stateFormat === 'int8' && int8StateEligible(p.size, p.name);
+  }
+
   protected update(p: Tensor, grad: Tensor, group: ParamGroup): void {
-    if (this.stateFormat === 'int8') {
+    if (this.isInt8(p)) {
       const { st, step } = this.nextInt8(p);
       E.adamw8bitUpdate(p, grad, st, { lr: group.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: group.weightDecay, step });
       return;
@@ -80,13 +106,10 @@ export class AdamW extends Optimizer {
 
   /** Each group in one fused call (one parallel region over all its parameters). */
   protected override updateGroup(entries: { p: Tensor; grad: Tensor }[], group: ParamGroup): void {
-    // The 8-bit moments have their own kernel, one parameter at a time.
-    if (this.stateFormat === 'int8') {
-      for (const { p, grad } of entries) this.update(p, grad, group);
-      return;
-    }
+    // The 8-bit moments have their own kernel, one parameter at a time; the rest go fused.
     const byBackend = new Map<unknown, E.AdamWGroupEntry[]>();
     for (const { p, grad } of entries) {
+      if (this.isInt8(p)) { this.update(p, grad, group); continue; }
       const list = byBackend.get(p.backend) ?? [];
       list.push({ param: p, grad, ...this.next(p) });
       byBackend.set(p.backend, list);
@@ -96,16 +119,16 @@ export class AdamW extends Optimizer {
     }
   }
 
-  protected slotNames(): string[] {
-    return this.stateFormat === 'int8' ? [...INT8_SLOTS] : ['m', 'v'];
+  protected slotNames(p: Tensor): string[] {
+    return this.isInt8(p) ? [...INT8_SLOTS] : ['m', 'v'];
   }
 
   protected statefulParams(): Tensor[] {
-    return this.stateFormat === 'int8' ? [...this.q.keys()] : [...this.m.keys()];
+    return [...this.q.keys(), ...this.m.keys()];
   }
 
   protected override adoptSlot(saved: Tensor, p: Tensor, slot: string, key: string): Tensor {
-    if (this.stateFormat !== 'int8') return adoptState(saved, p, key);
+    if (!this.isInt8(p)) return adoptState(saved, p, key);
     const { codes, blocks } = E.int8StateShapes(p.size);
     const [size, dtype] = slot === 'm' || slot === 'v' ? [codes, 'int32' as const] : [blocks, 'float32' as const];
     if (saved.size !== size || saved.dtype !== dtype) throw new Error(`optimizer state '${key}': expected 8-bit AdamW ${dtype} [${size}] for parameter ${p.describe()}, found ${saved.describe()}`);
@@ -113,17 +136,15 @@ export class AdamW extends Optimizer {
   }
 
   protected getParamState(p: Tensor): ParamState | null {
-    if (this.stateFormat === 'int8') {
-      const st = this.q.get(p);
-      return st ? { tensors: { m: st.m, m_absmax: st.mAbsmax, v: st.v, v_absmax: st.vAbsmax }, scalars: { step: this.steps.get(p) ?? 0 } } : null;
-    }
+    const st = this.q.get(p);
+    if (st) return { tensors: { m: st.m, m_absmax: st.mAbsmax, v: st.v, v_absmax: st.vAbsmax }, scalars: { step: this.steps.get(p) ?? 0 } };
     const m = this.m.get(p), v = this.v.get(p);
     if (!m || !v) return null;
     return { tensors: { m, v }, scalars: { step: this.steps.get(p) ?? 0 } };
   }
 
   protected setParamState(p: Tensor, s: ParamState, copy = false): void {
-    if (this.stateFormat === 'int8') {
+    if (this.isInt8(p)) {
       const t = s.tensors, step = s.scalars['step'];
       if (!t['m'] || !t['m_absmax'] || !t['v'] || !t['v_absmax'] || step === undefined || !Number.isInteger(step) || step < 0) {
         throw new Error(`optimizer state: parameter ${p.describe()} has incomplete 8-bit AdamW state (needs m, m_absmax, v, v_absmax and an integer step)`);

@@ -15,7 +15,7 @@ import type { Tensor } from '../engine/index.js';
 import { isLoraParamName } from '../nn/index.js';
 import type { ParamGroupOptions } from './optimizer.js';
 
-import { PARAM_ROLES, type ParamRole } from './roles.js';
+import { PARAM_ROLES, isEmbeddingParamName, type ParamRole } from './roles.js';
 
 export { PARAM_ROLES, type ParamRole };
 export const DEFAULT_GROUP = 'default';
@@ -56,7 +56,7 @@ export function paramRoles(name: string, t: Tensor, newStacks: ReadonlySet<numbe
   const roles: ParamRole[] = [];
   if (isLoraParamName(name)) roles.push('adapters');
   if (t.rank <= 1) roles.push('no_decay');
-  if (name.startsWith('embedding.') || name.startsWith('time.')) roles.push('embedding');
+  if (isEmbeddingParamName(name)) roles.push('embedding');
   if (name.startsWith('head.')) roles.push('head');
   const stack = stackIndexOf(name);
   if (stack !== undefined) roles.push(newStacks.has(stack) ? 'new_stack' : 'trunk');

@@ -23,7 +23,7 @@ export type {
   WsdLrSchedule,
 } from './lr-schedule.js';
 export { Optimizer, type ParamGroup, type ParamGroupOptions } from './optimizer.js';
-export { AdamW, type AdamWOptions } from './adamw.js';
+export { AdamW, INT8_MIN_SIZE, int8StateEligible, type AdamWOptions } from './adamw.js';
 export { SGD, type SGDOptions } from './sgd.js';
 export { clipGradNorm } from './clip.js';
 export type { ParamState, NamedOptimizerState } from './optimizer.js';
@@ -31,6 +31,7 @@ export {
   PLACE_ROLES,
   ADAPTER_ROLES,
   PROGRESSIVE_GROUPS,
+  isEmbeddingParamName,
   type PlaceRole,
   type AdapterRole,
   type ProgressiveGroup,

@@ -138,7 +138,7 @@ export abstract class Optimizer {
     for (const [name, scalars] of Object.entries(state.scalars)) {
       const p = byName.get(name)!;
       const slots: Record<string, Tensor> = {};
-      for (const slot of this.slotNames()) {
+      for (const slot of this.slotNames(p)) {
         const t = state.tensors.get(`${name}.${slot}`);
         if (!t) throw new Error(`optimizer state: parameter '${name}' lacks its '${slot}' tensor`);
         slots[slot] = t;
@@ -159,8 +159,8 @@ export abstract class Optimizer {
     return adoptState(saved, p, key);
   }
 
-  /** Names of the per-parameter state tensors ('m', 'v' for AdamW; 'momentum' for SGD). */
-  protected abstract slotNames(): string[];
+  /** Names of the state tensors of `p` ('m', 'v' for AdamW; 'momentum' for SGD). */
+  protected abstract slotNames(p: Tensor): string[];
   /** Parameters that currently have state. */
   protected abstract statefulParams(): Tensor[];
   /** The live state of one parameter, or null. */

@@ -29,3 +29,9 @@ export type AdapterRole = (typeof ADAPTER_ROLES)[number];
 /** The optimizer groups a progressive run makes (and the keys of model.progressive.group_lr_scale). */
 export const PROGRESSIVE_GROUPS = ['new_stack', 'trunk', ...ADAPTER_ROLES, 'no_decay'] as const;
 export type ProgressiveGroup = (typeof PROGRESSIVE_GROUPS)[number];
+
+/** Whether a parameter's dotted name puts it in the embedding role: the token/position
+ * embedding (`embedding.…`) and the time embedding (`time.…`). */
+export function isEmbeddingParamName(name: string): boolean {
+  return name.startsWith('embedding.') || name.startsWith('time.');
+}

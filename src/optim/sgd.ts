@@ -41,7 +41,7 @@ export class SGD extends Optimizer {
     E.sgdUpdate(p, grad, buf, { lr: group.lr, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov, weightDecay: group.weightDecay, firstStep });
   }
 
-  protected slotNames(): string[] {
+  protected slotNames(_p: Tensor): string[] {
     return this.momentum > 0 ? ['momentum'] : [];
   }
 

@@ -217,6 +217,7 @@ export class TrainingMachine implements MachineView {
     // Every later phase's data plane is checked now too (e.g. a corpus too small for its batch), not when it starts.
     if (!options.data) for (const later of this.parsed.phases.slice(1)) this.planes.forPhase(later);
     this.model = firstModel(this.parsed, options.model, this.data.getBatchSpec(), this.seed);
+    this.model.model.rack.recompute = this.config.training.recompute === true;
     this.optimizer = options.optimizer ? buildOptimizer(options.optimizer, this.model) : buildOptimizer(first.optimizer, this.model);
     // The progressive model plane checks its whole plan now (bad growth, freezing, LoRA targets, formats).
     this.modelPlane?.validate(this);
@@ -521,7 +522,8 @@ export class TrainingMachine implements MachineView {
             this.model.loss(ids, { seed, step, sampleIds: batch.sampleIds, timeRatios: batch.ratios }, preparedTargets(batch, batch.batch, batch.seqLen, this.model.model.dtype, backend));
         const v = loss.item();
         if (!Number.isFinite(v)) return v;
-        (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward();
+        // Saved activations are freed as backward consumes them (nothing of the graph is read after).
+        (accum > 1 ? E.mulScalar(loss, 1 / accum) : loss).backward(undefined, { freeSaved: true });
         return v;
       });
       this.stats.microBatches++;

@@ -55,6 +55,7 @@ import {
   growthSpecOf,
   progressiveConfigSchema,
   progressiveLoraOf,
+  headLoraOf,
   progressiveOf,
   stackLoraOf,
   type ProgressiveConfig,
@@ -261,6 +262,9 @@ export class ProgressivePlane implements ModelPlaneHook {
     if (freeze !== undefined) o.freeze = freeze;
     if (first.stack_lora) o.stackLora = stackLoraOf(first.stack_lora);
     if (first.progressive_lora) o.progressiveLora = progressiveLoraOf(first.progressive_lora);
+    if (first.head !== undefined) o.head = first.head;
+    const headLora = headLoraOf(first);
+    if (headLora) o.headLora = headLora;
     this.lrScale = {};
     for (const [k, v] of Object.entries(first.group_lr_scale ?? {})) if (v !== undefined) this.lrScale[k] = v;
     return o;
@@ -461,6 +465,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     const seqLen = machine.data.getBatchSpec().seq_len;
     const cache = this.activationCache();
     const opts: ResourceReportOptions = { seqLen, optimizer: optimizer.kind };
+    if (optimizer.stateFormat) opts.stateFormat = optimizer.stateFormat;
     if (cache) {
       opts.cachedPrefixStacks = cache.prefixStacks;
       opts.cachedActivationBytes = { memory: cache.memoryBytes, disk: cache.diskBytes };

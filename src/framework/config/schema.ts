@@ -234,6 +234,8 @@ export const trainingSchema = z.strictObject({
   backend: z.enum(['native', 'reference']).optional(),
   /** Before anything is allocated, refuse a run whose predicted peak memory (`stackwise plan`) exceeds the machine's; false (or `train --no-memory-check`) trains anyway. Default true. */
   memory_check: z.boolean().optional(),
+  /** Activation recomputation (gradient checkpointing): the forward keeps only each block's input and backward runs the block's forward again (one more forward of the trained blocks, far fewer saved activations; the same gradients bit for bit). Default false. */
+  recompute: z.boolean().optional(),
 });
 
 // ---- schedule --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { STORAGE_FORMATS, type Backend, type StorageFormat, type Tensor } from '../../engine/index.js';
-import { Linear, LoraLinear, Model, QuantizedLinear, inspectModel, replaceModule, withoutWeights, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
+import { Linear, LoraLinear, Model, QuantizedLinear, TokenHead, inspectModel, replaceModule, withoutWeights, type ModelConfig, type ModuleInfo } from '../../nn/index.js';
 import { openHFWeights, writeHFWeights, type PlannedTensor } from './shards.js';
 import { streamHFWeights, type StreamLoadResult } from './stream-load.js';
 import { hfConfigFromModel, modelConfigFromHF, type HFExportContext, HFConfigError, type HFConfig, type HFFamily, hfFamilyOf } from './config.js';
@@ -199,13 +199,18 @@ export function saveHF(model: Model, folder: string, opts: SaveHFOptions = {}): 
   });
   const hfConfig = hfConfigFromModel(model.config, opts.baseConfig ?? SOURCE.get(model) ?? {}, { objective: opts.objective });
   const mapping = familyMapping(model.config);
+  // A token head's decoder adapter (model.progressive.head: lora): merged, its decoder is written as W + (α/r)·B A.
+  const head = model.head instanceof TokenHead && model.head.lora ? model.head : null;
+  if (head && mode === 'merge' && head.isTied) {
+    throw new HFConfigError("export --adapters merge: the head's LoRA adapter is on a decoder tied to the token embedding, so folding it in would change the embedding too; export with --adapters separate (a PEFT adapter on the decoder) or drop");
+  }
   const dtype = opts.dtype ?? 'F32';
   const planned: PlannedTensor[] = mapping.entries.map((entry) => {
     const names = entry.kind === 'concat' ? entry.ours : [entry.ours];
     const shapes = names.map((n) => exportShapeOf(model, n));
     const joined = entry.kind === 'concat' ? [shapes.reduce((k, s) => k + s[0]!, 0), ...shapes[0]!.slice(1)] : shapes[0]!;
     const shape = entry.kind === 'transpose' || (entry.kind === 'concat' && entry.transpose) ? [...joined].reverse() : joined;
-    return { name: entry.hf, dtype, shape, data: () => safeOfHost(toHFTensor(entry, (n) => exportValueOf(model, n, mode)), dtype).data };
+    return { name: entry.hf, dtype, shape, data: () => safeOfHost(toHFTensor(entry, (n) => exportValueOf(model, n, mode, head)), dtype).data };
   });
   mkdirSync(folder, { recursive: true });
   const dtypeName = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype];
@@ -214,7 +219,7 @@ export function saveHF(model: Model, folder: string, opts: SaveHFOptions = {}): 
   const files = writeHFWeights(folder, planned, { maxShardSize: opts.maxShardSize, metadata: { format: 'pt' } });
   writeTextAtomic(join(folder, 'config.json'), JSON.stringify(hfConfig, null, 2) + '\n');
   const adapted = model.namedModules().some(([, m]) => m instanceof LoraLinear && m.lora !== null);
-  if (mode === 'separate' && adapted) savePeftAdapter(model, folder);
+  if (mode === 'separate' && (adapted || head)) savePeftAdapter(model, folder);
   return files;
 }
 
@@ -239,7 +244,7 @@ function quantizedOwner(model: Model, name: string): QuantizedLinear | null {
  * Our parameter `name` as host floats for export: a quantized weight dequantized, an adapted
  * weight merged ('merge') or unmerged (otherwise) — one tensor, made now and dropped after.
  */
-function exportValueOf(model: Model, name: string, mode: NonNullable<SaveHFOptions['adapters']>): HostTensor {
+function exportValueOf(model: Model, name: string, mode: NonNullable<SaveHFOptions['adapters']>, head: TokenHead | null): HostTensor {
   const q = quantizedOwner(model, name);
   if (q) {
     return E.noGrad(() => E.tidy(() => {
@@ -261,7 +266,11 @@ function exportValueOf(model: Model, name: string, mode: NonNullable<SaveHFOptio
       if (want !== wasMerged) { if (wasMerged) owner.merge(); else owner.unmerge(); }
     }
   }
-  return hostOfTensor(model.getParameter(name));
+  const param = model.getParameter(name);
+  if (head && mode === 'merge' && param === head.weight) {
+    return E.noGrad(() => E.tidy(() => hostOfTensor(E.add(head.weight, E.mulScalar(E.matmul(head.loraB!, head.loraA!), head.lora!.scale)))));
+  }
+  return hostOfTensor(param);
 }
 
 /** Our config for an HF folder without loading weights. */

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../../engine/index.js';
-import { Linear, LoraLinear, QuantizedLinear, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
+import { Linear, LoraLinear, QuantizedLinear, TokenHead, deriveSeed, isLoraParamName, type Model } from '../../nn/index.js';
 import { writeSafetensors, readSafetensors, type SafeTensor } from '../safetensors.js';
 import { familyMapping, type LinearMap, type HostTensor } from './mapping.js';
 import { HFFormatError, hostOf, hostOfTensor, readJson, safeOfHost, writeTextAtomic } from './weights.js';
@@ -85,8 +85,22 @@ export function loadPeftAdapter(model: Model, folder: string): PeftAdapterInfo {
     byModule.set(parsed.module, e);
   }
   const plans: { lm: LinearMap; module: string; a: HostTensor; b: HostTensor; rank: number; alpha: number }[] = [];
+  // An adapter on a token head's decoder (lm_head; cls.predictions.decoder) goes to the head's own adapter.
+  let headPlan: { module: string; a: HostTensor; b: HostTensor; rank: number; alpha: number } | null = null;
+  const head = model.head instanceof TokenHead ? model.head : null;
+  const decoder = head ? decoderModuleName(model, false) : null;
   for (const [module, { A, B }] of byModule) {
     if (!A || !B) { problems.push(`module '${module}': lora_${A ? 'B' : 'A'} is missing`); continue; }
+    if (head && module === decoder) {
+      const a = hostOf(A[1], A[0], model.dtype === 'float64' ? 'float64' : 'float32');
+      const b = hostOf(B[1], B[0], model.dtype === 'float64' ? 'float64' : 'float32');
+      const r = a.shape[0]!;
+      if (a.shape.length !== 2 || a.shape[1] !== head.dModel) problems.push(`'${A[0]}': shape [${a.shape.join(', ')}], expected [r, ${head.dModel}]`);
+      else if (b.shape.length !== 2 || b.shape[0] !== head.vocabSize || b.shape[1] !== r) problems.push(`'${B[0]}': shape [${b.shape.join(', ')}], expected [${head.vocabSize}, ${r}]`);
+      else if (dropout !== 0) problems.push(`module '${module}': the head's decoder adapter takes no dropout (it is merged into the decoder weight on the fly), but lora_dropout is ${dropout}`);
+      else headPlan = { module, a, b, rank: r, alpha: patternValue(cfg.alpha_pattern, module) ?? alpha };
+      continue;
+    }
     const lm = findLinear(mapping.linears, module, mapping.optionalPrefix);
     if (!lm) { problems.push(`module '${module}': no Linear layer of the ${model.config.family} model corresponds to it`); continue; }
     const a = hostOf(A[1], A[0], model.dtype === 'float64' ? 'float64' : 'float32');
@@ -106,7 +120,7 @@ export function loadPeftAdapter(model: Model, folder: string): PeftAdapterInfo {
     }
   }
   if (problems.length) throw new HFFormatError(`PEFT adapter ${folder}: ${problems.length === 1 ? problems[0] : `${problems.length} problems:\n${problems.map((p) => `  ${p}`).join('\n')}`}`);
-  if (plans.length === 0) throw new HFFormatError(`PEFT adapter ${folder}: adapter_model.safetensors holds no LoRA weights`);
+  if (plans.length === 0 && !headPlan) throw new HFFormatError(`PEFT adapter ${folder}: adapter_model.safetensors holds no LoRA weights`);
   const upload = (t: Tensor, h: HostTensor) => t.write(t.dtype === 'float64' ? Float64Array.from(h.data) : Float32Array.from(h.data));
   const linearsDone: string[] = [];
   for (const p of plans) {
@@ -122,8 +136,14 @@ export function loadPeftAdapter(model: Model, folder: string): PeftAdapterInfo {
       linearsDone.push(p.lm.ours[i]);
     });
   }
+  if (headPlan) {
+    head!.addLora({ rank: headPlan.rank, alpha: headPlan.alpha, rslora, seed: deriveSeed(0, 'head'), freezeBase: true });
+    upload(head!.loraA!, headPlan.a);
+    upload(head!.loraB!, headPlan.b);
+    linearsDone.push('head');
+  }
   for (const [name, t] of model.namedParameters()) t.requiresGrad = isLoraParamName(name);
-  return { config: cfg, modules: plans.map((p) => p.module), linears: linearsDone };
+  return { config: cfg, modules: [...plans.map((p) => p.module), ...(headPlan ? [headPlan.module] : [])], linears: linearsDone };
 }
 
 /** HF-named adapter tensors (`base_model.model.<module>.lora_A.weight` …); `pick` chooses value or grad. */
@@ -154,9 +174,27 @@ export function peftTensorsOf(model: Model, pick: (t: Tensor) => Tensor | null =
     const l0 = ls[0].lora!;
     modules.push({ hf: lm.hf, rank: l0.rank, alpha: l0.alpha, rslora: l0.rslora, dropout: l0.dropout });
   }
-  const stray = model.namedModules().filter(([, m]) => m instanceof LoraLinear && m.lora !== null && !covered.has(m)).map(([p]) => p);
+  // The decoder adapter of a token head (model.progressive.head: lora) on HF's decoder module.
+  const head = model.head;
+  if (head instanceof TokenHead && head.lora) {
+    const hf = decoderModuleName(model)!;
+    const a = pick(head.loraA!), b = pick(head.loraB!);
+    if (a) tensors.set(`${PREFIX}${hf}.lora_A.weight`, hostOfTensor(a));
+    if (b) tensors.set(`${PREFIX}${hf}.lora_B.weight`, hostOfTensor(b));
+    modules.push({ hf, rank: head.lora.rank, alpha: head.lora.alpha, rslora: head.lora.rslora, dropout: head.lora.dropout });
+  }
+    const stray = model.namedModules().filter(([, m]) => m instanceof LoraLinear && m.lora !== null && !covered.has(m)).map(([p]) => p);
   if (stray.length) throw new HFFormatError(`PEFT export: adapters on ${stray.join(', ')} have no Hugging Face module to attach to`);
   return { tensors, modules };
+}
+
+/** The Hugging Face module of a token head's decoder: lm_head (LLaMA, GPT-2), cls.predictions.decoder (BERT MLM); null (or an error, `required`) for none. */
+function decoderModuleName(model: Model, required = true): string | null {
+  const head = model.config.head.kind;
+  if (head === 'lm' && (model.config.family === 'llama' || model.config.family === 'gpt2')) return 'lm_head';
+  if (head === 'mlm' && model.config.family === 'bert') return 'cls.predictions.decoder';
+  if (!required) return null;
+  throw new HFFormatError(`PEFT export: a ${model.config.family} ${head} head's decoder adapter has no Hugging Face module to attach to`);
 }
 
 function mostCommon(values: number[]): number {

@@ -94,7 +94,7 @@ function canonicalJson(value: unknown): string {
  * Training options that do not change what is trained, left out of the hash (so a run may be
  * resumed elsewhere, or with other evaluation and checkpoint settings).
  */
-const UNHASHED_TRAINING = ['run_dir', 'progress', 'tensorboard', 'eval_every', 'eval_at_phase_end', 'checkpoint_every', 'checkpoint_at_phase_end', 'keep_last', 'memory_check'];
+const UNHASHED_TRAINING = ['run_dir', 'progress', 'tensorboard', 'eval_every', 'eval_at_phase_end', 'checkpoint_every', 'checkpoint_at_phase_end', 'keep_last', 'memory_check', 'recompute'];
 
 /** What the hash covers: the config minus the options in UNHASHED_TRAINING. */
 export function hashedView(config: StackWiseConfig): JsonObject {

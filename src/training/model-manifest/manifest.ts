@@ -26,6 +26,7 @@ import {
   Rack,
   Stack,
   TimeEmbedding,
+  TokenHead,
   makeHead,
   quantizeModule,
   withoutRandomInit,
@@ -98,16 +99,19 @@ export interface ModelManifest {
   adapters: AdapterManifest[];
 }
 
-function loraOf(path: string, lin: LoraLinear): AdapterManifest {
+/** The target name of a token head's decoder adapter (model.progressive.head: lora), at path 'head'. */
+const DECODER_TARGET = 'decoder';
+
+function loraOf(path: string, lin: LoraLinear | TokenHead): AdapterManifest {
   const l = lin.lora!;
   return {
-    path, target: path.slice(path.lastIndexOf('.') + 1), rank: l.rank, alpha: l.alpha, dropout: l.dropout, rslora: l.rslora,
+    path, target: lin instanceof TokenHead ? DECODER_TARGET : path.slice(path.lastIndexOf('.') + 1), rank: l.rank, alpha: l.alpha, dropout: l.dropout, rslora: l.rslora,
     merged: lin instanceof Linear && lin.isMerged,
   };
 }
 
 function adaptersUnder(root: Module): AdapterManifest[] {
-  return root.namedModules().flatMap(([path, m]) => (m instanceof LoraLinear && m.lora ? [loraOf(path, m)] : []));
+  return root.namedModules().flatMap(([path, m]) => ((m instanceof LoraLinear || m instanceof TokenHead) && m.lora ? [loraOf(path, m)] : []));
 }
 
 function storageOf(stack: Stack, where: string): StorageManifest {
@@ -197,6 +201,11 @@ function attach(root: Module, a: AdapterManifest, where: string): void {
     lin = root.getModule(a.path);
   } catch {
     throw new ManifestError(`${where}: adapter on '${a.path}', which the model does not have`);
+  }
+  if (lin instanceof TokenHead && a.target === DECODER_TARGET) {
+    if (a.merged) throw new ManifestError(`${where}: the head's decoder adapter cannot be stored merged`);
+    lin.addLora({ rank: a.rank, alpha: a.alpha, rslora: a.rslora, seed: 0, freezeBase: false });
+    return;
   }
   if (!(lin instanceof LoraLinear)) throw new ManifestError(`${where}: adapter on '${a.path}', which is a ${lin.typeName}, not a linear layer`);
   (lin as Linear | QuantizedLinear).addLora({ rank: a.rank, alpha: a.alpha, dropout: a.dropout, rslora: a.rslora, seed: 0, freezeBase: false });

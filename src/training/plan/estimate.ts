@@ -14,7 +14,9 @@
  *  - saved activations of a block that backward passes through (it trains, or something upstream
  *    of it trains): ACT_PER_TOKEN (per d, per FFN width, per head width) · T · 4 bytes plus the
  *    attention's log-sum-exp (B·H·S); blocks before the first trainable module run detached and
- *    keep nothing;
+ *    keep nothing; with training.recompute, only each such block's input (T·d floats) plus the
+ *    largest one block's activations (alive while backward recomputes it), and the backward FLOPs
+ *    gain one forward of those blocks;
  *  - workspace: two logits chunks of the fused loss, the FFN's activation gradients and a second
  *    copy of the biggest trained matrix's gradient (backward adds into .grad);
  *  - peak = process baseline + weights + gradients + optimizer state + saved activations +
@@ -23,17 +25,18 @@
  * the engine's peak bytes at tiny size; `bench scale` against the peak RSS at 1.1 B and 7 B).
  */
 import type { ModelConfig } from '../../nn/index.js';
-import { DQ_BLOCK_SIZE, NF4_BLOCK_SIZE, defaultChunkSize } from '../../engine/index.js';
+import { DQ_BLOCK_SIZE, NF4_BLOCK_SIZE, INT8_STATE_BLOCK, defaultChunkSize } from '../../engine/index.js';
+import { INT8_MIN_SIZE } from '../../optim/index.js';
 import { loadHfTokenizer } from '../../data/index.js';
 import { modelConfigFromPlane, type ModelPlaneConfig } from '../../framework/index.js';
 import type { ParsedConfig, ResolvedPhase } from '../config/resolve.js';
-import { freezePolicyOf, growthSpecOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
+import { freezePolicyOf, growthSpecOf, headLoraOf, progressiveOf, stackLoraOf, type ProgressiveConfig } from '../progressive/config.js';
 import { insidePositions } from '../progressive/operators.js';
 import { initialStacksOf } from '../init-from.js';
 import { loraRankFor } from '../progressive/lora.js';
-import { defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type PartState } from '../progressive/freeze.js';
+import { defaultFreezePolicy, resolveFreezePlan, withHeadMode, type FreezePlan, type PartState } from '../progressive/freeze.js';
 import type { LoraTarget } from '../../framework/index.js';
-import { blockForwardFlops, blockLoraParams, blockStages, type LoraRanks, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
+import { blockForwardFlops, blockLoraParams, blockLoraTensorSizes, blockStages, blockTensorSizes, type LoraRanks, blockParams, modelShape, projectionParams, type BlockShape, type ModelShape } from './shape.js';
 
 export type StorageFormat = 'fp32' | 'nf4' | 'int8' | 'fp16' | 'bf16';
 export type OptimizerStateFormat = 'fp32' | 'int8';
@@ -44,8 +47,6 @@ export const BASELINE_RSS_BYTES = 110 * 2 ** 20;
 export const ACT_PER_TOKEN = { d: 6, ff: 3, heads: 3, kvHeads: 3 } as const;
 /** Floats per token per d_model kept by the embedding output, the final norm and the fused loss. */
 export const HEAD_ACT_PER_TOKEN = 5;
-/** Block size of the 8-bit block-wise optimizer state (bitsandbytes' blockwise optimizers use 256). */
-export const INT8_STATE_BLOCK = 256;
 
 /** Bytes of a [out, in] weight in a storage format (nf4 with double quantization, as quantizeTrunk stores it). */
 export function weightBytes(n: number, rows: number, format: StorageFormat): number {
@@ -90,6 +91,8 @@ export interface PhasePlan {
   accumulation: number;
   optimizer: string;
   stateFormat: OptimizerStateFormat;
+  /** training.recompute: saved activations are each block's input plus one block recomputed; backward FLOPs include the recomputed forward. */
+  recompute: boolean;
   params: PhaseParams;
   bytes: {
     /** Weight bytes by storage format. */
@@ -164,7 +167,7 @@ function partsOf(prog: ProgressiveConfig | undefined, hasTrunk: boolean): Freeze
   if (!prog) return { new_stack: 'train', trunk: 'train', embedding: 'train', head: 'train' };
   const policy = freezePolicyOf(prog.freeze) ?? defaultFreezePolicy(prog.direction);
   const plan = resolveFreezePlan(policy, prog.direction, prog.stack_lora?.train_base ?? true);
-  return typeof policy === 'string' && !hasTrunk ? { ...plan, embedding: 'train', head: 'train' } : plan;
+  return withHeadMode(typeof policy === 'string' && !hasTrunk ? { ...plan, embedding: 'train', head: 'train' } : plan, prog.head);
 }
 
 /** Plans every phase of a parsed config. */
@@ -234,6 +237,10 @@ function planPhase(
   const byFormat: Partial<Record<StorageFormat, number>> = {};
   const addBytes = (f: StorageFormat, b: number) => { byFormat[f] = (byFormat[f] ?? 0) + b; };
   let total = 0, trainable = 0, adapters = 0, adaptersTrainable = 0;
+  // Trainable floats whose AdamW moments go 8-bit under state_format int8 (optim/adamw.ts
+  // int8StateEligible: tensors of INT8_MIN_SIZE elements or more, never the embedding).
+  let int8Sized = 0;
+  const addInt8 = (sizes: number[]) => { for (const n of sizes) if (n >= INT8_MIN_SIZE) int8Sized += n; };
   const embTrains = parts.embedding === 'train';
   // A tied decoder is the embedding's table: it trains only when both parts train ("frozen wins").
   const headTrains = parts.head === 'train';
@@ -242,7 +249,15 @@ function planPhase(
   if (embTrains && (!shape.head.tied || headTrains)) trainable += embParams;
   else if (embTrains) trainable += embParams - shape.embedding.tokenParams;
   total += shape.head.params; addBytes('fp32', 4 * shape.head.params);
-  if (headTrains) trainable += shape.head.params;
+  if (headTrains) { trainable += shape.head.params; addInt8(shape.head.tensors); }
+  // model.progressive.head: lora — A [r, d] and B [rows, r] on the decoder (or classifier); they train when the head's part is 'adapters'.
+  const headLora = prog ? headLoraOf(prog) : null;
+  const headAdapterSizes = headLora ? [headLora.rank * d, shape.head.vocab * headLora.rank] : [];
+  const headAdapters = headAdapterSizes.reduce((a, b) => a + b, 0);
+  total += headAdapters; adapters += headAdapters; addBytes('fp32', 4 * headAdapters);
+  if (headLora && parts.head === 'adapters') { trainable += headAdapters; adaptersTrainable += headAdapters; addInt8(headAdapterSizes); }
+  // Backward goes through the decoder weight when the head trains, directly or through its adapter.
+  const headGrads = parts.head !== 'frozen';
   let buildTransient = 0;
   shape.stacks.forEach((st, i) => {
     const s = states[i]!;
@@ -255,26 +270,31 @@ function planPhase(
         if (p.bias) addBytes('fp32', 4 * p.outFeatures);
       }
       total += blk.normParams; addBytes('fp32', 4 * blk.normParams);
-      if (s.base === 'train' && s.format === 'fp32') trainable += blockParams(blk);
+      if (s.base === 'train' && s.format === 'fp32') { trainable += blockParams(blk); addInt8(blockTensorSizes(blk)); }
       if (hasLora(s.lora)) {
         const a = blockLoraParams(blk, s.lora);
         adapters += a; total += a; addBytes('fp32', 4 * a);
-        if (s.base !== 'frozen') { adaptersTrainable += a; trainable += a; }
+        if (s.base !== 'frozen') { adaptersTrainable += a; trainable += a; addInt8(blockLoraTensorSizes(blk, s.lora)); }
       }
     }
     if (s.format !== 'fp32') buildTransient = Math.max(buildTransient, 4 * st.nBlocks * blockParams(blk));
   });
   const weights = Object.values(byFormat).reduce((a, b) => a + (b ?? 0), 0);
   const grads = 4 * trainable;
-  const optimizerState = Math.ceil(trainable * stateBytesPerParam(slots, stateFormat));
+  const optimizerState = stateFormat === 'int8'
+    ? Math.ceil(int8Sized * stateBytesPerParam(slots, 'int8') + (trainable - int8Sized) * stateBytesPerParam(slots, 'fp32'))
+    : trainable * stateBytesPerParam(slots, 'fp32');
 
   // ---- compute, in data-flow order; a module needs backward once something upstream trains
-  const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && hasLora(s.lora))) as boolean[]), headTrains];
+  const stageTrains = [embTrains, ...states.flatMap((s, i) => Array(shape.stacks[i]!.nBlocks).fill(s.base === 'train' && s.format === 'fp32' || (s.base !== 'frozen' && hasLora(s.lora))) as boolean[]), headGrads];
   let upstream = false, backward = 0, forward = 0, activations = 0, prefixFwd = 0, cachedPrefixStacks = 0;
   const cacheOn = !!prog?.activation_cache && !embTrains;
   let stillPrefix = cacheOn;
   upstream = stageTrains[0]!;
   let blockIndex = 0, quantFlops = 0, quantPrefixFlops = 0;
+  // training.recompute: blocks backward passes through keep their input only and run their forward twice.
+  const recompute = parsed.config.training.recompute === true;
+  let recomputePeak = 0, recomputeFlops = 0;
   shape.stacks.forEach((st, i) => {
     const s = states[i]!;
     const stackTrains = stageTrains[1 + blockIndex]!;
@@ -288,7 +308,15 @@ function planPhase(
       forward += fwd;
       if (i < cachedPrefixStacks) prefixFwd += fwd;
       if (trainsBase || trainsLora || upstream) {
-        activations += blockActivations(st.block, T, B, S, trainsLora ? loraRankSum(s.lora) : 0);
+        const act = blockActivations(st.block, T, B, S, trainsLora ? loraRankSum(s.lora) : 0);
+        if (recompute) {
+          // Only the block's input stays; its activations live again while backward recomputes it, one block at a time.
+          activations += 4 * T * d;
+          recomputePeak = Math.max(recomputePeak, act);
+          recomputeFlops += fwd;
+        } else {
+          activations += act;
+        }
       }
       // A stage's input gradient is needed once something upstream of it (in this block too) trains.
       const projFwd = blockForwardFlops(st.block, S).projections;
@@ -304,11 +332,15 @@ function planPhase(
       }
     }
   });
+  activations += recomputePeak;
+  backward += recomputeFlops;
   const headFwd = shape.head.forwardFlops;
   forward += headFwd;
   // A trained head's final norm needs the gradient through the decoder, as does anything upstream.
-  backward += (headTrains ? headFwd : 0) + (upstream || (headTrains && shape.head.finalNormParams > 0) ? headFwd : 0);
-  upstream ||= headTrains;
+  backward += (headGrads ? headFwd : 0) + (upstream || (headTrains && shape.head.finalNormParams > 0) ? headFwd : 0);
+  upstream ||= headGrads;
+  // A head adapter's merged decoder weight W + (α/r)·B A is kept for backward.
+  if (headLora && parts.head === 'adapters') activations += 4 * shape.head.vocab * d;
   // The embedding output, the final norm's input and output, the fused loss's hidden gradient.
   if (upstream) activations += HEAD_ACT_PER_TOKEN * T * d * 4;
   // Two chunks of logits and their gradient in the fused loss; the FFN's gradients in backward.
@@ -316,7 +348,7 @@ function planPhase(
   const maxFF = Math.max(0, ...shape.stacks.map((s) => s.block.dFF));
   // Backward adds each gradient into the parameter's .grad: the biggest trainable matrix's gradient exists twice for a moment.
   const trainedMatrices = [
-    headTrains && !shape.head.tied ? shape.head.vocab * d : 0,
+    (headTrains && !shape.head.tied) || parts.head === 'adapters' ? shape.head.vocab * d : 0,
     embTrains ? shape.embedding.tokenParams : 0,
     ...shape.stacks.flatMap((st, i) => (states[i]!.base === 'train' && states[i]!.format === 'fp32' ? st.block.projections.map((p) => p.inFeatures * p.outFeatures) : [])),
   ];
@@ -353,7 +385,7 @@ function planPhase(
     index: phase.index, name: phase.name, startT: phase.start_t, endT: phase.end_t, steps: phaseSteps,
     nStacks: shape.stacks.length, blocks: shape.stacks.reduce((a, s) => a + s.nBlocks, 0),
     newStacks, trunkFormat, parts, seqLen: S, microBatch: B, accumulation,
-    optimizer: optPlane.type === 'sgd' ? (slots ? 'sgd-momentum' : 'sgd') : 'adamw', stateFormat,
+    optimizer: optPlane.type === 'sgd' ? (slots ? 'sgd-momentum' : 'sgd') : 'adamw', stateFormat, recompute,
     params: { total, trainable, frozen: total - trainable, adapters, adaptersTrainable },
     bytes: { weightsByFormat: byFormat, weights, grads, optimizerState, activations, cacheMemory, cacheDisk, workspace, buildTransient, baseline: BASELINE_RSS_BYTES, peak },
     largest: { what: largest[0], bytes: largest[1] },

@@ -55,6 +55,11 @@ export function blockShape(dModel: number, b: BlockConfig): BlockShape {
 /** Parameters of one projection (weight + bias). */
 export const projectionParams = (p: Projection): number => p.inFeatures * p.outFeatures + (p.bias ? p.outFeatures : 0);
 
+/** Sizes of a block's tensors: each projection's weight (and bias), each norm's tensors. */
+export function blockTensorSizes(s: BlockShape): number[] {
+  return [...s.projections.flatMap((p) => [p.inFeatures * p.outFeatures, ...(p.bias ? [p.outFeatures] : [])]), ...Array<number>(s.normParams / s.dModel).fill(s.dModel)];
+}
+
 export function blockParams(s: BlockShape): number {
   return s.projections.reduce((a, p) => a + projectionParams(p), 0) + s.normParams;
 }
@@ -65,6 +70,11 @@ export type LoraRanks = Partial<Record<LoraTarget, number>>;
 /** LoRA parameters of a block's adapters (A: r×in, B: out×r). */
 export function blockLoraParams(s: BlockShape, lora: LoraRanks): number {
   return s.projections.reduce((a, p) => a + (lora[p.name] ?? 0) * (p.inFeatures + p.outFeatures), 0);
+}
+
+/** Sizes of a block's adapter tensors (A: r×in, B: out×r on each adapted projection). */
+export function blockLoraTensorSizes(s: BlockShape, lora: LoraRanks): number[] {
+  return s.projections.flatMap((p) => { const r = lora[p.name] ?? 0; return r > 0 ? [r * p.inFeatures, p.outFeatures * r] : []; });
 }
 
 /**
@@ -92,6 +102,8 @@ export function embeddingShape(vocab: number, d: number, e: EmbeddingConfig): Em
 export interface HeadShape {
   /** Parameters the head owns (a tied decoder is the embedding's). */
   params: number;
+  /** Sizes of the tensors it owns (sum: params), in build order. */
+  tensors: number[];
   /** Its final norm's share of `params`. */
   finalNormParams: number;
   /** Forward FLOPs per token (decoder 2·d·V plus a transform). */
@@ -103,15 +115,16 @@ export interface HeadShape {
 
 export function headShape(vocab: number, d: number, h: HeadConfig): HeadShape {
   const finalNormParams = normSize(h.finalNorm, d);
+  const norm = Array<number>(finalNormParams / d).fill(d);
+  const shaped = (tensors: number[], forwardFlops: number, rows: number, tied: boolean): HeadShape =>
+    ({ params: tensors.reduce((a, b) => a + b, 0), tensors: tensors.filter((n) => n > 0), finalNormParams, forwardFlops, vocab: rows, tied });
   switch (h.kind) {
     case 'lm':
-      return { params: (h.tied ? 0 : vocab * d) + (h.bias ? vocab : 0) + finalNormParams, finalNormParams, forwardFlops: 2 * d * vocab, vocab, tied: h.tied };
+      return shaped([...norm, h.tied ? 0 : vocab * d, h.bias ? vocab : 0], 2 * d * vocab, vocab, h.tied);
     case 'mlm':
-      return { params: d * d + d + 2 * d + (h.tied ? 0 : vocab * d) + vocab + finalNormParams, finalNormParams, forwardFlops: 2 * d * d + 2 * d * vocab, vocab, tied: h.tied };
-    case 'classification': {
-      const pool = h.pooler ? d * d + d : 0;
-      return { params: pool + h.nClasses * d + (h.bias ? h.nClasses : 0) + finalNormParams, finalNormParams, forwardFlops: 2 * d * h.nClasses, vocab: h.nClasses, tied: false };
-    }
+      return shaped([...norm, d * d, d, d, d, h.tied ? 0 : vocab * d, vocab], 2 * d * d + 2 * d * vocab, vocab, h.tied);
+    case 'classification':
+      return shaped([...norm, ...(h.pooler ? [d * d, d] : []), h.nClasses * d, h.bias ? h.nClasses : 0], 2 * d * h.nClasses, h.nClasses, false);
   }
 }
 

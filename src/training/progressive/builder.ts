@@ -14,14 +14,15 @@
  * quantized trunk that should train without adapters).
  */
 import type { Tensor } from '../../engine/index.js';
-import { deriveSeed, isLoraParamName, type Model, type Stack, type StackConfig } from '../../nn/index.js';
+import { ClassificationHead, TokenHead, deriveSeed, isLoraParamName, type Model, type Stack, type StackConfig } from '../../nn/index.js';
 import { QUANTIZED_WEIGHT_FORMATS, WEIGHT_FORMATS, type RackSpec, type WeightFormat } from '../../framework/index.js';
 import type { ParamGroupOptions } from '../../optim/index.js';
 import type { BuildDirection } from '../objectives/noise.js';
 import { ProgressiveConfigError } from './errors.js';
 import { growthOperator, insertGrownStack, type GrowthOperator, type GrowthSpec } from './operators.js';
 import { RampedStack } from './ramp.js';
-import { applyFreezePlan, defaultFreezePolicy, resolveFreezePlan, type FreezePlan, type FreezePolicy } from './freeze.js';
+import { applyFreezePlan, defaultFreezePolicy, resolveFreezePlan, withHeadMode, type FreezePlan, type FreezePolicy } from './freeze.js';
+import type { HeadMode } from './config.js';
 import { attachAdapters, checkLoraTargets, checkRankStrategy, loraRankFor, type ProgressiveLoraOptions, type StackLoraOptions } from './lora.js';
 import { parameterRoles, type AdapterKind, type ParameterRole } from './roles.js';
 import { parameterGroupsOf, type GroupOptions } from './groups.js';
@@ -42,6 +43,10 @@ export interface ProgressiveRackBuilderOptions {
   stackLora?: StackLoraOptions;
   /** LoRA on the trunk whenever a stack is added. */
   progressiveLora?: ProgressiveLoraOptions;
+  /** How the head trains over the freeze policy's head state (model.progressive.head); default: as the policy says. */
+  head?: HeadMode;
+  /** Rank and alpha of the head's adapter (required with head: 'lora'). */
+  headLora?: { rank: number; alpha: number };
   /** Storage format of trunk weights (default fp32). Quantized formats need `quantizeTrunk`. */
   trunkWeightFormat?: WeightFormat;
   /** Converts a trunk stack to `format` (supplied by the model library once it stores quantized weights). */
@@ -120,6 +125,8 @@ export class ProgressiveRackBuilder {
   readonly seed: number;
   readonly stackLora: StackLoraOptions | null;
   readonly progressiveLora: ProgressiveLoraOptions | null;
+  readonly headMode: HeadMode | undefined;
+  readonly headLora: { rank: number; alpha: number } | null;
   readonly history: GrowthEvent[] = [];
   private growth: GrowthOperator;
   private freeze: FreezePolicy;
@@ -158,6 +165,8 @@ export class ProgressiveRackBuilder {
     this.freeze = opts.freeze ?? defaultFreezePolicy(this.direction);
     this.stackLora = opts.stackLora ? structuredClone(opts.stackLora) : null;
     this.progressiveLora = opts.progressiveLora ? structuredClone(opts.progressiveLora) : null;
+    this.headMode = opts.head;
+    this.headLora = opts.headLora ? { ...opts.headLora } : null;
     this.trunkFormat = opts.trunkWeightFormat ?? 'fp32';
     this.quantizeTrunk = opts.quantizeTrunk;
     this.time = opts.t ?? 0;
@@ -172,6 +181,7 @@ export class ProgressiveRackBuilder {
 
     // Phase 1: every stack of the model is new (there is no trunk yet); each gets its stack LoRA.
     if (this.stackLora) model.rack.stacks.toArray().forEach((s, i) => this.attachStackLora(s, this.finalIndex(i)));
+    if (this.headMode === 'lora') this.attachHeadLora();
     this.quantizeTrunkStacks();
     this.applyFreeze();
     this.setTime(this.time);
@@ -192,6 +202,16 @@ export class ProgressiveRackBuilder {
       if (!(p.alpha > 0)) throw new ProgressiveConfigError(`progressive_lora.alpha must be a positive number, found ${p.alpha}`);
       for (const c of blockConfigs) checkLoraTargets(p.targets, c, 'progressive_lora');
     }
+    if (this.headMode !== undefined && !['train', 'lora', 'frozen'].includes(this.headMode)) throw new ProgressiveConfigError(`head must be 'train', 'lora' or 'frozen', found '${String(this.headMode)}'`);
+    if (this.headMode === 'lora') {
+      const l = this.headLora;
+      if (!l) throw new ProgressiveConfigError('head: lora needs a rank and an alpha (headLora)');
+      if (!Number.isInteger(l.rank) || l.rank < 1) throw new ProgressiveConfigError(`head_lora.rank must be a positive integer, found ${l.rank}`);
+      if (!(l.alpha > 0)) throw new ProgressiveConfigError(`head_lora.alpha must be a positive number, found ${l.alpha}`);
+      if (!(this.model.head instanceof TokenHead) && !(this.model.head instanceof ClassificationHead)) throw new ProgressiveConfigError(`head: lora needs a token head (decoder) or a classification head, found a ${this.model.head.typeName}`);
+    } else if (this.headLora) {
+      throw new ProgressiveConfigError(`head_lora is set, but head is ${this.headMode === undefined ? 'not set' : `'${this.headMode}'`}; the head adapter exists only with head: lora`);
+    }
     if (!(WEIGHT_FORMATS as readonly string[]).includes(this.trunkFormat)) {
       throw new ProgressiveConfigError(`trunk_format must be one of ${WEIGHT_FORMATS.join(', ')}, found '${String(this.trunkFormat)}'`);
     }
@@ -204,8 +224,8 @@ export class ProgressiveRackBuilder {
    */
   private planOf(policy: FreezePolicy, hasTrunk = this.hasTrunk): FreezePlan {
     const plan = resolveFreezePlan(policy, this.direction, this.stackLora?.trainBase ?? true);
-    if (typeof policy === 'string' && !hasTrunk) return { ...plan, embedding: 'train', head: 'train' };
-    return plan;
+    if (typeof policy === 'string' && !hasTrunk) return withHeadMode({ ...plan, embedding: 'train', head: 'train' }, this.headMode);
+    return withHeadMode(plan, this.headMode);
   }
 
   /** Every problem of a freeze policy + trunk format, as messages (empty = fine). */
@@ -222,7 +242,7 @@ export class ProgressiveRackBuilder {
     if (plan.new_stack === 'train' || (plan.new_stack === 'adapters' && this.stackLora)) parts.push('new stack');
     if (hasTrunk && (plan.trunk === 'train' || (plan.trunk === 'adapters' && trunkAdapters))) parts.push('trunk');
     if (plan.embedding === 'train') parts.push('embedding');
-    if (plan.head === 'train') parts.push('head');
+    if (plan.head === 'train' || plan.head === 'adapters') parts.push('head');
     if (parts.length === 0) out.push(`${where}: the freeze policy ${JSON.stringify(policy)} freezes everything (new stack ${plan.new_stack}, trunk ${plan.trunk}, embedding ${plan.embedding}, head ${plan.head}); nothing would train`);
     if (plan.new_stack === 'adapters' && !this.stackLora) out.push(`${where}: the new stack trains only adapters, but no stack_lora is configured`);
     if (plan.trunk === 'adapters' && !trunkAdapters) out.push(`${where}: freeze policy 'adapters_only_trunk' needs adapters on the trunk (configure progressive_lora or stack_lora)`);
@@ -468,6 +488,16 @@ export class ProgressiveRackBuilder {
     this.version++;
   }
 
+  /** head: lora — an adapter on the decoder (token heads) or on the classifier (classification heads); the freeze plan trains it alone. */
+  private attachHeadLora(): void {
+    const { rank, alpha } = this.headLora!;
+    const opts = { rank, alpha, seed: deriveSeed(this.seed, 'head-lora'), freezeBase: false };
+    const head = this.model.head;
+    if (head instanceof TokenHead) head.addLora(opts);
+    else (head as ClassificationHead).classifier.addLora(opts);
+    this.version++;
+  }
+
   private quantizeTrunkStacks(): void {
     if (this.trunkFormat === 'fp32' || !this.quantizeTrunk) return;
     for (const s of this.model.rack.stacks) {
@@ -524,6 +554,8 @@ export class ProgressiveRackBuilder {
     if (this.stackLora) o.stackLora = this.stackLora;
     if (this.progressiveLora) o.progressiveLora = this.progressiveLora;
     if (this.quantizeTrunk) o.quantizeTrunk = this.quantizeTrunk;
+    if (this.headMode !== undefined) o.head = this.headMode;
+    if (this.headLora) o.headLora = { ...this.headLora };
     return o;
   }
 

@@ -42,6 +42,10 @@ export const growthConfigSchema = z.preprocess(
 );
 
 const partState = z.enum(['train', 'frozen', 'adapters']);
+
+/** model.progressive.head: how the head trains. */
+export const HEAD_MODES = ['train', 'lora', 'frozen'] as const;
+export type HeadMode = (typeof HEAD_MODES)[number];
 export const freezeConfigSchema = z.union([
   z.enum(FREEZE_POLICIES),
   z.strictObject({ new_stack: partState.optional(), trunk: partState.optional(), embedding: z.enum(['train', 'frozen']).optional(), head: z.enum(['train', 'frozen']).optional() }),
@@ -112,6 +116,20 @@ export const progressiveConfigSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
     }
   }),
+  /**
+   * How the head trains, over the freeze policy's head state: 'train' (its weights), 'lora' (its
+   * weights frozen, a LoRA adapter on the decoder — or on a classification head's classifier —
+   * trains), 'frozen'. A head tied to the token embedding shares its table: 'lora' and 'frozen'
+   * freeze that table too. Default: the freeze policy decides.
+   */
+  head: z.enum(HEAD_MODES).optional(),
+  /** The head adapter's rank and alpha (head: lora); default progressive_lora's, else stack_lora's (strategy constant). */
+  head_lora: z.strictObject({
+    /** Rank r of the head adapter (A [r, d], B [rows, r]). */
+    rank: posInt,
+    /** Scale numerator: the adapter adds (alpha / r) · B A to the decoder weight. */
+    alpha: posNumber,
+  }).optional(),
   /** Seed of new stacks and adapters (default training.seed). */
   seed: z.number().int().optional(),
   /** lr multiplier per builder group (new_stack, trunk, stack_lora, progressive_lora, no_decay); default 1. */
@@ -142,7 +160,23 @@ export type ProgressiveConfig = z.output<typeof progressiveConfigSchema>;
 registerConfigExtension('model', 'progressive', progressiveConfigSchema);
 
 /** Keys of model.progressive that no phase may change (the builder is made once). */
-export const FIXED_PROGRESSIVE_KEYS = ['direction', 'target_stacks', 'stack_lora', 'progressive_lora', 'seed', 'group_lr_scale', 'activation_cache'] as const;
+export const FIXED_PROGRESSIVE_KEYS = ['direction', 'target_stacks', 'stack_lora', 'progressive_lora', 'head', 'head_lora', 'seed', 'group_lr_scale', 'activation_cache'] as const;
+
+/**
+ * The head adapter's rank and alpha for head: lora (head_lora, else progressive_lora's, else a
+ * constant stack_lora's); null when the head mode is not lora. A head_lora without head: lora,
+ * or head: lora with no rank to take, is refused.
+ */
+export function headLoraOf(p: ProgressiveConfig): { rank: number; alpha: number } | null {
+  if (p.head !== 'lora') {
+    if (p.head_lora) throw new ProgressiveConfigError(`model.progressive.head_lora is set, but model.progressive.head is ${p.head === undefined ? 'not set' : `'${p.head}'`}; the head adapter exists only with head: lora`);
+    return null;
+  }
+  if (p.head_lora) return { rank: p.head_lora.rank, alpha: p.head_lora.alpha };
+  if (p.progressive_lora) return { rank: p.progressive_lora.rank, alpha: p.progressive_lora.alpha };
+  if (p.stack_lora?.strategy === 'constant') return { rank: p.stack_lora.rank!, alpha: p.stack_lora.alpha! };
+  throw new ProgressiveConfigError('model.progressive.head: lora needs a rank and an alpha: set model.progressive.head_lora: { rank, alpha } (or a progressive_lora, or a constant stack_lora, to take them from)');
+}
 
 export function growthSpecOf(g: ProgressiveConfig['growth']): GrowthSpec {
   switch (g.kind) {

@@ -37,7 +37,8 @@ export interface FreezePlan {
   new_stack: PartState;
   trunk: PartState;
   embedding: 'train' | 'frozen';
-  head: 'train' | 'frozen';
+  /** 'adapters' only through model.progressive.head: lora (withHeadMode); a freeze policy says train or frozen. */
+  head: PartState;
 }
 
 /** The named freeze policies, by the names `model.progressive.freeze` uses (config, code and messages). */
@@ -83,6 +84,12 @@ export function resolveFreezePlan(policy: FreezePolicy, direction: BuildDirectio
   return plan;
 }
 
+
+/** The plan with model.progressive.head applied over the policy's head state (none: unchanged). */
+export function withHeadMode(plan: FreezePlan, mode: 'train' | 'lora' | 'frozen' | undefined): FreezePlan {
+  if (mode === undefined) return plan;
+  return { ...plan, head: mode === 'lora' ? 'adapters' : mode };
+}
 
 export interface FreezeTarget {
   embedding: Module;

@@ -11,7 +11,8 @@
  * frozen trunk still pays for the gradient through its own layers. A matrix's input gradient
  * costs its forward; the attention core's costs twice its forward (gradients of Q, K and V).
  */
-import type { Tensor } from '../../engine/index.js';
+import { INT8_STATE_BLOCK, type Tensor } from '../../engine/index.js';
+import { int8StateEligible } from '../../optim/index.js';
 import { isLoraParamName as isLoraName, LinearAttention, type Block, type Model, type Module, type Stack } from '../../nn/index.js';
 import { isLinearLike, representedSize } from './linear-like.js';
 import { parameterEntries } from './operators.js';
@@ -25,6 +26,8 @@ export interface ResourceReportOptions {
   seqLen?: number;
   /** Optimizer whose state is counted (default adamw: 2 slots per trainable element). */
   optimizer?: OptimizerKind;
+  /** AdamW's state format: 'int8' counts 8-bit codes and a float32 absmax per 256 for the tensors whose moments go 8-bit (optim int8StateEligible). */
+  stateFormat?: 'fp32' | 'int8';
   /** Leading stacks served by an activation cache (with the embedding); default 0. */
   cachedPrefixStacks?: number;
   /** Bytes held by the activation cache (memory + disk), when there is one. */
@@ -149,17 +152,20 @@ export function resourceReport(model: Model, roles: Map<Tensor, ParameterRole>, 
   const S = opts.seqLen ?? 128;
   const entries = parameterEntries(model);
   const byRole = Object.fromEntries(PARAMETER_ROLES.map((r) => [r, { total: 0, trainable: 0 }])) as ResourceReport['params']['byRole'];
-  let total = 0, trainable = 0, adapters = 0, adaptersTrainable = 0, weights = 0, grads = 0;
+  let total = 0, trainable = 0, adapters = 0, adaptersTrainable = 0, weights = 0, grads = 0, stateBytes = 0;
   for (const [name, t] of entries) {
     const n = representedSize(t);
     total += n;
     weights += t.bytes;
     const role = roles.get(t);
     if (role) { byRole[role].total += n; if (t.requiresGrad) byRole[role].trainable += n; }
-    if (t.requiresGrad) { trainable += n; grads += t.bytes; }
+    if (t.requiresGrad) {
+      trainable += n; grads += t.bytes;
+      stateBytes += opts.stateFormat === 'int8' && int8StateEligible(t.size, name) ? 4 * Math.ceil(t.size / 4) + 4 * Math.ceil(t.size / INT8_STATE_BLOCK) : t.bytes;
+    }
     if (isLoraName(name)) { adapters += n; if (t.requiresGrad) adaptersTrainable += n; }
   }
-  const optimizerState = stateSlots(opts.optimizer ?? 'adamw') * grads;
+  const optimizerState = stateSlots(opts.optimizer ?? 'adamw') * stateBytes;
   const cached = opts.cachedActivationBytes ?? { memory: 0, disk: 0 };
 
   // FLOPs: modules in data-flow order.

@@ -65,6 +65,8 @@ export interface OptimizerStateKind {
   name: string;
   kind: OptimizerKind;
   slots: number;
+  /** AdamW's optimizer.state_format: 'int8' holds eligible tensors' moments as 8-bit codes. */
+  stateFormat?: 'fp32' | 'int8';
 }
 
 /**
@@ -73,14 +75,14 @@ export interface OptimizerStateKind {
  */
 export function optimizerStateKindOf(optimizer: Optimizer): OptimizerStateKind {
   if (optimizer instanceof SGD) return optimizer.momentum > 0 ? { name: 'sgd-momentum', kind: 'sgd-momentum', slots: 1 } : { name: 'sgd', kind: 'sgd', slots: 0 };
-  if (optimizer instanceof AdamW) return { name: 'adamw', kind: 'adamw', slots: 2 };
+  if (optimizer instanceof AdamW) return { name: optimizer.stateFormat === 'int8' ? 'adamw-int8' : 'adamw', kind: 'adamw', slots: 2, stateFormat: optimizer.stateFormat };
   return { name: optimizer.kind, kind: { stateSlots: 2 }, slots: 2 };
 }
 
 /** The kind an optimizer plane of the config builds (type + momentum). */
-export function optimizerStateKindOfPlane(plane: { type: string; momentum?: number }): OptimizerStateKind {
+export function optimizerStateKindOfPlane(plane: { type: string; momentum?: number; state_format?: 'fp32' | 'int8' }): OptimizerStateKind {
   if (plane.type === 'sgd') return (plane.momentum ?? 0) > 0 ? { name: 'sgd-momentum', kind: 'sgd-momentum', slots: 1 } : { name: 'sgd', kind: 'sgd', slots: 0 };
-  if (plane.type === 'adamw') return { name: 'adamw', kind: 'adamw', slots: 2 };
+  if (plane.type === 'adamw') return plane.state_format === 'int8' ? { name: 'adamw-int8', kind: 'adamw', slots: 2, stateFormat: 'int8' } : { name: 'adamw', kind: 'adamw', slots: 2, stateFormat: 'fp32' };
   return { name: plane.type, kind: { stateSlots: 2 }, slots: 2 };
 }
 

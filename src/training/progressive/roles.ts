@@ -19,10 +19,12 @@ export function parameterRoles(model: Model, newStacks: Stack | ReadonlySet<Stac
   const isNew = newStackTest(newStacks);
   const roles = new Map<Tensor, ParameterRole>();
   const put = (t: Tensor, r: ParameterRole) => { if (!roles.has(t)) roles.set(t, r); };
+  // The head's own adapter (model.progressive.head: lora) is part of the head.
+  const inHead = new Set(parameterEntries(model.head).map(([, t]) => t));
   for (const [, m] of model.namedModules()) {
     const own = new Map(m.ownParameters());
     const a = own.get('lora_A');
-    if (!a) continue;
+    if (!a || inHead.has(a)) continue;
     const r: ParameterRole = adapterKinds.get(a) === 'progressive' ? 'progressive_lora' : 'stack_lora';
     put(a, r);
     const b = own.get('lora_B');

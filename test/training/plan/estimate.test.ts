@@ -99,3 +99,36 @@ test('activations saved for backward: the prediction is within 5 % of what the e
     model.dispose();
   }
 });
+
+test('training.recompute: the plan keeps one input per block (the engine agrees within 5 %) plus one block recomputed, and adds a forward of the blocks to backward', () => {
+  const [d, H, ff, B, S] = [64, 4, 176, 2, 32] as const;
+  const keptAfterForward = (layers: number): number => {
+    const config = llamaConfig({ vocabSize: 64, dModel: d, nLayers: layers, nHeads: H, dFF: ff, stacks: layers, maxPositions: S });
+    const model = Model.fromConfig(config, { seed: 1 });
+    model.rack.recompute = true;
+    const ids = E.randInt([B, S], 64, { seed: 2 });
+    const before = E.memoryInfo().bytes;
+    let saved = 0;
+    E.tidy(() => { model.forwardLoss(ids, ids); saved = E.memoryInfo().bytes - before; });
+    ids.dispose();
+    model.dispose();
+    return saved;
+  };
+  // Two more blocks keep two more [B, S, d] tensors and nothing else.
+  const perBlock = (keptAfterForward(3) - keptAfterForward(1)) / 2;
+  assert.ok(Math.abs(perBlock - 4 * B * S * d) / (4 * B * S * d) < 0.05, `a recomputed block keeps ${perBlock} bytes, expected ${4 * B * S * d}`);
+  const config = llamaConfig({ vocabSize: 64, dModel: d, nLayers: 3, nHeads: H, dFF: ff, stacks: 3, maxPositions: S });
+
+  const cfg = (recompute: boolean) => parseConfig({
+    model: { preset: 'llama', d_model: d, n_heads: H, d_ff: ff, n_stacks: 3, blocks_per_stack: 1, tie_embeddings: false },
+    data: { corpus: { kind: 'synthetic', vocab_size: 64, tokens: 3000 }, seq_len: S, batch_size: B, eval_batches: 1 },
+    optimizer: { lr: 1e-3 }, training: { total_steps: 4, recompute },
+  });
+  const on = planRun(cfg(true)).phases[0]!, off = planRun(cfg(false)).phases[0]!;
+  const block = blockActivations(modelShape(config).stacks[0]!.block, B * S, B, S);
+  assert.equal(on.bytes.activations, off.bytes.activations - 3 * block + 3 * 4 * B * S * d + block);
+  assert.equal(on.flopsPerToken.forward, off.flopsPerToken.forward);
+  const blocksFwd = off.flopsPerToken.forward - 2 * d * 64;
+  assert.ok(Math.abs(on.flopsPerToken.backward - (off.flopsPerToken.backward + blocksFwd)) < 1e-6 * on.flopsPerToken.backward);
+  assert.equal(on.recompute, true);
+});
