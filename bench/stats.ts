@@ -29,3 +29,6 @@ export function round(x: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
+
+/** The ops whose profiled time counts as GEMM time in the benchmarks' GEMM / non-GEMM split. */
+export const GEMM_OPS: ReadonlySet<string> = new Set(['matmul', 'linear', 'linearGroup', 'linearGroupGradInput']);

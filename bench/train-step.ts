@@ -11,7 +11,7 @@
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
 import { AdamW } from '../src/optim/index.js';
-import { emit, median, peakRssMb, round } from './stats.js';
+import { emit, median, peakRssMb, round, GEMM_OPS } from './stats.js';
 
 export interface TrainStepShape {
   vocab: number; dModel: number; layers: number; heads: number; kvHeads: number; ffn: number; seq: number; batch: number;
@@ -81,13 +81,15 @@ export class BenchLlama {
     let x = E.embedding(this.embed, inputs); // [B, S, D]
     for (const l of this.layers) {
       const h = E.rmsNorm(x, l.attnNorm, 1e-6);
-      const q = E.rope(E.reshape(E.linear(h, l.wq), [B, S, H, hd]), { theta: 10000 });
-      const k = E.rope(E.reshape(E.linear(h, l.wk), [B, S, Hkv, hd]), { theta: 10000 });
-      const v = E.reshape(E.linear(h, l.wv), [B, S, Hkv, hd]);
+      const [qf, kf, vf] = E.linearGroup(h, [l.wq, l.wk, l.wv]);
+      const q = E.rope(E.reshape(qf, [B, S, H, hd]), { theta: 10000 });
+      const k = E.rope(E.reshape(kf, [B, S, Hkv, hd]), { theta: 10000 });
+      const v = E.reshape(vf, [B, S, Hkv, hd]);
       const a = E.reshape(E.attention(q, k, v, { causal: true }), [B, S, D]);
       // As the nn pre-norm block: the attention's residual add fused into the FFN norm.
       const [x1, h2] = E.addRmsNorm(x, E.linear(a, l.wo), l.ffnNorm, 1e-6);
-      x = E.add(x1, E.linear(E.swiglu(E.linear(h2, l.wGate), E.linear(h2, l.wUp)), l.wDown));
+      const [g, u] = E.linearGroup(h2, [l.wGate, l.wUp]);
+      x = E.add(x1, E.linear(E.swiglu(g, u), l.wDown));
     }
     const logits = E.linear(E.rmsNorm(x, this.norm, 1e-6), this.head); // [B, S, V]
     return E.crossEntropy(E.reshape(logits, [B * S, this.s.vocab]), E.reshape(targets, [B * S]));
@@ -145,7 +147,7 @@ export function runTrainSteps(shape: TrainStepShape, steps: number, warmup: numb
   const kernels: Record<string, number> = {};
   for (const [op, t] of prof) {
     kernels[op] = round(t.ms, 2);
-    if (op === 'matmul' || op === 'linear') gemm += t.ms; else other += t.ms;
+    if (GEMM_OPS.has(op)) gemm += t.ms; else other += t.ms;
   }
   opt.zeroGrad();
   opt.dispose();

@@ -20,7 +20,7 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
-import { Linear, RMSNorm, type LinearOptions } from './layers.js';
+import { forwardSharedInput, Linear, RMSNorm, type LinearOptions } from './layers.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
 import type { LinearAttentionConfig, MlaConfig } from './config.js';
 import { ATTENTION_KINDS, type AttentionKind } from './kinds.js';
@@ -141,9 +141,10 @@ export class Attention extends AttentionBase {
 
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const [B, S] = x.shape;
-    let q = this.heads(this.q.forward(x, ctx.seed), this.nHeads);
-    let k = this.heads(this.k.forward(x, ctx.seed), this.nKvHeads);
-    const v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
+    const [qf, kf, vf] = forwardSharedInput(x, [this.q, this.k, this.v], ctx.seed);
+    let q = this.heads(qf, this.nHeads);
+    let k = this.heads(kf, this.nKvHeads);
+    const v = this.heads(vf, this.nKvHeads);
     q = this.rope(q, ctx);
     k = this.rope(k, ctx);
     const out = E.attention(q, k, v, { causal: this.causal, keyMask: ctx.keyMask ?? undefined, scale: 1 / Math.sqrt(this.headDim) });
@@ -323,9 +324,10 @@ export class LinearAttention extends AttentionBase {
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const [B, S] = x.shape;
     const H = this.nHeads, D = this.headDim;
-    let q = this.heads(this.q.forward(x, ctx.seed), H);
-    let k = this.heads(this.k.forward(x, ctx.seed), this.nKvHeads);
-    let v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
+    const [qf, kf, vf] = forwardSharedInput(x, [this.q, this.k, this.v], ctx.seed);
+    let q = this.heads(qf, H);
+    let k = this.heads(kf, this.nKvHeads);
+    let v = this.heads(vf, this.nKvHeads);
     q = this.rope(q, ctx);
     k = this.rope(k, ctx);
     let fq: Tensor, fk: Tensor; // [B, H, S, F]

@@ -7,6 +7,7 @@ import type { FillAttrs, CastAttrs } from '../../../ops/creation.js';
 import type { ReshapeAttrs, SumToShapeAttrs } from '../../../ops/shape-ops.js';
 import { UNARY_CODES, type UnaryAttrs, type UnaryGradAttrs } from '../../../ops/unary.js';
 import { matmulShape, type MatmulAttrs } from '../../../ops/matmul.js';
+import { linearGroupLayers, type LinearGroupAttrs } from '../../../ops/linear-group.js';
 import type { NativeAddon } from '../addon.js';
 import { h, type NativeBackend } from '../backend.js';
 
@@ -99,5 +100,29 @@ registerKernel('linear', B, ([x, w, bias], _a, be) => {
   const ad = addonOf(be);
   ad.matmul(h(x), h(w), h(t), rows, outF, inF, false, true, 1, 0, 0, 0, 1, 0);
   if (bias) ad.addRowVector(h(t), h(bias), rows, outF);
+  return [t];
+});
+
+registerKernel<LinearGroupAttrs>('linearGroup', B, (inputs, attrs, be) => {
+  const x = inputs[0];
+  const inF = x.shape[x.rank - 1], rows = x.size / inF;
+  const ad = addonOf(be);
+  return linearGroupLayers(inputs, attrs).map(({ weight, bias }) => {
+    const outF = weight.shape[0];
+    const t = allocTensor(be, [...x.shape.slice(0, -1), outF], x.dtype);
+    ad.matmul(h(x), h(weight), h(t), rows, outF, inF, false, true, 1, 0, 0, 0, 1, 0);
+    if (bias) ad.addRowVector(h(t), h(bias), rows, outF);
+    return t;
+  });
+});
+
+// dX = Σ dy_i · W_i: the first GEMM writes, the others accumulate (beta = 1), in layer order.
+registerKernel('linearGroupGradInput', B, (pairs, _a, be) => {
+  const inF = pairs[1].shape[1], rows = pairs[0].shape[0];
+  const t = allocTensor(be, [rows, inF], pairs[0].dtype);
+  const ad = addonOf(be);
+  for (let i = 0; i < pairs.length; i += 2) {
+    ad.matmul(h(pairs[i]), h(pairs[i + 1]), h(t), rows, inF, pairs[i + 1].shape[0], false, false, 1, 0, 0, 0, 1, i === 0 ? 0 : 1);
+  }
   return [t];
 });
