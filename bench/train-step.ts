@@ -117,7 +117,9 @@ export interface TrainStepResult {
   kernels: Record<string, number>;
 }
 
-export function runTrainSteps(shape: TrainStepShape, steps: number, warmup: number): TrainStepResult {
+/** `profiled` extra steps run under the profiler after the timed ones; the kernel times are their
+ * sums (one step's split is noisy on a busy machine). */
+export function runTrainSteps(shape: TrainStepShape, steps: number, warmup: number, profiled = 1): TrainStepResult {
   const model = new BenchLlama(shape, 0);
   const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.0 });
   const times: number[] = [];
@@ -137,17 +139,17 @@ export function runTrainSteps(shape: TrainStepShape, steps: number, warmup: numb
     if (i === 0) lossFirst = loss;
     if (i >= warmup) { times.push(dt); lossLast = loss; }
   }
-  // One extra profiled step: kernel time by op, GEMM (matmul/linear) vs the rest.
+  // Extra profiled steps: kernel time by op, GEMM (matmul/linear) vs the rest.
   E.startProfiling();
   const t0 = performance.now();
-  step(warmup + steps);
-  const total = performance.now() - t0;
+  for (let i = 0; i < profiled; i++) step(warmup + steps + i);
+  const total = (performance.now() - t0) / profiled;
   const prof = E.stopProfiling();
   let gemm = 0, other = 0;
   const kernels: Record<string, number> = {};
   for (const [op, t] of prof) {
-    kernels[op] = round(t.ms, 2);
-    if (GEMM_OPS.has(op)) gemm += t.ms; else other += t.ms;
+    kernels[op] = round(t.ms / profiled, 2);
+    if (GEMM_OPS.has(op)) gemm += t.ms / profiled; else other += t.ms / profiled;
   }
   opt.zeroGrad();
   opt.dispose();
@@ -168,7 +170,8 @@ export function benchTrainStep(args: BenchTrainStepArgs = {}): void {
   const shape = trainStepShape(shapeName);
   const big = shapeName !== 'reference';
   const peak = E.measureGemmPeak(big ? { sizes: [[1024, 768, 768], [512, 2048, 2048]], reps: 3 } : {});
-  const r = runTrainSteps(shape, args.steps ?? (big ? 4 : 20), args.warmup ?? (big ? 1 : 3));
+  const profiledSteps = big ? 1 : 5;
+  const r = runTrainSteps(shape, args.steps ?? (big ? 4 : 20), args.warmup ?? (big ? 1 : 3), profiledSteps);
   const profiled = r.gemmMs + r.nonGemmMs + r.otherMs;
   const flops = trainFlopsPerToken(shape);
   const achieved = (flops.total * r.tokensPerS) / 1e9;
@@ -181,7 +184,7 @@ export function benchTrainStep(args: BenchTrainStepArgs = {}): void {
     loss_first: round(r.lossFirst, 4), loss_last: round(r.lossLast, 4),
     flops_per_token: Math.round(flops.total), gflops: round(achieved), gemm_peak_gflops: round(peak.gflops), fraction_of_peak: round(achieved / peak.gflops, 3),
     attention_gflops: attnMs > 0 ? round(attnFlops / (attnMs * 1e6)) : null, attention_fraction_of_peak: attnMs > 0 ? round(attnFlops / (attnMs * 1e6) / peak.gflops, 3) : null,
-    profiled_step_ms: round(profiled), gemm_ms: round(r.gemmMs), non_gemm_kernel_ms: round(r.nonGemmMs), js_overhead_ms: round(r.otherMs),
+    profiled_steps: profiledSteps, profiled_step_ms: round(profiled), gemm_ms: round(r.gemmMs), non_gemm_kernel_ms: round(r.nonGemmMs), js_overhead_ms: round(r.otherMs),
     non_gemm_fraction: round(r.nonGemmMs / profiled, 3), kernels_ms: r.kernels,
   });
 }
