@@ -200,18 +200,18 @@ export class LatentAttention extends AttentionBase {
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const [B, S] = x.shape;
     const H = this.nHeads, D = this.headDim, R = this.ropeDim, Dn = D - R;
-    // Queries.
+    // The two projections of x: queries (or their latent) and the kv latent with the rotary key.
+    const [qx, kva] = forwardSharedInput(x, [this.child<Linear>(this.qRank > 0 ? 'q_a' : 'q'), this.child<Linear>('kv_a')], ctx.seed);
     let qFlat: Tensor;
     if (this.qRank > 0) {
-      let cq = this.child<Linear>('q_a').forward(x, ctx.seed);
+      let cq = qx;
       if (this.latentNorm) cq = this.child<RMSNorm>('q_norm').forward(cq);
       qFlat = this.child<Linear>('q_b').forward(cq, ctx.seed);
     } else {
-      qFlat = this.child<Linear>('q').forward(x, ctx.seed);
+      qFlat = qx;
     }
     let q = E.reshape(qFlat, [B, S, H, D]);
     // Latent and rotary key.
-    const kva = this.child<Linear>('kv_a').forward(x, ctx.seed);
     let ckv = R > 0 ? E.narrow(kva, 2, 0, this.kvRank) : kva;
     if (this.latentNorm) ckv = this.child<RMSNorm>('kv_norm').forward(ckv);
     const kvb = E.reshape(this.child<Linear>('kv_b').forward(ckv, ctx.seed), [B, S, H, Dn + D]);
