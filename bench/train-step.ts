@@ -91,8 +91,8 @@ export class BenchLlama {
       const [g, u] = E.linearGroup(h2, [l.wGate, l.wUp]);
       x = E.add(x1, E.linear(E.swiglu(g, u), l.wDown));
     }
-    const logits = E.linear(E.rmsNorm(x, this.norm, 1e-6), this.head); // [B, S, V]
-    return E.crossEntropy(E.reshape(logits, [B * S, this.s.vocab]), E.reshape(targets, [B * S]));
+    // As Model.forwardLoss: the head's projection fused into the loss (no [B, S, V] logits).
+    return E.linearCrossEntropy(E.rmsNorm(x, this.norm, 1e-6), this.head, targets);
   }
 }
 
