@@ -24,7 +24,7 @@ import type { Tensor } from '../src/engine/index.js';
 import { llamaConfig, Model } from '../src/nn/index.js';
 import { AdamW } from '../src/optim/index.js';
 import { ActivationCache, CachedPrefixForward } from '../src/training/progressive/activation-cache.js';
-import { median, peakRssMb, round } from './stats.js';
+import { median, peakRssMb, round, GEMM_OPS } from './stats.js';
 
 export type ProgressiveVariant = 'full' | 'frozen' | 'cached';
 export const VARIANTS: readonly ProgressiveVariant[] = ['full', 'frozen', 'cached'];
@@ -100,8 +100,7 @@ export function runVariant(variant: ProgressiveVariant, opts: ChildOptions = {})
     const kernels: Record<string, number> = {};
     for (const [op, t] of [...prof].sort((a, b) => b[1].ms - a[1].ms)) {
       kernels[op] = round(t.ms, 2);
-      // The fused loss is counted as GEMM time: its three GEMMs per chunk dominate it.
-      if (op === 'matmul' || op === 'linear' || op === 'linearCrossEntropy') gemm += t.ms; else other += t.ms;
+      if (GEMM_OPS.has(op)) gemm += t.ms; else other += t.ms;
     }
     profile = { profiled_step_ms: round(total), gemm_ms: round(gemm), non_gemm_kernel_ms: round(other), js_overhead_ms: round(total - gemm - other), kernels_ms: kernels };
   }

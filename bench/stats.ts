@@ -29,3 +29,8 @@ export function round(x: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
+
+/** The ops whose profiled time counts as GEMM time in the benchmarks' GEMM / non-GEMM split. The
+ * fused head + loss counts as GEMM: its three GEMMs per chunk (logits, dHidden, dWeight) dominate
+ * it; its softmax work (one exp per logit) is inside it too. */
+export const GEMM_OPS: ReadonlySet<string> = new Set(['matmul', 'linear', 'linearGroup', 'linearGroupGradInput', 'linearCrossEntropy']);

@@ -209,7 +209,9 @@ static void typedArrayBytes(napi_env env, napi_value v, void** data, size_t* byt
 
 using namespace sw;
 
-// alloc(bytes) -> buffer. Memory is zero-filled so nothing reads garbage by accident.
+// alloc(bytes, zero = true) -> buffer. Memory is zero-filled so nothing reads garbage by accident,
+// unless zero is false: then the caller (a kernel output written in full) promises to write every
+// byte, and no pass over memory is spent on zeros.
 static napi_value Alloc(napi_env env, napi_callback_info info) {
   return guard(env, "alloc", [&]() -> napi_value {
     Args a(env, info, "alloc");
@@ -219,7 +221,12 @@ static napi_value Alloc(napi_env env, napi_callback_info info) {
     if (bytes > 0) {
       // calloc: large blocks come straight from zeroed pages (no single-threaded memset of
       // hundreds of MB); 16-byte alignment is enough for the unaligned AVX loads we use.
-      data = std::calloc(static_cast<size_t>(bytes), 1);
+      const bool zero = a.argc < 2 || a.isNullish(1) || a.boolean(1);
+      data = zero ? std::calloc(static_cast<size_t>(bytes), 1) : std::malloc(static_cast<size_t>(bytes));
+      // STACKWISE_POISON_OUTPUTS=1 (for tests): outputs start as NaN, so an element a kernel
+      // failed to write shows up in the comparison with the reference backend.
+      static const bool poison = [] { const char* e = std::getenv("STACKWISE_POISON_OUTPUTS"); return e && e[0] == '1'; }();
+      if (data && !zero && poison) std::memset(data, 0xff, static_cast<size_t>(bytes));
       if (!data) throw KernelError("out of memory allocating " + std::to_string(bytes) + " bytes");
     }
     uint32_t slot;

@@ -36,7 +36,9 @@ export interface MemoryInfo {
 export interface Backend {
   readonly name: string;
   readonly dtypes: readonly DType[];
-  alloc(size: number, dtype: DType): Storage;
+  /** Zero-filled storage of `size` elements; with `zero` false the contents are undefined (for
+   * kernel outputs that the kernel writes in full, so no pass over memory is spent on zeros). */
+  alloc(size: number, dtype: DType, zero?: boolean): Storage;
   free(storage: Storage): void;
   /**
    * Writes `data` into the storage from element `offset` (default 0; the whole storage when 0

@@ -149,12 +149,25 @@ export function isTensor(v: unknown): v is Tensor {
 }
 setTensorCheck(isTensor);
 
-/** Allocates an uninitialised (zero-filled) tensor on a backend. */
+/** Allocates a zero-filled tensor on a backend. */
 export function allocTensor(backend: Backend, shape: Shape, dtype: DType): Tensor {
+  return alloc(backend, shape, dtype, true);
+}
+
+/**
+ * Allocates a tensor whose contents are undefined, for a kernel output that the kernel writes in
+ * full (every element, on every path that returns): filling it with zeros first would be one more
+ * pass over memory per op. Anything that may leave an element unwritten uses allocTensor.
+ */
+export function allocOutput(backend: Backend, shape: Shape, dtype: DType): Tensor {
+  return alloc(backend, shape, dtype, false);
+}
+
+function alloc(backend: Backend, shape: Shape, dtype: DType, zero: boolean): Tensor {
   if (!backend.dtypes.includes(dtype)) {
     throw new Error(`backend '${backend.name}' does not support dtype ${dtype} (supported: ${backend.dtypes.join(', ')})`);
   }
-  const storage = backend.alloc(sizeOf(shape), dtype);
+  const storage = backend.alloc(sizeOf(shape), dtype, zero);
   storage.refs = 1;
   return new Tensor(backend, storage, shape, dtype);
 }

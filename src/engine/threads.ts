@@ -5,13 +5,18 @@
  * with 1 under one competing busy process. In auto mode (the default, unless OMP_NUM_THREADS,
  * STACKWISE_THREADS=N or setNumThreads(n) fixes a count) the engine samples, at most every
  * quarter second between kernels, how much CPU the rest of the machine uses (/proc/stat minus
- * this process's own time) and runs with the cores left: max(1, round(cores − busy elsewhere)),
- * applied once two samples in a row agree (no flapping).
+ * this process's own time) and runs with the cores left, applied once two samples in a row agree
+ * (no flapping). A core counts as taken once others use more than CONTENDED_CORE of it: a busy
+ * process that shares a core with one of our threads gets only about half of that core, so its
+ * usage understates its demand (with round(), 2 threads stayed on under one such process).
+ * Time of niced processes (the nice column) is left out while this process runs at normal
+ * priority: they yield their core to our threads, so a team of all cores still pays.
  *
  * Results do not depend on it: every kernel splits its work by shape, not by thread count, and
  * OpenBLAS does not split the summed dimension, so losses are the same bit for bit.
  */
 import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 
 export interface ThreadControl {
   /** Sets the OpenMP + BLAS team size. */
@@ -19,6 +24,8 @@ export interface ThreadControl {
 }
 
 const SAMPLE_MS = 250;
+/** Fraction of a core that other processes must use before it counts as taken. */
+const CONTENDED_CORE = 0.25;
 const TICKS_PER_S = 100;  // USER_HZ: /proc/stat counts in 1/100 s on Linux
 
 let control: ThreadControl | null = null;
@@ -29,17 +36,33 @@ let current = 1;
 let last: { wall: number; busyTicks: number; selfUs: number } | null = null;
 let nextSample = 0;
 let proposed = 0;  // a new count is applied when two samples in a row propose it
+let selfNiced = false;
 
-/** Busy ticks of all CPUs together (user, nice, system, irq, softirq, steal), or null off Linux. */
-function machineBusyTicks(): number | null {
+/** Whether this process runs at a nice value above 0 (then its own time is in the nice column). */
+function selfIsNiced(): boolean {
+  try {
+    return getPriority() > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Busy ticks of all CPUs together (user, system, irq, softirq, steal, and nice when `withNice`),
+ * or null off Linux. */
+function machineBusyTicks(withNice = true): number | null {
   try {
     const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0];
     const f = line.trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal
-    return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+    return f[0] + (withNice ? f[1] : 0) + f[2] + f[5] + f[6] + (f[7] ?? 0);
   } catch {
     return null;
   }
+}
+
+/** The team size for `others` cores' worth of CPU used by other processes. */
+export function threadsForLoad(maxThreads: number, others: number): number {
+  return Math.max(1, Math.min(maxThreads, maxThreads - Math.max(0, Math.ceil(others - CONTENDED_CORE))));
 }
 
 function selfCpuUs(): number {
@@ -50,6 +73,7 @@ function selfCpuUs(): number {
 /** Called by the engine at start-up with its thread control and the default team size. */
 export function initThreads(ctl: ThreadControl, defaultThreads: number): void {
   control = ctl;
+  selfNiced = selfIsNiced();
   maxThreads = defaultMax = Math.max(1, defaultThreads);
   current = maxThreads;
   const env = process.env.STACKWISE_THREADS;
@@ -97,7 +121,7 @@ export function adaptThreads(): void {
   const now = performance.now();
   if (now < nextSample) return;
   nextSample = now + SAMPLE_MS;
-  const busy = machineBusyTicks();
+  const busy = machineBusyTicks(selfNiced);
   if (busy === null) return;
   const sample = { wall: now, busyTicks: busy, selfUs: selfCpuUs() };
   const prev = last;
@@ -106,7 +130,7 @@ export function adaptThreads(): void {
   const wallS = (sample.wall - prev.wall) / 1000;
   if (wallS <= 0) return;
   const others = ((sample.busyTicks - prev.busyTicks) / TICKS_PER_S - (sample.selfUs - prev.selfUs) / 1e6) / wallS;
-  const n = Math.max(1, Math.min(maxThreads, Math.round(maxThreads - Math.max(0, others))));
+  const n = threadsForLoad(maxThreads, others);
   if (n !== current && n === proposed) {
     current = n;
     control!.set(n);

@@ -20,7 +20,7 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
-import { Linear, RMSNorm, type LinearOptions } from './layers.js';
+import { forwardSharedInput, Linear, RMSNorm, type LinearOptions } from './layers.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
 import type { LinearAttentionConfig, MlaConfig } from './config.js';
 import { ATTENTION_KINDS, type AttentionKind } from './kinds.js';
@@ -141,9 +141,10 @@ export class Attention extends AttentionBase {
 
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const [B, S] = x.shape;
-    let q = this.heads(this.q.forward(x, ctx.seed), this.nHeads);
-    let k = this.heads(this.k.forward(x, ctx.seed), this.nKvHeads);
-    const v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
+    const [qf, kf, vf] = forwardSharedInput(x, [this.q, this.k, this.v], ctx.seed);
+    let q = this.heads(qf, this.nHeads);
+    let k = this.heads(kf, this.nKvHeads);
+    const v = this.heads(vf, this.nKvHeads);
     q = this.rope(q, ctx);
     k = this.rope(k, ctx);
     const out = E.attention(q, k, v, { causal: this.causal, keyMask: ctx.keyMask ?? undefined, scale: 1 / Math.sqrt(this.headDim) });
@@ -199,18 +200,18 @@ export class LatentAttention extends AttentionBase {
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const [B, S] = x.shape;
     const H = this.nHeads, D = this.headDim, R = this.ropeDim, Dn = D - R;
-    // Queries.
+    // The two projections of x: queries (or their latent) and the kv latent with the rotary key.
+    const [qx, kva] = forwardSharedInput(x, [this.child<Linear>(this.qRank > 0 ? 'q_a' : 'q'), this.child<Linear>('kv_a')], ctx.seed);
     let qFlat: Tensor;
     if (this.qRank > 0) {
-      let cq = this.child<Linear>('q_a').forward(x, ctx.seed);
+      let cq = qx;
       if (this.latentNorm) cq = this.child<RMSNorm>('q_norm').forward(cq);
       qFlat = this.child<Linear>('q_b').forward(cq, ctx.seed);
     } else {
-      qFlat = this.child<Linear>('q').forward(x, ctx.seed);
+      qFlat = qx;
     }
     let q = E.reshape(qFlat, [B, S, H, D]);
     // Latent and rotary key.
-    const kva = this.child<Linear>('kv_a').forward(x, ctx.seed);
     let ckv = R > 0 ? E.narrow(kva, 2, 0, this.kvRank) : kva;
     if (this.latentNorm) ckv = this.child<RMSNorm>('kv_norm').forward(ckv);
     const kvb = E.reshape(this.child<Linear>('kv_b').forward(ckv, ctx.seed), [B, S, H, Dn + D]);
@@ -323,9 +324,10 @@ export class LinearAttention extends AttentionBase {
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const [B, S] = x.shape;
     const H = this.nHeads, D = this.headDim;
-    let q = this.heads(this.q.forward(x, ctx.seed), H);
-    let k = this.heads(this.k.forward(x, ctx.seed), this.nKvHeads);
-    let v = this.heads(this.v.forward(x, ctx.seed), this.nKvHeads);
+    const [qf, kf, vf] = forwardSharedInput(x, [this.q, this.k, this.v], ctx.seed);
+    let q = this.heads(qf, H);
+    let k = this.heads(kf, this.nKvHeads);
+    let v = this.heads(vf, this.nKvHeads);
     q = this.rope(q, ctx);
     k = this.rope(k, ctx);
     let fq: Tensor, fk: Tensor; // [B, H, S, F]

@@ -4,7 +4,7 @@ import type { Tensor } from '../engine/index.js';
 import type { RackSpec, StackSpec } from './spec.js';
 import type { LoraTarget } from './lora-names.js';
 import { Module, ModuleList } from './module.js';
-import { activate, applyDropout, DropoutSeeds, Linear, makeNorm, type Norm } from './layers.js';
+import { activate, applyDropout, DropoutSeeds, forwardSharedInput, Linear, makeNorm, type Norm } from './layers.js';
 import type { Activation, AttentionMode, FfnKind } from './kinds.js';
 import { deriveSeed, type TensorPlacement } from './init.js';
 import { LinearAttention, makeAttention, type AttentionBase, type ForwardContext } from './attention.js';
@@ -48,7 +48,7 @@ export class FFN extends Module {
 
   forward(x: Tensor, seed?: number): Tensor {
     const h = this.gate
-      ? E.swiglu(this.gate.forward(x, seed), this.up.forward(x, seed))
+      ? E.swiglu(...(forwardSharedInput(x, [this.gate, this.up], seed) as [Tensor, Tensor]))
       : activate(this.up.forward(x, seed), this.activation);
     return this.down.forward(h, seed);
   }

@@ -162,6 +162,25 @@ export abstract class LoraLinear extends Module {
   }
 }
 
+/** Anything with a Linear-like forward (Linear, QuantizedLinear). */
+export interface ProjectionLayer { forward(x: Tensor, callSeed?: number): Tensor }
+
+/**
+ * `layers.map((l) => l.forward(x, callSeed))` for layers that read one input (q/k/v, gate/up),
+ * with the same results: the plain Linear layers among them (LoRA adapters included) run as one
+ * `linearGroup` op, whose backward sums the input gradient inside the GEMMs instead of adding
+ * one gradient per layer; any other layer (e.g. a quantized one) runs its own forward.
+ */
+export function forwardSharedInput(x: Tensor, layers: readonly ProjectionLayer[], callSeed?: number): Tensor[] {
+  const plain = layers.filter((l): l is Linear => l instanceof Linear && l.weight.dtype === x.dtype && l.weight.backend === x.backend);
+  if (plain.length < 2) return layers.map((l) => l.forward(x, callSeed));
+  const base = E.linearGroup(x, plain.map((l) => l.weight), plain.map((l) => l.bias));
+  return layers.map((l) => {
+    const i = plain.indexOf(l as Linear);
+    return i >= 0 ? (l as Linear).finish(base[i], x, callSeed) : l.forward(x, callSeed);
+  });
+}
+
 /** y = x Wᵀ + b (W: [out, in]); with LoRA: + (α/r)·B A x, A: [r, in], B: [out, r]. */
 export class Linear extends LoraLinear {
   /** The weight before merge(), restored bit-exactly by unmerge(). */
@@ -185,7 +204,11 @@ export class Linear extends LoraLinear {
   }
 
   forward(x: Tensor, callSeed?: number): Tensor {
-    const y = E.linear(x, this.weight, this.bias);
+    return this.finish(E.linear(x, this.weight, this.bias), x, callSeed);
+  }
+
+  /** The layer's output from its base output `y` = x Wᵀ + b (the adapter added unless merged). */
+  finish(y: Tensor, x: Tensor, callSeed?: number): Tensor {
     return this.isMerged ? y : this.withLora(y, x, callSeed);
   }
 

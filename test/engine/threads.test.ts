@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as E from '../../src/engine/index.js';
 import { hasNative, assertThrowsWith } from './harness.js';
+import { threadsForLoad } from '../../src/engine/threads.js';
 
 test('threads: auto mode by default, fixed by setNumThreads(n), back to auto; bad values are errors', { skip: !hasNative }, () => {
   const before = E.engineInfo();
@@ -34,4 +35,15 @@ test('threads: STACKWISE_THREADS fixes the count or names its bad value', { skip
   const bad = script('many');
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /STACKWISE_THREADS must be 'auto' or an integer >= 1, found 'many'/);
+});
+
+test('threads: a core counts as taken once others use a quarter of it (a process sharing a core shows only part of its demand)', () => {
+  assert.equal(threadsForLoad(2, 0), 2);
+  assert.equal(threadsForLoad(2, 0.2), 2, 'background noise keeps every core');
+  assert.equal(threadsForLoad(2, 0.5), 1, 'a busy process time-sharing one of our cores');
+  assert.equal(threadsForLoad(2, 1), 1);
+  assert.equal(threadsForLoad(2, 3), 1, 'never below one thread');
+  assert.equal(threadsForLoad(8, 1.1), 7);
+  assert.equal(threadsForLoad(8, 1.3), 6);
+  assert.equal(threadsForLoad(1, 0), 1);
 });

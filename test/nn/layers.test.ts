@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { Attention, Embedding, FFN, LatentAttention, LayerNorm, Linear, LinearAttention, RMSNorm, eluPlusOne } from '../../src/nn/index.js';
+import { Attention, Embedding, FFN, LatentAttention, LayerNorm, Linear, LinearAttention, RMSNorm, eluPlusOne, forwardSharedInput } from '../../src/nn/index.js';
+import { QuantizedLinear } from '../../src/nn/quantized-linear.js';
 import { assertClose, assertEqualArrays, assertThrowsWith, ints, maxAbsDiff, slicePositions } from './helpers.js';
 
 function randn(shape: number[], seed: number, scale = 1): Tensor {
@@ -270,4 +271,33 @@ test('LinearAttention: GQA heads and gradients', () => {
   E.sum(a.forward(x)).backward();
   for (const [n, t] of a.namedParameters()) assert.ok(t.grad !== null, n);
   a.dispose();
+});
+
+test('forwardSharedInput: the same outputs and gradients as each layer on its own (LoRA with dropout, merged, quantized)', () => {
+  const run = (fused: boolean) => E.tidy(() => {
+    const q = new Linear(8, 8, { seed: 1 }), k = new Linear(8, 4, { seed: 2, bias: false }), v = new Linear(8, 4, { seed: 3 });
+    k.addLora({ rank: 2, alpha: 4, seed: 7, dropout: 0.25, init: 'random' });
+    v.addLora({ rank: 2, alpha: 2, seed: 8, init: 'random' }).merge();
+    const w = new Linear(8, 6, { seed: 4 });
+    w.freeze();
+    const quant = QuantizedLinear.fromLinear(w, 'nf4', { doubleQuant: false });
+    const layers = [q, k, v, quant];
+    const x = randn([2, 3, 8], 5);
+    x.requiresGrad = true;
+    const ys = fused ? forwardSharedInput(x, layers, 11) : layers.map((l) => l.forward(x, 11));
+    ys.reduce((s: Tensor | null, y, i) => { const t = E.sum(E.mulScalar(y, i + 1)); return s ? E.add(s, t) : t; }, null)!.backward();
+    const params = [x, q.weight, q.bias!, k.loraA!, k.loraB!, v.loraA!, v.loraB!];
+    const out = { ys: ys.map((y) => y.toArray()), grads: params.map((p) => (p.grad ? p.grad.toArray() : null)) };
+    for (const l of [q, k, v, quant]) l.dispose();
+    return out;
+  });
+  E.startProfiling();
+  const a = run(true);
+  assert.ok(E.stopProfiling().has('linearGroup'), 'the plain Linear layers ran as one linearGroup op');
+  const b = run(false);
+  a.ys.forEach((y, i) => assertEqualArrays(y, b.ys[i], `output ${i}`));
+  a.grads.forEach((g, i) => {
+    assert.equal(g === null, b.grads[i] === null, `gradient ${i} present in both or neither`);
+    if (g) assertClose(g, b.grads[i]!, 1e-5, `gradient ${i}`);
+  });
 });

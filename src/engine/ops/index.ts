@@ -16,3 +16,4 @@ export * from './dropout.js';
 export * from './attention.js';
 export * from './quant.js';
 export * from './linear-cross-entropy.js';
+export * from './linear-group.js';

@@ -13,7 +13,8 @@ type Handle = object;
 /** The functions the C++ addon exports (see native/src). Buffers are opaque handles. */
 export interface NativeAddon {
   /** An owner object; `.h` is the handle kernels take. */
-  alloc(bytes: number): { h: Handle };
+  /** zero false: contents undefined (malloc instead of calloc). */
+  alloc(bytes: number, zero?: boolean): { h: Handle };
   /** Takes the owner alloc returned. */
   free(owner: { h: Handle }): void;
   write(h: Handle, data: ArrayBufferView, byteOffset?: number): void;

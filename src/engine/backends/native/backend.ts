@@ -21,9 +21,9 @@ export class NativeBackend implements Backend {
   readonly dtypes: readonly DType[] = ['float32', 'int32'];
   constructor(readonly addon: NativeAddon) {}
 
-  alloc(size: number, dtype: DType): Storage {
+  alloc(size: number, dtype: DType, zero = true): Storage {
     const bytes = size * BYTES_PER_ELEMENT[dtype];
-    return new NativeStorage(this.addon.alloc(bytes), bytes);
+    return new NativeStorage(this.addon.alloc(bytes, zero), bytes);
   }
 
   /** Releases the buffer now, with nothing left for a finaliser (see native/src/storage.cc). */

@@ -1,6 +1,6 @@
 /** Native kernels of the attention family: fused, tiled forward and backward (native/src/attention.cc). */
 import { registerKernel } from '../../../registry.js';
-import { allocTensor, type Tensor } from '../../../tensor.js';
+import { allocOutput, type Tensor } from '../../../tensor.js';
 import type { AttentionAttrs } from '../../../ops/attention.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
@@ -26,8 +26,8 @@ registerKernel<AttentionAttrs>('attention', B_, ([q, k, v, keyMask], { causal, s
   checkF32('attention', [q, k, v]);
   const [B, S, H, D] = q.shape;
   const [, Sk, Hkv] = k.shape;
-  const out = allocTensor(be, q.shape, 'float32');
-  const lse = allocTensor(be, [B, H, S], 'float32');
+  const out = allocOutput(be, q.shape, 'float32');
+  const lse = allocOutput(be, [B, H, S], 'float32');
   addonOf(be).attentionForward(h(q), h(k), h(v), hOrNull(keyMask), keyMask?.dtype === 'int32', h(out), h(lse),
     B, S, Sk, H, Hkv, D, causal, scale);
   return [out, lse];
@@ -37,7 +37,7 @@ function backward(be: Parameters<typeof addonOf>[0], q: Tensor, k: Tensor, v: Te
   keyMask: Tensor | undefined, { causal, scale }: AttentionAttrs): Tensor[] {
   const [B, S, H, D] = q.shape;
   const [, Sk, Hkv] = k.shape;
-  const dq = allocTensor(be, q.shape, 'float32'), dk = allocTensor(be, k.shape, 'float32'), dv = allocTensor(be, v.shape, 'float32');
+  const dq = allocOutput(be, q.shape, 'float32'), dk = allocOutput(be, k.shape, 'float32'), dv = allocOutput(be, v.shape, 'float32');
   addonOf(be).attentionBackward(h(q), h(k), h(v), h(out), h(lse), h(dOut), hOrNull(keyMask), keyMask?.dtype === 'int32',
     h(dq), h(dk), h(dv), B, S, Sk, H, Hkv, D, causal, scale);
   return [dq, dk, dv];
@@ -54,8 +54,8 @@ registerKernel<AttentionAttrs>('attentionGrad', B_, ([q, k, v, , dOut, keyMask],
   checkF32('attentionGrad', [q, k, v, dOut]);
   const [B, S, H, D] = q.shape;
   const [, Sk, Hkv] = k.shape;
-  const out = allocTensor(be, q.shape, 'float32');
-  const lse = allocTensor(be, [B, H, S], 'float32');
+  const out = allocOutput(be, q.shape, 'float32');
+  const lse = allocOutput(be, [B, H, S], 'float32');
   try {
     addonOf(be).attentionForward(h(q), h(k), h(v), hOrNull(keyMask), keyMask?.dtype === 'int32', h(out), h(lse),
       B, S, Sk, H, Hkv, D, attrs.causal, attrs.scale);

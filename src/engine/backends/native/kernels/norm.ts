@@ -1,6 +1,6 @@
 /** Native kernels of the norm family: LayerNorm and RMSNorm (see native/src/norm.cc). */
 import { registerKernel } from '../../../registry.js';
-import { allocTensor, type Tensor } from '../../../tensor.js';
+import { allocOutput, allocTensor, type Tensor } from '../../../tensor.js';
 import type { LayerNormAttrs, RmsNormAttrs, AddRmsNormAttrs, AddRmsNormGradAttrs } from '../../../ops/norm.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
@@ -54,7 +54,7 @@ registerKernel<RmsNormAttrs>('rmsNorm', B, (inputs, { eps, hasWeight }, be) => {
   const x = inputs[0];
   const w = hasWeight ? inputs[1] : null;
   const { rows, D } = sizes(x);
-  const y = allocTensor(be, x.shape, x.dtype), rstd = allocTensor(be, x.shape.slice(0, -1), x.dtype);
+  const y = allocOutput(be, x.shape, x.dtype), rstd = allocOutput(be, x.shape.slice(0, -1), x.dtype);
   addonOf(be).rmsNorm(h(x), hOrNull(w), h(y), h(rstd), rows, D, eps);
   return [y, rstd];
 });
@@ -63,7 +63,7 @@ registerKernel<RmsNormAttrs>('rmsNormGrad', B, (inputs, { hasWeight }, be) => {
   const [x, rstd, dy] = inputs;
   const w = hasWeight ? inputs[3] : null;
   const { rows, D } = sizes(x);
-  const dx = allocTensor(be, x.shape, x.dtype);
+  const dx = allocOutput(be, x.shape, x.dtype);
   const dw = hasWeight ? allocTensor(be, [D], x.dtype) : null;
   addonOf(be).rmsNormGrad(h(x), hOrNull(w), h(rstd), h(dy), h(dx), hOrNull(dw), rows, D);
   return dw ? [dx, dw] : [dx];
@@ -73,8 +73,8 @@ registerKernel<AddRmsNormAttrs>('addRmsNorm', B, (inputs, { eps, hasWeight }, be
   const [x, r] = inputs;
   const w = hasWeight ? inputs[2] : null;
   const { rows, D } = sizes(x);
-  const sum = allocTensor(be, x.shape, x.dtype), y = allocTensor(be, x.shape, x.dtype);
-  const rstd = allocTensor(be, x.shape.slice(0, -1), x.dtype);
+  const sum = allocOutput(be, x.shape, x.dtype), y = allocOutput(be, x.shape, x.dtype);
+  const rstd = allocOutput(be, x.shape.slice(0, -1), x.dtype);
   addonOf(be).addRmsNorm(h(x), h(r), hOrNull(w), h(sum), h(y), h(rstd), rows, D, eps);
   return [sum, y, rstd];
 });
@@ -86,7 +86,7 @@ registerKernel<AddRmsNormGradAttrs>('addRmsNormGrad', B, (inputs, { hasWeight, h
   const ds = hasDs ? inputs[i++] : null;
   const w = hasWeight ? inputs[i++] : null;
   const { rows, D } = sizes(sum);
-  const dx = allocTensor(be, sum.shape, sum.dtype);
+  const dx = allocOutput(be, sum.shape, sum.dtype);
   const dw = hasWeight && dy ? allocTensor(be, [D], sum.dtype) : null;
   addonOf(be).addRmsNormGrad(h(sum), hOrNull(w), h(rstd), hOrNull(dy), hOrNull(ds), h(dx), hOrNull(dw), rows, D);
   return dw ? [dx, dw] : [dx];

@@ -1,6 +1,6 @@
 /** Native kernel of the rope family (see native/src/rope.cc). */
 import { registerKernel } from '../../../registry.js';
-import { allocTensor } from '../../../tensor.js';
+import { allocOutput } from '../../../tensor.js';
 import type { RopeAttrs } from '../../../ops/rope.js';
 import { h, hOrNull } from '../backend.js';
 import { addonOf } from './core.js';
@@ -15,7 +15,7 @@ declare module '../addon.js' {
 
 registerKernel<RopeAttrs>('rope', 'native', ([x, positions], { theta, positionOffset, rotaryDim, inverse }, be) => {
   const [B, S, H, D] = x.shape;
-  const y = allocTensor(be, x.shape, x.dtype);
+  const y = allocOutput(be, x.shape, x.dtype);
   addonOf(be).rope(h(x), hOrNull(positions), h(y), B, S, H, D, rotaryDim, theta, positionOffset, inverse, positions !== undefined && positions.rank === 2);
   return [y];
 });

@@ -1,6 +1,6 @@
 /** Native kernels for softmax, logSoftmax and crossEntropy (native/src/softmax.cc). */
 import { registerKernel } from '../../../registry.js';
-import { allocTensor } from '../../../tensor.js';
+import { allocOutput, allocTensor } from '../../../tensor.js';
 import { splitAt } from '../../../ops/reduce.js';
 import type { CrossEntropyAttrs, SoftmaxAttrs } from '../../../ops/softmax.js';
 import { h, hOrNull } from '../backend.js';
@@ -43,7 +43,7 @@ registerKernel<CrossEntropyAttrs>('crossEntropy', B, ([logits, targets, weights]
 
 registerKernel<CrossEntropyAttrs>('crossEntropyGrad', B, ([logits, targets, lse, loss, dy, weights], { ignoreIndex, sum, weightGrad }, be) => {
   const [N, V] = logits.shape;
-  const dl = allocTensor(be, logits.shape, logits.dtype);
+  const dl = allocOutput(be, logits.shape, logits.dtype); // every row written (zeros where ignored)
   const dw = weightGrad ? allocTensor(be, [N], logits.dtype) : null;
   addonOf(be).crossEntropyGrad(h(logits), h(targets), hOrNull(weights), h(lse), h(loss), h(dy), h(dl), hOrNull(dw), N, V, ignoreIndex, sum);
   return dw ? [dl, dw] : [dl];

@@ -6,6 +6,7 @@ import type { FillAttrs, CastAttrs } from '../../../ops/creation.js';
 import type { ReshapeAttrs, SumToShapeAttrs } from '../../../ops/shape-ops.js';
 import type { UnaryAttrs, UnaryGradAttrs, UnaryOp } from '../../../ops/unary.js';
 import { matmulShape, type MatmulAttrs } from '../../../ops/matmul.js';
+import { linearGroupLayers, type LinearGroupAttrs } from '../../../ops/linear-group.js';
 import { data, floats } from '../backend.js';
 
 const B = 'reference';
@@ -206,3 +207,32 @@ registerKernel('linear', B, ([x, w, bias], _a, be) => {
   return [t];
 });
 
+
+registerKernel<LinearGroupAttrs>('linearGroup', B, (inputs, attrs, be) => {
+  const x = inputs[0];
+  const inF = x.shape[x.rank - 1], rows = x.size / inF;
+  const X = floats(x, 'linearGroup');
+  return linearGroupLayers(inputs, attrs).map(({ weight, bias }) => {
+    const outF = weight.shape[0];
+    const t = allocTensor(be, [...x.shape.slice(0, -1), outF], x.dtype);
+    const Y = floats(t, 'linearGroup');
+    gemmRef(false, true, rows, outF, inF, X, 0, floats(weight, 'linearGroup'), 0, Y, 0);
+    if (bias) {
+      const Bv = floats(bias, 'linearGroup');
+      for (let r = 0; r < rows; r++) for (let c = 0; c < outF; c++) Y[r * outF + c] += Bv[c];
+    }
+    return t;
+  });
+});
+
+registerKernel('linearGroupGradInput', B, (pairs, _a, be) => {
+  const inF = pairs[1].shape[1], rows = pairs[0].shape[0];
+  const t = allocTensor(be, [rows, inF], pairs[0].dtype);
+  const out = floats(t, 'linearGroupGradInput');
+  const part = new Float64Array(rows * inF);
+  for (let i = 0; i < pairs.length; i += 2) {
+    gemmRef(false, false, rows, inF, pairs[i + 1].shape[0], floats(pairs[i], 'linearGroupGradInput'), 0, floats(pairs[i + 1], 'linearGroupGradInput'), 0, part, 0);
+    for (let k = 0; k < part.length; k++) out[k] += part[k];
+  }
+  return [t];
+});
