@@ -80,6 +80,10 @@ test('an error in a --set value blames the override, not the file', () => {
     refused(p, /model\.d_modl: .*did you mean 'd_model'\?; set by --set model\.d_modl=3/, ['model.d_modl=3']);
     refused(p, /good\.yaml with --set: invalid config: optimizer\.lr: expected a number, found "abc" \(set by --set optimizer\.lr=abc\)/, ['optimizer.lr=abc']);
     refused(p, /good\.yaml with --set: invalid config: model\.n_stacks: expected a number ≥ 1, found -1 \(set by --set model\.n_stacks=-1\)/, ['model.n_stacks=-1']);
+    // Sizes that do not fit together: the override of either size is named, before anything is built.
+    refused(p, /good\.yaml with --set: invalid config: model\.n_heads: expected a divisor of model\.d_model = 16 .*found 5 \(set by --set model\.n_heads=5\)/, ['model.n_heads=5']);
+    refused(p, /good\.yaml with --set: invalid config: model\.n_heads: expected a divisor of model\.d_model = 15 .*found 2 \(set by --set model\.d_model=15\)/, ['model.d_model=15']);
+    refused(p, /good\.yaml with --set: invalid config: model\.n_kv_heads: expected a divisor of model\.n_heads = 2 .*found 3 \(set by --set model\.n_kv_heads=3\)/, ['model.n_kv_heads=3']);
     // A problem in the file itself still names the file alone.
     withFile('bad.yaml', GOOD.replace('d_model: 16', 'd_model: -1'), (q) => {
       refused(q, /bad\.yaml: invalid config: model\.d_model: expected a number ≥ 1, found -1/, ['optimizer.lr=0.1']);

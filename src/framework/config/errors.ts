@@ -15,6 +15,8 @@ export interface ConfigIssue {
   hint?: string;
   /** A whole sentence, used instead of "expected …, found …" (e.g. a schedule problem). */
   message?: string;
+  /** Other paths the problem involves (d_model for a head count that does not divide it): a `--set` of any is blamed too. */
+  related?: string[];
 }
 
 export function formatConfigIssue(issue: ConfigIssue): string {

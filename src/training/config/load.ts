@@ -223,7 +223,7 @@ function related(a: string, b: string): boolean {
 function blameOverrides(error: ConfigError, overrides: readonly SetOverride[], path: string): ConfigError {
   let blamed = 0;
   const issues: ConfigIssue[] = error.issues.map((issue) => {
-    const culprit = [...overrides].reverse().find((o) => related(issue.path, joinPath(o.path)));
+    const culprit = [...overrides].reverse().find((o) => [issue.path, ...(issue.related ?? [])].some((p) => related(p, joinPath(o.path))));
     if (!culprit) return issue;
     blamed++;
     const hint = culprit.text.startsWith('--') ? `set by ${culprit.text}` : `set by --set ${culprit.text}`;

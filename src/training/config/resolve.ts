@@ -275,6 +275,16 @@ function scheduleWideIssues(phases: readonly ResolvedPhase[], rawModel: unknown,
     }
     previous = p;
   }
+  // Heads split d_model evenly, and query heads split into key/value groups evenly: the sizes are
+  // fixed across phases, so the first phase with a model says it (before the model is built).
+  const sizes = phases.find((p) => p.model !== undefined)?.model;
+  if (sizes && typeof sizes.d_model === 'number' && typeof sizes.n_heads === 'number') {
+    if (sizes.d_model % sizes.n_heads !== 0) {
+      issues.push({ path: 'model.n_heads', related: ['model.d_model'], expected: `a divisor of model.d_model = ${sizes.d_model} (each head gets d_model / n_heads dimensions)`, found: String(sizes.n_heads) });
+    } else if (typeof sizes.n_kv_heads === 'number' && sizes.n_heads % sizes.n_kv_heads !== 0) {
+      issues.push({ path: 'model.n_kv_heads', related: ['model.n_heads'], expected: `a divisor of model.n_heads = ${sizes.n_heads} (query heads share key/value heads in equal groups)`, found: String(sizes.n_kv_heads) });
+    }
+  }
   const base = isPlainObject(rawModel) ? rawModel['n_stacks'] : undefined;
   const largest = Math.max(...phases.map((p) => p.model?.n_stacks ?? 0));
   if (typeof base === 'number' && phases.every((p) => p.model !== undefined) && largest > 0 && base > largest) {
