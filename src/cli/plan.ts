@@ -9,6 +9,7 @@
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../training/config/load.js';
+import { describeConfigSource } from '../training/config/resolve.js';
 import { measureGemmRate, planRun, type PhasePlan, type RunPlan } from '../training/plan/index.js';
 import { collect, formatTable, humanBytes, humanCount, humanDuration, printJson, reportError } from './output.js';
 import { defaultConfigPath } from '../training/run/index.js';
@@ -67,7 +68,7 @@ export function registerPlanCommand(program: Command): void {
           return;
         }
         const lines = [
-          `${parsed.source ?? 'config'}: ${plan.preset}, ${humanCount(plan.params)} parameters when fully grown, ${plan.phases.length} phase(s)`,
+          `${describeConfigSource(parsed) ?? 'config'}: ${plan.preset}, ${humanCount(plan.params)} parameters when fully grown, ${plan.phases.length} phase(s)`,
           '',
           planTable(plan),
           '',

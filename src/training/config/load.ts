@@ -128,7 +128,7 @@ export function readConfigFile(path: string): string {
 export interface SetOverride {
   path: PathSegment[];
   value: unknown;
-  /** The text as given, for messages (`key=value` of a --set; a flag that sets a key, e.g. `--from x`, as the flag). */
+  /** The text as given, for messages (`key=value` of a --set; a flag that sets a key, e.g. `--from x`, as the flag; '' for a setting the caller made itself, which messages do not name). */
   text: string;
 }
 
@@ -202,11 +202,21 @@ export function loadConfig(path: string, options: LoadConfigOptions = {}): Parse
   const overrides = (options.set ?? []).map((o) => (typeof o === 'string' ? parseSetOverride(o) : o));
   const merged = applySetOverrides(raw, overrides);
   try {
-    return parseConfig(merged, { source: path });
+    const parsed = parseConfig(merged, { source: path });
+    // What is said about the run later (the memory check's refusal, plan's header) names the
+    // overrides too (describeConfigSource): the file alone is not what was asked for.
+    const named = overrides.filter((o) => o.text !== '');
+    if (named.length > 0) parsed.overrides = named.map(overrideText);
+    return parsed;
   } catch (error) {
     if (error instanceof ConfigError && overrides.length > 0) throw blameOverrides(error, overrides, path);
     throw error;
   }
+}
+
+/** An override as the user wrote it: a flag's own text, or `--set a.b=c`. */
+function overrideText(o: SetOverride): string {
+  return o.text.startsWith('--') ? o.text : `--set ${o.text}`;
 }
 
 /** True when one of the two config paths is the other or lies inside it. */
@@ -223,10 +233,10 @@ function related(a: string, b: string): boolean {
 function blameOverrides(error: ConfigError, overrides: readonly SetOverride[], path: string): ConfigError {
   let blamed = 0;
   const issues: ConfigIssue[] = error.issues.map((issue) => {
-    const culprit = [...overrides].reverse().find((o) => [issue.path, ...(issue.related ?? [])].some((p) => related(p, joinPath(o.path))));
+    const culprit = [...overrides].reverse().find((o) => o.text !== '' && [issue.path, ...(issue.related ?? [])].some((p) => related(p, joinPath(o.path))));
     if (!culprit) return issue;
     blamed++;
-    const hint = culprit.text.startsWith('--') ? `set by ${culprit.text}` : `set by --set ${culprit.text}`;
+    const hint = `set by ${overrideText(culprit)}`;
     return issue.message !== undefined ? { ...issue, message: `${issue.message} (${hint})` } : { ...issue, hint: issue.hint ? `${issue.hint}; ${hint}` : hint };
   });
   return new ConfigError(issues, blamed === issues.length ? `${path} with --set` : path);

@@ -34,6 +34,8 @@ export interface ParsedConfig {
   hash: string;
   /** Where it came from (a file name), for messages. */
   source?: string;
+  /** The overrides applied to the file, as the user wrote them (`--set a.b=c`, `--steps 20`), for messages. */
+  overrides?: string[];
   /** Which planes the config wrote itself (the optimizer plane is defaulted when absent). */
   given: { model: boolean; data: boolean; optimizer: boolean };
   /** What training.mode expanded into (absent without a mode). */
@@ -126,6 +128,12 @@ export function diffConfigs(a: unknown, b: unknown, path: PathSegment[] = []): C
     return a.flatMap((v, i) => diffConfigs(v, b[i], [...path, i]));
   }
   return [{ path: joinPath(path) || '(root)', a, b }];
+}
+
+/** Where a parsed config came from, for messages: the file, with the overrides that changed it. */
+export function describeConfigSource(parsed: Pick<ParsedConfig, 'source' | 'overrides'>): string | undefined {
+  if (parsed.source === undefined) return undefined;
+  return parsed.overrides?.length ? `${parsed.source} with ${parsed.overrides.join(' ')}` : parsed.source;
 }
 
 /**

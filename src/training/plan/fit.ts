@@ -5,7 +5,7 @@
  * false` (or `stackwise train --no-memory-check`) skips the check for those who know better.
  */
 import { totalmem } from 'node:os';
-import type { ParsedConfig } from '../config/resolve.js';
+import { describeConfigSource, type ParsedConfig } from '../config/resolve.js';
 import { planRun, type RunPlan } from './estimate.js';
 
 export class MemoryFitError extends Error {
@@ -46,7 +46,7 @@ export function checkMemoryFit(parsed: ParsedConfig, limitBytes = totalmem()): R
   const worst = plan.phases.find((p) => p.bytes.peak === plan.peak.bytes)!;
   if (!(plan.peak.bytes <= limitBytes)) {
     throw new MemoryFitError(
-      `${parsed.source ? `${parsed.source}: ` : ''}this run needs about ${formatBytes(plan.peak.bytes)} of memory at its peak (phase '${worst.name}'), `
+      `${describeConfigSource(parsed) ? `${describeConfigSource(parsed)}: ` : ''}this run needs about ${formatBytes(plan.peak.bytes)} of memory at its peak (phase '${worst.name}'), `
       + `more than this machine's ${formatBytes(limitBytes)}; the largest part is ${worst.largest.what} (${formatBytes(worst.largest.bytes)}). `
       + `See \`stackwise plan\` for the breakdown; set training.memory_check: false (or pass --no-memory-check) to train anyway.`,
       plan,

@@ -93,9 +93,10 @@ function checkTokenizerFile(parsed: ParsedConfig): void {
 export function prepareTrainingRun(configArg: string | undefined, opts: TrainRunOptions, callbacks: TrainingCallbacks[] = []): PreparedRun {
   const set: (string | SetOverride)[] = [...(opts.set ?? [])];
   // The caller draws its own progress (or prints --json lines); 'progress' is not part of the config hash.
-  set.push('training.progress=off');
-  if (opts.steps !== undefined) set.push(`training.total_steps=${opts.steps}`);
-  if (opts.memoryCheck === false) set.push('training.memory_check=false');
+  // (No text: not something the user asked for, so messages do not name it.)
+  set.push({ path: ['training', 'progress'], value: 'off', text: '' });
+  if (opts.steps !== undefined) set.push({ path: ['training', 'total_steps'], value: opts.steps, text: `--steps ${opts.steps}` });
+  if (opts.memoryCheck === false) set.push({ path: ['training', 'memory_check'], value: false, text: '--no-memory-check' });
   if (opts.from !== undefined) {
     if (opts.resume !== undefined) throw new UsageError('--from cannot be combined with --resume (a resumed run starts from its own checkpoint)');
     set.push({ path: ['model', 'init', 'from'], value: opts.from, text: `--from ${opts.from}` });

@@ -56,4 +56,6 @@ test('stackwise plan prints the per-phase table and JSON; train refuses what doe
   const bad = stackwise('train', '--set', 'model.d_model=1200000000', '--steps', '20'); // divisible by the 6 heads
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /needs about .* of memory at its peak .* largest part is optimizer state/);
+  // The refusal names what was asked for: the file with the overrides that made the run this big.
+  assert.match(bad.stderr, /default\.yaml with --set model\.d_model=1200000000 --steps 20: this run needs about/);
 });
