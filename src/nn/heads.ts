@@ -146,8 +146,8 @@ export abstract class TokenHead extends Head {
     return this;
   }
 
-  /** The weight the logits use: the decoder, plus (α/r)·B A with an adapter. */
-  protected decoderWeight(): Tensor {
+  /** The weight the logits use: the decoder, plus (α/r)·B A with an adapter (export writes it merged). */
+  decoderWeight(): Tensor {
     if (!this.lora) return this.weight;
     return E.add(this.weight, E.mulScalar(E.matmul(this.loraB!, this.loraA!), this.lora.scale));
   }

@@ -268,7 +268,7 @@ function exportValueOf(model: Model, name: string, mode: NonNullable<SaveHFOptio
   }
   const param = model.getParameter(name);
   if (head && mode === 'merge' && param === head.weight) {
-    return E.noGrad(() => E.tidy(() => hostOfTensor(E.add(head.weight, E.mulScalar(E.matmul(head.loraB!, head.loraA!), head.lora!.scale)))));
+    return E.noGrad(() => E.tidy(() => hostOfTensor(head.decoderWeight())));
   }
   return hostOfTensor(param);
 }

@@ -45,8 +45,9 @@ export function checkMemoryFit(parsed: ParsedConfig, limitBytes = totalmem()): R
   }
   const worst = plan.phases.find((p) => p.bytes.peak === plan.peak.bytes)!;
   if (!(plan.peak.bytes <= limitBytes)) {
+    const source = describeConfigSource(parsed);
     throw new MemoryFitError(
-      `${describeConfigSource(parsed) ? `${describeConfigSource(parsed)}: ` : ''}this run needs about ${formatBytes(plan.peak.bytes)} of memory at its peak (phase '${worst.name}'), `
+      `${source ? `${source}: ` : ''}this run needs about ${formatBytes(plan.peak.bytes)} of memory at its peak (phase '${worst.name}'), `
       + `more than this machine's ${formatBytes(limitBytes)}; the largest part is ${worst.largest.what} (${formatBytes(worst.largest.bytes)}). `
       + `See \`stackwise plan\` for the breakdown; set training.memory_check: false (or pass --no-memory-check) to train anyway.`,
       plan,
