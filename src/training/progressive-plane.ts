@@ -396,7 +396,7 @@ export class ProgressivePlane implements ModelPlaneHook {
     machine.logRecord({
       kind: 'activation_cache', step: ctx.step, t: ctx.t, phase: phase.name, prefix_stacks: c.prefixStacks,
       hits: c.hits, misses: c.misses, entries: c.entries, memory_bytes: c.memoryBytes, disk_bytes: c.diskBytes,
-      spills: c.spills, evictions: c.evictions, invalidations: c.invalidations,
+      spills: c.spills, evictions: c.evictions, invalidations: c.invalidations, advances: c.advances,
     });
   }
 

@@ -125,10 +125,13 @@ test('the optimizer a phase trains with (hooks run before the machine applies it
 test('with the activation cache, the frozen prefix is counted as cached (training FLOPs per token without the prefix forward)', () => {
   const r = train({ growth: 'copy_top', freeze: 'frozen_trunk', activation_cache: { memory_budget_mb: 4 } });
   assert.deepEqual(r.records.map((x) => x.cached_prefix_stacks), [0, 1, 2], 'the frozen trunk stacks');
-  // Phase two filled the cache under a 1-stack prefix; phase three's prefix has 2 stacks, so those
-  // activations are stale at its start and are not counted (nor kept).
-  assert.deepEqual(r.records.map((x) => [x.bytes.cached_activations_memory, x.bytes.cached_activations_disk]), [[0, 0], [0, 0], [0, 0]]);
+  // Phase two filled the cache under a 1-stack prefix; phase three's prefix has 2 stacks, the first
+  // of them unchanged, so those rows stay (each to be advanced through the second stack alone) and
+  // are counted at its start.
+  const cached = r.records.map((x) => x.bytes.cached_activations_memory + x.bytes.cached_activations_disk);
+  assert.deepEqual(cached.slice(0, 2), [0, 0]);
   assert.ok(r.cacheEntriesBeforePhase[2]! > 0, 'phase two did cache rows');
+  assert.ok(cached[2]! > 0, `phase three starts with phase two's rows: ${cached[2]} bytes`);
   assert.equal(r.records[0]!.flops_per_token.train_cached, r.records[0]!.flops_per_token.train);
   r.records.forEach((rec, i) => {
     const rep = r.reports[i]!;

@@ -303,7 +303,7 @@ export function metricsToReportData(records: MetricsRecord[], opts: MetricsToRep
       handled = true;
     } else if (k === 'activation_cache') {
       // What the cache held at the phase's end: the phase's resources row shows it (the record
-      // at the phase start sees an empty or invalidated cache).
+      // at the phase start sees only what an earlier, shorter prefix left to be advanced).
       const phase = str(pick(r, PHASE_KEYS));
       const row = [...resources].reverse().find((x) => x.phase === phase);
       if (row) {

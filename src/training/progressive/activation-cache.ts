@@ -11,9 +11,17 @@
  * modes) and of its weights' *write versions* (`Tensor.writeVersion`: the engine changes it on
  * every in-place write — `Tensor.write`/`Backend.upload`, hence loadStateDict, LoRA merge and
  * unmerge, checkpoint loads; in-place ops such as the optimizer updates — and never on a read).
- * Any change gives a new version, which empties the cache, so a changed trunk never serves stale
- * activations, and checking costs a walk over the prefix's parameters, not a read of their
- * contents. Hashing the contents too (`checkContent: true`) remains as an opt-in verification.
+ * Any change gives a new version, so a changed trunk never serves stale activations, and checking
+ * costs a walk over the prefix's parameters, not a read of their contents. Hashing the contents
+ * too (`checkContent: true`) remains as an opt-in verification.
+ *
+ * Growing trunk: the version is a *lineage*, one version per depth (embedding, then each stack in
+ * turn, each hashed over the one before). An entry remembers the depth it was computed at, and a
+ * version change keeps the entries whose depth's version is unchanged: when stack k freezes and
+ * joins the prefix, an entry of the old prefix of k stacks is still the exact output of those k
+ * stacks, so the next miss on it runs stack k alone over it ("advancing" it) instead of the
+ * embedding and all k + 1 stacks. Training one stack at a time over a frozen trunk then costs one
+ * trunk stack per row per phase, not the whole trunk, however deep the model grows.
  *
  * Time-as-input: a model with a time embedding adds an embedding of each row's noise ratio r to
  * the embedding output, so every prefix output depends on r (drawn afresh for every batch), not
@@ -55,8 +63,16 @@ export interface ActivationCacheStats {
   spills: number;
   /** Entries dropped because the disk budget was exceeded. */
   evictions: number;
-  /** Times the version changed and everything was dropped. */
+  /** Times the version changed and entries were dropped. */
   invalidations: number;
+  /** Lookups that found an entry of a shallower, still valid depth (to be advanced, not recomputed). */
+  advances: number;
+}
+
+/** A stored entry and the prefix depth (stacks run after the embedding) it was computed at. */
+export interface CacheEntry {
+  data: FloatArray;
+  depth: number;
 }
 
 const liveDirs = new Set<string>();
@@ -69,21 +85,24 @@ function registerDir(dir: string): void {
   }
 }
 
-interface DiskEntry { file: string; bytes: number; f64: boolean }
+interface DiskEntry { file: string; bytes: number; f64: boolean; depth: number }
 
-/** A byte-budgeted key → float array store that spills to disk, emptied on version change. */
+/**
+ * A byte-budgeted key → float array store that spills to disk. Entries carry a depth; a lineage
+ * change drops those whose depth's version changed and keeps the rest.
+ */
 export class ActivationCache {
   readonly memoryBudgetBytes: number;
   readonly diskBudgetBytes: number;
   private readonly parent: string;
   private dir: string | null = null;
   private fileCounter = 0;
-  private currentVersion: string | null = null;
-  private readonly memory = new Map<string, FloatArray>();
+  private lineage: readonly string[] = [];
+  private readonly memory = new Map<string, CacheEntry>();
   private readonly disk = new Map<string, DiskEntry>();
   private memBytes = 0;
   private diskBytes = 0;
-  private readonly counters = { hits: 0, misses: 0, spills: 0, evictions: 0, invalidations: 0 };
+  private readonly counters = { hits: 0, misses: 0, spills: 0, evictions: 0, invalidations: 0, advances: 0 };
   private disposed = false;
 
   constructor(opts: ActivationCacheOptions) {
@@ -97,8 +116,14 @@ export class ActivationCache {
     this.parent = opts.spillDir ?? tmpdir();
   }
 
+  /** The version of the current depth (null before the first setLineage / setVersion). */
   get version(): string | null {
-    return this.currentVersion;
+    return this.lineage.length > 0 ? this.lineage[this.lineage.length - 1]! : null;
+  }
+
+  /** The depth entries are stored at by default: the last of the lineage. */
+  get depth(): number {
+    return Math.max(0, this.lineage.length - 1);
   }
 
   /** The folder spilled entries go to (null until the first spill). */
@@ -106,13 +131,30 @@ export class ActivationCache {
     return this.dir;
   }
 
-  /** Sets the version; a different one drops every entry. Returns true when it changed. */
+  /** A lineage of one version: any change drops every entry. Returns true when it changed. */
   setVersion(version: string): boolean {
+    return this.setLineage([version]);
+  }
+
+  /**
+   * Sets the lineage (`lineage[j]`: the version of the prefix of depth j). Entries whose depth's
+   * version differs from the old lineage's, or is beyond the new one, are dropped; the rest stay,
+   * at their depth. Returns true when the lineage changed.
+   */
+  setLineage(lineage: readonly string[]): boolean {
     this.live();
-    if (version === this.currentVersion) return false;
-    if (this.currentVersion !== null) this.counters.invalidations++;
-    this.clear();
-    this.currentVersion = version;
+    if (lineage.length === 0) throw new Error('ActivationCache.setLineage: the lineage needs at least one version');
+    const old = this.lineage;
+    if (old.length === lineage.length && old.every((v, j) => v === lineage[j])) return false;
+    // Depths below the first that differs keep their entries.
+    let same = 0;
+    while (same < old.length && same < lineage.length && old[same] === lineage[same]) same++;
+    const valid = (depth: number) => depth < same;
+    let dropped = 0;
+    for (const [k, e] of [...this.memory]) if (!valid(e.depth)) { this.delete(k); dropped++; }
+    for (const [k, e] of [...this.disk]) if (!valid(e.depth)) { this.delete(k); dropped++; }
+    if (dropped > 0) this.counters.invalidations++;
+    this.lineage = [...lineage];
     return true;
   }
 
@@ -120,14 +162,22 @@ export class ActivationCache {
     return this.memory.has(key) || this.disk.has(key);
   }
 
-  /** The stored array (a hit moves an in-memory entry to most recently used). */
+  /** The stored array, whatever its depth (see lookup). */
   get(key: string): FloatArray | undefined {
+    return this.lookup(key)?.data;
+  }
+
+  /**
+   * The stored entry and its depth (a hit moves an in-memory entry to most recently used). Counted
+   * as a hit at the current depth, an advance at a shallower one, a miss when absent.
+   */
+  lookup(key: string): CacheEntry | undefined {
     this.live();
     const m = this.memory.get(key);
     if (m) {
       this.memory.delete(key);
       this.memory.set(key, m);
-      this.counters.hits++;
+      this.count(m.depth);
       return m;
     }
     const d = this.disk.get(key);
@@ -135,34 +185,41 @@ export class ActivationCache {
       const buf = readFileSync(d.file);
       const copy = new ArrayBuffer(buf.byteLength);
       new Uint8Array(copy).set(buf);
-      this.counters.hits++;
-      return d.f64 ? new Float64Array(copy) : new Float32Array(copy);
+      this.count(d.depth);
+      return { data: d.f64 ? new Float64Array(copy) : new Float32Array(copy), depth: d.depth };
     }
     this.counters.misses++;
     return undefined;
   }
 
-  set(key: string, data: FloatArray): void {
+  private count(depth: number): void {
+    if (depth === this.depth) this.counters.hits++;
+    else this.counters.advances++;
+  }
+
+  /** Stores `data` under `key` at `depth` (default the current depth), replacing what was there. */
+  set(key: string, data: FloatArray, depth = this.depth): void {
     this.live();
     this.delete(key);
-    this.memory.set(key, data);
+    this.memory.set(key, { data, depth });
     this.memBytes += data.byteLength;
     while (this.memBytes > this.memoryBudgetBytes && this.memory.size > 0) {
-      const [k, v] = this.memory.entries().next().value as [string, FloatArray];
+      const [k, v] = this.memory.entries().next().value as [string, CacheEntry];
       this.memory.delete(k);
-      this.memBytes -= v.byteLength;
+      this.memBytes -= v.data.byteLength;
       this.spill(k, v);
     }
   }
 
   delete(key: string): void {
     const m = this.memory.get(key);
-    if (m) { this.memory.delete(key); this.memBytes -= m.byteLength; }
+    if (m) { this.memory.delete(key); this.memBytes -= m.data.byteLength; }
     const d = this.disk.get(key);
     if (d) { this.disk.delete(key); this.diskBytes -= d.bytes; try { unlinkSync(d.file); } catch { /* gone */ } }
   }
 
-  private spill(key: string, v: FloatArray): void {
+  private spill(key: string, entry: CacheEntry): void {
+    const v = entry.data;
     if (v.byteLength > this.diskBudgetBytes) { this.counters.evictions++; return; }
     if (!this.dir) {
       this.dir = mkdtempSync(join(this.parent, 'stackwise-actcache-'));
@@ -170,7 +227,7 @@ export class ActivationCache {
     }
     const file = join(this.dir, `${this.fileCounter++}.bin`);
     writeFileSync(file, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    this.disk.set(key, { file, bytes: v.byteLength, f64: v instanceof Float64Array });
+    this.disk.set(key, { file, bytes: v.byteLength, f64: v instanceof Float64Array, depth: entry.depth });
     this.diskBytes += v.byteLength;
     this.counters.spills++;
     while (this.diskBytes > this.diskBudgetBytes && this.disk.size > 0) {
@@ -360,9 +417,10 @@ export interface CachedForwardInputs {
 export interface CachedForwardResult extends ModelOutput {
   /** Stacks served from the cache (0 = plain forward). */
   prefixStacks: number;
-  /** Rows computed (misses) and reused (hits) in this call. */
+  /** Rows computed from the token ids (misses), reused (hits) and advanced from a shallower depth. */
   computedRows: number;
   reusedRows: number;
+  advancedRows: number;
 }
 
 /** CachedPrefixForward.forwardHidden: the rack's output instead of the logits. */
@@ -406,10 +464,23 @@ export class CachedPrefixForward {
     return k;
   }
 
-  /** The version of the current prefix (what the cache is keyed by). */
-  prefixVersion(k = this.prefixStacks()): string {
+  /**
+   * The versions of the prefixes of depth 0..k (embedding, then each stack hashed over the ones
+   * before): what the cache is keyed by. An entry of depth j stays valid while lineage[j] does.
+   */
+  prefixLineage(k = this.prefixStacks()): string[] {
+    const content = { content: this.checkContent };
     const stacks = this.model.rack.stacks.toArray().slice(0, k);
-    return `${k}:${moduleFingerprint([this.model.embedding, ...stacks], { content: this.checkContent })}`;
+    const out = [`0:${moduleFingerprint([this.model.embedding], content)}`];
+    stacks.forEach((s, j) => {
+      out.push(`${j + 1}:${hashWords(new TextEncoder().encode(`${out[j]}\n${moduleFingerprint([s], content)}`))}`);
+    });
+    return out;
+  }
+
+  /** The version of the current prefix of k stacks (the last of its lineage). */
+  prefixVersion(k = this.prefixStacks()): string {
+    return this.prefixLineage(k)[k]!;
   }
 
   /** The model's logits on `ids`, with the prefix served from the cache. */
@@ -421,6 +492,7 @@ export class CachedPrefixForward {
   /**
    * The rack's output [B, S, d] on `ids` (before the head), with the prefix served from the cache:
    * what Model.lossFromHidden (the fused head + loss) or a ModelAdapter's hiddenOverride reads.
+   * Rows found at a shallower depth run only the stacks they lack.
    */
   forwardHidden(ids: Tensor, sampleIds: readonly number[], inputs: CachedForwardInputs = {}): CachedHiddenResult {
     const model = this.model;
@@ -430,33 +502,42 @@ export class CachedPrefixForward {
     const mask = inputs.attentionMask ?? null;
     if (mask && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== S)) throw new Error(`CachedPrefixForward: attentionMask ${mask.describe()} must be [${B}, ${S}] like the ids`);
     const k = this.prefixStacks();
-    if (k === 0) return { hidden: model.forwardHidden(ids, { attentionMask: mask, seed: inputs.seed, timeRatios: inputs.timeRatios }), prefixStacks: 0, computedRows: B, reusedRows: 0 };
+    if (k === 0) return { hidden: model.forwardHidden(ids, { attentionMask: mask, seed: inputs.seed, timeRatios: inputs.timeRatios }), prefixStacks: 0, computedRows: B, reusedRows: 0, advancedRows: 0 };
     // k > 0 only for a model without a time embedding (prefixStacks), which takes no ratios.
     if (inputs.timeRatios !== undefined && inputs.timeRatios !== null) throw new Error('CachedPrefixForward: timeRatios were given, but the model has no time embedding (model.time_embedding); leave them out');
 
-    this.cache.setVersion(this.prefixVersion(k));
+    this.cache.setLineage(this.prefixLineage(k));
     const d = model.rack.dModel;
     const f64 = model.dtype === 'float64';
     const idData = ids.toArray() as Int32Array;
     const maskData = mask ? Float64Array.from(mask.toArray()) : null;
     const keys: string[] = [];
     const rows: (FloatArray | undefined)[] = [];
-    const missing: number[] = [];
+    // Rows to compute, grouped by the depth they start from (-1: from the token ids).
+    const todo = new Map<number, { rows: number[]; from: FloatArray[] }>();
     for (let b = 0; b < B; b++) {
       const rowIds = idData.subarray(b * S, (b + 1) * S);
       const key = `${sampleIds[b]}:${S}:${hashWords(rowIds)}${maskData ? `:${hashWords(maskData.subarray(b * S, (b + 1) * S))}` : ''}`;
       keys.push(key);
-      const hit = this.cache.get(key);
-      rows.push(hit);
-      if (!hit) missing.push(b);
+      const hit = this.cache.lookup(key);
+      if (hit && hit.depth === k) { rows.push(hit.data); continue; }
+      rows.push(undefined);
+      const from = hit ? hit.depth : -1;
+      const group = todo.get(from) ?? { rows: [], from: [] };
+      group.rows.push(b);
+      if (hit) group.from.push(hit.data);
+      todo.set(from, group);
     }
-    if (missing.length > 0) {
-      const computed = this.runPrefix(k, idData, maskData, missing, S);
-      missing.forEach((b, j) => {
-        const row = computed.slice(j * S * d, (j + 1) * S * d);
+    let computedRows = 0, advancedRows = 0;
+    for (const [from, group] of [...todo].sort((a, b) => a[0] - b[0])) {
+      const out = this.runPrefix(from, k, idData, maskData, group, S);
+      group.rows.forEach((b, j) => {
+        const row = out.slice(j * S * d, (j + 1) * S * d);
         rows[b] = row;
-        this.cache.set(keys[b]!, row);
+        this.cache.set(keys[b]!, row, k);
       });
+      if (from < 0) computedRows += group.rows.length;
+      else advancedRows += group.rows.length;
     }
     const all = f64 ? new Float64Array(B * S * d) : new Float32Array(B * S * d);
     rows.forEach((r, b) => all.set(r!, b * S * d));
@@ -465,21 +546,24 @@ export class CachedPrefixForward {
     let h = h0;
     const stacks = model.rack.stacks.toArray();
     for (let i = k; i < stacks.length; i++) h = stacks[i]!.forward(h, ctx);
-    return { hidden: h, prefixStacks: k, computedRows: missing.length, reusedRows: B - missing.length };
+    return { hidden: h, prefixStacks: k, computedRows, reusedRows: B - computedRows - advancedRows, advancedRows };
   }
 
-  /** Embedding + first k stacks (eval mode, no gradients) on the given rows; a flat [n, S, d] array. */
-  private runPrefix(k: number, ids: Int32Array, mask: Float64Array | null, rows: number[], S: number): FloatArray {
+  /**
+   * The prefix up to depth k (eval mode, no gradients) on the given rows, from the token ids
+   * (`from` = -1: embedding + stacks 0..k-1) or from their cached outputs at depth `from` (stacks
+   * from..k-1 only); a flat [n, S, d] array.
+   */
+  private runPrefix(from: number, k: number, ids: Int32Array, mask: Float64Array | null, group: { rows: number[]; from: FloatArray[] }, S: number): FloatArray {
     const model = this.model;
+    const rows = group.rows;
     const n = rows.length;
-    const sub = new Int32Array(n * S);
-    rows.forEach((b, j) => sub.set(ids.subarray(b * S, (b + 1) * S), j * S));
-    const modules: Module[] = [model.embedding, ...model.rack.stacks.toArray().slice(0, k)];
+    const stacks = model.rack.stacks.toArray();
+    const modules: Module[] = from < 0 ? [model.embedding, ...stacks.slice(0, k)] : stacks.slice(from, k);
     const modes = modules.flatMap((m) => m.namedModules().map(([, x]) => [x, x.training] as const));
     for (const m of modules) m.eval();
     try {
       return E.tidy(() => E.noGrad(() => {
-        const idsT = E.tensor(sub, [n, S], { dtype: 'int32', backend: model.backend });
         let keyMask: Tensor | null = null;
         if (mask) {
           const m = new Float64Array(n * S);
@@ -488,10 +572,21 @@ export class CachedPrefixForward {
         }
         const ctx: ForwardContext = { keyMask };
         // Each stage in its own scope: only one stage's intermediates are alive at a time.
-        let h = E.tidy(() => model.embedding.forward(idsT));
-        for (let i = 0; i < k; i++) {
+        let h: Tensor;
+        if (from < 0) {
+          const sub = new Int32Array(n * S);
+          rows.forEach((b, j) => sub.set(ids.subarray(b * S, (b + 1) * S), j * S));
+          const idsT = E.tensor(sub, [n, S], { dtype: 'int32', backend: model.backend });
+          h = E.tidy(() => model.embedding.forward(idsT));
+        } else {
+          const d = model.rack.dModel;
+          const start = model.dtype === 'float64' ? new Float64Array(n * S * d) : new Float32Array(n * S * d);
+          group.from.forEach((r, j) => start.set(r, j * S * d));
+          h = E.tensor(start, [n, S, d], { dtype: model.dtype, backend: model.backend });
+        }
+        for (let i = Math.max(from, 0); i < k; i++) {
           const x = h;
-          h = E.tidy(() => model.rack.stacks.at(i).forward(x, ctx));
+          h = E.tidy(() => stacks[i]!.forward(x, ctx));
           x.dispose();
         }
         return h.toArray() as FloatArray;

@@ -55,13 +55,13 @@ export class CachedTraining {
   }
 
   /**
-   * What the cache holds now. Entries computed under another prefix version (the trunk grew, was
-   * frozen or changed since) are dropped first: the next forward would drop them anyway, and a
-   * phase start's resources record must not count activations that will never be served.
+   * What the cache holds now. Entries computed under a prefix that changed since are dropped first
+   * (entries of a prefix that only grew stay, to be advanced): the next forward would drop them
+   * anyway, and a phase start's resources record must not count activations never to be served.
    */
   info(): ActivationCacheState {
     const prefixStacks = this.forward.prefixStacks();
-    if (this.cache.stats.entries > 0) this.cache.setVersion(this.forward.prefixVersion(prefixStacks));
+    if (this.cache.stats.entries > 0) this.cache.setLineage(this.forward.prefixLineage(prefixStacks));
     return { ...this.cache.stats, prefixStacks };
   }
 

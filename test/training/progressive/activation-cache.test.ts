@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../../../src/engine/index.js';
 import { AdamW } from '../../../src/optim/index.js';
+import { quantizeTrunk } from '../../../src/nn/index.js';
 import { ActivationCache, CachedPrefixForward, moduleFingerprint, ProgressiveRackBuilder } from '../../../src/training/progressive/index.js';
 import { MaskedDiffusionObjective, preparedLoss, type ObjectiveBatch } from '../../../src/training/objectives/index.js';
 import { rngFor } from '../../../src/data/rng.js';
@@ -139,4 +140,60 @@ test('a changed trunk never serves stale activations; a trainable prefix is not 
   throwsWith(() => fwd.forward(x, [1]), /1 sample ids for 2 rows/);
   cache.dispose();
   m.dispose();
+});
+
+test('ActivationCache lineage: a grown prefix keeps entries at their depth, a changed one drops them', () => {
+  const c = new ActivationCache({ memoryBudgetBytes: 1 << 20 });
+  const row = (i: number) => Float32Array.from({ length: 4 }, (_, j) => i + j);
+  c.setLineage(['e', 'a']);
+  c.set('r1', row(1));
+  c.set('r0', row(0), 0);
+  assert.equal(c.lookup('r1')!.depth, 1);
+  assert.equal(c.stats.hits, 1);
+  assert.equal(c.setLineage(['e', 'a', 'b']), true, 'the prefix grew');
+  assert.equal(c.stats.entries, 2, 'entries of the shorter prefix stay');
+  assert.equal(c.stats.invalidations, 0);
+  assert.deepEqual(c.lookup('r1'), { data: row(1), depth: 1 });
+  assert.equal(c.stats.advances, 1, 'a shallower entry is an advance, not a hit');
+  c.set('r1', row(2));
+  assert.equal(c.lookup('r1')!.depth, 2);
+  assert.equal(c.setLineage(['e', 'x', 'b']), true, 'stack 0 changed');
+  assert.equal(c.stats.entries, 1, 'only the depth-0 entry survives');
+  assert.equal(c.stats.invalidations, 1);
+  assert.equal(c.lookup('r0')!.depth, 0);
+  c.setLineage(['f']);
+  assert.equal(c.stats.entries, 0);
+  c.dispose();
+});
+
+test('a trunk that grows by a frozen stack advances cached rows through that stack only, exactly', () => {
+  for (const trunkWeightFormat of ['fp32', 'nf4'] as const) {
+    const m = tinyLlama(1, 31);
+    const b = new ProgressiveRackBuilder(m, { targetStacks: 3, freeze: 'frozen_trunk', seed: 6, trunkWeightFormat, quantizeTrunk: (s, f) => { quantizeTrunk(s, f); } });
+    b.grow();
+    const cache = new ActivationCache({ memoryBudgetBytes: 2 * 6 * 16 * 4 });
+    const fwd = new CachedPrefixForward(m, { cache });
+    const x = idsOf(3, 6, 5);
+    const run = (ids = [1, 2, 3]) => E.tidy(() => E.noGrad(() => {
+      const r = fwd.forward(x, ids);
+      return { logits: r.logits.toArray(), counts: [r.prefixStacks, r.computedRows, r.advancedRows, r.reusedRows] };
+    }));
+    assert.deepEqual(run().counts, [1, 3, 0, 0]);
+    assert.ok(cache.stats.spills > 0, 'one row went to disk');
+    b.grow(); // stack 1 freezes (and is quantized with nf4): the prefix grows to 2 stacks
+    const grown = run();
+    assert.deepEqual(grown.counts, [2, 0, 3, 0], `${trunkWeightFormat}: every row advanced through stack 1 alone`);
+    assert.equal(cache.stats.invalidations, 0);
+    assert.equal(maxAbsDiff(grown.logits, logitsOf(m, x)), 0, `${trunkWeightFormat}: advanced rows equal an uncached forward`);
+    assert.deepEqual(run().counts, [2, 0, 0, 3], 'then they are hits');
+    // A changed stack 1 drops the depth-2 entries; the rows are computed afresh.
+    const w = m.rack.stacks.at(1).blocks.at(0).attnNorm.parameters()[0]!;
+    w.write(w.toArray().map((v) => v));
+    const changed = run();
+    assert.deepEqual(changed.counts, [2, 3, 0, 0], 'a write to stack 1 (even of the same values) recomputes every row');
+    assert.equal(maxAbsDiff(changed.logits, grown.logits), 0);
+    cache.dispose();
+    x.dispose();
+    m.dispose();
+  }
 });
