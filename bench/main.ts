@@ -38,7 +38,7 @@ const benches: Record<string, () => void | Promise<void>> = {
     const peak = E.measureGemmPeak();
     for (const o of [{ B: 8, S: 128, H: 4, D: 64, causal: true }, { B: 2, S: 1024, H: 4, D: 64, causal: true }, { B: 8, S: 128, H: 4, D: 64, causal: false }]) {
       const r = benchAttention({ ...o, runs: flag('--runs') ?? 10 });
-      emit({ bench: 'attention', ...r, simd: E.engineInfo().simd, gemm_peak_gflops: round(peak.gflops), fraction_of_peak: round(r.gflops / peak.gflops, 3) });
+      emit({ bench: 'attention', ...r, cpu: E.engineInfo().cpu, simd: E.engineInfo().simd, gemm_peak_gflops: round(peak.gflops), fraction_of_peak: round(r.gflops / peak.gflops, 3) });
     }
   },
   progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),

@@ -181,7 +181,7 @@ export function benchTrainStep(args: BenchTrainStepArgs = {}): void {
   const attnFlops = flops.attention * shape.batch * shape.seq;
   emit({
     bench: 'train-step', engine: 'stackwise', shape: shapeName, backend: E.getDefaultBackend().name, threads: threadsAuto ? 'auto' : E.engineInfo().threads,
-    core: E.engineInfo().openblasCore, simd: E.engineInfo().simd,
+    cpu: E.engineInfo().cpu, core: E.engineInfo().openblasCore, simd: E.engineInfo().simd,
     ...shape, tokens_per_s: round(r.tokensPerS), ms_per_step_median: round(r.msPerStepMedian), peak_rss_mb: round(r.peakRssMb),
     loss_first: round(r.lossFirst, 4), loss_last: round(r.lossLast, 4),
     flops_per_token: Math.round(flops.total), gflops: round(achieved), gemm_peak_gflops: round(peak.gflops), fraction_of_peak: round(achieved / peak.gflops, 3),

@@ -17,6 +17,7 @@ export function registerInfoCommand(program: Command): void {
       const rates = gemm ? { gemm_gflops: Math.round(gemm.fp32Gflops * 10) / 10, nf4_gemm_gflops: Math.round(gemm.nf4Gflops * 10) / 10 } : { gemm_gflops: null, nf4_gemm_gflops: null };
       if (opts.json) { process.stdout.write(JSON.stringify({ ...info, gemmPeakGflops: peak ? Math.round(peak.gflops * 10) / 10 : null, ...rates }) + '\n'); return; }
       const rows: [string, string][] = [
+        ['CPU', info.cpu],
         ['backend', info.defaultBackend],
         ['native addon', info.native ? 'loaded' : 'not available'],
         ['BLAS', info.blas ?? '-'],

@@ -1,4 +1,6 @@
-/** What the engine runs on: backend, BLAS library and core, threads. */
+/** What the engine runs on: CPU, backend, BLAS library and core, threads. */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { getDefaultBackend } from './backend-registry.js';
 import { coreType } from './backends/native/index.js';
 import { nativeBackend } from './setup.js';
@@ -6,6 +8,9 @@ import type { MemoryInfo } from './backend.js';
 import { autoThreads, fixThreads, threadsAreAuto } from './threads.js';
 
 export interface EngineInfo {
+  /** The CPU by name, vendor, family and model (OpenBLAS's core name alone does not tell an AMD
+   * EPYC with AVX-512 from an Intel Xeon: both run the SkylakeX kernels), and its core count. */
+  cpu: string;
   defaultBackend: string;
   native: boolean;
   blas: string | null;
@@ -26,6 +31,7 @@ export interface EngineInfo {
 export function engineInfo(): EngineInfo {
   const i = nativeBackend?.addon.info();
   return {
+    cpu: cpuName(),
     defaultBackend: getDefaultBackend().name,
     native: nativeBackend !== null,
     blas: i?.blas ?? null,
@@ -51,4 +57,22 @@ export function setNumThreads(n: number | 'auto', maxAuto?: number): void {
 
 export function memoryInfo(backend = getDefaultBackend()): MemoryInfo {
   return backend.memory();
+}
+
+let cpuNameCache: string | null = null;
+
+/** "AMD EPYC (AuthenticAMD family 25 model 17), 2 cores": os.cpus()'s name, with the vendor,
+ * family and model from /proc/cpuinfo where there is one. */
+export function cpuName(): string {
+  if (cpuNameCache !== null) return cpuNameCache;
+  const list = cpus();
+  let name = list[0]?.model.trim() || 'unknown CPU';
+  try {
+    const text = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.+)$`, 'm').exec(text)?.[1]?.trim();
+    const vendor = field('vendor_id'), family = field('cpu family'), model = field('model');
+    if (vendor && family && model) name += ` (${vendor} family ${family} model ${model})`;
+  } catch { /* not Linux: the name alone */ }
+  cpuNameCache = `${name}, ${list.length} core${list.length === 1 ? '' : 's'}`;
+  return cpuNameCache;
 }

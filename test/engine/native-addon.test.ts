@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cpus } from 'node:os';
+import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import * as E from '../../src/engine/index.js';
 import { nativeBackend } from '../../src/engine/setup.js';
@@ -30,6 +32,9 @@ test('the built-in blocked GEMM (used without OpenBLAS) matches the reference', 
 test('OpenBLAS core: set to SkylakeX on AVX-512 when unset, never overriding the user', { skip: noNativeReason ?? false }, () => {
   const info = E.engineInfo();
   assert.ok(info.openblasCore, 'the OpenBLAS core is reported');
+  // The CPU by name (the core name alone does not tell the machine kind), with its core count.
+  assert.match(info.cpu, new RegExp(`, ${cpus().length} cores?$`));
+  if (existsSync('/proc/cpuinfo')) assert.match(info.cpu, /\(\w+ family \d+ model \d+\)/);
   const userSet = child('process.stdout.write(JSON.stringify(E.engineInfo()));', { OPENBLAS_CORETYPE: 'Haswell' });
   assert.equal(userSet.status, 0, userSet.stderr);
   const u = JSON.parse(userSet.stdout) as E.EngineInfo;
