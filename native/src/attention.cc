@@ -33,40 +33,66 @@ namespace {
 constexpr int64_t BR = 64;  // query rows per tile
 constexpr int64_t BC = 64;  // keys per block (online softmax over blocks)
 
-// The row loops (mask, softmax, exp) use GCC/Clang vector extensions on 16 floats: GCC does
-// not reliably vectorise them from scalar code (it splits loops on `j < end` and drops the
-// vectorised copy of `omp simd` reductions), and these loops are a quarter of the run time.
-typedef float f16 __attribute__((vector_size(64)));
+// The row loops (mask, softmax, exp) use GCC/Clang vector extensions: GCC does not reliably
+// vectorise them from scalar code (it splits loops on `j < end` and drops the vectorised copy of
+// `omp simd` reductions), and these loops are a quarter of the run time. They are as wide as the
+// build's registers: 16 floats with AVX-512, else 8. (A 16-wide vector on an AVX2 build is a
+// pair of registers of 16: the exp polynomial then spilled to the stack, and attention ran at a
+// third of its speed.) Rows stay padded to 16 floats (VL) either way.
 typedef float f8 __attribute__((vector_size(32)));
-typedef int32_t i16 __attribute__((vector_size(64)));
-typedef uint8_t u16 __attribute__((vector_size(16)));
 constexpr int64_t VL = 16;
+#if defined(__AVX512F__)
+constexpr int64_t RL = 16;
+#else
+constexpr int64_t RL = 8;
+#endif
+typedef float rowf __attribute__((vector_size(RL * 4)));
+typedef int32_t rowi __attribute__((vector_size(RL * 4)));
+typedef uint8_t rowb __attribute__((vector_size(RL)));
 
-inline f16 loadv(const float* p) { f16 v; std::memcpy(&v, p, sizeof v); return v; }
-inline void storev(float* p, f16 v) { std::memcpy(p, &v, sizeof v); }
-inline f16 splat(float x) { return bcast<f16>(x); }
+inline rowf loadv(const float* p) { rowf v; std::memcpy(&v, p, sizeof v); return v; }
+inline void storev(float* p, rowf v) { std::memcpy(p, &v, sizeof v); }
+inline rowf splat(float x) { return bcast<rowf>(x); }
+// The 8 lanes of a row vector folded to 8 (max or sum of its halves, for 16 lanes).
+inline f8 fold8Max(rowf v) {
+  if constexpr (RL == 8) {
+    f8 a;
+    std::memcpy(&a, &v, sizeof a);
+    return a;
+  } else {
+    f8 a, b;
+    std::memcpy(&a, &v, sizeof a);
+    std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
+    return a > b ? a : b;
+  }
+}
+inline f8 fold8Sum(rowf v) {
+  if constexpr (RL == 8) {
+    f8 a;
+    std::memcpy(&a, &v, sizeof a);
+    return a;
+  } else {
+    f8 a, b;
+    std::memcpy(&a, &v, sizeof a);
+    std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
+    return a + b;
+  }
+}
 // Horizontal max and sum by halving trees (a fixed order: deterministic), instead of 15-step
 // serial chains that cost more than the row's arithmetic at small blocks.
-inline float hmax(f16 v) {
-  f8 a, b;
-  std::memcpy(&a, &v, sizeof a);
-  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
-  a = a > b ? a : b;
+inline float hmax(rowf v) {
+  const f8 a = fold8Max(v);
   float m[8];
   std::memcpy(m, &a, sizeof m);
   const float x = std::max(std::max(m[0], m[4]), std::max(m[1], m[5])), y = std::max(std::max(m[2], m[6]), std::max(m[3], m[7]));
   return std::max(x, y);
 }
-inline float hsum(f16 v) {
-  f8 a, b;
-  std::memcpy(&a, &v, sizeof a);
-  std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
-  a = a + b;
+inline float hsum(rowf v) {
+  const f8 a = fold8Sum(v);
   float m[8];
   std::memcpy(m, &a, sizeof m);
   return ((m[0] + m[4]) + (m[1] + m[5])) + ((m[2] + m[6]) + (m[3] + m[7]));
 }
-
 
 struct Problem {
   int64_t B, S, Sk, H, Hkv, D;
@@ -153,32 +179,26 @@ inline int64_t panelLd(int64_t Sk) {
   return std::max<int64_t>(ld, 16);
 }
 
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#if !defined(__AVX512F__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
 #define SW_HAVE_SHUFFLEVECTOR 1
-// In-register transpose of 16 rows of 16 floats: four butterfly stages that swap the
-// off-diagonal blocks of size 8, 4, 2 and 1.
-inline void transpose16(f16* a) {
+// In-register transpose of 8 rows of 8 floats (the AVX2 build's blocks): three butterfly stages
+// that swap the off-diagonal blocks of size 4, 2 and 1.
+inline void transpose8(f8* a) {
+  for (int r = 0; r < 4; r++) {
+    const f8 x = a[r], y = a[r + 4];
+    a[r] = __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11);
+    a[r + 4] = __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
+  }
   for (int r = 0; r < 8; r++) {
-    const f16 x = a[r], y = a[r + 8];
-    a[r] = __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-    a[r + 8] = __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-  }
-  for (int r = 0; r < 16; r++) {
-    if (r & 4) continue;
-    const f16 x = a[r], y = a[r + 4];
-    a[r] = __builtin_shufflevector(x, y, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
-    a[r + 4] = __builtin_shufflevector(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
-  }
-  for (int r = 0; r < 16; r++) {
     if (r & 2) continue;
-    const f16 x = a[r], y = a[r + 2];
-    a[r] = __builtin_shufflevector(x, y, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
-    a[r + 2] = __builtin_shufflevector(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    const f8 x = a[r], y = a[r + 2];
+    a[r] = __builtin_shufflevector(x, y, 0, 1, 8, 9, 4, 5, 12, 13);
+    a[r + 2] = __builtin_shufflevector(x, y, 2, 3, 10, 11, 6, 7, 14, 15);
   }
-  for (int r = 0; r < 16; r += 2) {
-    const f16 x = a[r], y = a[r + 1];
-    a[r] = __builtin_shufflevector(x, y, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
-    a[r + 1] = __builtin_shufflevector(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  for (int r = 0; r < 8; r += 2) {
+    const f8 x = a[r], y = a[r + 1];
+    a[r] = __builtin_shufflevector(x, y, 0, 8, 2, 10, 4, 12, 6, 14);
+    a[r + 1] = __builtin_shufflevector(x, y, 1, 9, 3, 11, 5, 13, 7, 15);
   }
 }
 #endif
@@ -240,10 +260,13 @@ inline void transposePanel(const Problem& p, const float* X, float* XT, int64_t 
         transpose16x16(x + j0 * ldk + d0, ldk, xt + d0 * ld + j0, ld);
         continue;
 #elif defined(SW_HAVE_SHUFFLEVECTOR)
-        f16 t[VL];
-        for (int64_t j = 0; j < VL; j++) t[j] = loadv(x + (j0 + j) * ldk + d0);
-        transpose16(t);
-        for (int64_t d = 0; d < VL; d++) storev(xt + (d0 + d) * ld + j0, t[d]);
+        for (int64_t jb = 0; jb < VL; jb += 8)
+          for (int64_t db = 0; db < VL; db += 8) {
+            f8 t[8];
+            for (int64_t j = 0; j < 8; j++) std::memcpy(&t[j], x + (j0 + jb + j) * ldk + d0 + db, sizeof(f8));
+            transpose8(t);
+            for (int64_t d = 0; d < 8; d++) std::memcpy(xt + (d0 + db + d) * ld + j0 + jb, &t[d], sizeof(f8));
+          }
         continue;
 #endif
       }
@@ -255,15 +278,19 @@ inline void transposePanel(const Problem& p, const float* X, float* XT, int64_t 
 
 inline int64_t pad16(int64_t n) { return (n + VL - 1) / VL * VL; }
 
-// The lanes j0..j0+15 of a row that are visible: before `end` (causal) and not padding.
+// The lanes j0..j0+RL-1 of a row that are visible: before `end` (causal) and not padding.
+inline rowi laneIota() {
+  rowi v;
+  for (int i = 0; i < RL; i++) v[i] = i;
+  return v;
+}
 template <bool MASK>
-inline i16 visible(int64_t j0, int64_t end, const uint8_t* keep) {
-  const i16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  i16 vis = (iota + static_cast<int32_t>(j0)) < static_cast<int32_t>(end);
+inline rowi visible(int64_t j0, int64_t end, const uint8_t* keep) {
+  rowi vis = (laneIota() + static_cast<int32_t>(j0)) < static_cast<int32_t>(end);
   if (MASK) {
-    u16 k;
+    rowb k;
     std::memcpy(&k, keep + j0, sizeof k);
-    vis &= __builtin_convertvector(k, i16) != 0;
+    vis &= __builtin_convertvector(k, rowi) != 0;
   }
   return vis;
 }
@@ -280,35 +307,35 @@ inline int64_t rowEndAbs(const Problem& p, int64_t b, int64_t i) {
 // (causal), keep = padding mask at the block start. The row becomes the unnormalised
 // probabilities exp(s·scale − m) (0 where hidden); m and l (running max and sum) are updated.
 // Returns the factor the row's output accumulator must be multiplied by (exp(m_old − m_new)).
-// exp(x) for x <= 0 on 16 lanes (Cephes polynomial, ~1 ulp; no upper clamp needed); exactly 0
+// exp(x) for x <= 0 on RL lanes (Cephes polynomial, ~1 ulp; no upper clamp needed); exactly 0
 // below -87, so a hidden score (-inf) gives 0.
-inline f16 expNonPos(f16 x) {
-  const i16 under = x < splat(-87.f);
+inline rowf expNonPos(rowf x) {
+  const rowi under = x < splat(-87.f);
   x = under ? splat(-87.f) : x;
-  const f16 shifter = splat(12582912.f);
-  const f16 fx = (x * 1.44269504088896341f + shifter) - shifter;
-  const f16 r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
-  const f16 z = r * r;
-  f16 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+  const rowf shifter = splat(12582912.f);
+  const rowf fx = (x * 1.44269504088896341f + shifter) - shifter;
+  const rowf r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+  const rowf z = r * r;
+  rowf y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
            1.6666665459e-1f) * r + 5.0000001201e-1f;
   y = y * z + r + 1.f;
-  const i16 bits = (__builtin_convertvector(fx, i16) + 127) << 23;
-  return under ? splat(0.f) : y * (f16)bits;
+  const rowi bits = (__builtin_convertvector(fx, rowi) + 127) << 23;
+  return under ? splat(0.f) : y * (rowf)bits;
 }
 
 template <bool MASK>
 inline float onlineRow(float* s, int64_t w, int64_t e, const uint8_t* keep, float scale, float& m, float& l) {
-  const f16 ninf = splat(-INFINITY);
-  f16 mv = ninf;
+  const rowf ninf = splat(-INFINITY);
+  rowf mv = ninf;
   if (!MASK && e == w) {  // a fully visible row: no masking
-    for (int64_t j = 0; j < w; j += VL) {
-      const f16 v = loadv(s + j) * scale;
+    for (int64_t j = 0; j < w; j += RL) {
+      const rowf v = loadv(s + j) * scale;
       storev(s + j, v);
       mv = v > mv ? v : mv;
     }
   } else {
-    for (int64_t j = 0; j < w; j += VL) {
-      f16 v = loadv(s + j) * scale;
+    for (int64_t j = 0; j < w; j += RL) {
+      rowf v = loadv(s + j) * scale;
       v = visible<MASK>(j, e, keep) ? v : ninf;
       storev(s + j, v);
       mv = v > mv ? v : mv;
@@ -320,9 +347,9 @@ inline float onlineRow(float* s, int64_t w, int64_t e, const uint8_t* keep, floa
     return 1.f;
   }
   const float alpha = m == -INFINITY ? 0.f : std::exp(m - mn);
-  f16 sv = {};
-  for (int64_t j = 0; j < w; j += VL) {
-    const f16 x = expNonPos(loadv(s + j) - mn);
+  rowf sv = {};
+  for (int64_t j = 0; j < w; j += RL) {
+    const rowf x = expNonPos(loadv(s + j) - mn);
     storev(s + j, x);
     sv += x;
   }
@@ -342,9 +369,9 @@ inline void gradRow(float* pr, float* dpr, int64_t w, int64_t e, const uint8_t* 
     std::memset(dpr, 0, sizeof(float) * w);
     return;
   }
-  for (int64_t j = 0; j < w; j += VL) {
-    const i16 vis = visible<MASK>(j, e, keep);
-    const f16 p = vis ? expNonPos(loadv(pr + j) * scale - lse) : splat(0.f);
+  for (int64_t j = 0; j < w; j += RL) {
+    const rowi vis = visible<MASK>(j, e, keep);
+    const rowf p = vis ? expNonPos(loadv(pr + j) * scale - lse) : splat(0.f);
     storev(pr + j, p);
     storev(dpr + j, vis ? p * (loadv(dpr + j) - delta) * scale : splat(0.f));
   }
@@ -421,7 +448,7 @@ void forwardTile(const Problem& p, const float* Q, const float* KT, int64_t ldt,
       const float alpha = onlineRow<MASK>(sc + r * BC, w, e, MASK ? keep + j0 : nullptr, p.scale, m[r], l[r]);
       if (alpha != 1.f) {
         float* ar = acc + r * Dp;
-        for (int64_t d = 0; d < Dp; d += VL) storev(ar + d, loadv(ar + d) * alpha);
+        for (int64_t d = 0; d < Dp; d += RL) storev(ar + d, loadv(ar + d) * alpha);
       }
     }
     for (int64_t r0 = 0, s = 0; r0 < rows; r0 += MR, s++) {
@@ -473,11 +500,11 @@ void backwardTile(const Problem& p, const float* Q, const float* O, const float*
   float delta[BR];
   int64_t endAbs[BR];
   for (int64_t r = 0; r < rows; r++) {
-    // δ = rowsum(dO ⊙ O) on 16 lanes, then a fixed-order tree: one order for every thread count.
+    // δ = rowsum(dO ⊙ O) on RL lanes, then a fixed-order tree: one order for every thread count.
     const float *dr = dO + r * ldq, *orow = o + r * ldq;
-    f16 sv = {};
+    rowf sv = {};
     int64_t d = 0;
-    for (; d + VL <= D; d += VL) sv += loadv(dr + d) * loadv(orow + d);
+    for (; d + RL <= D; d += RL) sv += loadv(dr + d) * loadv(orow + d);
     float s = hsum(sv);
     for (; d < D; d++) s += dr[d] * orow[d];
     delta[r] = s;
