@@ -179,27 +179,27 @@ inline int64_t panelLd(int64_t Sk) {
   return std::max<int64_t>(ld, 16);
 }
 
-#if !defined(__AVX512F__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
-#define SW_HAVE_SHUFFLEVECTOR 1
-// In-register transpose of 8 rows of 8 floats (the AVX2 build's blocks): three butterfly stages
-// that swap the off-diagonal blocks of size 4, 2 and 1.
-inline void transpose8(f8* a) {
-  for (int r = 0; r < 4; r++) {
-    const f8 x = a[r], y = a[r + 4];
-    a[r] = __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11);
-    a[r + 4] = __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
+#if !defined(__AVX512F__) && defined(__AVX__)
+// dst[c * ldd + r] = src[r * lds + c] for an 8 × 8 block (the AVX2 build's blocks), in
+// registers: unpack pairs of rows, 2-float shuffles, then swap 128-bit halves.
+inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
   }
-  for (int r = 0; r < 8; r++) {
-    if (r & 2) continue;
-    const f8 x = a[r], y = a[r + 2];
-    a[r] = __builtin_shufflevector(x, y, 0, 1, 8, 9, 4, 5, 12, 13);
-    a[r + 2] = __builtin_shufflevector(x, y, 2, 3, 10, 11, 6, 7, 14, 15);
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
-  for (int r = 0; r < 8; r += 2) {
-    const f8 x = a[r], y = a[r + 1];
-    a[r] = __builtin_shufflevector(x, y, 0, 8, 2, 10, 4, 12, 6, 14);
-    a[r + 1] = __builtin_shufflevector(x, y, 1, 9, 3, 11, 5, 13, 7, 15);
+  for (int k = 0; k < 4; k++) {
+    t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+    t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
   }
+  for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * ldd, t[i]);
 }
 #endif
 
@@ -259,14 +259,9 @@ inline void transposePanel(const Problem& p, const float* X, float* XT, int64_t 
 #if defined(__AVX512F__)
         transpose16x16(x + j0 * ldk + d0, ldk, xt + d0 * ld + j0, ld);
         continue;
-#elif defined(SW_HAVE_SHUFFLEVECTOR)
+#elif defined(__AVX__)
         for (int64_t jb = 0; jb < VL; jb += 8)
-          for (int64_t db = 0; db < VL; db += 8) {
-            f8 t[8];
-            for (int64_t j = 0; j < 8; j++) std::memcpy(&t[j], x + (j0 + jb + j) * ldk + d0 + db, sizeof(f8));
-            transpose8(t);
-            for (int64_t d = 0; d < 8; d++) std::memcpy(xt + (d0 + db + d) * ld + j0 + jb, &t[d], sizeof(f8));
-          }
+          for (int64_t db = 0; db < VL; db += 8) transpose8x8(x + (j0 + jb) * ldk + d0 + db, ldk, xt + (d0 + db) * ld + j0 + jb, ld);
         continue;
 #endif
       }
