@@ -53,42 +53,29 @@ typedef uint8_t rowb __attribute__((vector_size(RL)));
 inline rowf loadv(const float* p) { rowf v; std::memcpy(&v, p, sizeof v); return v; }
 inline void storev(float* p, rowf v) { std::memcpy(p, &v, sizeof v); }
 inline rowf splat(float x) { return bcast<rowf>(x); }
-// The 8 lanes of a row vector folded to 8 (max or sum of its halves, for 16 lanes).
-inline f8 fold8Max(rowf v) {
-  if constexpr (RL == 8) {
-    f8 a;
-    std::memcpy(&a, &v, sizeof a);
-    return a;
-  } else {
-    f8 a, b;
-    std::memcpy(&a, &v, sizeof a);
+// A row vector folded to 8 lanes by `op` on its halves (16 lanes), or as it is (8 lanes).
+template <class Op>
+inline f8 fold8(rowf v, Op op) {
+  f8 a;
+  std::memcpy(&a, &v, sizeof a);
+  if constexpr (RL == 16) {
+    f8 b;
     std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
-    return a > b ? a : b;
+    a = op(a, b);
   }
-}
-inline f8 fold8Sum(rowf v) {
-  if constexpr (RL == 8) {
-    f8 a;
-    std::memcpy(&a, &v, sizeof a);
-    return a;
-  } else {
-    f8 a, b;
-    std::memcpy(&a, &v, sizeof a);
-    std::memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
-    return a + b;
-  }
+  return a;
 }
 // Horizontal max and sum by halving trees (a fixed order: deterministic), instead of 15-step
 // serial chains that cost more than the row's arithmetic at small blocks.
 inline float hmax(rowf v) {
-  const f8 a = fold8Max(v);
+  const f8 a = fold8(v, [](f8 x, f8 y) { return x > y ? x : y; });
   float m[8];
   std::memcpy(m, &a, sizeof m);
   const float x = std::max(std::max(m[0], m[4]), std::max(m[1], m[5])), y = std::max(std::max(m[2], m[6]), std::max(m[3], m[7]));
   return std::max(x, y);
 }
 inline float hsum(rowf v) {
-  const f8 a = fold8Sum(v);
+  const f8 a = fold8(v, [](f8 x, f8 y) { return x + y; });
   float m[8];
   std::memcpy(m, &a, sizeof m);
   return ((m[0] + m[4]) + (m[1] + m[5])) + ((m[2] + m[6]) + (m[3] + m[7]));
