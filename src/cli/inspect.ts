@@ -5,10 +5,10 @@
  * inspectFolder); this file renders it as text and registers the command.
  */
 import type { Command } from 'commander';
-import { STORAGE_FORMATS, type StorageFormat } from '../engine/index.js';
+import { formatBytes, STORAGE_FORMATS, type StorageFormat } from '../engine/index.js';
 import type { ModuleInfo } from '../nn/index.js';
 import { inspectFolder, type InspectReport } from '../training/run/index.js';
-import { formatTable, humanBytes, humanCount, parseChoice, parseNonNegativeInt, parseStacks, printJson, runCommand } from './output.js';
+import { formatTable, humanCount, parseChoice, parseNonNegativeInt, parseStacks, printJson, runCommand } from './output.js';
 
 // ---- text rendering ------------------------------------------------------------------------------
 
@@ -107,9 +107,9 @@ export function formatInspect(report: InspectReport, opts: FormatInspectOptions 
     head.push(['adapter', `PEFT ${a.type} r=${a.r ?? '?'} alpha=${a.alpha ?? '?'} on ${targets} (${a.modules.length} modules; base frozen)`]);
   }
   for (const w of report.weights) {
-    head.push(['weights', `${w.file}: ${w.tensors} tensors, ${humanBytes(w.bytes)}, ${Object.entries(w.dtypes).map(([k, n]) => (Object.keys(w.dtypes).length > 1 ? `${k}:${humanCount(n)}` : k)).join(' ')}`]);
+    head.push(['weights', `${w.file}: ${w.tensors} tensors, ${formatBytes(w.bytes)}, ${Object.entries(w.dtypes).map(([k, n]) => (Object.keys(w.dtypes).length > 1 ? `${k}:${humanCount(n)}` : k)).join(' ')}`]);
   }
-  head.push(['parameters', `${humanCount(t.parameters)} (${t.parameters}); trainable ${humanCount(t.trainable)}, frozen ${humanCount(t.frozen)}; ${humanBytes(t.bytes)} in memory as ${dtypeText(t.dtypes)}`]);
+  head.push(['parameters', `${humanCount(t.parameters)} (${t.parameters}); trainable ${humanCount(t.trainable)}, frozen ${humanCount(t.frozen)}; ${formatBytes(t.bytes)} in memory as ${dtypeText(t.dtypes)}`]);
   if (report.skipped.length) head.push(['skipped', report.skipped.join(', ')]);
   for (const n of report.notes) head.push(['note', n]);
   out.push(formatTable(head));
@@ -118,7 +118,7 @@ export function formatInspect(report: InspectReport, opts: FormatInspectOptions 
   const rows: string[][] = [['module', 'type', 'params', 'trainable', 'bytes', 'dtype', 'state', 'details']];
   const walk = (n: ViewNode, prefix: string, childPrefix: string, level: number) => {
     const m = n.info;
-    rows.push([prefix + n.label, m.type, humanCount(m.numParameters), humanCount(m.trainableParameters), humanBytes(m.bytes), dtypeText(m.dtypes), stateText(m), detailsText(m, n.layer)]);
+    rows.push([prefix + n.label, m.type, humanCount(m.numParameters), humanCount(m.trainableParameters), formatBytes(m.bytes), dtypeText(m.dtypes), stateText(m), detailsText(m, n.layer)]);
     const kids: { label: string; node?: ViewNode; param?: ModuleInfo['parameters'][number] }[] = [];
     if (opts.parameters) for (const p of m.parameters) kids.push({ label: p.name.split('.').pop() ?? p.name, param: p });
     if (level < depth) for (const c of n.children) kids.push({ label: c.label, node: c });
@@ -129,7 +129,7 @@ export function formatInspect(report: InspectReport, opts: FormatInspectOptions 
       if (k.node) walk(k.node, branch, next, level + 1);
       else {
         const p = k.param!;
-        rows.push([`${branch}· ${k.label}`, `[${p.shape.join(', ')}]`, humanCount(p.numel), p.trainable ? humanCount(p.numel) : '0', humanBytes(p.bytes), p.dtype, p.trainable ? 'trainable' : 'frozen', p.aliasOf ? `tied to ${p.aliasOf}` : '']);
+        rows.push([`${branch}· ${k.label}`, `[${p.shape.join(', ')}]`, humanCount(p.numel), p.trainable ? humanCount(p.numel) : '0', formatBytes(p.bytes), p.dtype, p.trainable ? 'trainable' : 'frozen', p.aliasOf ? `tied to ${p.aliasOf}` : '']);
       }
     });
   };

@@ -166,16 +166,6 @@ export function humanCount(n: number): string {
   return String(n);
 }
 
-/** Bytes in binary units: "864.3 KiB". */
-export function humanBytes(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  if (n >= 2 ** 40) return `${(n / 2 ** 40).toFixed(2)} TiB`;
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(2)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
-}
-
 /** Seconds as "42s", "3m 05s", "1h 02m". */
 export function humanDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';

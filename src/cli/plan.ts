@@ -6,12 +6,13 @@
  * token with and without the cache, and the step time at this machine's measured GEMM rate.
  * Nothing is built: a 70 B config plans in milliseconds.
  */
+import { formatBytes } from '../engine/index.js';
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfig } from '../training/config/load.js';
 import { describeConfigSource } from '../training/config/resolve.js';
 import { measureGemmRate, planRun, type PhasePlan, type RunPlan } from '../training/plan/index.js';
-import { collect, formatTable, humanBytes, humanCount, humanDuration, printJson, reportError } from './output.js';
+import { collect, formatTable, humanCount, humanDuration, printJson, reportError } from './output.js';
 import { defaultConfigPath } from '../training/run/index.js';
 
 interface PlanCommandOptions {
@@ -23,7 +24,7 @@ interface PlanCommandOptions {
 
 
 function formats(p: PhasePlan): string {
-  return Object.entries(p.bytes.weightsByFormat).filter(([, b]) => (b ?? 0) > 0).map(([f, b]) => `${f} ${humanBytes(b!)}`).join(' + ');
+  return Object.entries(p.bytes.weightsByFormat).filter(([, b]) => (b ?? 0) > 0).map(([f, b]) => `${f} ${formatBytes(b!)}`).join(' + ');
 }
 
 const flops = (n: number) => `${humanCount(n)}`;
@@ -34,9 +35,9 @@ export function planTable(plan: RunPlan): string {
   const rows = plan.phases.map((p) => [
     p.name, `${p.nStacks}${p.trunkFormat !== 'fp32' && p.nStacks > p.newStacks.length ? ` (${p.trunkFormat} trunk)` : ''}`,
     humanCount(p.params.trainable), humanCount(p.params.frozen), humanCount(p.params.adapters), formats(p),
-    humanBytes(p.bytes.grads), `${humanBytes(p.bytes.optimizerState)}${p.stateFormat === 'int8' ? ' (int8)' : ''}`, `${humanBytes(p.bytes.activations)}${p.recompute ? ' (recompute)' : ''}`,
-    p.cachedPrefixStacks > 0 ? `${humanBytes(p.bytes.cacheMemory)} / ${humanBytes(p.bytes.cacheDisk)}` : '-',
-    humanBytes(p.bytes.workspace), humanBytes(p.bytes.peak), flops(p.flopsPerToken.train),
+    formatBytes(p.bytes.grads), `${formatBytes(p.bytes.optimizerState)}${p.stateFormat === 'int8' ? ' (int8)' : ''}`, `${formatBytes(p.bytes.activations)}${p.recompute ? ' (recompute)' : ''}`,
+    p.cachedPrefixStacks > 0 ? `${formatBytes(p.bytes.cacheMemory)} / ${formatBytes(p.bytes.cacheDisk)}` : '-',
+    formatBytes(p.bytes.workspace), formatBytes(p.bytes.peak), flops(p.flopsPerToken.train),
     p.cachedPrefixStacks > 0 ? flops(p.flopsPerToken.trainCached) : '-',
     p.stepSeconds === null ? '-' : p.stepSeconds < 1 ? `${(p.stepSeconds * 1000).toFixed(0)} ms` : humanDuration(p.stepSeconds),
   ]);
@@ -72,7 +73,7 @@ export function registerPlanCommand(program: Command): void {
           '',
           planTable(plan),
           '',
-          `peak ${humanBytes(plan.peak.bytes)} in phase '${plan.peak.phase}' (largest part: ${plan.peak.largest.what}, ${humanBytes(plan.peak.largest.bytes)}); this machine has ${humanBytes(machine)}: ${plan.peak.bytes <= machine ? 'fits' : 'does NOT fit (training refuses it unless --no-memory-check)'}`,
+          `peak ${formatBytes(plan.peak.bytes)} in phase '${plan.peak.phase}' (largest part: ${plan.peak.largest.what}, ${formatBytes(plan.peak.largest.bytes)}); this machine has ${formatBytes(machine)}: ${plan.peak.bytes <= machine ? 'fits' : 'does NOT fit (training refuses it unless --no-memory-check)'}`,
           rate ? `step times at ${rate.fp32Gflops.toFixed(1)} GFLOP/s fp32 GEMM, ${rate.nf4Gflops.toFixed(1)} GFLOP/s through NF4 weights (measured now${opts.gemmGflops ? ': given' : ''})` : 'no GEMM rate: no step times',
           'act/µbatch: activations saved for backward per micro-batch; FLOP/tok: forward + backward per token (cached: with the activation cache serving the frozen prefix)',
         ];

@@ -3,6 +3,7 @@ import './setup.js';
 export type { DType, TypedArray } from './dtype.js';
 export type { Shape } from './shape.js';
 export { sizeOf, formatShape, broadcastShapes, sameShape } from './shape.js';
+export { formatBytes } from './units.js';
 export type { Backend, Storage, MemoryInfo } from './backend.js';
 export { Tensor, isTensor } from './tensor.js';
 export { tidy, keep, scopeDepth } from './scope.js';

@@ -1,5 +1,5 @@
 /** A printable tree of a model: modules with their parameter counts, bytes and dtypes. */
-import type { DType } from '../engine/index.js';
+import { formatBytes, type DType } from '../engine/index.js';
 import { Module } from './module.js';
 import { Block, Rack, Stack } from './block.js';
 import { LatentAttention, LinearAttention } from './attention.js';
@@ -90,13 +90,6 @@ function human(n: number): string {
   return String(n);
 }
 
-function humanBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(2)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
-}
-
 /**
  * Text rendering of inspectModel's tree, down to `depth` levels (default: to the blocks);
  * parameters are listed only with `parameters: true`.
@@ -108,7 +101,7 @@ export function formatModelTree(info: ModuleInfo, opts: { depth?: number; parame
     const dt = Object.entries(m.dtypes).map(([d, n]) => `${d}:${human(n!)}`).join(' ');
     const attrs = Object.entries(m.attributes).map(([k, v]) => `${k}=${v}`).join(' ');
     const name = m.path === '' ? '(model)' : m.path.split('.').pop();
-    lines.push(`${indent}${name} ${m.type}  params=${human(m.numParameters)} trainable=${human(m.trainableParameters)} ${humanBytes(m.bytes)} ${dt}${m.frozen ? ' frozen' : ''}${attrs ? '  ' + attrs : ''}`);
+    lines.push(`${indent}${name} ${m.type}  params=${human(m.numParameters)} trainable=${human(m.trainableParameters)} ${formatBytes(m.bytes)} ${dt}${m.frozen ? ' frozen' : ''}${attrs ? '  ' + attrs : ''}`);
     if (opts.parameters) {
       for (const p of m.parameters) lines.push(`${indent}  · ${p.name.split('.').pop()} ${p.dtype}[${p.shape.join(', ')}]${p.trainable ? '' : ' frozen'}${p.aliasOf ? ` (= ${p.aliasOf})` : ''}`);
     }

@@ -1,9 +1,10 @@
 // Shared CLI helpers: exit codes, error messages, option parsers, formatting, progress bar.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { formatBytes } from '../../src/engine/index.js';
 import { CommanderError, InvalidArgumentError } from 'commander';
 import {
-  EXIT, UsageError, createProgress, describeError, exitCodeOf, formatTable, humanBytes, humanCount, humanDuration,
+  EXIT, UsageError, createProgress, describeError, exitCodeOf, formatTable, humanCount, humanDuration,
   parseChoice, parsePositiveInt, parseStacks, toJson,
 } from '../../src/cli/output.js';
 
@@ -36,8 +37,8 @@ test('formatting helpers', () => {
   assert.equal(humanCount(999), '999');
   assert.equal(humanCount(221248), '221.25K');
   assert.equal(humanCount(12_345_678), '12.35M');
-  assert.equal(humanBytes(512), '512 B');
-  assert.equal(humanBytes(885_000), '864.3 KiB');
+  assert.equal(formatBytes(512), '512 B');
+  assert.equal(formatBytes(885_000), '864.3 KiB');
   assert.equal(humanDuration(65), '1m 05s');
   assert.equal(humanDuration(NaN), '?');
   assert.equal(formatTable([['a', '1'], ['long', '100']], ['l', 'r']), 'a       1\nlong  100');

@@ -5,6 +5,7 @@
  * false` (or `stackwise train --no-memory-check`) skips the check for those who know better.
  */
 import { totalmem } from 'node:os';
+import { formatBytes } from '../../engine/index.js';
 import { describeConfigSource, type ParsedConfig } from '../config/resolve.js';
 import { planRun, type RunPlan } from './estimate.js';
 
@@ -16,15 +17,6 @@ export class MemoryFitError extends Error {
     this.plan = plan;
   }
 }
-
-export const formatBytes = (n: number): string => {
-  const a = Math.abs(n);
-  if (a >= 2 ** 40) return `${(n / 2 ** 40).toFixed(2)} TiB`;
-  if (a >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (a >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  if (a >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
-};
 
 /** Whether the config asks for the check (training.memory_check, default true). */
 export function memoryCheckEnabled(parsed: ParsedConfig): boolean {
