@@ -15,6 +15,7 @@ import { benchProgressive } from './progressive.js';
 import { benchScale } from './scale.js';
 import { benchHFLoad } from './hf-load.js';
 import { benchBackwardMemory } from './backward-memory.js';
+import { benchOptim } from './optim.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const [name, ...rest] = process.argv.slice(2);
@@ -44,6 +45,7 @@ const benches: Record<string, () => void | Promise<void>> = {
   progressive: () => benchProgressive({ rounds: flag('--rounds'), steps: flag('--steps'), threads: flag('--threads') }),
   model: () => { for (const r of benchPresets({ steps: flag('--steps') })) emit({ ...r, bench: 'model' }); },
   matmul: () => benchMatmul(root),
+  optim: () => benchOptim({ params: flag('--params') }),
   'backward-memory': () => benchBackwardMemory({ shape: text('--shape') }),
   scale: () => {
     const i = rest.indexOf('--shapes');
@@ -57,7 +59,7 @@ const benches: Record<string, () => void | Promise<void>> = {
     : benchTrainStep({ steps: flag('--steps'), warmup: flag('--warmup'), threads: threads(), shape: text('--shape') }),
 };
 
-const usage = `usage: stackwise bench <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b] [--formats fp32,nf4] [--max-shard-size 200MB] (or npm run bench -- <name> …)`;
+const usage = `usage: stackwise bench <${Object.keys(benches).join('|')}> [--steps N] [--warmup N] [--threads N|auto] [--shape reference|gpt2-small|llama-1b-layer] [--compare-torch [--rounds N]] [--load] [--shapes 125m,1b,7b] [--formats fp32,nf4] [--max-shard-size 200MB] [--params N] (or npm run bench -- <name> …)`;
 if (!name) {
   process.stderr.write(`${usage}\n`);
   process.exit(0);
