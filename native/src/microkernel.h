@@ -28,8 +28,10 @@ template <> struct SimdOf<16> { typedef v16f V; static constexpr int MR = 6, NV 
 // AVX2: 6 rows × 2 vectors = 12 accumulators + 2 B vectors + 1 broadcast of 16 registers.
 template <> struct SimdOf<8> { typedef v8f V; static constexpr int MR = 6, NV = 2; };
 
-// a·b + c in one rounding where the machine has FMA (the build is ISO C++, where GCC does not
-// contract a*b+c by itself).
+// a·b + c in one rounding where the machine has FMA, written out rather than left to the
+// compiler: g++ contracts a*b+c into an FMA by default even under -std=c++17 (-ffp-contract=fast
+// for C++; only ISO C modes turn it off), but where it does so is its choice, and the
+// micro-kernels' rounding should not depend on it.
 inline v16f fmadd(v16f a, v16f b, v16f c) {
 #if defined(__AVX512F__)
   return (v16f)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
