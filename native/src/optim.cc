@@ -213,45 +213,105 @@ inline uint8_t nearestCode(const float* code, float x) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// out[i] = nearestCode(code, x[i]) for n values, 16 (AVX-512) or 8 (AVX2) at a time with gathers:
-// the same eight steps and the same comparisons, so the same codes. One search at a time was a
-// chain of dependent loads (the 8-bit AdamW update spent 35 % of a 1.1B stack-wise training
-// step there; a branching search also mispredicted half its steps).
+// out[i] = nearestCode(code, x[i]) for n values: the same eight steps and the same comparisons,
+// so the same codes, on 16 (AVX-512) or 8 (AVX2) lanes. (One scalar search at a time, a chain of
+// dependent loads that mispredicted half its steps, made the 8-bit AdamW update 35 % of a 1.1B
+// stack-wise training step.)
+//
+// AVX-512: at step s the candidate is code[lo + s] with lo a multiple of 2s, one of the 128/s
+// values code[s], code[3s], code[5s], …: from registers by permutes (one register up to 16
+// values, permutex2var pairs beyond), not by gathers, which are slow on some CPUs (Zen 4). The
+// values at lo and at the last candidate that failed are carried along, so the final choice
+// between the two neighbours needs no load either.
+#if defined(__AVX512F__)
+struct SearchTables {
+  __m512 r[19];  // level L (s = 128 >> L) uses registers base[L] .. base[L] + max(1, 2^L / 16) - 1
+  float first;
+  static constexpr int base[8] = {0, 1, 2, 3, 4, 5, 7, 11};  // 19 registers in all
+  explicit SearchTables(const float* code) {
+    alignas(64) float t[16];
+    for (int L = 0; L < 8; L++) {
+      const int s = 128 >> L, count = 1 << L, regs = std::max(1, count / 16);
+      for (int k = 0; k < regs; k++) {
+        for (int j = 0; j < 16; j++) {
+          const int idx = k * 16 + j;
+          t[j] = idx < count ? code[(2 * idx + 1) * s] : 0.f;
+        }
+        r[base[L] + k] = _mm512_load_ps(t);
+      }
+    }
+    first = code[0];
+  }
+  // The candidate values code[lo + s] at level L, where j = lo >> (8 - L).
+  __m512 at(int L, __m512i j) const {
+    const __m512* b = r + base[L];
+    if (L <= 4) return _mm512_permutexvar_ps(j, b[0]);
+    if (L == 5) return _mm512_permutex2var_ps(b[0], j, b[1]);
+    const __m512 v01 = _mm512_permutex2var_ps(b[0], j, b[1]), v23 = _mm512_permutex2var_ps(b[2], j, b[3]);
+    const __m512 lo = _mm512_mask_blend_ps(_mm512_test_epi32_mask(j, _mm512_set1_epi32(32)), v01, v23);
+    if (L == 6) return lo;
+    const __m512 v45 = _mm512_permutex2var_ps(b[4], j, b[5]), v67 = _mm512_permutex2var_ps(b[6], j, b[7]);
+    const __m512 hi = _mm512_mask_blend_ps(_mm512_test_epi32_mask(j, _mm512_set1_epi32(32)), v45, v67);
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(j, _mm512_set1_epi32(64)), lo, hi);
+  }
+};
+#endif
+
 void nearestCodes(const float* code, const float* x, int64_t n, uint8_t* out) {
   int64_t i = 0;
 #if defined(__AVX512F__)
-  const __m512i one = _mm512_set1_epi32(1), top = _mm512_set1_epi32(255);
+  const SearchTables tab(code);
+  const __m512 inf = _mm512_set1_ps(INFINITY);
   for (; i + 16 <= n; i += 16) {
     const __m512 xv = _mm512_loadu_ps(x + i);
     __m512i lo = _mm512_setzero_si512();
-    for (int step = 128; step > 0; step >>= 1) {
-      const __m512i cand = _mm512_add_epi32(lo, _mm512_set1_epi32(step));
-      const __mmask16 le = _mm512_cmp_ps_mask(_mm512_i32gather_ps(cand, code, 4), xv, _CMP_LE_OQ);
-      lo = _mm512_mask_mov_epi32(lo, le, cand);
+    __m512 vlo = _mm512_set1_ps(tab.first), vhi = inf;
+#pragma GCC unroll 8
+    for (int L = 0; L < 8; L++) {
+      const int s = 128 >> L;
+      const __m512 val = tab.at(L, _mm512_srli_epi32(lo, 8 - L));
+      const __mmask16 le = _mm512_cmp_ps_mask(val, xv, _CMP_LE_OQ);
+      lo = _mm512_mask_add_epi32(lo, le, lo, _mm512_set1_epi32(s));
+      vlo = _mm512_mask_mov_ps(vlo, le, val);
+      vhi = _mm512_mask_mov_ps(val, le, vhi);
     }
-    const __m512i hi = _mm512_min_epi32(_mm512_add_epi32(lo, one), top);
-    const __m512 below = _mm512_sub_ps(xv, _mm512_i32gather_ps(lo, code, 4));
-    const __m512 above = _mm512_sub_ps(_mm512_i32gather_ps(hi, code, 4), xv);
-    const __m512i pick = _mm512_mask_mov_epi32(hi, _mm512_cmp_ps_mask(below, above, _CMP_LE_OQ), lo);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(pick));
+    // hi = lo + 1 (lo when lo is 255: vhi is then +inf, and lo wins, as hi = lo would).
+    const __mmask16 takeLo = _mm512_cmp_ps_mask(_mm512_sub_ps(xv, vlo), _mm512_sub_ps(vhi, xv), _CMP_LE_OQ);
+    const __m512i pick = _mm512_mask_mov_epi32(_mm512_add_epi32(lo, _mm512_set1_epi32(1)), takeLo, lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(_mm512_min_epi32(pick, _mm512_set1_epi32(255))));
   }
 #elif defined(__AVX2__)
   const __m256i one = _mm256_set1_epi32(1), top = _mm256_set1_epi32(255);
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + i);
-    __m256i lo = _mm256_setzero_si256();
-    for (int step = 128; step > 0; step >>= 1) {
-      const __m256i cand = _mm256_add_epi32(lo, _mm256_set1_epi32(step));
-      const __m256 le = _mm256_cmp_ps(_mm256_i32gather_ps(code, cand, 4), xv, _CMP_LE_OQ);
-      lo = _mm256_blendv_epi8(lo, cand, _mm256_castps_si256(le));
+  for (; i + 8 <= n; ) {
+    const int ch = static_cast<int>(std::min<int64_t>(CH, (n - i) / 8));
+    __m256 xv[CH];
+    __m256i lo[CH];
+#pragma GCC unroll 4
+    for (int c = 0; c < CH; c++) {
+      xv[c] = c < ch ? _mm256_loadu_ps(x + i + 8 * c) : _mm256_setzero_ps();
+      lo[c] = _mm256_setzero_si256();
     }
-    const __m256i hi = _mm256_min_epi32(_mm256_add_epi32(lo, one), top);
-    const __m256 below = _mm256_sub_ps(xv, _mm256_i32gather_ps(code, lo, 4));
-    const __m256 above = _mm256_sub_ps(_mm256_i32gather_ps(code, hi, 4), xv);
-    const __m256i pick = _mm256_blendv_epi8(hi, lo, _mm256_castps_si256(_mm256_cmp_ps(below, above, _CMP_LE_OQ)));
-    alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), pick);
-    for (int k = 0; k < 8; k++) out[i + k] = static_cast<uint8_t>(lanes[k]);
+    for (int step = 128; step > 0; step >>= 1) {
+      const __m256i st = _mm256_set1_epi32(step);
+#pragma GCC unroll 4
+      for (int c = 0; c < CH; c++) {
+        const __m256i cand = _mm256_add_epi32(lo[c], st);
+        const __m256 le = _mm256_cmp_ps(_mm256_i32gather_ps(code, cand, 4), xv[c], _CMP_LE_OQ);
+        lo[c] = _mm256_blendv_epi8(lo[c], cand, _mm256_castps_si256(le));
+      }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < CH; c++) {
+      if (c >= ch) break;
+      const __m256i hi = _mm256_min_epi32(_mm256_add_epi32(lo[c], one), top);
+      const __m256 below = _mm256_sub_ps(xv[c], _mm256_i32gather_ps(code, lo[c], 4));
+      const __m256 above = _mm256_sub_ps(_mm256_i32gather_ps(code, hi, 4), xv[c]);
+      const __m256i pick = _mm256_blendv_epi8(hi, lo[c], _mm256_castps_si256(_mm256_cmp_ps(below, above, _CMP_LE_OQ)));
+      alignas(32) int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), pick);
+      for (int k = 0; k < 8; k++) out[i + 8 * c + k] = static_cast<uint8_t>(lanes[k]);
+    }
+    i += 8 * ch;
   }
 #endif
   for (; i < n; i++) out[i] = nearestCode(code, x[i]);
