@@ -281,6 +281,8 @@ void nearestCodes(const float* code, const float* x, int64_t n, uint8_t* out) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(_mm512_min_epi32(pick, _mm512_set1_epi32(255))));
   }
 #elif defined(__AVX2__)
+  // Gathers here, CH vectors searched side by side to overlap the latencies of their chains.
+  constexpr int CH = 4;
   const __m256i one = _mm256_set1_epi32(1), top = _mm256_set1_epi32(255);
   for (; i + 8 <= n; ) {
     const int ch = static_cast<int>(std::min<int64_t>(CH, (n - i) / 8));
