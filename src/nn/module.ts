@@ -35,7 +35,19 @@ export interface CountOptions {
 
 export type StateDict = Map<string, Tensor> | Record<string, Tensor>;
 
-function entriesOf(sd: StateDict): [string, Tensor][] {
+/**
+ * What loadStateDict copies from: a tensor, or anything with a shape, a dtype and its values on
+ * request. A checkpoint's weights are loaded from views into the file's bytes this way, one
+ * tensor's values at a time, instead of as a second model of engine tensors.
+ */
+export interface StateSource {
+  readonly shape: readonly number[];
+  readonly dtype: Tensor['dtype'];
+  toArray(): ReturnType<Tensor['toArray']>;
+}
+export type StateDictInput = Map<string, StateSource> | Record<string, StateSource>;
+
+function entriesOf(sd: StateDictInput): [string, StateSource][] {
   return sd instanceof Map ? [...sd.entries()] : Object.entries(sd);
 }
 
@@ -214,7 +226,7 @@ export abstract class Module {
    * Shape or dtype mismatches are always errors; missing/unexpected keys are errors when
    * `strict` (default), otherwise they are returned. Nothing is written unless every check passes.
    */
-  loadStateDict(sd: StateDict, opts: LoadStateDictOptions = {}): LoadStateDictResult {
+  loadStateDict(sd: StateDictInput, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const strict = opts.strict ?? true;
     const own = new Map(this.namedParameters());
     const given = entriesOf(sd);
@@ -222,7 +234,7 @@ export abstract class Module {
     const missing: string[] = [];
     const unexpected: string[] = [];
     const seen = new Set<string>();
-    const copies: [Tensor, Tensor][] = [];
+    const copies: [Tensor, StateSource][] = [];
     for (const [key, src] of given) {
       seen.add(key);
       const dst = own.get(key);

@@ -7,7 +7,7 @@ import { assertFiniteTensors, parseSafetensors, serializeSafetensors, toFloat32,
 import { CheckpointError } from '../io/checkpoint.js';
 import type { ModelAdapter, OptimizerAdapter } from '../framework/index.js';
 import type { NamedOptimizerState } from '../optim/index.js';
-import { StateDictError } from '../nn/index.js';
+import { StateDictError, type StateSource } from '../nn/index.js';
 
 export function tensorToSafe(t: Tensor): SafeTensor {
   const values = t.toArray();
@@ -25,6 +25,20 @@ export function safeToTensor(s: SafeTensor, backend?: Backend): Tensor {
   return E.keep(E.tensor(toFloat32(s), s.shape, { ...opts, dtype: 'float32' }));
 }
 
+/**
+ * A safetensors entry as a loadStateDict source: its shape and engine dtype (as safeToTensor
+ * gives them), its values decoded from the file's bytes only when they are copied. Loading
+ * weights this way keeps one tensor's values alive at a time, not a second copy of the model.
+ */
+export function safeSource(s: SafeTensor): StateSource {
+  const dtype = s.dtype === 'F64' ? 'float64' : s.dtype === 'I32' || s.dtype === 'I64' ? 'int32' : 'float32';
+  return {
+    shape: s.shape,
+    dtype,
+    toArray: () => (dtype === 'float64' ? toFloat64(s) : dtype === 'int32' ? toInt32(s) : toFloat32(s)),
+  };
+}
+
 export function serializeTensors(tensors: Iterable<[string, Tensor]>, metadata?: Record<string, string>): Uint8Array {
   const map = new Map<string, SafeTensor>();
   for (const [name, t] of tensors) map.set(name, tensorToSafe(t));
@@ -40,18 +54,15 @@ export function loadModelWeights(model: ModelAdapter, bytes: Uint8Array, source:
   const file = parseSafetensors(bytes, source);
   // A checkpoint is never written with NaN/Inf weights (saveCheckpoint refuses): such a file is damaged.
   assertFiniteTensors(file.tensors, source);
-  const backend = model.model.backend;
-  const tensors = new Map<string, Tensor>();
+  const sources = new Map<string, StateSource>();
+  for (const [name, s] of file.tensors) sources.set(name, safeSource(s));
   try {
-    for (const [name, s] of file.tensors) tensors.set(name, safeToTensor(s, backend));
-    model.model.loadStateDict(tensors);
+    model.model.loadStateDict(sources);
   } catch (error) {
     if (error instanceof StateDictError) {
       throw new CheckpointError('incompatible', source, `checkpoint weights do not fit the model as rebuilt from the config and hooks: ${error.message}`);
     }
     throw error;
-  } finally {
-    disposeAll(tensors);
   }
 }
 

@@ -9,12 +9,11 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Tensor } from '../../engine/index.js';
 import type { Model } from '../../nn/index.js';
 import { StateDictError } from '../../nn/index.js';
 import { CheckpointError, isRunFolder, latestCheckpoint, readCheckpoint, type LoadedCheckpoint } from '../../io/checkpoint.js';
 import { parseSafetensors } from '../../io/safetensors.js';
-import { safeToTensor } from '../checkpoint-io.js';
+import { safeSource } from '../checkpoint-io.js';
 import { MODEL_MANIFEST_FILE, buildModelFromManifest, checkManifest, finishLoadedModel, type ModelManifest } from './manifest.js';
 
 /** The checkpoint folder a target names (a run folder → its newest checkpoint) and its run folder. */
@@ -57,15 +56,13 @@ export function loadManifestWeights(model: Model, manifest: ModelManifest, loade
   const file = join(path, 'model.safetensors');
   const bytes = loaded.files.get('model.safetensors');
   if (!bytes) throw new CheckpointError('truncated', path, `checkpoint ${path} has no model.safetensors`);
-  const tensors = new Map<string, Tensor>();
   try {
-    for (const [name, s] of parseSafetensors(bytes, file).tensors) tensors.set(name, safeToTensor(s, model.backend));
-    model.loadStateDict(tensors);
+    // Views into the file's bytes, decoded tensor by tensor as they are copied (safeSource).
+    const sources = new Map([...parseSafetensors(bytes, file).tensors].map(([name, s]) => [name, safeSource(s)] as const));
+    model.loadStateDict(sources);
   } catch (error) {
     if (error instanceof StateDictError) throw new CheckpointError('incompatible', file, `checkpoint weights do not fit the model its manifest describes: ${error.message}`);
     throw error;
-  } finally {
-    for (const t of tensors.values()) t.dispose();
   }
   if (opts.gates === false) {
     finishLoadedModel(model, { ...manifest, rack: { stacks: manifest.rack.stacks.map((s) => ({ ...s, ramp: null })) } });
