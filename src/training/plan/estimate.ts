@@ -115,6 +115,9 @@ export interface PhasePlan {
   largest: { what: string; bytes: number };
   flopsPerToken: { forward: number; backward: number; train: number; forwardCached: number; trainCached: number };
   cachedPrefixStacks: number;
+  /** Rows the activation cache holds (memory and disk) at the phase's end: this phase's and those
+   * kept from earlier phases whose prefix it extends (a growing trunk advances them). */
+  cachedRows: number;
   tokensPerStep: number;
   /** Predicted seconds per optimizer step at the given GEMM rate (null without one). */
   stepSeconds: number | null;
@@ -207,7 +210,7 @@ export function planRun(parsed: ParsedConfig, opts: PlanOptions = {}): RunPlan {
       const pl = prog?.progressive_lora;
       return { base: parts.trunk, format: trunkFormat, lora: pl ? { ...stackAd, ...ranksOf(pl.rank, pl.targets) } : stackAd };
     });
-    phases.push(planPhase(parsed, phase, shape, states, parts, newStacks, trunkFormat, total, opts));
+    phases.push(planPhase(parsed, phase, shape, states, parts, newStacks, trunkFormat, total, opts, phases.at(-1)?.cachedRows ?? 0));
   }
   const worst = phases.reduce((a, p) => (p.bytes.peak > a.bytes.peak ? p : a), phases[0]!);
   return {
@@ -222,7 +225,7 @@ export function planRun(parsed: ParsedConfig, opts: PlanOptions = {}): RunPlan {
 
 function planPhase(
   parsed: ParsedConfig, phase: ResolvedPhase, shape: ModelShape, states: StackState[], parts: FreezePlan,
-  newStacks: number[], trunkFormat: StorageFormat, totalSteps: number, opts: PlanOptions,
+  newStacks: number[], trunkFormat: StorageFormat, totalSteps: number, opts: PlanOptions, rowsBefore: number,
 ): PhasePlan {
   const data = phase.data!;
   const prog = progressiveOf(phase);
@@ -354,11 +357,14 @@ function planPhase(
   ];
   const workspace = upstream ? 4 * (2 * chunk * shape.head.vocab + 2 * T * maxFF + Math.max(0, ...trainedMatrices)) : 0;
 
-  // ---- the activation cache: rows computed in this phase, kept up to the memory budget
+  // ---- the activation cache: rows computed in this phase and kept from earlier ones (entries of
+  // a shorter prefix stay when the trunk grows, to be advanced; counted as distinct rows, an upper
+  // bound), up to the memory budget
   const phaseSteps = Math.max(0, Math.round(phase.end_t * totalSteps) - Math.round(phase.start_t * totalSteps));
-  let cacheMemory = 0, cacheDisk = 0;
+  let cacheMemory = 0, cacheDisk = 0, cachedRows = 0;
   if (cacheOn && cachedPrefixStacks > 0) {
-    const rows = phaseSteps * B * accumulation;
+    const rows = rowsBefore + phaseSteps * B * accumulation;
+    cachedRows = rows;
     const bytes = rows * S * d * 4;
     const budget = (prog!.activation_cache!.memory_budget_mb ?? 256) * 2 ** 20;
     cacheMemory = Math.min(bytes, budget);
@@ -391,6 +397,7 @@ function planPhase(
     largest: { what: largest[0], bytes: largest[1] },
     flopsPerToken: { forward, backward, train, forwardCached, trainCached: forwardCached + backward },
     cachedPrefixStacks: cacheOn ? cachedPrefixStacks : 0,
+    cachedRows,
     tokensPerStep,
     stepSeconds: rate ? tokensPerStep * ((stepFlops - stepQuant) / rate + stepQuant / quantRate) : null,
   };

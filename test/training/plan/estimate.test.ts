@@ -132,3 +132,17 @@ test('training.recompute: the plan keeps one input per block (the engine agrees 
   assert.ok(Math.abs(on.flopsPerToken.backward - (off.flopsPerToken.backward + blocksFwd)) < 1e-6 * on.flopsPerToken.backward);
   assert.equal(on.recompute, true);
 });
+
+test('activation cache: rows kept from phase to phase while the trunk grows, up to the memory budget, the rest on disk', () => {
+  const budgetMb = 0.01; // about 10 rows: phase three spills
+  const plan = planRun(parseConfig(progressive({ freeze: 'frozen_trunk', activation_cache: { memory_budget_mb: budgetMb } })));
+  const [one, two, three] = plan.phases;
+  const rowBytes = 32 * 4 * (data() as { seq_len: number }).seq_len;
+  assert.deepEqual([one!.cachedPrefixStacks, one!.cachedRows], [0, 0], 'nothing frozen in phase one');
+  assert.ok(two!.cachedRows > 0);
+  assert.equal(three!.cachedRows, two!.cachedRows + three!.steps * three!.microBatch * three!.accumulation, "phase three keeps phase two's rows");
+  for (const p of [two!, three!]) {
+    assert.equal(p.bytes.cacheMemory, Math.min(p.cachedRows * rowBytes, budgetMb * 2 ** 20), p.name);
+    assert.equal(p.bytes.cacheMemory + p.bytes.cacheDisk, p.cachedRows * rowBytes, p.name);
+  }
+});
