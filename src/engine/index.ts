@@ -1,6 +1,7 @@
 /** The tensor engine: tensors, ops, tape autograd, memory scopes and backends. */
 import './setup.js';
 export type { DType, TypedArray } from './dtype.js';
+export { BYTES_PER_ELEMENT } from './dtype.js';
 export type { Shape } from './shape.js';
 export { sizeOf, formatShape, broadcastShapes, sameShape } from './shape.js';
 export { formatBytes } from './units.js';

@@ -213,12 +213,30 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function writeSynced(path: string, bytes: Uint8Array): void {
+/**
+ * A checkpoint file written piece by piece (a model's weights tensor by tensor), so that its
+ * bytes never exist whole in memory: `stream` hands each piece to `write`, in file order.
+ */
+export interface StreamedFile {
+  stream(write: (chunk: Uint8Array) => void): void;
+}
+
+/** Writes a file (whole or streamed) and syncs it; returns its size and sha256. */
+function writeSynced(path: string, content: Uint8Array | StreamedFile): FileDigest {
   const fd = openSync(path, 'wx');
   try {
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(1 << 30, bytes.length - done));
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const write = (chunk: Uint8Array) => {
+      let done = 0;
+      while (done < chunk.length) done += writeSync(fd, chunk, done, Math.min(1 << 30, chunk.length - done));
+      hash.update(chunk);
+      bytes += chunk.length;
+    };
+    if (content instanceof Uint8Array) write(content);
+    else content.stream(write);
     fsyncSync(fd);
+    return { bytes, sha256: hash.digest('hex') };
   } finally {
     closeSync(fd);
   }
@@ -249,7 +267,7 @@ export interface WriteCheckpointOptions {
 export function writeCheckpoint<S>(
   runDir: string,
   step: number,
-  files: Record<string, Uint8Array>,
+  files: Record<string, Uint8Array | StreamedFile>,
   state: S,
   options: WriteCheckpointOptions = {},
 ): CheckpointInfo {
@@ -279,10 +297,9 @@ export function writeCheckpoint<S>(
     writing = temp;
     mkdirSync(temp);
     const digests: Record<string, FileDigest> = {};
-    for (const [file, bytes] of Object.entries(files)) {
+    for (const [file, content] of Object.entries(files)) {
       writing = join(final, file); // what the user will look for (written under the temporary name first)
-      writeSynced(join(temp, file), bytes);
-      digests[file] = { bytes: bytes.length, sha256: sha256(bytes) };
+      digests[file] = writeSynced(join(temp, file), content);
     }
     const manifest: CheckpointManifest<S> = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, step, created: new Date().toISOString(), files: digests, state };
     writing = join(final, MANIFEST);

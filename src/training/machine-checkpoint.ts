@@ -26,7 +26,7 @@ import {
   type LoadedCheckpoint,
 } from '../io/checkpoint.js';
 import { diffConfigs, hashedView, type ParsedConfig, type ResolvedPhase } from './config/resolve.js';
-import { loadOptimizerState, serializeOptimizer, serializeTensors } from './checkpoint-io.js';
+import { loadOptimizerState, serializeOptimizer, streamTensors } from './checkpoint-io.js';
 import { MODEL_MANIFEST_FILE, buildModelFromManifest, describeModel } from './model-manifest/manifest.js';
 import { loadManifestWeights, manifestOf } from './model-manifest/load-model.js';
 import type { RunMetricsState, RunStats } from './machine-stats.js';
@@ -138,8 +138,8 @@ export function writeMachineCheckpoint(machine: MachineView, runDir: string, run
     runDir,
     step,
     {
-      'model.safetensors': serializeTensors(named, { format: 'stackwise' }),
-      'optimizer.safetensors': opt.bytes,
+      'model.safetensors': streamTensors(named, { format: 'stackwise' }),
+      'optimizer.safetensors': opt.file,
       [MODEL_MANIFEST_FILE]: Buffer.from(JSON.stringify(manifest, null, 1) + '\n', 'utf8'),
       ...(tokenizer ? { [RUN_TOKENIZER_FILE]: new Uint8Array(readFileSync(tokenizer)) } : {}),
     },
