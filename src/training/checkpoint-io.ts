@@ -10,20 +10,20 @@ import type { ModelAdapter, OptimizerAdapter } from '../framework/index.js';
 import type { NamedOptimizerState } from '../optim/index.js';
 import { StateDictError, type StateSource } from '../nn/index.js';
 
+/** The safetensors dtype an engine dtype is written as. */
+const SAFE_DTYPE = { float32: 'F32', float64: 'F64', int32: 'I32' } as const;
+
 export function tensorToSafe(t: Tensor): SafeTensor {
   const values = t.toArray();
   const shape = [...t.shape];
   const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-  const dtype = t.dtype === 'float32' ? 'F32' : t.dtype === 'float64' ? 'F64' : 'I32';
-  return { dtype, shape, data: bytes };
+  return { dtype: SAFE_DTYPE[t.dtype], shape, data: bytes };
 }
 
 /** A new tensor (outside any scope) from a safetensors entry. */
 export function safeToTensor(s: SafeTensor, backend?: Backend): Tensor {
-  const opts = backend ? { backend } : {};
-  if (s.dtype === 'F64') return E.keep(E.tensor(toFloat64(s), s.shape, { ...opts, dtype: 'float64' }));
-  if (s.dtype === 'I32' || s.dtype === 'I64') return E.keep(E.tensor(toInt32(s), s.shape, { ...opts, dtype: 'int32' }));
-  return E.keep(E.tensor(toFloat32(s), s.shape, { ...opts, dtype: 'float32' }));
+  const src = safeSource(s);
+  return E.keep(E.tensor(src.toArray(), s.shape, { ...(backend ? { backend } : {}), dtype: src.dtype }));
 }
 
 /**
@@ -45,8 +45,6 @@ export function serializeTensors(tensors: Iterable<[string, Tensor]>, metadata?:
   for (const [name, t] of tensors) map.set(name, tensorToSafe(t));
   return serializeSafetensors(map, metadata);
 }
-
-const SAFE_DTYPE = { float32: 'F32', float64: 'F64', int32: 'I32' } as const;
 
 /**
  * The same safetensors file as serializeTensors, written tensor by tensor: the header from

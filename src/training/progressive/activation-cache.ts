@@ -145,10 +145,10 @@ export class ActivationCache {
     this.live();
     if (lineage.length === 0) throw new Error('ActivationCache.setLineage: the lineage needs at least one version');
     const old = this.lineage;
-    if (old.length === lineage.length && old.every((v, j) => v === lineage[j])) return false;
     // Depths below the first that differs keep their entries.
     let same = 0;
     while (same < old.length && same < lineage.length && old[same] === lineage[same]) same++;
+    if (same === old.length && same === lineage.length) return false;
     const valid = (depth: number) => depth < same;
     let dropped = 0;
     for (const [k, e] of [...this.memory]) if (!valid(e.depth)) { this.delete(k); dropped++; }
